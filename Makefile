@@ -1,0 +1,32 @@
+# `make demo` and `make test` work on a fresh clone: they (re)create the virtual environment
+# whenever it is missing or older than pyproject.toml, then run.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.medbench-installed
+
+.PHONY: demo test lint bench venv clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/medbench demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check medbench tests
+	$(VENV)/bin/ruff format --check medbench tests
+
+bench: $(STAMP)
+	$(VENV)/bin/medbench bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

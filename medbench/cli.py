@@ -1,0 +1,204 @@
+"""Command line: parses arguments and calls library functions; holds no logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Sequence
+
+from medbench import __version__
+from medbench.errors import MedbenchError, MedbenchWarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """One line per user-facing warning; library warnings keep Python's format."""
+    if issubclass(category, MedbenchWarning):
+        print(f"medbench: warning: {message}", file=sys.stderr)
+    else:
+        print(
+            warnings.formatwarning(message, category, filename, lineno, line),
+            end="",
+            file=sys.stderr,
+        )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from medbench.engine.run import run_benchmark
+
+    run_benchmark(
+        args.config,
+        data_root=args.data_root,
+        overrides=args.set,
+        executor=args.executor,
+        ray_address=args.ray_address,
+        report=not args.no_report,
+    )
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from medbench.engine.run import run_demo
+
+    run_demo(overrides=args.set, report=not args.no_report)
+    return 0
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from medbench.tracking import serve_ui
+
+    return serve_ui(host=args.host, port=args.port, tracking_uri=args.tracking_uri)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from medbench.report.build import build_report
+
+    out = build_report(args.experiment, tracking_uri=args.tracking_uri, out_dir=args.out)
+    print(f"report written to {out}")
+    return 0
+
+
+def _cmd_data_synth(args: argparse.Namespace) -> int:
+    from medbench.data.synthetic import generate
+
+    summary = generate(args.out, n=args.n, seed=args.seed)
+    print(summary)
+    return 0
+
+
+def _cmd_data_check(args: argparse.Namespace) -> int:
+    from medbench.data.audit import audit_dataset
+
+    report = audit_dataset(args.root, phash=not args.no_phash)
+    print(report.render())
+    return 0 if report.usable else 1
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from medbench.bench.suite import run_bench
+
+    run_bench(args)
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    if args.what == "models":
+        from medbench.models import list_models
+
+        names = list_models()
+    elif args.what == "optimizers":
+        from medbench.optim import list_optimizers
+
+        names = list_optimizers()
+    else:
+        from medbench.config import list_configs
+
+        names = list_configs()
+    print("\n".join(names))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medbench",
+        description="Cross-validated benchmarks of optimizers and models on medical images.",
+    )
+    parser.add_argument("--version", action="version", version=f"medbench {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def overrides(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a config key, e.g. --set train.epochs=3 (repeatable)",
+        )
+        p.add_argument(
+            "--no-report", action="store_true", help="do not build the report at the end"
+        )
+
+    p = sub.add_parser("run", help="run a benchmark grid from a config")
+    p.add_argument("config", help="a YAML file or the name of a shipped config (demo, paper)")
+    p.add_argument("--data-root", help="dataset folder (overrides data.root)")
+    p.add_argument(
+        "--executor", choices=["local", "ray"], help="where jobs run (overrides executor.kind)"
+    )
+    p.add_argument("--ray-address", help="Ray cluster address, e.g. ray://head:10001 or auto")
+    overrides(p)
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "demo", help="generate the synthetic BUS dataset (once) and run the demo grid"
+    )
+    overrides(p)
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("ui", help="open the MLflow UI on the tracking store")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)"
+    )
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument(
+        "--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI or ./mlflow.db)"
+    )
+    p.set_defaults(func=_cmd_ui)
+
+    p = sub.add_parser("report", help="build figures, tables and report.md/html from MLflow")
+    p.add_argument("experiment", help="MLflow experiment name (the config's name)")
+    p.add_argument(
+        "--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI or ./mlflow.db)"
+    )
+    p.add_argument("--out", help="output folder (default reports/EXPERIMENT)")
+    p.set_defaults(func=_cmd_report)
+
+    data = sub.add_parser("data", help="dataset tools").add_subparsers(
+        dest="data_command", required=True, metavar="ACTION"
+    )
+    p = data.add_parser("synth", help="write a synthetic BUS dataset in the GDPH&SYSUCC layout")
+    p.add_argument("out", help="output folder")
+    p.add_argument("--n", type=int, default=600, help="number of images (default 600)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_data_synth)
+    p = data.add_parser("check", help="audit a dataset folder: counts and problems")
+    p.add_argument("root", help="dataset folder")
+    p.add_argument("--no-phash", action="store_true", help="skip the near-duplicate search")
+    p.set_defaults(func=_cmd_data_check)
+
+    p = sub.add_parser("bench", help="measure speed: data pipeline, optimizers, training, demo")
+    p.add_argument(
+        "part", nargs="?", default="all", choices=["all", "data", "optim", "train", "demo"]
+    )
+    p.add_argument("--model", default="resnet18")
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--steps", type=int, default=15, help="timed steps per optimizer (optim)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--out", default="reports/bench", help="where bench.json and bench.md go")
+    p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("list", help="list shipped models, optimizers or configs")
+    p.add_argument("what", choices=["models", "optimizers", "configs"])
+    p.set_defaults(func=_cmd_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    warnings.showwarning = _show_warning
+    try:
+        return int(args.func(args) or 0)
+    except MedbenchError as err:
+        if args.debug:
+            raise
+        print(f"medbench: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("medbench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Model registry: torchvision and MONAI networks with two-class heads, built without weights.
+
+Nothing here downloads: every network starts from random weights, seeded by the caller, so that a
+job is reproducible and runs offline. ``build_model`` mirrors torchvision's ``get_model``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from medbench.errors import ConfigError, closest
+
+
+class SmallCNN(nn.Module):
+    """Four conv blocks and a linear head: learns the synthetic BUS task on a CPU in seconds."""
+
+    def __init__(self, num_classes: int = 2, in_channels: int = 3, width: int = 16) -> None:
+        super().__init__()
+        chans = [in_channels, width, width * 2, width * 4, width * 8]
+        blocks: list[nn.Module] = []
+        for cin, cout in zip(chans[:-1], chans[1:], strict=False):
+            blocks += [
+                nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
+        self.features = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(chans[-1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.flatten(self.pool(self.features(x)), 1))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to build one registered network."""
+
+    build: Callable[[int, int], nn.Module]  # (num_classes, image_size) -> module
+    source: str
+    min_image_size: int = 32
+
+
+def _torchvision(name: str, **kwargs) -> Callable[[int, int], nn.Module]:
+    def build(num_classes: int, image_size: int) -> nn.Module:
+        from torchvision.models import get_model
+
+        extra = dict(kwargs)
+        if name.startswith("vit_"):
+            extra["image_size"] = image_size  # ViT's position embedding is sized for the input
+        return get_model(name, weights=None, num_classes=num_classes, **extra)
+
+    return build
+
+
+def _monai_densenet121(num_classes: int, image_size: int) -> nn.Module:
+    from monai.networks.nets import DenseNet121
+
+    return DenseNet121(spatial_dims=2, in_channels=3, out_channels=num_classes)
+
+
+def _monai_efficientnet_b0(num_classes: int, image_size: int) -> nn.Module:
+    from monai.networks.nets import EfficientNetBN
+
+    return EfficientNetBN(
+        "efficientnet-b0", pretrained=False, spatial_dims=2, in_channels=3, num_classes=num_classes
+    )
+
+
+def _monai_resnet18(num_classes: int, image_size: int) -> nn.Module:
+    from monai.networks.nets import resnet18
+
+    return resnet18(spatial_dims=2, n_input_channels=3, num_classes=num_classes, pretrained=False)
+
+
+MODELS: dict[str, ModelSpec] = {
+    "smallcnn": ModelSpec(lambda k, s: SmallCNN(num_classes=k), "medbench", 16),
+    "resnet18": ModelSpec(_torchvision("resnet18"), "torchvision"),
+    "resnet50": ModelSpec(_torchvision("resnet50"), "torchvision"),
+    "densenet121": ModelSpec(_torchvision("densenet121"), "torchvision"),
+    "efficientnet_b0": ModelSpec(_torchvision("efficientnet_b0"), "torchvision"),
+    "vgg16": ModelSpec(_torchvision("vgg16"), "torchvision"),
+    "vit_b_16": ModelSpec(_torchvision("vit_b_16"), "torchvision", 32),
+    "swin_t": ModelSpec(_torchvision("swin_t"), "torchvision", 64),
+    "monai_densenet121": ModelSpec(_monai_densenet121, "monai"),
+    "monai_efficientnet_b0": ModelSpec(_monai_efficientnet_b0, "monai"),
+    "monai_resnet18": ModelSpec(_monai_resnet18, "monai"),
+}
+
+
+def list_models() -> list[str]:
+    """Names accepted by :func:`build_model`."""
+    return sorted(MODELS)
+
+
+def check_model(name: str, image_size: int, key: str = "models") -> None:
+    """Fail with a ConfigError when ``name`` is unknown or cannot take ``image_size``."""
+    if name not in MODELS:
+        raise ConfigError(
+            f"{key}: unknown model {name!r}{closest(name, list_models())}; known: {', '.join(list_models())}"
+        )
+    spec = MODELS[name]
+    if image_size < spec.min_image_size:
+        raise ConfigError(
+            f"{key}: model {name!r} needs image_size >= {spec.min_image_size}, got {image_size}"
+        )
+    if name.startswith("vit_") and image_size % 16:
+        raise ConfigError(
+            f"{key}: model {name!r} needs image_size divisible by 16, got {image_size}"
+        )
+
+
+def build_model(name: str, num_classes: int = 2, image_size: int = 256) -> nn.Module:
+    """Build a randomly initialised network with a ``num_classes``-way head."""
+    check_model(name, image_size)
+    return MODELS[name].build(num_classes, image_size)
