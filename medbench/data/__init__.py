@@ -1,0 +1,1 @@
+"""Data layer: dataset folder -> manifest -> folds -> preprocessed tensors."""
