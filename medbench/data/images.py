@@ -37,7 +37,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
                 gray = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
                 rgb = np.repeat(gray[..., None], 3, axis=2)
             else:
-                rgb = np.asarray(img.convert("RGB"))
+                rgb = np.array(img.convert("RGB"))
     except DataError:
         raise
     except FileNotFoundError:

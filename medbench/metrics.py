@@ -1,0 +1,77 @@
+"""Classification metrics for binary benign (0) / malignant (1) predictions.
+
+Undefined values are NaN, never an exception: a test fold with a single class has no AUC, and
+the report must show it as undefined rather than crash or average it away.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+METRIC_NAMES = (
+    "auc",
+    "accuracy",
+    "sensitivity",
+    "specificity",
+    "f1",
+    "balanced_accuracy",
+    "ece",
+    "brier",
+)
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num / den) if den else math.nan
+
+
+def auc(labels: np.ndarray, probs: np.ndarray) -> float:
+    """ROC AUC, NaN when only one class is present."""
+    labels = np.asarray(labels)
+    if len(np.unique(labels)) < 2:
+        return math.nan
+    return float(roc_auc_score(labels, probs))
+
+
+def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, n_bins: int = 10) -> float:
+    """ECE of P(malignant): |observed rate - mean predicted| per equal-width bin, weighted by bin size."""
+    labels = np.asarray(labels, dtype=float)
+    probs = np.asarray(probs, dtype=float)
+    if len(probs) == 0:
+        return math.nan
+    bins = np.clip((probs * n_bins).astype(int), 0, n_bins - 1)
+    total = 0.0
+    for b in range(n_bins):
+        mask = bins == b
+        if mask.any():
+            total += mask.sum() * abs(labels[mask].mean() - probs[mask].mean())
+    return float(total / len(probs))
+
+
+def binary_metrics(
+    labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5
+) -> dict[str, float]:
+    """Every metric of :data:`METRIC_NAMES` for labels in {0, 1} and P(malignant)."""
+    labels = np.asarray(labels).astype(int)
+    probs = np.asarray(probs, dtype=float)
+    pred = (probs >= threshold).astype(int)
+    tp = int(((pred == 1) & (labels == 1)).sum())
+    tn = int(((pred == 0) & (labels == 0)).sum())
+    fp = int(((pred == 1) & (labels == 0)).sum())
+    fn = int(((pred == 0) & (labels == 1)).sum())
+    sens = _ratio(tp, tp + fn)
+    spec = _ratio(tn, tn + fp)
+    return {
+        "auc": auc(labels, probs),
+        "accuracy": _ratio(tp + tn, len(labels)),
+        "sensitivity": sens,
+        "specificity": spec,
+        "f1": _ratio(2 * tp, 2 * tp + fp + fn),
+        "balanced_accuracy": float(np.nanmean([sens, spec]))
+        if not (math.isnan(sens) and math.isnan(spec))
+        else math.nan,
+        "ece": expected_calibration_error(labels, probs),
+        "brier": float(np.mean((probs - labels) ** 2)) if len(labels) else math.nan,
+    }
