@@ -6,9 +6,30 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(tmp_path_factory, monkeypatch):
+def _isolated_env(tmp_path_factory, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MLflow's default store and artifacts live in the working folder
     cache = tmp_path_factory.getbasetemp() / "medbench-cache"
     monkeypatch.setenv("MEDBENCH_CACHE_DIR", str(cache))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     yield
+
+
+@pytest.fixture(scope="session")
+def _empty_store(tmp_path_factory):
+    """An MLflow SQLite store with its tables made once: migrations take seconds per store."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("store-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def mlflow_uri(_empty_store, tmp_path):
+    """A fresh, empty SQLite tracking store for one test."""
+    import shutil
+
+    target = tmp_path / "mlflow.db"
+    shutil.copy(_empty_store, target)
+    return f"sqlite:///{target}"

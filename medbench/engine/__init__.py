@@ -1,0 +1,1 @@
+"""Training engine: one job (train.py), the grid with resume and executors (run.py)."""
