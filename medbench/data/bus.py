@@ -303,14 +303,18 @@ def _read_table(sheet_file: Path, worksheet: str | None) -> tuple[pd.DataFrame, 
             elif len(names) == 1:
                 chosen = names[0]
             else:
-                with_id = [n for n in names if _has_id(list(book.parse(n, nrows=0).columns))]
+                with_id = [
+                    n
+                    for n in names
+                    if _has_id(list(pd.read_excel(book, sheet_name=n, nrows=0).columns))
+                ]
                 if len(with_id) != 1:
                     raise DataError(
                         f"{sheet_file}: no usable worksheet among {listed}; expected "
                         f"{RELEASE_WORKSHEET!r} with an ID column, or choose one with sheet=NAME"
                     )
                 chosen = with_id[0]
-        table = book.parse(chosen, header=0, dtype=object)
+        table = pd.read_excel(book, sheet_name=chosen, header=0, dtype=object)
     return table, chosen
 
 
@@ -344,8 +348,8 @@ def _scan(root: str | Path, sheet: str | None, problems: _Problems) -> Scan:
     table, worksheet = _read_table(sheet_file, worksheet)
     table.columns = [str(c) for c in table.columns]
     where = f"{sheet_file}" + (f", worksheet {worksheet!r}" if worksheet else "")
-    blank_rows = table.apply(lambda row: all(_blank(v) for v in row), axis=1)
-    table = table.assign(_row=np.arange(len(table)) + 2)[~blank_rows.to_numpy()]
+    filled = np.array([not all(_blank(v) for v in row) for row in table.itertuples(index=False)])
+    table = table.assign(_row=np.arange(len(table)) + 2)[filled.astype(bool)]
     if table.empty:
         raise DataError(f"{where}: the sheet has no rows")
     roles = _roles(table.drop(columns="_row"), where)
