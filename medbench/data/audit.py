@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from medbench.data.bus import LABEL_NAMES, listing, scan
+from medbench.data.bus import LABEL_NAMES, listing, plural, scan
 from medbench.data.images import TINY_SIDE, read_rgb
 from medbench.errors import DataError, MedbenchWarning
 
@@ -80,25 +80,28 @@ class AuditReport:
                 f"({int((~nd['same_fold']).sum())} across folds, "
                 f"{int((~nd['same_label']).sum())} with different labels)"
             )
-        lines += [f"{p.severity}: {p.message}" for p in self.problems]
-        n_err, n_warn = len(self.errors), len(self.warnings)
+        lines += [f"{p.severity}: {p.message}" for p in self.errors + self.warnings]
+        n_warn = plural(len(self.warnings), "warning")
         lines.append(
-            f"usable: yes ({n_warn} warnings)"
+            f"usable: yes ({n_warn})"
             if self.usable
-            else f"not usable: {n_err} errors, {n_warn} warnings"
+            else f"not usable: {plural(len(self.errors), 'error')}, {n_warn}"
         )
         return "\n".join(lines)
 
 
 def audit_dataset(
-    root: str | Path, phash: bool = True, max_distance: int = NEAR_DUPLICATE_BITS
+    root: str | Path,
+    phash: bool = True,
+    max_distance: int = NEAR_DUPLICATE_BITS,
+    sheet: str | None = None,
 ) -> AuditReport:
     """Audit a dataset folder: never stops at the first problem.
 
-    Raises a DataError only when there is nothing to audit (no folder, no sheet, no key column,
-    no images).
+    ``sheet`` is as for :func:`~medbench.data.bus.read_manifest`. Raises a DataError only when
+    there is nothing to audit (no folder, no sheet, no key column, no images).
     """
-    found = scan(root, None)
+    found = scan(root, sheet)
     manifest = found.manifest
     report = AuditReport(
         root=str(root),

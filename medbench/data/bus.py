@@ -339,7 +339,10 @@ def _scan(root: str | Path, sheet: str | None, problems: _Problems) -> Scan:
         raise DataError(f"{root}: dataset folder not found")
     if not root.is_dir():
         raise DataError(f"{root}: not a folder (expected a dataset folder with images and a sheet)")
-    folders = _find_images(root)
+    try:
+        folders = _find_images(root)
+    except OSError as err:
+        raise DataError(f"{root}: cannot list the dataset folder ({err.strerror or err})") from None
     if not folders:
         raise DataError(
             f"{root}: no image files ({', '.join(IMAGE_SUFFIXES)}) in the folder or its subfolders"

@@ -90,6 +90,8 @@ def _stratified(manifest: pd.DataFrame, k: int, seed: int) -> np.ndarray:
         raise ConfigError(f"folds: k must be an integer of at least 2, got {k!r}")
     labels = manifest["label"].to_numpy()
     counts = pd.Series(labels).value_counts()
+    if len(counts) < 2:
+        raise DataError("cannot draw stratified folds: the manifest holds a single class")
     if counts.min() < k:
         rare = _LABEL_NAMES.get(counts.idxmin(), counts.idxmin())
         raise DataError(

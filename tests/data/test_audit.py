@@ -80,7 +80,7 @@ def test_audit_collects_every_problem_at_once(tmp_path):
     assert "malignant(2).png: corrupt or truncated" in joined
     assert "benign(7).png: not a readable image" in joined
     assert all("\n" not in e for e in errors)
-    assert report.render().endswith("not usable: 7 errors, 1 warnings")
+    assert report.render().endswith("not usable: 7 errors, 1 warning")
     assert report.near_duplicates is None
 
 

@@ -51,6 +51,7 @@ def one_line_error(root, **kwargs) -> str:
         ("", None),
         ("4/5", None),
         ("4d", None),
+        ("c", None),
         (7, None),
         (3.5, None),
         (True, None),

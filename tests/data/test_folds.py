@@ -114,6 +114,8 @@ def test_unknown_source_and_bad_k():
 def test_too_few_images_of_a_class_for_k_folds():
     with pytest.raises(DataError, match="only 3 benign images"):
         assign_folds(manifest(n_benign=3, n_malignant=30), source="stratified", k=5)
+    with pytest.raises(DataError, match="single class"):
+        assign_folds(manifest(n_benign=0, n_malignant=30), source="stratified", k=5)
 
 
 # --------------------------------------------------------------------------- split_fold
