@@ -70,6 +70,7 @@ class FlatnessResult:
     landscape_losses: list[float]
     seconds: dict[str, float] = field(default_factory=dict)
     n_samples: int = 0
+    power_hvps: int = 0  # HVPs of the power iteration: power_iters (2x at a saddle) is the cap
 
     def metrics(self) -> dict[str, float]:
         """Scalar metrics under the names of the MLflow contract (issue 9)."""
@@ -167,17 +168,40 @@ class _Restore:
 
 def _power_iteration(
     hvp: Callable[[list[Tensor]], list[Tensor]], v: list[Tensor], iters: int, tol: float
-) -> float:
-    eig = None
-    for _ in range(iters):
-        v = torch._foreach_div(v, _norm(v))
+) -> tuple[float, int]:
+    eig, steps = 0.0, 0
+    tiny = torch.finfo(v[0].dtype).tiny  # a zero Hessian gives eigenvalue 0, not NaN
+    for steps in range(1, iters + 1):
+        v = torch._foreach_div(v, _norm(v).clamp_min(tiny))
         hv = hvp(v)
         new = _dot(v, hv).item()  # the Rayleigh quotient: one host sync per iteration
-        done = eig is not None and abs(new - eig) <= tol * max(abs(new), 1e-12)
+        done = steps > 1 and abs(new - eig) <= tol * abs(new)
         eig, v = new, hv
         if done:
             break
-    return float(eig)
+    return eig, steps
+
+
+def _top_eigenvalue(
+    model: nn.Module, loss_fn: LossFn, batches: Batches, iters: int, tol: float, seed: int
+) -> tuple[float, int]:
+    params = _params(model)
+    gen = torch.Generator().manual_seed(seed)
+    v0 = _randn_like(params, gen)
+
+    def hvp(v: list[Tensor]) -> list[Tensor]:
+        return _hvp(model, loss_fn, batches, params, v)
+
+    eig, steps = _power_iteration(hvp, v0, iters, tol)
+    if eig < 0:
+        shift = eig
+
+        def shifted(v: list[Tensor]) -> list[Tensor]:
+            return torch._foreach_add(hvp(v), v, alpha=-shift)
+
+        top, more = _power_iteration(shifted, v0, iters, tol)
+        eig, steps = top + shift, steps + more
+    return eig, steps
 
 
 def hessian_top_eigenvalue(
@@ -190,26 +214,12 @@ def hessian_top_eigenvalue(
 ) -> float:
     """Largest (algebraic) eigenvalue of the loss Hessian, by power iteration on HVPs.
 
+    Stops after ``iters`` HVPs or once the eigenvalue changes by less than ``tol``, relative.
     Power iteration finds the eigenvalue of largest magnitude. Near a minimum that is the top
     one; when it comes out negative (a saddle), a second run on ``H - lambda I`` finds the
     largest algebraic eigenvalue, at most doubling the cost.
     """
-    params = _params(model)
-    gen = torch.Generator().manual_seed(seed)
-    v0 = _randn_like(params, gen)
-
-    def hvp(v: list[Tensor]) -> list[Tensor]:
-        return _hvp(model, loss_fn, batches, params, v)
-
-    eig = _power_iteration(hvp, v0, iters, tol)
-    if eig < 0:
-        shift = eig
-
-        def shifted(v: list[Tensor]) -> list[Tensor]:
-            return torch._foreach_add(hvp(v), v, alpha=-shift)
-
-        eig = _power_iteration(shifted, v0, iters, tol) + shift
-    return eig
+    return _top_eigenvalue(model, loss_fn, batches, iters, tol, seed)[0]
 
 
 def _hutchinson(
@@ -353,9 +363,9 @@ def measure_flatness(
     try:
         s = settings
         loss = timed("loss", lambda: float(_mean_loss(model, loss_fn, batches).item()))
-        top = timed(
+        top, power_hvps = timed(
             "top_eigenvalue",
-            lambda: hessian_top_eigenvalue(model, loss_fn, batches, s.power_iters, s.tol, s.seed),
+            lambda: _top_eigenvalue(model, loss_fn, batches, s.power_iters, s.tol, s.seed),
         )
         values = timed(
             "trace", lambda: _hutchinson(model, loss_fn, batches, s.hutchinson_samples, s.seed)
@@ -383,4 +393,5 @@ def measure_flatness(
         landscape_losses=losses,
         seconds=seconds,
         n_samples=len(xs),
+        power_hvps=power_hvps,
     )

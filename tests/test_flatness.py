@@ -159,6 +159,17 @@ def test_uneven_last_batch_is_weighted_by_its_size():
     assert abs(got - expected) / expected < 1e-4
 
 
+def test_zero_hessian_gives_zero_not_nan():
+    model = nn.Linear(3, 1).double()
+    batches = [(torch.ones(4, 3, dtype=torch.float64), torch.zeros(4))]
+
+    def loss(out, y):
+        return out.mean()  # linear in the weights
+
+    assert hessian_top_eigenvalue(model, loss, batches, iters=3) == 0.0
+    assert hessian_trace(model, loss, batches, samples=2) == 0.0
+
+
 # -- Hessian trace -----------------------------------------------------------------------------
 
 
@@ -284,6 +295,7 @@ def test_measure_flatness_restores_modes_and_weights_and_scales_uint8():
     assert [m.training for m in model.modules()] == modes
     assert _unchanged(model, before)
     assert result.n_samples == 12
+    assert 1 <= result.power_hvps <= 3
     assert len(result.landscape_alphas) == len(result.landscape_losses) == 5
     assert result.landscape_losses[2] == pytest.approx(result.loss, rel=1e-6)
     assert set(result.seconds) >= {"top_eigenvalue", "trace", "sam_sharpness", "landscape"}
@@ -313,6 +325,28 @@ def test_fewer_images_than_n_samples_uses_them_all():
     model, loss, x, y = _tiny_cnn(n=6)
     settings = FlatnessSettings(power_iters=2, hutchinson_samples=2, landscape_points=3)
     assert measure_flatness(model, loss, x, y, settings).n_samples == 6
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    model, loss, x, y = _tiny_cnn(n=24)
+    images = (x * 255).round().to(torch.uint8)
+    settings = FlatnessSettings(
+        n_samples=16, batch_size=8, power_iters=5, hutchinson_samples=3, landscape_points=5
+    )
+    cpu = measure_flatness(model, loss, images, y, settings)
+    before = _snapshot(model)
+    model.cuda()
+    gpu = measure_flatness(model, loss, images, y, settings)
+    assert next(model.parameters()).is_cuda
+    assert _unchanged(model.cpu(), before)
+    for key in ("top_eigenvalue", "trace", "sam_sharpness", "loss"):
+        assert getattr(gpu, key) == pytest.approx(getattr(cpu, key), rel=1e-6, abs=1e-9), key
+    np.testing.assert_allclose(gpu.landscape_losses, cpu.landscape_losses, rtol=1e-6)
+    # A CPU model measured on the GPU goes back to the CPU.
+    on_gpu = measure_flatness(model, loss, images, y, settings, device="cuda")
+    assert not next(model.parameters()).is_cuda
+    assert on_gpu.top_eigenvalue == pytest.approx(cpu.top_eigenvalue, rel=1e-6)
 
 
 @pytest.mark.parametrize(
