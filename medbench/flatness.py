@@ -12,7 +12,8 @@ two backward passes over the subset (double backprop), and the measures need at 
 ``2 * power_iters + hutchinson_samples`` HVPs, one gradient and ``landscape_points + 2`` forward
 passes. Random vectors come from seeded CPU generators, so a seed gives the same vectors on
 CPU and CUDA. Every function leaves the weights bitwise as it found them and the ``.grad``
-fields untouched (gradients are taken with ``torch.autograd.grad``).
+fields untouched (gradients are taken with ``torch.autograd.grad``). The single measures use
+the model in whatever mode it is in; :func:`measure_flatness` puts it in eval mode first.
 """
 
 from __future__ import annotations
@@ -122,7 +123,9 @@ def _mean_loss(model: nn.Module, loss_fn: LossFn, batches: Batches) -> Tensor:
         return sum(loss_fn(model(x), y) * (len(y) / total) for x, y in batches)
 
 
-def _gradient(model: nn.Module, loss_fn: LossFn, batches: Batches, params: list[Tensor]):
+def _gradient(
+    model: nn.Module, loss_fn: LossFn, batches: Batches, params: list[Tensor]
+) -> tuple[Tensor, list[Tensor]]:
     total = _total(batches)
     grad = [torch.zeros_like(p) for p in params]
     loss = torch.zeros((), dtype=params[0].dtype, device=params[0].device)
