@@ -1,0 +1,359 @@
+"""Flatness measures against Hessians known in closed form, and their side-effect contract."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from medbench.errors import ConfigError
+from medbench.flatness import (
+    FlatnessSettings,
+    filter_normalized_direction,
+    hessian_top_eigenvalue,
+    hessian_trace,
+    loss_landscape_1d,
+    measure_flatness,
+    sam_sharpness,
+)
+from medbench.models import SmallCNN
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Tiny tensors: threads only add contention on a shared CI machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# -- models with a closed-form Hessian ----------------------------------------------------------
+
+
+def _mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return ((out.squeeze(1) - y) ** 2).mean()
+
+
+def _linear_problem(n: int = 64, d: int = 6, seed: int = 0):
+    """Linear model, squared loss: H = 2/N X^T X, with a well separated top eigenvalue."""
+    gen = torch.Generator().manual_seed(seed)
+    q1, _ = torch.linalg.qr(torch.randn(n, d, generator=gen, dtype=torch.float64))
+    q2, _ = torch.linalg.qr(torch.randn(d, d, generator=gen, dtype=torch.float64))
+    s = torch.tensor([4.0, 2.0, 1.5, 1.0, 0.5, 0.2], dtype=torch.float64)[:d] * math.sqrt(n)
+    x = q1 @ torch.diag(s) @ q2.T
+    y = torch.randn(n, generator=gen, dtype=torch.float64)
+    model = nn.Linear(d, 1, bias=False).double()
+    with torch.no_grad():
+        model.weight.copy_(torch.randn(1, d, generator=gen, dtype=torch.float64))
+    hessian = (2 / n * x.T @ x).numpy()
+    return model, x, y, hessian
+
+
+def _batches(x, y, size):
+    return [(x[i : i + size], y[i : i + size]) for i in range(0, len(x), size)]
+
+
+class Quadratic(nn.Module):
+    """Loss 1/2 theta^T A theta whatever the data: H = A, gradient A theta."""
+
+    def __init__(self, a: torch.Tensor, theta: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("a", a)
+        self.theta = nn.Parameter(theta.clone())  # 2-D: rows are "filters" for the landscape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.theta.flatten()
+
+
+def _quad_loss(model: Quadratic):
+    def loss(out, y):
+        return 0.5 * out @ model.a @ out
+
+    return loss
+
+
+def _sym(eigenvalues, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(
+        torch.randn(len(eigenvalues), len(eigenvalues), generator=gen, dtype=torch.float64)
+    )
+    return q @ torch.diag(torch.tensor(eigenvalues, dtype=torch.float64)) @ q.T
+
+
+def _quadratic(eigenvalues=(5.0, 2.0, 1.0, 0.5, 0.3, 0.1), seed=0):
+    a = _sym(eigenvalues, seed)
+    theta = torch.randn(
+        3, 2, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64
+    )
+    model = Quadratic(a, theta)
+    dummy = [(torch.zeros(4, 1, dtype=torch.float64), torch.zeros(4))] * 3
+    return model, _quad_loss(model), dummy
+
+
+def _tiny_cnn(n=32, seed=0, dtype=torch.float64):
+    torch.manual_seed(seed)
+    model = SmallCNN(width=4).to(dtype)
+    # Non-trivial running statistics, so eval-mode BatchNorm is not an identity.
+    model.train()
+    with torch.no_grad():
+        model(torch.rand(16, 3, 16, 16, dtype=dtype))
+    model.eval()
+    x = torch.rand(n, 3, 16, 16, dtype=dtype, generator=torch.Generator().manual_seed(seed))
+    y = torch.arange(n) % 2
+    return model, nn.CrossEntropyLoss(), x, y
+
+
+def _snapshot(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _unchanged(model, before):
+    after = model.state_dict()
+    return all(torch.equal(before[k], after[k]) for k in before) and all(
+        p.grad is None for p in model.parameters()
+    )
+
+
+# -- Hessian top eigenvalue ----------------------------------------------------------------------
+
+
+def test_top_eigenvalue_of_linear_least_squares():
+    model, x, y, hessian = _linear_problem()
+    expected = np.linalg.eigvalsh(hessian)[-1]
+    got = hessian_top_eigenvalue(model, _mse, _batches(x, y, 16), iters=100, tol=1e-10)
+    assert abs(got - expected) / expected < 1e-4
+
+
+def test_top_eigenvalue_of_quadratic():
+    model, loss, batches = _quadratic()
+    got = hessian_top_eigenvalue(model, loss, batches, iters=100, tol=1e-10)
+    assert got == pytest.approx(5.0, rel=1e-6)
+
+
+def test_top_eigenvalue_is_the_largest_not_the_largest_magnitude():
+    # A saddle: the dominant eigenvalue is -5, the top one 3.
+    model, loss, batches = _quadratic((-5.0, 3.0, 0.5, -1.0, 0.2, 1.0))
+    got = hessian_top_eigenvalue(model, loss, batches, iters=200, tol=1e-12)
+    assert got == pytest.approx(3.0, rel=1e-6)
+
+
+def test_top_eigenvalue_does_not_depend_on_the_batch_size():
+    model, loss, x, y = _tiny_cnn(n=32)
+    small = hessian_top_eigenvalue(model, loss, _batches(x, y, 8), iters=4, tol=0)
+    large = hessian_top_eigenvalue(model, loss, _batches(x, y, 32), iters=4, tol=0)
+    assert small == pytest.approx(large, rel=1e-9)
+    model, x, y, _ = _linear_problem(n=64)
+    small = hessian_top_eigenvalue(model, _mse, _batches(x, y, 8), iters=30, tol=0)
+    large = hessian_top_eigenvalue(model, _mse, _batches(x, y, 64), iters=30, tol=0)
+    assert small == pytest.approx(large, rel=1e-12)
+
+
+def test_uneven_last_batch_is_weighted_by_its_size():
+    model, x, y, hessian = _linear_problem(n=60)
+    expected = np.linalg.eigvalsh(hessian)[-1]
+    got = hessian_top_eigenvalue(model, _mse, _batches(x, y, 16), iters=100, tol=1e-10)
+    assert abs(got - expected) / expected < 1e-4
+
+
+def test_zero_hessian_gives_zero_not_nan():
+    model = nn.Linear(3, 1).double()
+    batches = [(torch.ones(4, 3, dtype=torch.float64), torch.zeros(4))]
+
+    def loss(out, y):
+        return out.mean()  # linear in the weights
+
+    assert hessian_top_eigenvalue(model, loss, batches, iters=3) == 0.0
+    assert hessian_trace(model, loss, batches, samples=2) == 0.0
+
+
+# -- Hessian trace -----------------------------------------------------------------------------
+
+
+def test_trace_is_exact_for_a_diagonal_hessian():
+    # Rademacher v has v_i^2 = 1, so v^T H v = tr(H) for every v when H is diagonal.
+    model, loss, batches = _quadratic()
+    model.a = torch.diag(torch.tensor([5.0, 2.0, 1.0, 0.5, 0.3, 0.1], dtype=torch.float64))
+    assert hessian_trace(model, loss, batches, samples=3, seed=4) == pytest.approx(8.9, rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_trace_of_linear_least_squares_within_its_standard_error(seed):
+    model, x, y, hessian = _linear_problem()
+    exact = float(np.sum(np.diag(hessian)))  # the diagonal, summed
+    assert exact == pytest.approx(2 / len(x) * float((x**2).sum()), rel=1e-12)
+    samples = 400
+    # Var(v^T H v) = 2 * sum_{i != j} H_ij^2 for Rademacher v.
+    off = hessian - np.diag(np.diag(hessian))
+    stderr = math.sqrt(2 * float((off**2).sum()) / samples)
+    got = hessian_trace(model, _mse, _batches(x, y, 32), samples=samples, seed=seed)
+    assert abs(got - exact) < 4 * stderr
+
+
+# -- SAM sharpness -------------------------------------------------------------------------------
+
+
+def test_sam_sharpness_of_quadratic_is_the_closed_form():
+    model, loss, batches = _quadratic()
+    a, theta, rho = model.a, model.theta.detach().flatten(), 0.05
+    g = a @ theta
+    # L(theta + eps) - L(theta) = g^T eps + 1/2 eps^T A eps, eps = rho g / |g|
+    expected = rho * g.norm() + 0.5 * rho**2 * (g @ a @ g) / (g @ g)
+    assert sam_sharpness(model, loss, batches, rho) == pytest.approx(float(expected), rel=1e-9)
+
+
+def test_sam_sharpness_at_a_stationary_point_is_zero():
+    model, loss, batches = _quadratic()
+    with torch.no_grad():
+        model.theta.zero_()
+    assert sam_sharpness(model, loss, batches, 0.05) == 0.0
+
+
+# -- loss landscape ------------------------------------------------------------------------------
+
+
+def test_landscape_of_quadratic_is_the_parabola_along_the_direction():
+    model, loss, batches = _quadratic()
+    alphas, losses = loss_landscape_1d(model, loss, batches, points=11, radius=2.0, seed=3)
+    d = filter_normalized_direction(model, seed=3)[0].flatten()
+    theta, a = model.theta.detach().flatten(), model.a
+    l0 = 0.5 * theta @ a @ theta
+    expected = [float(l0 + t * (d @ a @ theta) + 0.5 * t**2 * (d @ a @ d)) for t in alphas]
+    np.testing.assert_allclose(losses, expected, rtol=1e-12)
+    assert alphas[5] == 0.0 and alphas == [-x for x in reversed(alphas)]
+    assert losses[5] == pytest.approx(float(l0), rel=1e-15)
+    assert all(np.diff(losses, 2) > 0)  # convex
+    # Symmetric about 0 up to the linear term: L(t) + L(-t) - 2 L(0) = t^2 d^T A d.
+    curv = float(d @ a @ d)
+    for i in range(5):
+        t = alphas[10 - i]
+        assert losses[i] + losses[10 - i] - 2 * losses[5] == pytest.approx(t**2 * curv, rel=1e-9)
+
+
+def test_landscape_at_zero_is_the_unperturbed_loss_bitwise():
+    model, loss, x, y = _tiny_cnn(dtype=torch.float32)
+    batches = _batches(x.float(), y, 16)
+    alphas, losses = loss_landscape_1d(model, loss, batches, points=5, radius=0.5, seed=0)
+    with torch.no_grad():
+        l0 = sum(loss(model(a), b) * (len(b) / len(y)) for a, b in batches)
+    assert alphas[2] == 0.0 and losses[2] == float(l0)
+
+
+def test_filter_normalised_direction_matches_each_filter_norm():
+    model, *_ = _tiny_cnn()
+    direction = filter_normalized_direction(model, seed=0)
+    for d, (name, p) in zip(direction, model.named_parameters(), strict=True):
+        if p.dim() == 1:  # BatchNorm scales and shifts, the head's bias
+            assert not d.any(), name
+        else:
+            dims = tuple(range(1, p.dim()))
+            np.testing.assert_allclose(
+                torch.linalg.vector_norm(d, dim=dims),
+                torch.linalg.vector_norm(p.detach(), dim=dims),
+                rtol=1e-9,
+            )
+    again = filter_normalized_direction(model, seed=0)
+    other = filter_normalized_direction(model, seed=1)
+    assert all(torch.equal(a, b) for a, b in zip(direction, again, strict=True))
+    assert not torch.equal(direction[0], other[0])
+
+
+# -- side effects and determinism ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "measure",
+    [
+        lambda m, f, b: hessian_top_eigenvalue(m, f, b, iters=3),
+        lambda m, f, b: hessian_trace(m, f, b, samples=2),
+        lambda m, f, b: sam_sharpness(m, f, b, rho=0.5),
+        lambda m, f, b: loss_landscape_1d(m, f, b, points=3, radius=1.0),
+    ],
+    ids=["top_eigenvalue", "trace", "sam_sharpness", "landscape"],
+)
+def test_weights_buffers_and_grads_are_bitwise_unchanged(measure):
+    model, loss, x, y = _tiny_cnn(dtype=torch.float32)
+    before = _snapshot(model)
+    measure(model, loss, _batches(x.float(), y, 16))
+    assert _unchanged(model, before)
+
+
+def test_measure_flatness_restores_modes_and_weights_and_scales_uint8():
+    model, loss, x, y = _tiny_cnn(n=40, dtype=torch.float32)
+    model.train()
+    model.features[1].eval()  # a mixed state must come back as it was
+    modes = [m.training for m in model.modules()]
+    before = _snapshot(model)
+    images = (x * 255).round().to(torch.uint8)
+    settings = FlatnessSettings(
+        n_samples=12, batch_size=5, power_iters=3, hutchinson_samples=2, landscape_points=5, seed=1
+    )
+    result = measure_flatness(model, loss, images, y, settings)
+    assert [m.training for m in model.modules()] == modes
+    assert _unchanged(model, before)
+    assert result.n_samples == 12
+    assert 1 <= result.power_hvps <= 3
+    assert len(result.landscape_alphas) == len(result.landscape_losses) == 5
+    assert result.landscape_losses[2] == pytest.approx(result.loss, rel=1e-6)
+    assert set(result.seconds) >= {"top_eigenvalue", "trace", "sam_sharpness", "landscape"}
+    assert all(s >= 0 for s in result.seconds.values())
+    assert set(result.metrics()) == {"hessian_top_eigenvalue", "hessian_trace", "sam_sharpness"}
+    assert all(math.isfinite(v) for v in result.metrics().values())
+    # The same images as floats in [0, 1] give the same numbers.
+    as_float = measure_flatness(model, loss, images.float() / 255, y, settings)
+    assert as_float.top_eigenvalue == pytest.approx(result.top_eigenvalue, rel=1e-5)
+    assert as_float.sam_sharpness == pytest.approx(result.sam_sharpness, rel=1e-4, abs=1e-7)
+
+
+def test_measure_flatness_is_deterministic_for_a_seed():
+    model, loss, x, y = _tiny_cnn(n=40)
+    settings = FlatnessSettings(
+        n_samples=8, batch_size=4, power_iters=2, hutchinson_samples=2, landscape_points=3
+    )
+    a = measure_flatness(model, loss, x, y, settings)
+    b = measure_flatness(model, loss, x, y, settings)
+    for key in ("top_eigenvalue", "trace", "sam_sharpness", "loss", "landscape_losses"):
+        assert getattr(a, key) == getattr(b, key), key
+    c = measure_flatness(model, loss, x, y, FlatnessSettings(**{**settings.__dict__, "seed": 1}))
+    assert c.landscape_losses != a.landscape_losses
+
+
+def test_fewer_images_than_n_samples_uses_them_all():
+    model, loss, x, y = _tiny_cnn(n=6)
+    settings = FlatnessSettings(power_iters=2, hutchinson_samples=2, landscape_points=3)
+    assert measure_flatness(model, loss, x, y, settings).n_samples == 6
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    model, loss, x, y = _tiny_cnn(n=24)
+    images = (x * 255).round().to(torch.uint8)
+    settings = FlatnessSettings(
+        n_samples=16, batch_size=8, power_iters=5, hutchinson_samples=3, landscape_points=5
+    )
+    cpu = measure_flatness(model, loss, images, y, settings)
+    before = _snapshot(model)
+    model.cuda()
+    gpu = measure_flatness(model, loss, images, y, settings)
+    assert next(model.parameters()).is_cuda
+    assert _unchanged(model.cpu(), before)
+    for key in ("top_eigenvalue", "trace", "sam_sharpness", "loss"):
+        assert getattr(gpu, key) == pytest.approx(getattr(cpu, key), rel=1e-6, abs=1e-9), key
+    np.testing.assert_allclose(gpu.landscape_losses, cpu.landscape_losses, rtol=1e-6)
+    # A CPU model measured on the GPU goes back to the CPU.
+    on_gpu = measure_flatness(model, loss, images, y, settings, device="cuda")
+    assert not next(model.parameters()).is_cuda
+    assert on_gpu.top_eigenvalue == pytest.approx(cpu.top_eigenvalue, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"n_samples": 0}, {"power_iters": 0}, {"landscape_points": 1}, {"rho": 0.0}, {"tol": -1}],
+)
+def test_bad_settings_name_the_key(bad):
+    key = next(iter(bad))
+    with pytest.raises(ConfigError, match=f"flatness.{key}"):
+        FlatnessSettings(**bad)
