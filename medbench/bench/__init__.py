@@ -1,0 +1,1 @@
+"""Speed benchmarks of the suite's parts (``medbench bench``)."""

@@ -1,0 +1,217 @@
+"""What the SAM family costs: full training steps and optimizer-only time, Adam vs SAM vs GCSAM.
+
+Every optimizer trains its own copy of one model on the same batch, and the optimizers take turns
+(round-robin, the order rotating each round), so a slow spell of a shared machine hits them all
+alike. Ratios are the median over rounds of the ratio within a round, which cancels such spells
+better than a ratio of medians. pytorch-optimizer's ``SAM`` and ``SAM(use_gc=True)`` run as the
+reference implementation when that package is installed.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim import Optimizer
+
+from medbench.errors import ConfigError
+from medbench.models import build_model
+from medbench.optim import GCSAM, SAM
+
+LR = 1e-4  # the paper's setting; speed does not depend on it
+RHO = 0.05
+
+# (numerator, denominator) pairs reported as ratios, when both were measured.
+RATIOS = [
+    ("sam", "adam"),
+    ("gcsam", "sam"),
+    ("ref_sam", "adam"),
+    ("ref_gcsam", "ref_sam"),
+    ("sam", "ref_sam"),
+    ("gcsam", "ref_gcsam"),
+]
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One optimizer under test: how to build it, and whether it needs two passes per step."""
+
+    name: str
+    label: str
+    build: Callable[[list[nn.Parameter]], Optimizer]
+    two_pass: bool
+
+
+def contenders() -> list[Contender]:
+    """Adam, our SAM and GCSAM, and pytorch-optimizer's as the reference when installed."""
+    found = [
+        Contender("adam", "torch.optim.Adam", lambda p: torch.optim.Adam(p, lr=LR), False),
+        Contender("sam", "medbench SAM", lambda p: SAM(p, rho=RHO, lr=LR), True),
+        Contender("gcsam", "medbench GCSAM", lambda p: GCSAM(p, rho=RHO, lr=LR), True),
+    ]
+    try:
+        import pytorch_optimizer as po
+    except ImportError:
+        return found
+    adam = torch.optim.Adam
+    return found + [
+        Contender(
+            "ref_sam",
+            "pytorch_optimizer SAM",
+            lambda p: po.SAM(p, adam, rho=RHO, lr=LR),
+            True,
+        ),
+        Contender(
+            "ref_gcsam",
+            "pytorch_optimizer SAM(use_gc)",
+            lambda p: po.SAM(p, adam, rho=RHO, lr=LR, use_gc=True),
+            True,
+        ),
+    ]
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` is CUDA when available, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as err:
+        raise ConfigError(f"bench: unknown device {device!r} (use auto, cpu or cuda)") from err
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"bench: device {device!r} asked for, but CUDA is not available")
+    return resolved
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed_step(
+    model: nn.Module, opt: Optimizer, two_pass: bool, x, y, device: torch.device
+) -> tuple[float, float]:
+    """(full step, optimizer calls alone) in seconds, for one training step."""
+    loss_fn = nn.functional.cross_entropy
+
+    def timed(call: Callable[[], None]) -> float:
+        _sync(device)
+        start = time.perf_counter()
+        call()
+        _sync(device)
+        return time.perf_counter() - start
+
+    _sync(device)
+    start = time.perf_counter()
+    opt.zero_grad(set_to_none=True)
+    loss_fn(model(x), y).backward()
+    if two_pass:
+        in_opt = timed(lambda: opt.first_step(zero_grad=True))
+        loss_fn(model(x), y).backward()
+        in_opt += timed(lambda: opt.second_step())
+    else:
+        in_opt = timed(opt.step)
+    _sync(device)
+    return time.perf_counter() - start, in_opt
+
+
+def bench_optim(
+    model: str = "resnet18",
+    image_size: int = 64,
+    batch_size: int = 32,
+    steps: int = 15,
+    warmup: int = 3,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Median step and optimizer-only times per optimizer, and their paired ratios."""
+    if steps < 1 or warmup < 0 or batch_size < 1:
+        raise ConfigError("bench: steps and batch size must be at least 1, warmup at least 0")
+    dev = resolve_device(device)
+    torch.manual_seed(0)
+    net = build_model(model, num_classes=2, image_size=image_size).to(dev).train()
+    x = torch.randn(batch_size, 3, image_size, image_size, device=dev)
+    y = torch.randint(0, 2, (batch_size,), device=dev)
+    runs = []
+    for contender in contenders():
+        copy_ = copy.deepcopy(net)
+        runs.append((contender, copy_, contender.build(list(copy_.parameters()))))
+
+    times: dict[str, list[tuple[float, float]]] = {c.name: [] for c, _, _ in runs}
+    collecting = gc.isenabled()
+    gc.disable()  # as timeit does: a collection would land on whichever step is running
+    try:
+        for round_ in range(warmup + steps):
+            shift = round_ % len(runs)
+            for contender, m, opt in runs[shift:] + runs[:shift]:
+                measured = _timed_step(m, opt, contender.two_pass, x, y, dev)
+                if round_ >= warmup:
+                    times[contender.name].append(measured)
+    finally:
+        if collecting:
+            gc.enable()
+
+    optimizers = {
+        c.name: {
+            "label": c.label,
+            "step_ms": 1e3 * statistics.median(t[0] for t in times[c.name]),
+            "optimizer_ms": 1e3 * statistics.median(t[1] for t in times[c.name]),
+            "step_ms_runs": [1e3 * t[0] for t in times[c.name]],
+            "optimizer_ms_runs": [1e3 * t[1] for t in times[c.name]],
+        }
+        for c, _, _ in runs
+    }
+    ratios = {
+        f"{a}/{b}": {
+            "step": statistics.median(p[0] / q[0] for p, q in zip(times[a], times[b], strict=True)),
+            "optimizer": statistics.median(
+                p[1] / q[1] for p, q in zip(times[a], times[b], strict=True)
+            ),
+        }
+        for a, b in RATIOS
+        if a in times and b in times
+    }
+    return {
+        "part": "optim",
+        "config": {
+            "model": model,
+            "image_size": image_size,
+            "batch_size": batch_size,
+            "steps": steps,
+            "warmup": warmup,
+            "device": str(dev),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "reference": "ref_sam" in times,
+        },
+        "optimizers": optimizers,
+        "ratios": ratios,
+    }
+
+
+def render_optim(result: dict[str, Any]) -> str:
+    """The benchmark as a plain-text table."""
+    cfg = result["config"]
+    lines = [
+        f"optimizer speed: {cfg['model']}, {cfg['image_size']}x{cfg['image_size']}, "
+        f"batch {cfg['batch_size']}, {cfg['device']} ({cfg['threads']} threads), "
+        f"median of {cfg['steps']} interleaved steps after {cfg['warmup']} warm-up",
+        "",
+        f"{'optimizer':<11}{'implementation':<32}{'full step ms':>14}{'optimizer ms':>14}",
+    ]
+    for name, row in result["optimizers"].items():
+        lines.append(
+            f"{name:<11}{row['label']:<32}{row['step_ms']:>14.1f}{row['optimizer_ms']:>14.1f}"
+        )
+    lines += ["", f"{'ratio (median of paired ratios)':<43}{'full step':>14}{'optimizer':>14}"]
+    for name, ratio in result["ratios"].items():
+        lines.append(f"{name:<43}{ratio['step']:>14.3f}{ratio['optimizer']:>14.3f}")
+    if not cfg["reference"]:
+        lines += ["", "(install pytorch-optimizer, the 'bench' extra, for the reference rows)"]
+    return "\n".join(lines)

@@ -1,0 +1,593 @@
+"""A synthetic twin of the GDPH&SYSUCC breast-ultrasound release, in its exact on-disk layout.
+
+The real data cannot be downloaded or redistributed, so every code path that serves it (layout
+detection, the xlsx sheet, reader BI-RADS values, folds, image modes, near-duplicate audit) is
+exercised on this twin instead, and the demo runs anywhere. The images are B-mode-like
+(speckle, depth attenuation, a bright skin layer, breast tissue layers) with a hypoechoic
+lesion whose BI-RADS-like morphology depends on a latent malignancy score. Benign and malignant
+scores overlap on purpose, so the task is learnable but not trivial (a small CNN at 64x64 reaches
+a test AUC near 0.9, never 1.0).
+
+Everything is drawn from ``numpy.random`` generators seeded by ``(seed, image index)``, so the
+same ``(n, seed)`` writes the same bytes, whatever order the images are rendered in.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy.ndimage import uniform_filter1d
+
+from medbench.errors import DataError
+
+#: Bumped whenever the same (n, seed) would write different files.
+GENERATOR_VERSION = 1
+MARKER = ".medbench-synth.json"
+SHEET_FILE = "BIRADS&FOLD.xlsx"
+SHEET_NAME = "prediction"
+COLUMNS = ("ID", "BIRADS-reader1", "BIRADS-reader2", "fold")
+SITES = ("SYSUCC", "GDPH")  # numbering runs SYSUCC first, then GDPH, per class
+LABELS = ("benign", "malignant")  # 0, 1
+N_FOLDS = 5
+MIN_N = 20
+#: Image counts of the real release by (site, label); the generator keeps these proportions.
+REAL_COUNTS = {
+    ("SYSUCC", "benign"): 443,
+    ("SYSUCC", "malignant"): 1116,
+    ("GDPH", "benign"): 443,
+    ("GDPH", "malignant"): 403,
+}
+BIRADS_CATEGORIES = ("2", "3", "4a", "4b", "4c", "5")
+
+# Latent malignancy score s ~ N(+MU, 1) for malignant, N(-MU, 1) for benign: the overlap sets
+# how hard the task is. Morphology features follow sigmoid(KAPPA * s) plus per-feature noise.
+MU = 1.1
+KAPPA = 1.6
+FEATURE_NOISE = 0.15
+# Readers see the same latent score with a shared and a personal error; the cut points give a
+# sensitivity near 0.9 and a specificity near 0.65 at ">= 4a" (as radiologists on BUS).
+READER_SHARED_SD = 0.5
+READER_OWN_SD = 0.45
+BIRADS_CUTS = (-1.9, -0.6, 0.25, 0.95, 1.7)  # 2|3, 3|4a, 4a|4b, 4b|4c, 4c|5
+UPPERCASE_SHARE = 0.2  # share of 4a/4b/4c typed as 4A/4B/4C
+
+# Image modes and sizes per site: GDPH mostly 8-bit grayscale, SYSUCC mostly RGB, a few others.
+SITE_MODES = {
+    "GDPH": (("L", 0.86), ("RGB", 0.06), ("P", 0.04), ("I;16", 0.04)),
+    "SYSUCC": (("RGB", 0.88), ("RGBA", 0.06), ("L", 0.06)),
+}
+SITE_SIZES = {  # (height range, width range) in pixels
+    "GDPH": ((400, 520), (500, 650)),
+    "SYSUCC": ((400, 600), (420, 600)),
+}
+NEAR_DUPLICATE_SHARE = 0.015
+CONFLICTING_DUPLICATES = 2
+
+
+@dataclass(frozen=True)
+class NearDuplicate:
+    """A planted near-duplicate: ``copy`` is a re-saved, slightly changed ``original``."""
+
+    original: str
+    copy: str
+    same_label: bool
+    crosses_folds: bool
+
+
+@dataclass
+class SynthSummary:
+    """What :func:`generate` wrote (or found already written) in ``root``."""
+
+    root: Path
+    n: int
+    seed: int
+    #: (site, label name, fold) -> number of images
+    counts: dict[tuple[str, str, int], int]
+    sheet: Path
+    images: list[Path]
+    near_duplicates: list[NearDuplicate] = field(default_factory=list)
+    reused: bool = False
+    seconds: float = 0.0
+
+    @property
+    def paths(self) -> list[Path]:
+        """Every file written: the sheet then the images."""
+        return [self.sheet, *self.images]
+
+    def by_site_label(self) -> dict[str, dict[str, int]]:
+        out = {site: dict.fromkeys(LABELS, 0) for site in SITES}
+        for (site, label, _), k in self.counts.items():
+            out[site][label] += k
+        return out
+
+    def by_label(self) -> dict[str, int]:
+        out = dict.fromkeys(LABELS, 0)
+        for (_, label, _), k in self.counts.items():
+            out[label] += k
+        return out
+
+    def by_fold(self) -> dict[int, int]:
+        out = dict.fromkeys(range(1, N_FOLDS + 1), 0)
+        for (_, _, fold), k in self.counts.items():
+            out[fold] += k
+        return out
+
+    def __str__(self) -> str:
+        lab = self.by_label()
+        how = "found (same n and seed, not regenerated)" if self.reused else "written"
+        lines = [
+            f"synthetic BUS dataset {how}: {self.root}",
+            f"  {self.n} images: {lab['benign']} benign / {lab['malignant']} malignant (seed {self.seed})",
+        ]
+        for site, c in self.by_site_label().items():
+            lines.append(f"  {site}: {c['benign']} benign, {c['malignant']} malignant")
+        folds = ", ".join(f"{k}: {v}" for k, v in self.by_fold().items())
+        lines.append(f"  folds {folds}")
+        dups = self.near_duplicates
+        if dups:
+            conflict = sum(not d.same_label for d in dups)
+            cross = sum(d.crosses_folds for d in dups)
+            pairs = ", ".join(f"{d.copy}~{d.original}" for d in dups)
+            lines.append(
+                f"  near-duplicates planted: {len(dups)} ({conflict} with conflicting labels, "
+                f"{cross} crossing folds): {pairs}"
+            )
+        lines.append(f"  sheet: {self.sheet}")
+        if not self.reused:
+            lines.append(f"  took {self.seconds:.1f} s")
+        return "\n".join(lines)
+
+
+@dataclass
+class _Case:
+    """One image slot of the plan."""
+
+    index: int
+    site: str
+    label: int
+    number: int
+    fold: int = 0
+    score: float = 0.0
+    birads: tuple[object, object] = ("", "")
+    source: int | None = None  # index of the image this one is a near-duplicate of
+
+    @property
+    def id(self) -> str:
+        return f"{LABELS[self.label]}({self.number})"
+
+
+# ----------------------------------------------------------------------------- the plan
+
+
+def site_label_counts(n: int) -> dict[tuple[str, str], int]:
+    """Split ``n`` images over (site, label) in the real release's proportions (largest remainder)."""
+    if n < MIN_N:
+        raise DataError(
+            f"synthetic BUS: n={n} is too small; need at least {MIN_N} images so that every "
+            f"site and label is present and each of the {N_FOLDS} folds holds both classes"
+        )
+    total = sum(REAL_COUNTS.values())
+    exact = {key: n * c / total for key, c in REAL_COUNTS.items()}
+    counts = {key: int(v) for key, v in exact.items()}
+    order = sorted(exact, key=lambda key: -(exact[key] - counts[key]))  # stable on ties
+    for key in order[: n - sum(counts.values())]:
+        counts[key] += 1
+    return counts
+
+
+def _plan(n: int, seed: int) -> tuple[list[_Case], list[NearDuplicate]]:
+    rng = np.random.default_rng([seed, 0])
+    counts = site_label_counts(n)
+    cases: list[_Case] = []
+    for label, name in enumerate(LABELS):
+        number = 0
+        for site in SITES:
+            for _ in range(counts[(site, name)]):
+                cases.append(_Case(len(cases), site, label, number))
+                number += 1
+    _assign_folds(cases, rng)
+    for c in cases:
+        c.score = float(rng.normal(MU if c.label else -MU, 1.0))
+    dups = _plant_duplicates(cases, rng)
+    for c in cases:
+        if c.source is not None:  # the readers see the same picture again
+            c.score = cases[c.source].score
+    _assign_birads(cases, rng)
+    return cases, dups
+
+
+def _assign_folds(cases: list[_Case], rng: np.random.Generator) -> None:
+    """Deal folds round-robin within each label, site by site, so folds are stratified by both."""
+    for label in (0, 1):
+        start = int(rng.integers(N_FOLDS))
+        i = 0
+        for site in SITES:
+            group = [c for c in cases if c.label == label and c.site == site]
+            for j in rng.permutation(len(group)):
+                group[j].fold = (start + i) % N_FOLDS + 1
+                i += 1
+
+
+def _plant_duplicates(cases: list[_Case], rng: np.random.Generator) -> list[NearDuplicate]:
+    """Turn a few slots into re-saved copies of other images of the same site.
+
+    Most copies keep the label; ``CONFLICTING_DUPLICATES`` carry the other label (as in the real
+    release), and about two thirds sit in a different fold from their original.
+    """
+    n_dup = max(CONFLICTING_DUPLICATES + 1, round(NEAR_DUPLICATE_SHARE * len(cases)))
+    used: set[int] = set()
+    dups: list[NearDuplicate] = []
+    for k in range(n_dup):
+        conflicting = k < CONFLICTING_DUPLICATES
+        cross = k % 3 != 2
+        site = SITES[int(rng.random() < 0.35)]
+        label = int(rng.integers(2))
+        free = [c for c in cases if c.index not in used and c.site == site]
+        originals = [c for c in free if c.label == label]
+        orig = originals[int(rng.integers(len(originals)))]
+        want = 1 - label if conflicting else label
+        targets = [
+            c for c in free if c.label == want and c is not orig and (c.fold != orig.fold) == cross
+        ] or [c for c in free if c.label == want and c is not orig]
+        copy = targets[int(rng.integers(len(targets)))]
+        copy.source = orig.index
+        used |= {orig.index, copy.index}
+        dups.append(NearDuplicate(orig.id, copy.id, not conflicting, copy.fold != orig.fold))
+    return dups
+
+
+def _assign_birads(cases: list[_Case], rng: np.random.Generator) -> None:
+    """Two correlated readers: each sees the latent score through a shared and an own error."""
+    cuts = np.asarray(BIRADS_CUTS)
+    for c in cases:
+        shared = rng.normal(0.0, READER_SHARED_SD)
+        values = []
+        for _ in range(2):
+            r = c.score + shared + rng.normal(0.0, READER_OWN_SD)
+            cat = BIRADS_CATEGORIES[int(np.searchsorted(cuts, r))]
+            upper = rng.random() < UPPERCASE_SHARE
+            values.append(_as_excel(cat, upper))
+        c.birads = (values[0], values[1])
+
+
+def _as_excel(category: str, upper: bool) -> int | str:
+    """Store a category as Excel sheets from radiologists do: 2, 3, 5 as numbers, 4x as text."""
+    if category.isdigit():
+        return int(category)
+    return category.upper() if upper else category
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: tuple[int, int]):
+    """Low-frequency noise (zero mean, unit-ish sd): a coarse grid upsampled bicubically."""
+    grid = rng.standard_normal((max(cells[0], 2), max(cells[1], 2)), dtype=np.float32)
+    img = Image.fromarray(grid).resize((shape[1], shape[0]), Image.BICUBIC)
+    return np.asarray(img, dtype=np.float32)
+
+
+def _sigmoid(x: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-x)))
+
+
+def _features(score: float, rng: np.random.Generator) -> dict[str, float]:
+    """BI-RADS-like morphology in [0, 1] (0 benign-looking, 1 malignant-looking), noisy per feature."""
+    t = _sigmoid(KAPPA * score)
+    names = ("shape", "margin", "spicules", "posterior", "echo")
+    return {k: float(np.clip(t + rng.normal(0.0, FEATURE_NOISE), 0.0, 1.0)) for k in names}
+
+
+def _lerp(a: float, b: float, t: float) -> float:
+    return a + (b - a) * t
+
+
+def _tissue(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, float, float]:
+    """Echogenicity of breast tissue: skin, subcutaneous fat, fibroglandular layer, muscle."""
+    y = (np.arange(h, dtype=np.float32) / h)[:, None]
+    wav = [_smooth_noise(rng, (1, w), (1, 5))[0] for _ in range(3)]
+    skin = rng.uniform(0.03, 0.06)
+    fat = rng.uniform(0.14, 0.26) + 0.03 * wav[0]
+    gland = rng.uniform(0.7, 0.86) + 0.04 * wav[1]
+    soft = 0.012
+    is_fat = np.clip((y - fat) / soft, -1, 1) * 0.5 + 0.5  # 0 above fat line, 1 below
+    is_deep = np.clip((y - gland) / soft, -1, 1) * 0.5 + 0.5
+    lobules = _smooth_noise(rng, (h, w), (h // 22, w // 22))
+    streaks = _smooth_noise(rng, (h, w), (h // 9, w // 40))
+    fat_level = 0.55 + 0.18 * lobules
+    gland_level = 1.0 + 0.35 * streaks
+    deep_level = 0.55 + 0.25 * np.sin(y * rng.uniform(60, 90) + 0.8 * streaks)
+    tissue = fat_level + is_fat * (gland_level - fat_level)
+    tissue = tissue + is_deep * (deep_level - tissue)
+    skin_band = np.exp(-(((y - skin) / 0.012) ** 2)) * rng.uniform(1.5, 2.5)
+    tissue = tissue + skin_band + 0.6 * (y < skin)
+    return np.clip(tissue, 0.05, None), float(np.mean(fat)), float(np.mean(gland))
+
+
+def _lesion(
+    rng: np.random.Generator, f: dict[str, float], h: int, w: int, fat: float, gland: float
+):
+    """Lesion mask (soft, [0,1]), its outside halo, and the radial geometry, on an (h, w) grid."""
+    r0 = rng.uniform(0.1, 0.18) * w
+    aspect = float(np.exp(_lerp(np.log(0.5), np.log(1.35), f["shape"]) + rng.normal(0, 0.08)))
+    a, b = r0 / np.sqrt(aspect), r0 * np.sqrt(aspect)  # horizontal, vertical semi-axes
+    cy = rng.uniform(fat * h + b * 0.8, max(fat * h + b * 0.8 + 1, gland * h - b * 0.6))
+    cx = rng.uniform(0.3, 0.7) * w
+    tilt = rng.normal(0.0, 0.12 + 0.2 * f["shape"])
+
+    theta = np.linspace(-np.pi, np.pi, 720, endpoint=False)
+    radius = a * b / np.hypot(b * np.cos(theta - tilt), a * np.sin(theta - tilt))
+    wobble = np.zeros_like(theta)
+    for k in range(2, 5):  # gentle lobulation, benign or not
+        wobble += rng.uniform(0, 0.05) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
+    irregular = _lerp(0.0, 0.22, f["margin"])
+    for k in range(4, 20):  # angular, microlobulated margins: a rough 1/k spectrum
+        wobble += irregular / k * rng.normal() * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
+    radius = radius * (1 + wobble)
+    n_spic = int(round(_lerp(-8, 10, f["spicules"])))
+    for _ in range(max(n_spic, 0)):
+        at, width = rng.uniform(-np.pi, np.pi), rng.uniform(0.025, 0.06)
+        d = np.abs(np.angle(np.exp(1j * (theta - at))))
+        radius = radius + r0 * rng.uniform(0.15, 0.5) * np.clip(1 - d / width, 0, 1) ** 2
+
+    reach = int(radius.max() + 8)
+    y0, y1 = max(int(cy) - reach, 0), min(int(cy) + reach, h)
+    x0, x1 = max(int(cx) - reach, 0), min(int(cx) + reach, w)
+    yy = np.arange(y0, y1, dtype=np.float32)[:, None] - cy
+    xx = np.arange(x0, x1, dtype=np.float32)[None, :] - cx
+    rho = np.hypot(yy, xx)
+    idx = ((np.arctan2(yy, xx) + np.pi) * (720 / (2 * np.pi))).astype(np.int32) % 720
+    dist = rho - radius.astype(np.float32)[idx]  # < 0 inside
+    edge = _lerp(0.5, 2.5, f["margin"])
+    inside = np.clip(0.5 - dist / (2 * edge), 0.0, 1.0)
+    halo_w = _lerp(0.0, 5.0, f["margin"])
+    halo = np.clip(1 - np.abs(dist - halo_w / 2) / max(halo_w, 0.5), 0, 1) * (halo_w > 1)
+    rim = np.clip(1 - np.abs(dist) / 1.2, 0, 1) * _lerp(0.6, 0.0, f["margin"])
+    box = (slice(y0, y1), slice(x0, x1))
+    return box, inside, halo, rim
+
+
+def _render(case: _Case, seed: int) -> np.ndarray:
+    """One B-mode-like frame as an (H, W) uint8 array."""
+    rng = np.random.default_rng([seed, 1, case.index])
+    f = _features(case.score, rng)
+    (h_lo, h_hi), (w_lo, w_hi) = SITE_SIZES[case.site]
+    height, width = int(rng.integers(h_lo, h_hi + 1)), int(rng.integers(w_lo, w_hi + 1))
+    # Work at half resolution: speckle grains then span 2-3 output pixels, as on real scanners.
+    h, w = height // 2, width // 2
+    top = int(rng.uniform(0.0, 0.07) * h)
+    side = int(rng.uniform(0.0, 0.08) * w)
+    fh, fw = h - top, w - 2 * side  # the imaging field inside the black frame
+
+    img, fat, gland = _tissue(rng, fh, fw)
+    box, inside, halo, rim = _lesion(rng, f, fh, fw, fat, gland)
+    region = img[box]
+    level = _lerp(0.16, 0.06, f["echo"]) * (
+        1 + _lerp(0.1, 0.6, f["echo"]) * _smooth_noise(rng, inside.shape, (4, 4))
+    )
+    region = region * (1 - inside) + np.clip(level, 0.03, None) * inside
+    region = region * (1 + 0.9 * halo + rim)
+    img[box] = region
+
+    # Posterior acoustic features: the tissue below the lesion, in its columns, is shadowed
+    # (malignant-looking) or enhanced (benign-looking, e.g. cysts and fibroadenomas).
+    shadow = _lerp(-0.6, 0.85, f["posterior"]) + rng.normal(0, 0.08)
+    rows, cols = slice(box[0].start, fh), box[1]
+    column = np.zeros((fh - rows.start, cols.stop - cols.start), dtype=np.float32)
+    column[: inside.shape[0]] = inside
+    below = np.maximum.accumulate(column, axis=0) * (1 - column)
+    below = uniform_filter1d(below, size=max(int(0.25 * below.shape[1]), 3), axis=1)
+    img[rows, cols] *= np.clip(1 - shadow * below, 0.08, None)
+
+    y = (np.arange(fh, dtype=np.float32) / fh)[:, None]
+    x = (np.arange(fw, dtype=np.float32) / fw)[None, :]
+    attenuation = np.exp(-rng.uniform(1.0, 2.2) * y) * (1 - 0.25 * (2 * x - 1) ** 4)
+    img = img * attenuation
+
+    sw = max(int(fw / 1.6), 2)  # laterally elongated speckle
+    g = rng.standard_normal((2, fh, sw), dtype=np.float32)
+    speckle = np.hypot(g[0], g[1]) * np.float32(1 / 1.2533)  # Rayleigh, mean 1
+    speckle = np.asarray(Image.fromarray(speckle).resize((fw, fh), Image.BILINEAR))
+    img = img * speckle
+
+    dyn = rng.uniform(36, 46)  # display dynamic range in dB
+    drop = rng.uniform(9, 14)  # dB below white for mean glandular echo
+    db = 20 * np.log10(img + 1e-4)
+    field8 = np.clip((db + dyn - drop) * (255.0 / dyn), 0, 255).astype(np.uint8)
+
+    frame = np.zeros((h, w), dtype=np.uint8)
+    frame[top:, side : side + fw] = field8
+    if side >= 4:  # depth scale ticks in the margin, as scanners draw them
+        ticks = np.arange(top + 4, h, max(h // 12, 4))
+        frame[ticks[:, None], np.arange(side - 3, side - 1)] = 200
+    out = Image.fromarray(frame).resize((width, height), Image.BILINEAR)
+    return np.asarray(out)
+
+
+def _near_duplicate(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A re-saved copy: a slight crop, a brightness change and a little fresh noise."""
+    h, w = pixels.shape
+    t, b = int(rng.integers(1, h // 40 + 2)), int(rng.integers(1, h // 40 + 2))
+    le, ri = int(rng.integers(1, w // 40 + 2)), int(rng.integers(1, w // 40 + 2))
+    crop = pixels[t : h - b, le : w - ri].astype(np.float32)
+    crop = crop * rng.uniform(0.9, 1.1) + rng.uniform(-6, 6)
+    crop += rng.normal(0, 2.0, crop.shape).astype(np.float32)
+    return np.clip(crop, 0, 255).astype(np.uint8)
+
+
+def _to_mode(gray: np.ndarray, mode: str, rng: np.random.Generator) -> Image.Image:
+    """Store a grayscale frame in ``mode``, as scanners and exports do."""
+    if mode == "L":
+        return Image.fromarray(gray)
+    if mode == "P":
+        img = Image.frombytes("P", (gray.shape[1], gray.shape[0]), gray.tobytes())
+        img.putpalette([v for i in range(256) for v in (i, i, i)])
+        return img
+    if mode == "I;16":
+        return Image.fromarray(gray.astype(np.uint16) * 257)
+    # A scanner's faint colour cast, applied by lookup tables (PIL's point is much faster).
+    ramp = np.arange(256, dtype=np.float32)
+    base = Image.fromarray(gray)
+    bands = [
+        base.point(np.clip(ramp * k, 0, 255).astype(np.uint8).tolist())
+        for k in rng.uniform(0.96, 1.04, 3)
+    ]
+    if mode == "RGBA":
+        bands.append(Image.new("L", base.size, 255))
+    return Image.merge(mode, bands)
+
+
+def _pick_mode(site: str, rng: np.random.Generator) -> str:
+    modes, weights = zip(*SITE_MODES[site], strict=True)
+    return modes[int(rng.choice(len(modes), p=np.asarray(weights) / sum(weights)))]
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _write_sheet(path: Path, cases: list[_Case]) -> None:
+    """The xlsx with fixed timestamps, so that its bytes depend on the data only."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = SHEET_NAME
+    ws.append(list(COLUMNS))
+    for c in sorted(cases, key=lambda c: (c.label, c.number)):
+        ws.append([c.id, c.birads[0], c.birads[1], c.fold])
+    fixed = datetime(2023, 1, 1)
+    wb.properties.created = wb.properties.modified = fixed
+    buf = io.BytesIO()
+    wb.save(buf)
+    buf.seek(0)
+    with zipfile.ZipFile(buf) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            entry = zipfile.ZipInfo(info.filename, date_time=(2023, 1, 1, 0, 0, 0))
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            dst.writestr(entry, src.read(info.filename))
+
+
+def _write_images(root: Path, cases: list[_Case], seed: int) -> list[Path]:
+    for site in SITES:
+        (root / site).mkdir()
+    paths: list[Path] = []
+    pixels: dict[int, np.ndarray] = {}
+    sources = {c.source for c in cases if c.source is not None}
+    for c in sorted(cases, key=lambda c: c.source is not None):  # originals before copies
+        rng = np.random.default_rng([seed, 2, c.index])
+        if c.source is None:
+            gray = _render(c, seed)
+            if c.index in sources:
+                pixels[c.index] = gray
+        else:
+            gray = _near_duplicate(pixels[c.source], rng)
+        path = root / c.site / f"{c.id}.png"
+        _to_mode(gray, _pick_mode(c.site, rng), rng).save(path, compress_level=1)
+        paths.append(path)
+    return sorted(paths)
+
+
+def _counts(cases: list[_Case]) -> dict[tuple[str, str, int], int]:
+    counts: dict[tuple[str, str, int], int] = {}
+    for c in cases:
+        key = (c.site, LABELS[c.label], c.fold)
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _marker(n: int, seed: int, counts, dups: list[NearDuplicate]) -> dict:
+    return {
+        "generator": "medbench.data.synthetic",
+        "version": GENERATOR_VERSION,
+        "n": n,
+        "seed": seed,
+        "counts": [[s, label, f, k] for (s, label, f), k in counts.items()],
+        "near_duplicates": [d.__dict__ for d in dups],
+    }
+
+
+def _existing(root: Path, n: int, seed: int) -> SynthSummary | None:
+    """The summary of a finished generation of (n, seed) in ``root``; None when ``root`` is empty."""
+    if not root.exists():
+        return None
+    if not root.is_dir():
+        raise DataError(
+            f"{root}: exists and is not a folder; choose a new folder for synthetic data"
+        )
+    if not any(root.iterdir()):
+        return None
+    try:
+        meta = json.loads((root / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise DataError(
+            f"{root}: folder is not empty and holds no synthetic BUS generation; "
+            "choose a new or empty folder"
+        ) from None
+    same = (meta.get("version"), meta.get("n"), meta.get("seed")) == (GENERATOR_VERSION, n, seed)
+    if not same:
+        raise DataError(
+            f"{root}: folder already holds a synthetic BUS generation with n={meta.get('n')}, "
+            f"seed={meta.get('seed')}, generator version {meta.get('version')} (asked: n={n}, "
+            f"seed={seed}, version {GENERATOR_VERSION}); delete it or choose another folder"
+        )
+    images = sorted(p for site in SITES for p in (root / site).glob("*.png"))
+    sheet = root / SHEET_FILE
+    if len(images) != n or not sheet.is_file():
+        raise DataError(
+            f"{root}: synthetic BUS generation is incomplete ({len(images)} of {n} images"
+            f"{'' if sheet.is_file() else ', no ' + SHEET_FILE}); delete the folder and generate again"
+        )
+    counts = {(s, label, int(f)): int(k) for s, label, f, k in meta["counts"]}
+    dups = [NearDuplicate(**d) for d in meta.get("near_duplicates", [])]
+    return SynthSummary(root, n, seed, counts, sheet, images, dups, reused=True)
+
+
+def generate(out: str | Path, n: int = 600, seed: int = 0) -> SynthSummary:
+    """Write ``n`` synthetic BUS images in the GDPH&SYSUCC layout into ``out``.
+
+    ``out`` must be new or empty, or hold this very generation (same ``n`` and ``seed``), which
+    is then returned as is: the demo calls this on every run. Files appear all at once (written
+    in a sibling temporary folder, then renamed), so a crash never leaves half a dataset.
+    """
+    start = time.perf_counter()
+    root = Path(out)
+    n, seed = int(n), int(seed)
+    if seed < 0:
+        raise DataError(f"synthetic BUS: seed must be >= 0, got {seed}")
+    site_label_counts(n)  # validates n before touching the disk
+    found = _existing(root, n, seed)
+    if found is not None:
+        return found
+    cases, dups = _plan(n, seed)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the dataset should not be
+    try:
+        _write_images(tmp, cases, seed)
+        _write_sheet(tmp / SHEET_FILE, cases)
+        counts = _counts(cases)
+        marker = json.dumps(_marker(n, seed, counts, dups), indent=1, sort_keys=True)
+        (tmp / MARKER).write_text(marker + "\n", encoding="utf-8")
+        if root.exists():
+            root.rmdir()  # empty, checked above
+        os.replace(tmp, root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    images = sorted(p for site in SITES for p in (root / site).glob("*.png"))
+    return SynthSummary(
+        root, n, seed, counts, root / SHEET_FILE, images, dups, seconds=time.perf_counter() - start
+    )

@@ -1,0 +1,127 @@
+"""Optimizer registry: one entry per optimizer name, built from one shared set of settings.
+
+A benchmark grid gives every optimizer the same settings (``lr``, ``rho``, ...); each optimizer
+takes the ones it uses and ignores the rest (Adam ignores ``rho``), so one config serves the
+whole grid. A setting no optimizer knows is an error, as is an unknown name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.optim import Optimizer
+
+from medbench.errors import ConfigError, closest
+from medbench.optim.sam import GC_NORMS, GCSAM, SAM
+
+# The paper's setting: Adam, lr 1e-4, rho 0.05.
+DEFAULTS: dict[str, Any] = {"lr": 1e-4, "rho": 0.05, "base": "adam"}
+
+
+@dataclass(frozen=True)
+class BaseSpec:
+    """A torch optimizer usable alone and as the base of the SAM family."""
+
+    cls: type[Optimizer]
+    settings: tuple[str, ...]
+
+
+BASES: dict[str, BaseSpec] = {
+    "adam": BaseSpec(torch.optim.Adam, ("lr", "betas", "eps", "weight_decay", "amsgrad")),
+    "adamw": BaseSpec(torch.optim.AdamW, ("lr", "betas", "eps", "weight_decay", "amsgrad")),
+    "sgd": BaseSpec(torch.optim.SGD, ("lr", "momentum", "dampening", "weight_decay", "nesterov")),
+}
+
+
+@dataclass(frozen=True)
+class SamSpec:
+    """A member of the SAM family: its class, its own settings and fixed values."""
+
+    cls: type[SAM]
+    settings: tuple[str, ...]
+    fixed: tuple[tuple[str, Any], ...] = ()
+
+
+_SAM_SETTINGS = ("base", "rho", "adaptive")
+_GC_SETTINGS = ("gc_conv_only", "gc_norm")
+
+# Adding an optimizer is one entry here (or in BASES for a plain torch optimizer).
+SAM_FAMILY: dict[str, SamSpec] = {
+    "sam": SamSpec(SAM, _SAM_SETTINGS),
+    "asam": SamSpec(SAM, ("base", "rho"), fixed=(("adaptive", True),)),
+    "gcsam": SamSpec(GCSAM, _SAM_SETTINGS + _GC_SETTINGS),
+}
+
+OPTIMIZER_SETTINGS: frozenset[str] = frozenset(
+    {s for spec in BASES.values() for s in spec.settings}
+    | {s for spec in SAM_FAMILY.values() for s in spec.settings}
+)
+
+
+def list_optimizers() -> list[str]:
+    """Names accepted by :func:`build_optimizer`."""
+    return sorted([*BASES, *SAM_FAMILY])
+
+
+def check_settings(settings: Iterable[str], key: str = "optimizer") -> None:
+    """Fail with a ConfigError naming the first setting no optimizer understands."""
+    known = sorted(OPTIMIZER_SETTINGS)
+    for name in settings:
+        if name not in OPTIMIZER_SETTINGS:
+            raise ConfigError(
+                f"{key}: unknown optimizer setting {name!r}{closest(name, known)}; "
+                f"known: {', '.join(known)}"
+            )
+
+
+def build_optimizer(name: str, params: Iterable, **settings: Any) -> Optimizer:
+    """Build optimizer ``name`` over ``params`` from the settings it uses; others are ignored."""
+    if name not in BASES and name not in SAM_FAMILY:
+        raise ConfigError(
+            f"unknown optimizer {name!r}{closest(name, list_optimizers())}; "
+            f"known: {', '.join(list_optimizers())}"
+        )
+    check_settings(settings)
+    values = {**DEFAULTS, **settings}
+    if "betas" in values:
+        values["betas"] = tuple(values["betas"])  # YAML gives a list
+    try:
+        if name in BASES:
+            return _build_base(name, params, values)
+        return _build_sam(name, params, values)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"optimizer {name!r}: {err}") from err
+
+
+def _pick(values: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    return {k: values[k] for k in names if k in values}
+
+
+def _base_spec(name: str) -> BaseSpec:
+    if name not in BASES:
+        raise ConfigError(
+            f"unknown base optimizer {name!r}{closest(name, list(BASES))}; "
+            f"known: {', '.join(sorted(BASES))}"
+        )
+    return BASES[name]
+
+
+def _build_base(name: str, params: Iterable, values: dict[str, Any]) -> Optimizer:
+    spec = _base_spec(name)
+    return spec.cls(params, **_pick(values, spec.settings))
+
+
+def _build_sam(name: str, params: Iterable, values: dict[str, Any]) -> Optimizer:
+    spec = SAM_FAMILY[name]
+    own = {**_pick(values, spec.settings), **dict(spec.fixed)}
+    base = _base_spec(str(own.pop("base")))
+    if "gc_norm" in own and own["gc_norm"] not in GC_NORMS:
+        raise ConfigError(
+            f"optimizer {name!r}: gc_norm must be one of {', '.join(GC_NORMS)}, "
+            f"got {own['gc_norm']!r}"
+        )
+    build: Callable[..., Optimizer] = spec.cls
+    return build(params, base.cls, **own, **_pick(values, base.settings))

@@ -1,0 +1,46 @@
+"""The optimizer benchmark runs end to end on a tiny model (its timings are not checked)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from medbench.bench.optim import bench_optim, render_optim
+from medbench.bench.suite import run_bench
+from medbench.errors import ConfigError, MedbenchError
+
+
+def test_bench_optim_measures_every_contender_and_the_ratios():
+    result = bench_optim(model="smallcnn", image_size=16, batch_size=2, steps=2, warmup=1)
+    rows = result["optimizers"]
+    assert {"adam", "sam", "gcsam"} <= set(rows)
+    for row in rows.values():
+        assert len(row["step_ms_runs"]) == 2
+        assert 0 < row["optimizer_ms"] < row["step_ms"]
+    assert {"sam/adam", "gcsam/sam"} <= set(result["ratios"])
+    if result["config"]["reference"]:
+        assert {"ref_sam", "ref_gcsam", "gcsam/ref_gcsam"} <= set(rows) | set(result["ratios"])
+    table = render_optim(result)
+    assert "gcsam/sam" in table and "medbench GCSAM" in table
+
+
+def _args(part: str) -> argparse.Namespace:
+    return argparse.Namespace(
+        part=part, model="smallcnn", image_size=16, batch_size=2, steps=1, device="cpu"
+    )
+
+
+def test_run_bench_prints_the_optimizer_table(capsys):
+    run_bench(_args("optim"))
+    assert "full step ms" in capsys.readouterr().out
+
+
+def test_other_parts_are_not_there_yet():
+    with pytest.raises(MedbenchError, match="bench part data is not available yet"):
+        run_bench(_args("data"))
+
+
+def test_bad_device_is_a_config_error():
+    with pytest.raises(ConfigError, match="device"):
+        bench_optim(model="smallcnn", image_size=16, batch_size=2, steps=1, device="tpu9")
