@@ -112,7 +112,7 @@ table{border-collapse:collapse;margin:.5em 0 1em;font-size:.85em;display:block;o
 th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
 th{background:#f3f3f3}tr:nth-child(even) td{background:#fafafa}
 pre{background:#f6f8fa;padding:.8em;overflow-x:auto;font-size:.85em}
-code{background:#f6f8fa;padding:0 .2em}
+code{background:#f6f8fa;padding:0 .2em}pre code{padding:0;background:none}
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption,.caption{font-style:italic;color:#555;font-size:.9em}
 """
@@ -129,6 +129,19 @@ def data_uri(path: Path) -> str:
     """The file as a base64 data URI (SVG or PNG)."""
     kind = "image/svg+xml" if path.suffix.lower() == ".svg" else "image/png"
     return f"data:{kind};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+#: SVG sizes are print sizes (pt); on screen they read better a little larger.
+SCREEN_SCALE = 1.35
+
+
+def _width(svg: Path) -> str:
+    """A width attribute from the SVG's own width in pt (images then keep their proportions)."""
+    head = svg.read_text(encoding="utf-8", errors="replace")[:2000]
+    m = re.search(r'<svg[^>]*\swidth="([\d.]+)pt"', head)
+    if not m:
+        return ""
+    return f' width="{round(float(m.group(1)) * 96 / 72 * SCREEN_SCALE)}"'
 
 
 def to_html(doc: Document, folder: Path) -> str:
@@ -160,10 +173,10 @@ def to_html(doc: Document, folder: Path) -> str:
             )
             out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
         elif isinstance(b, Image):
-            src = data_uri(folder / b.svg)
+            path = folder / b.svg
             alt = html.escape(b.alt or b.caption, quote=True)
             out.append(
-                f'<figure><img src="{src}" alt="{alt}">'
+                f'<figure><img src="{data_uri(path)}" alt="{alt}"{_width(path)}>'
                 f"<figcaption>{_inline(b.caption)}</figcaption></figure>"
             )
         else:  # pragma: no cover

@@ -159,16 +159,7 @@ def summarise(
             "complete": st.complete,
         }
         for m in metrics:
-            ci = stats.t_interval(part[m], confidence)
-            row.update(
-                {
-                    f"{m}_mean": ci.mean,
-                    f"{m}_std": ci.std,
-                    f"{m}_ci_low": ci.low,
-                    f"{m}_ci_high": ci.high,
-                    f"{m}_n": ci.n,
-                }
-            )
+            row.update(stats.interval_columns(part[m], m, confidence))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -335,16 +326,7 @@ def sites(preds: pd.DataFrame, threshold: float, confidence: float = 0.95) -> pd
             "n_images": len(part),
         }
         for m in ("auc", "accuracy", "sensitivity", "specificity"):
-            ci = stats.t_interval(per_df[m], confidence)
-            row.update(
-                {
-                    f"{m}_mean": ci.mean,
-                    f"{m}_std": ci.std,
-                    f"{m}_ci_low": ci.low,
-                    f"{m}_ci_high": ci.high,
-                    f"{m}_n": ci.n,
-                }
-            )
+            row.update(stats.interval_columns(per_df[m], m, confidence))
         rows.append(row)
     out = pd.DataFrame(rows)
     return out.sort_values(["model", "optimizer", "site"]).reset_index(drop=True) if rows else out

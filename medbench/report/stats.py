@@ -48,6 +48,18 @@ def t_interval(values, confidence: float = 0.95) -> Interval:
     return Interval(mean, std, mean - half, mean + half, n)
 
 
+def interval_columns(values, name: str, confidence: float = 0.95) -> dict[str, float]:
+    """``name_mean``, ``name_std``, ``name_ci_low``, ``name_ci_high``, ``name_n``: a table row's cells."""
+    ci = t_interval(values, confidence)
+    return {
+        f"{name}_mean": ci.mean,
+        f"{name}_std": ci.std,
+        f"{name}_ci_low": ci.low,
+        f"{name}_ci_high": ci.high,
+        f"{name}_n": ci.n,
+    }
+
+
 @dataclass(frozen=True)
 class BootstrapCI:
     """A statistic on the full sample and its percentile bootstrap interval."""

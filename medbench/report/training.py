@@ -113,16 +113,7 @@ def summarise(per_unit: pd.DataFrame, keys, confidence: float = 0.95) -> pd.Data
     for (model, opt), part in per_unit.groupby(["model", "optimizer"], sort=False):
         row = {"model": model, "optimizer": opt, "n_units": len(part)}
         for k in keys:
-            ci = stats.t_interval(part[k], confidence)
-            row.update(
-                {
-                    f"{k}_mean": ci.mean,
-                    f"{k}_std": ci.std,
-                    f"{k}_ci_low": ci.low,
-                    f"{k}_ci_high": ci.high,
-                    f"{k}_n": ci.n,
-                }
-            )
+            row.update(stats.interval_columns(part[k], k, confidence))
         rows.append(row)
     return pd.DataFrame(rows)
 
