@@ -270,10 +270,15 @@ def _dataset(c: _Ctx) -> None:
         c.doc.add(d.Paragraph("The runs name no data card (tag `medbench.dataset_card`)."))
     for name in names:
         path = card_path(name)
+        if not path.is_file():
+            c.doc.add(
+                d.Paragraph(f"Data card `{name}`: no file `data_cards/{name}.md` in this checkout.")
+            )
+            continue
         try:
             meta, _ = read_card(path)
         except (OSError, DataError) as err:
-            c.doc.add(d.Paragraph(f"Data card `{name}`: not readable here ({err})."))
+            c.doc.add(d.Paragraph(f"Data card `{name}` cannot be read: {err}"))
             continue
         rows = _card_summary(meta)
         c.doc.add(d.Paragraph(f"From the data card `data_cards/{name}.md`:"))
@@ -373,7 +378,11 @@ def _discrimination(c: _Ctx) -> None:
     rows = []
     for r in a.performance.to_dict("records"):
         row = {"Model": r["model"], "Optimizer": r["optimizer"], "Folds": _folds(r)}
-        row.update({LABELS[m]: _cell(r, m) for m in results.SUMMARY_METRICS})
+        for m in results.SUMMARY_METRICS:
+            cell = _cell(r, m)
+            if r[f"{m}_n"] < r["n_finished"]:  # e.g. no AUC on a single-class test fold
+                cell += f" (defined on {int(r[f'{m}_n'])} folds)"
+            row[LABELS[m]] = cell
         rows.append(row)
     c.table(
         pd.DataFrame(rows),

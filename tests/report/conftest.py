@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.report.mlflow_store import EXPERIMENT, make_store
+from tests.report.mlflow_store import CARD, EXPERIMENT, make_store
 
 
 @pytest.fixture(scope="module")
@@ -17,8 +17,11 @@ def built(_empty_store, tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     shutil.copy(_empty_store, root / "mlflow.db")
     uri = f"sqlite:///{root / 'mlflow.db'}"
+    card = root / "synthetic_bus.md"
+    card.write_text(CARD, encoding="utf-8")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)  # MLflow puts the artifacts of a SQLite store in the working folder
+        mp.setattr("medbench.data.cards.card_path", lambda name: root / f"{name}.md")
         store = make_store(uri)
         out = build_report(EXPERIMENT, tracking_uri=uri, out_dir=root / "out")
     return store, out

@@ -60,6 +60,7 @@ class Store:
     child_ids: dict[tuple[str, int], str]
     predictions: dict[tuple[str, int], pd.DataFrame]
     flatness: dict[tuple[str, int], dict]
+    curves: dict[tuple[str, int], list[dict[str, float]]]  # per epoch, finished runs only
 
 
 def fold_images(fold: int) -> pd.DataFrame:
@@ -98,7 +99,7 @@ def fold_predictions(opt: str, fold: int) -> pd.DataFrame:
 
 def make_store(uri: str) -> Store:
     tr = Tracker(uri, EXPERIMENT)
-    parents, children, preds, flats = {}, {}, {}, {}
+    parents, children, preds, flats, curves = {}, {}, {}, {}, {}
     for opt in OPTIMIZERS:
         name = f"{MODEL}/{opt}"
         params = {
@@ -129,9 +130,9 @@ def make_store(uri: str) -> Store:
             rng = np.random.default_rng(fold * 10 + len(opt))
             failed = (opt, fold) == FAILED
             n_epochs = 3 if failed else 6
+            history = []
             for epoch in range(n_epochs):
-                tr.log_metrics(
-                    cid,
+                history.append(
                     {
                         "train_loss": 0.7 * 0.85**epoch + 0.01 * rng.random(),
                         "val_loss": 0.7 * 0.9**epoch,
@@ -141,9 +142,9 @@ def make_store(uri: str) -> Store:
                         + 0.01 * rng.random(),
                         "val_accuracy": 0.6 + 0.03 * epoch,
                         "epoch_time_s": (1.0 if opt == "adam" else 2.0) + 0.1 * rng.random(),
-                    },
-                    step=epoch,
+                    }
                 )
+                tr.log_metrics(cid, history[-1], step=epoch)
             if failed:
                 tr.finish(cid, "FAILED", FAILURE)
                 continue
@@ -171,8 +172,21 @@ def make_store(uri: str) -> Store:
             tr.finish(cid, "FINISHED")
             preds[(opt, fold)] = pred
             flats[(opt, fold)] = flat
+            curves[(opt, fold)] = history
         if opt == FAILED[0]:
             tr.finish(pid, "FAILED", f"1 of {len(FOLDS)} folds failed")
         else:
             tr.finish(pid, "FINISHED")
-    return Store(uri, EXPERIMENT, parents, children, preds, flats)
+    return Store(uri, EXPERIMENT, parents, children, preds, flats, curves)
+
+
+CARD = """---
+name: Synthetic BUS
+images: 120
+sites: [GDPH, SYSUCC]
+classes: {benign: 0, malignant: 1}
+---
+# Synthetic BUS
+
+A test card.
+"""

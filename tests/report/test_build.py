@@ -290,6 +290,29 @@ def test_flatness_and_cost_tables(built):
         assert c["train_time_s_mean"] == pytest.approx(6.5 if opt == "adam" else 12.5)
 
 
+def test_learning_curves_and_time_to_best(built):
+    store, out = built
+    curves = table(out, "table_learning_curves.csv")
+    cost = table(out, "table_cost_per_fold.csv")
+    for opt in OPTIMIZERS:
+        folds = finished(store, opt)
+        for metric in ("train_loss", "val_auc", "epoch_time_s"):
+            for step in range(6):
+                v = np.array([store.curves[(opt, f)][step][metric] for f in folds])
+                r = row(curves, optimizer=opt, metric=metric, step=step)
+                assert (r["mean"], r["std"], r["n"]) == pytest.approx(
+                    (v.mean(), v.std(ddof=1), len(v))
+                )
+        for f in folds:
+            hist = store.curves[(opt, f)]
+            best = int(np.argmax([h["val_auc"] for h in hist]))
+            r = row(cost, optimizer=opt, fold=f)
+            assert r["time_to_best_val_auc_s"] == pytest.approx(
+                sum(h["epoch_time_s"] for h in hist[: best + 1])
+            )
+            assert r["epoch_time_s"] == pytest.approx(np.mean([h["epoch_time_s"] for h in hist]))
+
+
 def test_markdown_links_resolve_and_show_the_failure(built):
     _, out = built
     md = (out / "report.md").read_text()
