@@ -56,6 +56,8 @@ def unit_costs(curves: pd.DataFrame, units: pd.DataFrame, folds: pd.DataFrame) -
         train_time = total.get(unit.run_id, math.nan)
         if not isinstance(train_time, float) or not math.isfinite(train_time):
             train_time = float(et["value"].sum()) if not et.empty else math.nan
+        if et.empty and not math.isfinite(train_time):
+            continue  # nothing timed for this run
         rows.append(
             {
                 "run_id": unit.run_id,
