@@ -1,0 +1,91 @@
+"""Every table of the report computed once from an :class:`~medbench.tracking.ExperimentRecord`;
+the figures and the documents only format these numbers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from medbench.report import results, training
+from medbench.tracking import ExperimentRecord
+
+
+def config_value(config: dict[str, Any], dotted: str, default=None):
+    """``config["a"]["b"]`` for ``"a.b"``, ``default`` when any level is missing."""
+    node: Any = config
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node or node[key] is None:
+            return default
+        node = node[key]
+    return node
+
+
+@dataclass
+class Analysis:
+    models: list[str]
+    optimizers: list[str]
+    threshold: float
+    inventory: results.Inventory
+    predictions: pd.DataFrame  # predictions of usable units
+    per_unit: pd.DataFrame  # metrics per unit, recomputed from predictions
+    performance: pd.DataFrame
+    calibration: pd.DataFrame
+    pooled: pd.DataFrame
+    paired: pd.DataFrame
+    confusion: pd.DataFrame
+    sites: pd.DataFrame
+    images: pd.DataFrame
+    readers: pd.DataFrame
+    agreement: pd.DataFrame
+    vs_readers: pd.DataFrame
+    curves: pd.DataFrame
+    cost_per_unit: pd.DataFrame
+    cost: pd.DataFrame
+    flatness_per_unit: pd.DataFrame
+    flatness: pd.DataFrame
+    landscape: pd.DataFrame
+
+
+def analyse(record: ExperimentRecord) -> Analysis:
+    folds = record.folds
+    models = results.ordered(
+        list(folds.get("model", pd.Series(dtype=str)).dropna()),
+        config_value(record.config, "models", []),
+    )
+    optimizers = results.ordered(
+        list(folds.get("optimizer", pd.Series(dtype=str)).dropna()),
+        [*config_value(record.config, "optimizers", []), *results.KNOWN_OPTIMIZERS],
+    )
+    threshold = float(config_value(record.config, "train.threshold", 0.5))
+    inv = results.inventory(folds, record.predictions, models, optimizers)
+    preds = results.unit_predictions(record.predictions, inv.units)
+    per_unit = results.unit_metrics(preds, threshold)
+    imgs = results.images(preds)
+    cost_units = training.unit_costs(record.curves, inv.units, folds)
+    flat_units = training.flatness_units(record.artifacts, inv.units, folds)
+    return Analysis(
+        models=models,
+        optimizers=optimizers,
+        threshold=threshold,
+        inventory=inv,
+        predictions=preds,
+        per_unit=per_unit,
+        performance=results.summarise(per_unit, inv.status, results.SUMMARY_METRICS),
+        calibration=results.summarise(per_unit, inv.status, results.CALIBRATION_METRICS),
+        pooled=results.pooled_auc(preds),
+        paired=results.paired(per_unit, models, optimizers),
+        confusion=results.confusion(preds, threshold),
+        sites=results.sites(preds, threshold),
+        images=imgs,
+        readers=results.readers_table(imgs),
+        agreement=results.agreement_table(imgs),
+        vs_readers=results.model_vs_readers(preds),
+        curves=training.learning_curves(record.curves, inv.units),
+        cost_per_unit=cost_units,
+        cost=training.summarise(cost_units, training.COST_KEYS),
+        flatness_per_unit=flat_units,
+        flatness=training.summarise(flat_units, training.FLATNESS_KEYS),
+        landscape=training.landscape(record.artifacts, inv.units),
+    )

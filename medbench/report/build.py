@@ -1,0 +1,188 @@
+"""``medbench report``: read an experiment from MLflow, write figures, CSV tables, ``report.md``
+and a self-contained ``report.html``, and attach them to the experiment's parent runs.
+
+Everything lands flat in one folder (``fig_*``, ``table_*``, ``report.*``) so that the relative
+links of ``report.md`` also resolve in the ``report/`` artifact folder of each parent run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from medbench.report import document as d
+from medbench.report import figures, results
+from medbench.report.analysis import Analysis, analyse
+from medbench.report.sections import compose
+from medbench.report.stats import t_interval
+from medbench.tracking import load_experiment, log_report
+
+
+def default_out_dir(experiment: str) -> Path:
+    """``reports/EXPERIMENT`` in the working folder (the name made safe for a folder)."""
+    return Path("reports") / _safe(experiment)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._") or "report"
+
+
+def build_report(
+    experiment: str,
+    tracking_uri: str | None = None,
+    out_dir: str | Path | None = None,
+    log: bool = True,
+) -> Path:
+    """Build the report of ``experiment`` into ``out_dir`` and return that folder."""
+    with _quiet_downloads():
+        record = load_experiment(experiment, tracking_uri)
+    out = Path(out_dir) if out_dir else default_out_dir(experiment)
+    out.mkdir(parents=True, exist_ok=True)
+    a = analyse(record)
+    tables = write_tables(a, out)
+    figs = draw_figures(a, out)
+    doc = compose(record, a, figs, tables)
+    (out / "report.md").write_text(d.to_markdown(doc), encoding="utf-8")
+    (out / "report.html").write_text(d.to_html(doc, out), encoding="utf-8")
+    files = [
+        out / "report.md",
+        out / "report.html",
+        *tables.values(),
+        *(p for f in figs.values() for p in (f.png, f.svg)),
+    ]
+    if log and not record.parents.empty:
+        log_report(record.uri, experiment, list(record.parents["run_id"]), files)
+    return out
+
+
+@contextmanager
+def _quiet_downloads() -> Iterator[None]:
+    """MLflow draws a progress bar per downloaded artifact: hundreds of lines for one report."""
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    if key in os.environ:
+        yield
+        return
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        os.environ.pop(key, None)
+
+
+# -- tables ------------------------------------------------------------------------------------
+
+TABLE_FILES = {
+    "runs": "table_runs.csv",
+    "problems": "table_failed_runs.csv",
+    "per_fold": "table_per_fold.csv",
+    "performance": "table_performance.csv",
+    "pooled": "table_pooled_auc.csv",
+    "paired": "table_paired_tests.csv",
+    "calibration": "table_calibration.csv",
+    "confusion": "table_confusion.csv",
+    "sites": "table_sites.csv",
+    "readers": "table_readers.csv",
+    "agreement": "table_reader_agreement.csv",
+    "vs_readers": "table_model_vs_readers.csv",
+    "curves": "table_learning_curves.csv",
+    "cost_per_fold": "table_cost_per_fold.csv",
+    "cost": "table_cost.csv",
+    "flatness_per_fold": "table_flatness_per_fold.csv",
+    "flatness": "table_flatness.csv",
+}
+
+
+def write_tables(a: Analysis, out: Path) -> dict[str, Path]:
+    """Every table as a full-precision CSV (the Markdown shows rounded values)."""
+    frames = {
+        "runs": a.inventory.status,
+        "problems": a.inventory.problems,
+        "per_fold": a.per_unit,
+        "performance": a.performance,
+        "pooled": a.pooled,
+        "paired": a.paired,
+        "calibration": a.calibration,
+        "confusion": a.confusion,
+        "sites": a.sites,
+        "readers": a.readers,
+        "agreement": a.agreement,
+        "vs_readers": a.vs_readers,
+        "curves": a.curves,
+        "cost_per_fold": a.cost_per_unit,
+        "cost": a.cost,
+        "flatness_per_fold": a.flatness_per_unit,
+        "flatness": a.flatness,
+    }
+    written = {}
+    for key, frame in frames.items():
+        if frame is None or frame.empty:
+            continue
+        path = out / TABLE_FILES[key]
+        frame.to_csv(path, index=False)
+        written[key] = path
+    return written
+
+
+# -- figures -----------------------------------------------------------------------------------
+
+
+def draw_figures(a: Analysis, out: Path) -> dict[str, figures.FigureFiles]:
+    """Draw every figure the data allow; keys name them for :func:`compose`."""
+    colours = figures.optimizer_colours(a.optimizers)
+    made: dict[str, figures.FigureFiles] = {}
+    if a.per_unit.empty:
+        return made
+    models = [m for m in a.models if (a.per_unit["model"] == m).any()]
+    opts = [o for o in a.optimizers if (a.per_unit["optimizer"] == o).any()]
+
+    def keep(key: str, fig, stem: str) -> None:
+        made[key] = figures.save(fig, out, stem)
+
+    for model in models:
+        mp = a.predictions[a.predictions["model"] == model]
+        units = {
+            opt: [
+                (g["label"].to_numpy(), g["prob_malignant"].to_numpy())
+                for _, g in mp[mp["optimizer"] == opt].groupby("run_id", sort=False)
+            ]
+            for opt in opts
+            if (mp["optimizer"] == opt).any()
+        }
+        mu = a.per_unit[a.per_unit["model"] == model]
+        auc = {opt: t_interval(mu.loc[mu["optimizer"] == opt, "auc"]) for opt in units}
+        readers = {r: p for r, (p, _) in results.reader_points(results.images(mp)).items()}
+        keep(
+            f"roc/{model}",
+            figures.roc(model, units, auc, readers, colours),
+            f"fig_roc_{_safe(model)}",
+        )
+        keep(
+            f"confusion/{model}",
+            figures.confusion(a.confusion, model, opts),
+            f"fig_confusion_{_safe(model)}",
+        )
+        keep(
+            f"reliability/{model}",
+            figures.reliability(a.predictions, model, opts, colours),
+            f"fig_reliability_{_safe(model)}",
+        )
+        if not a.landscape.empty and (a.landscape["model"] == model).any():
+            keep(
+                f"flatness/{model}",
+                figures.flatness(a.landscape, a.flatness_per_unit, model, opts, colours),
+                f"fig_flatness_{_safe(model)}",
+            )
+    keep(
+        "intervals",
+        figures.intervals(a.performance, a.per_unit, models, opts, colours),
+        "fig_auc_accuracy_ci",
+    )
+    keep("paired", figures.paired_folds(a.per_unit, models, opts, colours), "fig_paired_folds_auc")
+    if not a.curves.empty:
+        keep("learning", figures.learning(a.curves, models, opts, colours), "fig_learning_curves")
+    if not a.cost_per_unit.empty:
+        keep("cost", figures.cost(a.cost_per_unit, models, opts, colours), "fig_training_cost")
+    return made

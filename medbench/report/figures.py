@@ -1,0 +1,475 @@
+"""Every figure of the report, drawn from the tables' own numbers (PNG at print resolution + SVG).
+
+Figures are plain ``matplotlib.figure.Figure`` objects on the Agg canvas: no pyplot, no global
+state, no GUI backend, whatever process builds the report. Each optimizer keeps one colour in
+every figure (Okabe–Ito, colour-blind safe); the readers are drawn in black and grey.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from medbench.report import results
+from medbench.report.clinical import OperatingPoint
+from medbench.report.stats import Interval
+
+#: Okabe & Ito (2008), fixed per known optimizer so a colour means the same in every report.
+OPTIMIZER_COLOURS = {
+    "adam": "#0072B2",  # blue
+    "sam": "#E69F00",  # orange
+    "gcsam": "#009E73",  # bluish green
+    "asam": "#CC79A7",  # reddish purple
+    "sgd": "#D55E00",  # vermillion
+    "adamw": "#56B4E9",  # sky blue
+}
+#: For other optimizers, in alphabetical order of their names (Paul Tol's muted scheme).
+EXTRA_COLOURS = ("#882255", "#44AA99", "#332288", "#999933", "#117733", "#AA4499", "#DDCC77")
+READER_STYLE = {
+    "birads_reader1": {"marker": "s", "color": "#000000", "label": "Reader 1"},
+    "birads_reader2": {"marker": "D", "color": "#777777", "label": "Reader 2"},
+}
+PNG_DPI = 200
+STYLE = {
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "svg.hashsalt": "medbench",  # stable ids: a rebuilt report diffs cleanly
+}
+
+
+def optimizer_colours(names: Sequence[str]) -> dict[str, str]:
+    """Fixed colours for known optimizers; unknown ones get the extra colours in name order."""
+    out = {n: OPTIMIZER_COLOURS[n] for n in names if n in OPTIMIZER_COLOURS}
+    unknown = sorted(n for n in names if n not in OPTIMIZER_COLOURS)
+    for i, name in enumerate(unknown):
+        out[name] = EXTRA_COLOURS[i % len(EXTRA_COLOURS)]
+    return out
+
+
+@dataclass(frozen=True)
+class FigureFiles:
+    stem: str
+    png: Path
+    svg: Path
+
+
+def new_figure(width: float, height: float) -> Figure:
+    with mpl.rc_context(STYLE):
+        fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save(fig: Figure, out_dir: Path, stem: str) -> FigureFiles:
+    """Write ``stem.png`` (print resolution) and ``stem.svg``; metadata without dates."""
+    png, svg = out_dir / f"{stem}.png", out_dir / f"{stem}.svg"
+    with mpl.rc_context(STYLE):
+        fig.savefig(png, dpi=PNG_DPI, metadata={"Software": None})
+        fig.savefig(svg, metadata={"Date": None, "Creator": None})
+    return FigureFiles(stem, png, svg)
+
+
+def _subplots(nrows: int, ncols: int, width: float, height: float, **kw):
+    fig = new_figure(width, height)
+    with mpl.rc_context(STYLE):
+        axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
+    return fig, axes
+
+
+def _time_unit(seconds: Sequence[float]) -> tuple[float, str]:
+    finite = [s for s in seconds if isinstance(s, float | int) and math.isfinite(s)]
+    top = max(finite, default=0.0)
+    if top >= 2 * 3600:
+        return 3600.0, "h"
+    if top >= 2 * 60:
+        return 60.0, "min"
+    return 1.0, "s"
+
+
+def roc(
+    model: str,
+    units: Mapping[str, list[tuple[np.ndarray, np.ndarray]]],
+    auc: Mapping[str, Interval],
+    readers: Mapping[str, OperatingPoint],
+    colours: Mapping[str, str],
+    n_images: int | None = None,
+) -> Figure:
+    """Mean ROC over folds per optimizer (±1 std band) and the readers' operating points."""
+    fig, axes = _subplots(1, 1, 4.6, 4.4)
+    ax = axes[0, 0]
+    grid = np.linspace(0, 1, 201)
+    with mpl.rc_context(STYLE):
+        for opt, groups in units.items():
+            mean, std = results.mean_roc(groups, grid)
+            if not np.isfinite(mean).any():
+                continue
+            ci = auc[opt]
+            label = f"{opt} (AUC {ci.mean:.3f} ± {_fmt(ci.std)}, {ci.n} folds)"
+            ax.plot(grid, mean, color=colours[opt], lw=1.8, label=label)
+            ax.fill_between(
+                grid,
+                np.clip(mean - std, 0, 1),
+                np.clip(mean + std, 0, 1),
+                color=colours[opt],
+                alpha=0.15,
+                lw=0,
+            )
+        for reader, point in readers.items():
+            style = READER_STYLE.get(reader, {"marker": "o", "color": "#000000", "label": reader})
+            ax.plot(
+                1 - point.specificity,
+                point.sensitivity,
+                ls="none",
+                marker=style["marker"],
+                color=style["color"],
+                ms=7,
+                mec="white",
+                label=f"{style['label']} (BI-RADS ≥ 4a, n={point.n})",
+            )
+        ax.plot([0, 1], [0, 1], color="#999999", ls=":", lw=1)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.01)
+        ax.set_aspect("equal")
+        ax.set_xlabel("False positive rate (1 − specificity)")
+        ax.set_ylabel("True positive rate (sensitivity)")
+        ax.set_title(f"{model}: test ROC (mean ± 1 std over folds)")
+        ax.legend(loc="lower right", frameon=True)
+    return fig
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def intervals(
+    summary: pd.DataFrame,
+    per_unit: pd.DataFrame,
+    models: Sequence[str],
+    optimizers: Sequence[str],
+    colours: Mapping[str, str],
+    metrics: Sequence[str] = ("auc", "accuracy"),
+) -> Figure:
+    """Mean and 95% t CI over folds per model × optimizer, the folds' own values as faint dots."""
+    width = max(5.5, 1.2 + 1.4 * len(models) * len(metrics))
+    fig, axes = _subplots(1, len(metrics), width, 3.8)
+    n_opt = len(optimizers)
+    offsets = (np.arange(n_opt) - (n_opt - 1) / 2) * (0.7 / max(n_opt, 1))
+    with mpl.rc_context(STYLE):
+        for ax, metric in zip(axes[0], metrics, strict=True):
+            for j, opt in enumerate(optimizers):
+                for i, model in enumerate(models):
+                    row = summary[(summary["model"] == model) & (summary["optimizer"] == opt)]
+                    if row.empty:
+                        continue
+                    r = row.iloc[0]
+                    x = i + offsets[j]
+                    vals = per_unit.loc[
+                        (per_unit["model"] == model) & (per_unit["optimizer"] == opt), metric
+                    ]
+                    ax.plot(
+                        np.full(len(vals), x),
+                        vals,
+                        ls="none",
+                        marker="o",
+                        ms=3,
+                        alpha=0.35,
+                        color=colours[opt],
+                    )
+                    lo, hi = r[f"{metric}_ci_low"], r[f"{metric}_ci_high"]
+                    yerr = None
+                    if math.isfinite(lo) and math.isfinite(hi):
+                        yerr = [[r[f"{metric}_mean"] - lo], [hi - r[f"{metric}_mean"]]]
+                    ax.errorbar(
+                        x,
+                        r[f"{metric}_mean"],
+                        yerr=yerr,
+                        fmt="D",
+                        ms=5,
+                        capsize=4,
+                        color=colours[opt],
+                        mfc="white" if not r["complete"] else colours[opt],
+                        label=opt if i == 0 else None,
+                    )
+            ax.set_xticks(range(len(models)), models)
+            ax.set_xlim(-0.6, len(models) - 0.4)
+            ax.set_ylabel(
+                f"Test {_label(metric)} (fraction)" if metric != "auc" else "Test ROC AUC"
+            )
+            ax.set_title(f"Test {_label(metric)}")
+        fig.suptitle("Mean and 95% t CI over folds (dots: single folds)")
+        fig.legend(
+            *axes[0, 0].get_legend_handles_labels(),
+            loc="outside lower center",
+            ncols=min(len(optimizers), 6),
+            title="optimizer (hollow marker: incomplete, some folds failed)",
+        )
+    return fig
+
+
+_LABELS = {
+    "auc": "AUC",
+    "accuracy": "accuracy",
+    "sensitivity": "sensitivity",
+    "specificity": "specificity",
+    "f1": "F1",
+    "balanced_accuracy": "balanced accuracy",
+    "ece": "ECE",
+    "brier": "Brier score",
+}
+
+
+def _label(metric: str) -> str:
+    return _LABELS.get(metric, metric)
+
+
+def paired_folds(
+    per_unit: pd.DataFrame,
+    models: Sequence[str],
+    optimizers: Sequence[str],
+    colours: Mapping[str, str],
+    metric: str = "auc",
+) -> Figure:
+    """Each fold's value per optimizer; grey lines join the same (fold, seed) across optimizers."""
+    fig, axes = _subplots(1, len(models), max(4.0, 1.0 + 1.1 * len(optimizers)) * len(models), 3.6)
+    with mpl.rc_context(STYLE):
+        for ax, model in zip(axes[0], models, strict=True):
+            mine = per_unit[per_unit["model"] == model]
+            wide = mine.pivot_table(index=["fold", "seed"], columns="optimizer", values=metric)
+            cols = [o for o in optimizers if o in wide.columns]
+            for (fold, seed), row in wide[cols].iterrows():
+                ax.plot(range(len(cols)), row.to_numpy(), color="#888888", lw=0.9, alpha=0.8)
+                last = row.last_valid_index()
+                if last is not None:
+                    name = f"f{fold}" if mine["seed"].nunique() == 1 else f"f{fold}s{seed}"
+                    ax.annotate(
+                        name,
+                        (cols.index(last), row[last]),
+                        xytext=(6, 0),
+                        textcoords="offset points",
+                        fontsize=7,
+                        va="center",
+                        color="#555555",
+                    )
+            for j, opt in enumerate(cols):
+                ax.plot(
+                    np.full(len(wide), j),
+                    wide[opt].to_numpy(),
+                    ls="none",
+                    marker="o",
+                    ms=6,
+                    color=colours[opt],
+                    mec="white",
+                    zorder=3,
+                )
+            ax.set_xticks(range(len(cols)), cols)
+            ax.set_xlim(-0.4, len(cols) - 0.4)
+            ax.set_xlabel("Optimizer")
+            ax.set_ylabel(f"Test {_label(metric)} per fold")
+            ax.set_title(f"{model}: paired folds")
+    return fig
+
+
+def learning(
+    curves: pd.DataFrame,
+    models: Sequence[str],
+    optimizers: Sequence[str],
+    colours: Mapping[str, str],
+) -> Figure:
+    """Training loss and validation AUC against epoch, mean ± std over folds."""
+    panels = [("train_loss", "Training loss (cross-entropy)"), ("val_auc", "Validation ROC AUC")]
+    fig, axes = _subplots(len(models), 2, 7.0, 3.0 * len(models))
+    with mpl.rc_context(STYLE):
+        for i, model in enumerate(models):
+            for k, (metric, label) in enumerate(panels):
+                ax = axes[i, k]
+                for opt in optimizers:
+                    part = curves[
+                        (curves["model"] == model)
+                        & (curves["optimizer"] == opt)
+                        & (curves["metric"] == metric)
+                    ].sort_values("step")
+                    if part.empty:
+                        continue
+                    x, m, s = part["step"], part["mean"], part["std"].fillna(0)
+                    ax.plot(x, m, color=colours[opt], lw=1.6, label=opt)
+                    ax.fill_between(x, m - s, m + s, color=colours[opt], alpha=0.15, lw=0)
+                ax.set_xlabel("Epoch")
+                ax.set_ylabel(label)
+                ax.set_title(f"{model}: {label.split(' (')[0]}")
+            axes[i, 0].legend(title="optimizer")
+        fig.suptitle("Mean ± std over folds")
+    return fig
+
+
+def cost(
+    per_unit: pd.DataFrame,
+    models: Sequence[str],
+    optimizers: Sequence[str],
+    colours: Mapping[str, str],
+) -> Figure:
+    """Time per epoch, total training time and time to the best validation AUC (mean ± std)."""
+    panels = [
+        ("epoch_time_s", "Time per epoch"),
+        ("train_time_s", "Total training time"),
+        ("time_to_best_val_auc_s", "Time to best validation AUC"),
+    ]
+    fig, axes = _subplots(1, 3, 9.0, 3.2)
+    n_opt = len(optimizers)
+    width = 0.8 / max(n_opt, 1)
+    with mpl.rc_context(STYLE):
+        for ax, (key, title) in zip(axes[0], panels, strict=True):
+            scale, unit = _time_unit(per_unit[key].tolist() if key in per_unit else [])
+            for j, opt in enumerate(optimizers):
+                xs, means, stds = [], [], []
+                for i, model in enumerate(models):
+                    vals = (
+                        per_unit.loc[
+                            (per_unit["model"] == model) & (per_unit["optimizer"] == opt), key
+                        ].dropna()
+                        / scale
+                    )
+                    if vals.empty:
+                        continue
+                    xs.append(i + (j - (n_opt - 1) / 2) * width)
+                    means.append(vals.mean())
+                    stds.append(vals.std(ddof=1) if len(vals) > 1 else 0.0)
+                if xs:
+                    ax.bar(
+                        xs,
+                        means,
+                        width=width * 0.9,
+                        yerr=stds,
+                        capsize=3,
+                        color=colours[opt],
+                        label=opt,
+                    )
+            ax.set_xticks(range(len(models)), models)
+            ax.set_ylabel(f"{title} ({unit})")
+            ax.set_title(title)
+        axes[0, 0].legend(title="optimizer")
+        fig.suptitle("Training cost, mean ± std over folds")
+    return fig
+
+
+def confusion(table: pd.DataFrame, model: str, optimizers: Sequence[str]) -> Figure:
+    """Test confusion matrix per optimizer, pooled over folds: counts and row percentages."""
+    opts = [o for o in optimizers if ((table["model"] == model) & (table["optimizer"] == o)).any()]
+    fig, axes = _subplots(1, max(len(opts), 1), 2.6 * max(len(opts), 1) + 0.4, 2.9)
+    with mpl.rc_context(STYLE):
+        for ax, opt in zip(axes[0], opts, strict=False):
+            r = table[(table["model"] == model) & (table["optimizer"] == opt)].iloc[0]
+            m = np.array([[r["tn"], r["fp"]], [r["fn"], r["tp"]]], dtype=float)
+            rows = m.sum(axis=1, keepdims=True)
+            share = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
+            ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+            for (a, b), count in np.ndenumerate(m):
+                ax.text(
+                    b,
+                    a,
+                    f"{int(count)}\n{share[a, b]:.0%}",
+                    ha="center",
+                    va="center",
+                    color="white" if share[a, b] > 0.6 else "black",
+                    fontsize=9,
+                )
+            ax.set_xticks([0, 1], ["benign", "malignant"])
+            ax.set_yticks([0, 1], ["benign", "malignant"])
+            ax.set_xlabel("Predicted class")
+            ax.set_ylabel("True class")
+            ax.grid(False)
+            ax.set_title(f"{model} / {opt}")
+    return fig
+
+
+def reliability(
+    preds: pd.DataFrame,
+    model: str,
+    optimizers: Sequence[str],
+    colours: Mapping[str, str],
+    n_bins: int = 10,
+) -> Figure:
+    """Observed malignant rate against mean predicted probability per bin, pooled over folds,
+    with the distribution of the predictions below."""
+    fig = new_figure(4.6, 5.2)
+    with mpl.rc_context(STYLE):
+        top, bottom = fig.subplots(2, 1, height_ratios=[3, 1], sharex=True)
+        top.plot([0, 1], [0, 1], color="#999999", ls=":", lw=1, label="perfect calibration")
+        edges = np.linspace(0, 1, n_bins + 1)
+        for opt in optimizers:
+            part = preds[(preds["model"] == model) & (preds["optimizer"] == opt)]
+            if part.empty:
+                continue
+            bins = results.reliability(part["label"], part["prob_malignant"], n_bins)
+            bins = bins[bins["n"] > 0]
+            top.plot(
+                bins["mean_predicted"],
+                bins["observed_rate"],
+                marker="o",
+                ms=4,
+                color=colours[opt],
+                label=opt,
+            )
+            bottom.hist(
+                part["prob_malignant"], bins=edges, histtype="step", color=colours[opt], lw=1.4
+            )
+        top.set_xlim(0, 1)
+        top.set_ylim(0, 1)
+        top.set_ylabel("Observed malignant fraction")
+        top.set_title(f"{model}: reliability, {n_bins} equal-width bins")
+        top.legend(loc="upper left")
+        bottom.set_xlabel("Predicted P(malignant)")
+        bottom.set_ylabel("Test images")
+    return fig
+
+
+def flatness(
+    landscape: pd.DataFrame,
+    per_unit: pd.DataFrame,
+    model: str,
+    optimizers: Sequence[str],
+    colours: Mapping[str, str],
+) -> Figure:
+    """1-D loss landscape along a filter-normalised random direction (mean ± std over folds),
+    and each fold's largest Hessian eigenvalue."""
+    fig, axes = _subplots(1, 2, 8.0, 3.4, width_ratios=[2, 1])
+    ax, ax2 = axes[0]
+    with mpl.rc_context(STYLE):
+        for opt in optimizers:
+            part = landscape[(landscape["model"] == model) & (landscape["optimizer"] == opt)]
+            if part.empty:
+                continue
+            x, m, s = part["alpha"], part["loss_mean"], part["loss_std"]
+            ax.plot(x, m, color=colours[opt], lw=1.6, label=opt)
+            ax.fill_between(x, m - s, m + s, color=colours[opt], alpha=0.15, lw=0)
+        ax.set_xlabel("Step along the direction (α, filter-normalised units)")
+        ax.set_ylabel("Training loss (cross-entropy)")
+        ax.set_title(f"{model}: 1-D loss landscape, best checkpoint")
+        ax.legend(title="optimizer")
+        mine = per_unit[per_unit["model"] == model]
+        cols = [o for o in optimizers if (mine["optimizer"] == o).any()]
+        for j, opt in enumerate(cols):
+            vals = mine.loc[mine["optimizer"] == opt, "hessian_top_eigenvalue"].dropna()
+            ax2.plot(np.full(len(vals), j), vals, ls="none", marker="o", ms=5, color=colours[opt])
+            if len(vals):
+                ax2.plot([j - 0.25, j + 0.25], [vals.mean()] * 2, color=colours[opt], lw=2)
+        ax2.set_xticks(range(len(cols)), cols)
+        ax2.set_xlim(-0.5, len(cols) - 0.5)
+        ax2.set_ylabel("Largest Hessian eigenvalue")
+        ax2.set_title("Per fold (lower: flatter)")
+    return fig

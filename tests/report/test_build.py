@@ -1,0 +1,358 @@
+"""The report built from a small store: files, every table number recomputed with scikit-learn /
+SciPy from the predictions written to MLflow, self-contained HTML, links, failures, logging."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    brier_score_loss,
+    cohen_kappa_score,
+    confusion_matrix,
+    f1_score,
+    recall_score,
+    roc_auc_score,
+    roc_curve,
+)
+
+from tests.report.mlflow_store import (
+    FAILED,
+    FAILURE,
+    FOLDS,
+    MODEL,
+    OPTIMIZERS,
+    READER_OVERRIDES,
+    THRESHOLD,
+)
+
+POSITIVE = {"4", "4a", "4b", "4c", "5", "6"}
+VALID = {"1", "2", "3", *POSITIVE}
+
+
+def finished(store, opt):
+    return [f for f in FOLDS if (opt, f) in store.predictions]
+
+
+def sk_metrics(pred: pd.DataFrame) -> dict[str, float]:
+    y, p = pred["label"].to_numpy(), pred["prob_malignant"].to_numpy()
+    c = (p >= THRESHOLD).astype(int)
+    return {
+        "auc": roc_auc_score(y, p),
+        "accuracy": accuracy_score(y, c),
+        "sensitivity": recall_score(y, c),
+        "specificity": recall_score(1 - y, 1 - c),
+        "f1": f1_score(y, c),
+        "balanced_accuracy": balanced_accuracy_score(y, c),
+        "brier": brier_score_loss(y, p),
+        "ece": ece(y, p),
+    }
+
+
+def ece(y, p, n_bins=10):
+    edges = np.linspace(0, 1, n_bins + 1)
+    idx = np.clip(np.digitize(p, edges[1:-1], right=False), 0, n_bins - 1)
+    return sum(
+        (idx == b).sum() / len(p) * abs(y[idx == b].mean() - p[idx == b].mean())
+        for b in range(n_bins)
+        if (idx == b).any()
+    )
+
+
+def t_ci(values):
+    v = np.asarray(values, dtype=float)
+    lo, hi = sps.t.interval(0.95, len(v) - 1, loc=v.mean(), scale=sps.sem(v))
+    return v.mean(), v.std(ddof=1), lo, hi
+
+
+def table(out, name):
+    return pd.read_csv(out / name)
+
+
+def row(df, **where):
+    mask = np.ones(len(df), bool)
+    for k, v in where.items():
+        mask &= (df[k] == v).to_numpy()
+    assert mask.sum() == 1, where
+    return df[mask].iloc[0]
+
+
+def test_every_figure_written(built):
+    _, out = built
+    stems = [
+        f"fig_roc_{MODEL}",
+        "fig_auc_accuracy_ci",
+        "fig_paired_folds_auc",
+        "fig_learning_curves",
+        "fig_training_cost",
+        f"fig_confusion_{MODEL}",
+        f"fig_reliability_{MODEL}",
+        f"fig_flatness_{MODEL}",
+    ]
+    for stem in stems:
+        for ext in ("png", "svg"):
+            path = out / f"{stem}.{ext}"
+            assert path.is_file() and path.stat().st_size > 1000, path
+        assert (out / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        # print resolution: pHYs chunk holds pixels per metre (200 dpi = 7874)
+        png = (out / f"{stem}.png").read_bytes()
+        ppm = int.from_bytes(png[png.index(b"pHYs") + 4 : png.index(b"pHYs") + 8], "big")
+        assert ppm >= 7870
+
+
+def test_performance_matches_sklearn(built):
+    store, out = built
+    perf = table(out, "table_performance.csv")
+    per_fold = table(out, "table_per_fold.csv")
+    for opt in OPTIMIZERS:
+        folds = finished(store, opt)
+        per = [sk_metrics(store.predictions[(opt, f)]) for f in folds]
+        r = row(perf, model=MODEL, optimizer=opt)
+        assert r["n_finished"] == len(folds) and r["n_expected"] == len(FOLDS)
+        assert bool(r["complete"]) == (opt != FAILED[0])
+        for m in ("auc", "accuracy", "sensitivity", "specificity", "f1", "balanced_accuracy"):
+            mean, std, lo, hi = t_ci([p[m] for p in per])
+            assert r[f"{m}_mean"] == pytest.approx(mean, abs=1e-12), m
+            assert r[f"{m}_std"] == pytest.approx(std, abs=1e-12), m
+            assert r[f"{m}_ci_low"] == pytest.approx(lo, abs=1e-12), m
+            assert r[f"{m}_ci_high"] == pytest.approx(hi, abs=1e-12), m
+        for f, p in zip(folds, per, strict=True):
+            fr = row(per_fold, optimizer=opt, fold=f)
+            for m, v in p.items():
+                assert fr[m] == pytest.approx(v, abs=1e-12), (opt, f, m)
+
+
+def test_calibration_matches_sklearn(built):
+    store, out = built
+    cal = table(out, "table_calibration.csv")
+    for opt in OPTIMIZERS:
+        per = [sk_metrics(store.predictions[(opt, f)]) for f in finished(store, opt)]
+        r = row(cal, optimizer=opt)
+        for m in ("ece", "brier"):
+            mean, std, lo, hi = t_ci([p[m] for p in per])
+            assert (r[f"{m}_mean"], r[f"{m}_std"]) == pytest.approx((mean, std), abs=1e-12)
+            assert (r[f"{m}_ci_low"], r[f"{m}_ci_high"]) == pytest.approx((lo, hi), abs=1e-12)
+
+
+def pooled_predictions(store, opt):
+    frames = [store.predictions[(opt, f)] for f in finished(store, opt)]
+    return pd.concat(frames).sort_values(["fold", "id"], kind="stable")
+
+
+def test_pooled_auc_matches_sklearn(built):
+    # bootstrap_auc itself is checked against a scikit-learn loop in test_stats
+    from medbench.report.stats import bootstrap_auc
+
+    store, out = built
+    pooled = table(out, "table_pooled_auc.csv")
+    for opt in OPTIMIZERS:
+        pred = pooled_predictions(store, opt)
+        y, p = pred["label"].to_numpy(), pred["prob_malignant"].to_numpy()
+        r = row(pooled, optimizer=opt)
+        assert r["n_images"] == len(y) and r["n_folds"] == len(finished(store, opt))
+        assert r["auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+        ci = bootstrap_auc(y, p, int(r["n_resamples"]), int(r["bootstrap_seed"]))
+        assert (r["ci_low"], r["ci_high"]) == (ci.low, ci.high)
+        assert r["ci_low"] < r["auc"] < r["ci_high"]
+
+
+def test_paired_tests_match_scipy(built):
+    store, out = built
+    paired = table(out, "table_paired_tests.csv")
+    common = [f for f in FOLDS if all((o, f) in store.predictions for o in OPTIMIZERS)]
+    a, b = OPTIMIZERS
+    for metric in ("auc", "accuracy"):
+        va = np.array([sk_metrics(store.predictions[(a, f)])[metric] for f in common])
+        vb = np.array([sk_metrics(store.predictions[(b, f)])[metric] for f in common])
+        r = row(paired, metric=metric, optimizer_a=a, optimizer_b=b)
+        assert r["n_pairs"] == len(common) and r["n_unpaired"] == 1
+        mean, _, lo, hi = t_ci(vb - va)
+        assert (r["mean_diff"], r["diff_ci_low"], r["diff_ci_high"]) == pytest.approx(
+            (mean, lo, hi), abs=1e-12
+        )
+        t = sps.ttest_rel(vb, va)
+        assert (r["t_statistic"], r["t_p"]) == pytest.approx((t.statistic, t.pvalue), abs=1e-12)
+        w = sps.wilcoxon(vb - va)
+        assert (r["wilcoxon_statistic"], r["wilcoxon_p"]) == pytest.approx(
+            (w.statistic, w.pvalue), abs=1e-12
+        )
+        assert "cannot go below" in r["caveat"]  # 3 pairs: Wilcoxon can never reach 0.05
+
+
+def test_confusion_and_sites_match_sklearn(built):
+    store, out = built
+    conf = table(out, "table_confusion.csv")
+    sites = table(out, "table_sites.csv")
+    for opt in OPTIMIZERS:
+        pred = pooled_predictions(store, opt)
+        c = (pred["prob_malignant"] >= THRESHOLD).astype(int)
+        tn, fp, fn, tp = confusion_matrix(pred["label"], c, labels=[0, 1]).ravel()
+        r = row(conf, optimizer=opt)
+        assert (r["tn"], r["fp"], r["fn"], r["tp"]) == (tn, fp, fn, tp)
+        for site in ("GDPH", "SYSUCC"):
+            per = [
+                sk_metrics(by_site(store.predictions[(opt, f)], site)) for f in finished(store, opt)
+            ]
+            r = row(sites, optimizer=opt, site=site)
+            assert r["n_units"] == len(per)
+            for m in ("auc", "accuracy", "sensitivity", "specificity"):
+                mean, std, lo, hi = t_ci([p[m] for p in per])
+                assert (r[f"{m}_mean"], r[f"{m}_std"], r[f"{m}_ci_low"], r[f"{m}_ci_high"]) == (
+                    pytest.approx((mean, std, lo, hi), abs=1e-12)
+                )
+
+
+def by_site(pred, site):
+    return pred[pred["site"] == site]
+
+
+def norm(v):
+    v = str(v).strip().lower() if isinstance(v, str) else ""
+    return v if v in VALID else None
+
+
+def test_readers_and_kappa_match_sklearn(built):
+    store, out = built
+    images = (
+        pd.concat(store.predictions.values()).drop_duplicates("id").sort_values("id")
+    )  # every image is in some finished run here
+    readers = table(out, "table_readers.csv")
+    for reader in ("birads_reader1", "birads_reader2"):
+        cats = images[reader].map(norm)
+        keep = cats.notna()
+        calls = cats[keep].isin(POSITIVE).astype(int)
+        y = images.loc[keep, "label"]
+        r = row(readers, reader=reader)
+        raw = images[reader].astype(str).str.strip()
+        assert r["n_missing"] == (raw == "").sum()
+        assert r["n_stray"] == ((raw != "") & cats.isna()).sum()
+        assert r["n_missing"] + r["n_stray"] > 0
+        assert r["sensitivity"] == pytest.approx(recall_score(y, calls))
+        assert r["specificity"] == pytest.approx(recall_score(1 - y, 1 - calls))
+    assert (readers["n_stray"] > 0).any()
+    both = images["birads_reader1"].map(norm).notna() & images["birads_reader2"].map(norm).notna()
+    c1 = images.loc[both, "birads_reader1"].map(norm)
+    c2 = images.loc[both, "birads_reader2"].map(norm)
+    ag = table(out, "table_reader_agreement.csv").iloc[0]
+    assert ag["n_both_assessed"] == both.sum()
+    assert ag["kappa_categories"] == pytest.approx(cohen_kappa_score(c1, c2))
+    assert ag["kappa_calls"] == pytest.approx(
+        cohen_kappa_score(c1.isin(POSITIVE), c2.isin(POSITIVE))
+    )
+    # the upper-case "4A" and the plain "4" count as positive calls
+    assert "4A" in READER_OVERRIDES["birads_reader1"].values()
+
+
+def test_model_vs_readers_matches_sklearn(built):
+    store, out = built
+    vs = table(out, "table_model_vs_readers.csv")
+    for opt in OPTIMIZERS:
+        pred = pooled_predictions(store, opt)
+        for reader in ("birads_reader1", "birads_reader2"):
+            cats = pred[reader].map(norm)
+            keep = cats.notna().to_numpy()
+            y = pred["label"].to_numpy()[keep]
+            p = pred["prob_malignant"].to_numpy()[keep]
+            calls = cats[keep].isin(POSITIVE).astype(int).to_numpy()
+            sens_r, spec_r = recall_score(y, calls), recall_score(1 - y, 1 - calls)
+            fpr, tpr, _ = roc_curve(y, p, drop_intermediate=False)
+            r = row(vs, optimizer=opt, reader=reader)
+            assert r["n_images"] == keep.sum()
+            assert (r["reader_sensitivity"], r["reader_specificity"]) == pytest.approx(
+                (sens_r, spec_r)
+            )
+            assert r["model_sensitivity_at_reader_specificity"] == pytest.approx(
+                tpr[(1 - fpr) >= spec_r - 1e-12].max()
+            )
+            assert r["model_specificity_at_reader_sensitivity"] == pytest.approx(
+                (1 - fpr)[tpr >= sens_r - 1e-12].max()
+            )
+
+
+def test_flatness_and_cost_tables(built):
+    store, out = built
+    flat = table(out, "table_flatness.csv")
+    cost = table(out, "table_cost.csv")
+    for opt in OPTIMIZERS:
+        folds = finished(store, opt)
+        r = row(flat, optimizer=opt)
+        for key in ("hessian_top_eigenvalue", "hessian_trace", "sam_sharpness"):
+            mean, std, lo, hi = t_ci([store.flatness[(opt, f)][key] for f in folds])
+            assert (r[f"{key}_mean"], r[f"{key}_std"]) == pytest.approx((mean, std))
+            assert (r[f"{key}_ci_low"], r[f"{key}_ci_high"]) == pytest.approx((lo, hi))
+        c = row(cost, optimizer=opt)
+        assert c["n_units"] == len(folds) and c["epochs_mean"] == 6
+        assert c["train_time_s_mean"] == pytest.approx(6.5 if opt == "adam" else 12.5)
+
+
+def test_learning_curves_and_time_to_best(built):
+    store, out = built
+    curves = table(out, "table_learning_curves.csv")
+    cost = table(out, "table_cost_per_fold.csv")
+    for opt in OPTIMIZERS:
+        folds = finished(store, opt)
+        for metric in ("train_loss", "val_auc", "epoch_time_s"):
+            for step in range(6):
+                v = np.array([store.curves[(opt, f)][step][metric] for f in folds])
+                r = row(curves, optimizer=opt, metric=metric, step=step)
+                assert (r["mean"], r["std"], r["n"]) == pytest.approx(
+                    (v.mean(), v.std(ddof=1), len(v))
+                )
+        for f in folds:
+            hist = store.curves[(opt, f)]
+            best = int(np.argmax([h["val_auc"] for h in hist]))
+            r = row(cost, optimizer=opt, fold=f)
+            assert r["time_to_best_val_auc_s"] == pytest.approx(
+                sum(h["epoch_time_s"] for h in hist[: best + 1])
+            )
+            assert r["epoch_time_s"] == pytest.approx(np.mean([h["epoch_time_s"] for h in hist]))
+
+
+def test_markdown_links_resolve_and_show_the_failure(built):
+    _, out = built
+    md = (out / "report.md").read_text()
+    links = re.findall(r"\]\(([^)\s]+)\)", md)
+    assert links and all((out / link).is_file() for link in links), links
+    assert len([x for x in links if x.endswith(".png")]) == 8
+    assert FAILURE in md and "3/4 (incomplete)" in md
+    fails = table(out, "table_failed_runs.csv")
+    r = row(fails, optimizer=FAILED[0], fold=FAILED[1])
+    assert r["status"] == "FAILED" and r["reason"] == FAILURE
+    # the Markdown shows the same numbers as the CSV, rounded
+    perf = row(table(out, "table_performance.csv"), optimizer="adam")
+    assert f"{perf['auc_mean']:.3f} ± {perf['auc_std']:.3f}" in md
+    for part in (
+        "## Configuration",
+        "threshold: 0.4",
+        "## Protocol",
+        "never used",
+        "## Environment",
+    ):
+        assert part in md
+
+
+def test_html_is_self_contained(built):
+    _, out = built
+    html = (out / "report.html").read_text()
+    srcs = re.findall(r"""\b(?:src|href)\s*=\s*["']([^"']*)["']""", html, flags=re.I)
+    images = re.findall(r"<img\b", html)
+    assert len(images) == 8
+    assert srcs and all(s.startswith("data:image/svg+xml;base64,") for s in srcs)
+    assert "<script" not in html and "<link" not in html and "url(" not in html
+    assert FAILURE in html
+
+
+def test_report_logged_to_parent_runs(built):
+    from mlflow import MlflowClient
+
+    store, out = built
+    client = MlflowClient(tracking_uri=store.uri)
+    expected = {p.name for p in out.iterdir()}
+    for pid in store.parent_ids.values():
+        names = {a.path.split("/", 1)[1] for a in client.list_artifacts(pid, "report")}
+        assert names == expected

@@ -1,0 +1,88 @@
+from pathlib import Path
+
+from medbench.cli import main
+from medbench.tracking import Tracker
+
+
+def test_every_run_failed_still_gives_a_report_in_the_default_folder(mlflow_uri, capsys):
+    tr = Tracker(mlflow_uri, "broken run")
+    pid = tr.start_parent("m/adam", {"model": "m", "optimizer": "adam", "seed": 0}, "h", "f")
+    for fold in (1, 2):
+        cid = tr.start_child(
+            pid,
+            f"m/adam/fold{fold}",
+            f"m/adam/fold{fold}/seed0",
+            {"fold": fold, "seed": 0, "model": "m", "optimizer": "adam"},
+            "h",
+            "f",
+        )
+        tr.log_metrics(cid, {"train_loss": 0.7, "epoch_time_s": 1.0}, step=0)
+        tr.finish(cid, "FAILED", f"diverged: training loss became nan in epoch {fold}")
+    tr.finish(pid, "FAILED", "2 of 2 folds failed")
+
+    assert main(["report", "broken run", "--tracking-uri", mlflow_uri]) == 0
+
+    out = Path("reports/broken_run")
+    assert str(out) in capsys.readouterr().out
+    md = (out / "report.md").read_text()
+    assert "No fold run finished" in md
+    assert "epoch 1" in md and "epoch 2" in md
+    assert "No `config.yaml` artifact" in md
+    assert "<img" not in (out / "report.html").read_text()
+
+
+def test_unknown_experiment_is_a_one_line_error(mlflow_uri, capsys):
+    Tracker(mlflow_uri, "exists")
+    assert main(["report", "exist", "--tracking-uri", mlflow_uri]) == 2
+    assert "did you mean 'exists'" in capsys.readouterr().err
+
+
+def test_seeds_are_paired_units_and_pooled_per_seed(mlflow_uri, tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from medbench.report.build import build_report
+
+    tr = Tracker(mlflow_uri, "seeds")
+    rng = np.random.default_rng(0)
+    for opt in ("adam", "sam"):
+        pid = tr.start_parent(f"m/{opt}", {"model": "m", "optimizer": opt}, "h", "f")
+        for seed in (0, 1):
+            for fold in (1, 2):
+                cid = tr.start_child(
+                    pid,
+                    f"m/{opt}/fold{fold}",
+                    f"m/{opt}/fold{fold}/seed{seed}",
+                    {"fold": fold, "seed": seed, "model": "m", "optimizer": opt},
+                    "h",
+                    "f",
+                )
+                labels = np.arange(20) % 2
+                pred = pd.DataFrame(
+                    {
+                        "id": [f"f{fold}-{i}" for i in range(20)],
+                        "site": "",
+                        "fold": fold,
+                        "label": labels,
+                        "prob_malignant": np.clip(0.4 * labels + 0.6 * rng.random(20), 0, 1),
+                    }
+                )
+                tr.log_table(cid, pred, "predictions.csv")
+                tr.finish(cid)
+        tr.finish(pid)
+
+    out = build_report("seeds", tracking_uri=mlflow_uri, out_dir=tmp_path / "r", log=False)
+
+    assert len(pd.read_csv(out / "table_per_fold.csv")) == 8
+    pooled = pd.read_csv(out / "table_pooled_auc.csv")
+    assert sorted(zip(pooled["optimizer"], pooled["seed"], strict=True)) == [
+        ("adam", 0),
+        ("adam", 1),
+        ("sam", 0),
+        ("sam", 1),
+    ]
+    assert set(pooled["n_images"]) == {40}
+    paired = pd.read_csv(out / "table_paired_tests.csv")
+    assert set(paired["n_pairs"]) == {4}
+    md = (out / "report.md").read_text()
+    assert "Per site" not in md and "Clinical context" not in md  # no sites, no readers
