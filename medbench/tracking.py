@@ -35,7 +35,15 @@ from medbench.errors import TrackingError
 PREDICTIONS_FILE = "predictions.csv"
 PREDICTION_COLUMNS = ("id", "site", "fold", "label", "prob_malignant")
 PARENT_PARAMS = ("model", "optimizer", "lr", "rho", "epochs", "batch_size", "image_size", "seed")
-EPOCH_METRICS = ("train_loss", "val_loss", "val_auc", "val_accuracy", "epoch_time_s")
+EPOCH_METRICS = (
+    "train_loss",
+    "val_loss",
+    "val_auc",
+    "val_accuracy",
+    "epoch_time_s",
+    "data_time_s",
+    "lr",
+)
 FINAL_METRICS = (
     "test_auc",
     "test_accuracy",
@@ -57,6 +65,7 @@ TAG_RUN_NAME = "mlflow.runName"
 #: An MLflow server that does not answer is not retried for minutes: fail fast instead.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def resolve_tracking_uri(configured: str | None = None) -> str:
@@ -411,7 +420,12 @@ def load_experiment(
         names = {a.path for a in client.list_artifacts(run_id)}
         if PREDICTIONS_FILE in names:
             text = _read_artifact(client, run_id, PREDICTIONS_FILE)
-            pred = pd.read_csv(io.StringIO(text), dtype={"id": str, "site": str})
+            pred = pd.read_csv(
+                io.StringIO(text),
+                dtype={"id": str, "site": str, "birads_reader1": str, "birads_reader2": str},
+                keep_default_na=False,
+                na_values={"prob_malignant": [""], "label": [""], "fold": [""]},
+            )
             pred.insert(0, "run_id", run_id)
             pred.insert(1, "model", run.data.params.get("model"))
             pred.insert(2, "optimizer", run.data.params.get("optimizer"))

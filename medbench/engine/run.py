@@ -100,7 +100,7 @@ def prepare_dataset(config: Config, progress: bool = False) -> Dataset:
     cached = load_cached(
         list(manifest["path"]), PreprocessSettings(image_size=d.image_size), progress=progress
     )
-    labels = torch.as_tensor(manifest["label"].to_numpy(dtype=np.int64))
+    labels = torch.tensor(manifest["label"].to_numpy(dtype=np.int64))
     dataset = Dataset(
         root=root,
         manifest=manifest,

@@ -386,17 +386,11 @@ def _flatness(
     )
     idx = torch.as_tensor(np.asarray(data.split.train, dtype=np.int64))
     result = measure_flatness(
-        model,
-        nn.CrossEntropyLoss(),
-        data.images[idx],
-        data.labels[idx],
-        settings,
-        device=str(device),
+        model, nn.CrossEntropyLoss(), data.images[idx], data.labels[idx], settings, device=device
     )
     return {
-        "hessian_top_eigenvalue": float(result.top_eigenvalue),
-        "hessian_trace": float(result.trace),
-        "sam_sharpness": float(result.sam_sharpness),
+        **{k: float(v) for k, v in result.metrics().items()},
+        "hessian_trace_stderr": float(result.trace_stderr),
         "landscape_alphas": [float(a) for a in result.landscape_alphas],
         "landscape_losses": [float(v) for v in result.landscape_losses],
         "seconds": result.seconds,

@@ -1,0 +1,93 @@
+import pytest
+
+from medbench.config import config_hash, list_configs, load_config, parse_overrides
+from medbench.errors import ConfigError
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_configs_load():
+    assert {"demo", "paper"} <= set(list_configs())
+    demo = load_config("demo")
+    assert demo.name == "medbench-demo" and demo.optimizers == ["adam", "sam", "gcsam"]
+    paper = load_config("paper")
+    assert paper.data.image_size == 256 and paper.optimizer.lr == pytest.approx(1e-4)
+    assert paper.optimizer.rho == pytest.approx(0.05) and paper.data.folds == "sheet"
+
+
+def test_overrides_are_typed_and_validated():
+    cfg = load_config(
+        "demo",
+        ["train.epochs=3", "models=[resnet18, smallcnn]", "optimizer.lr=1e-2"],
+        data_root="/x",
+    )
+    assert cfg.train.epochs == 3 and cfg.models == ["resnet18", "smallcnn"]
+    assert cfg.optimizer.lr == pytest.approx(0.01) and cfg.data.root == "/x"
+    assert parse_overrides(["a.b.c=1"]) == {"a": {"b": {"c": 1}}}
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("train: {epoch: 3}", r"train\.epoch: unknown key \(did you mean 'epochs'\?\)"),
+        ("trian: {}", r"trian: unknown key \(did you mean 'train'\?\)"),
+        ("train: {epochs: three}", r"train\.epochs: expected an integer"),
+        ("train: {epochs: 0}", r"train\.epochs: must be at least 1"),
+        ("data: {augment: maybe}", r"data\.augment: expected true or false"),
+        (
+            "models: [resnet81]",
+            r"models\[0\]: unknown model 'resnet81' \(did you mean 'resnet18'\?\)",
+        ),
+        (
+            "optimizers: [adam, gcsma]",
+            r"optimizers\[1\]: unknown optimizer 'gcsma' \(did you mean 'gcsam'\?\)",
+        ),
+        (
+            "data: {folds: stratifed}",
+            r"data\.folds: 'stratifed' is not one of .*did you mean 'stratified'",
+        ),
+        ("data: {val_fraction: 1.5}", r"data\.val_fraction"),
+        (
+            "models: [vit_b_16]\ndata: {image_size: 40}",
+            r"models\[0\]: model 'vit_b_16' needs image_size divisible by 16",
+        ),
+        ("train: [1, 2]", r"train: expected a mapping"),
+        ("optimizers: [adam, adam]", r"optimizers: listed twice: adam"),
+        ("name: a/b", r"name: must be"),
+        ("- just\n- a list", r"must be a mapping"),
+        ("train: {epochs: [", r"c\.yaml line \d+: not valid YAML"),
+    ],
+)
+def test_bad_configs_name_the_key(tmp_path, text, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(_write(tmp_path, text))
+
+
+def test_unknown_config_name():
+    with pytest.raises(ConfigError, match=r"dmeo: no such config file .*did you mean 'demo'"):
+        load_config("dmeo")
+
+
+def test_bad_override_syntax():
+    with pytest.raises(ConfigError, match=r"--set 'train\.epochs': expected KEY=VALUE"):
+        load_config("demo", ["train.epochs"])
+
+
+def test_hash_ignores_store_executor_and_grid_extent():
+    base = load_config("demo")
+    same = load_config(
+        "demo",
+        [
+            "tracking.uri=sqlite:///x.db",
+            "executor.kind=ray",
+            "models=[resnet18]",
+            "data.root=/elsewhere",
+        ],
+    )
+    other = load_config("demo", ["optimizer.lr=0.5"])
+    assert config_hash(base) == config_hash(same)
+    assert config_hash(base) != config_hash(other)
