@@ -95,31 +95,42 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+CLOCKS = {"": time.perf_counter, "cpu_": time.process_time}  # wall clock, process CPU time
+
+
 def _timed_step(
     model: nn.Module, opt: Optimizer, two_pass: bool, x, y, device: torch.device
-) -> tuple[float, float]:
-    """(full step, optimizer calls alone) in seconds, for one training step."""
-    loss_fn = nn.functional.cross_entropy
+) -> dict[str, float]:
+    """Seconds of one training step, in full and in optimizer calls alone, on both clocks.
 
-    def timed(call: Callable[[], None]) -> float:
+    Process CPU time is the steadier figure on a CPU shared with other jobs: time the process
+    spends preempted counts in the wall clock only.
+    """
+    loss_fn = nn.functional.cross_entropy
+    in_opt = dict.fromkeys(CLOCKS, 0.0)
+
+    def timed(call: Callable[[], None]) -> None:
         _sync(device)
-        start = time.perf_counter()
+        start = {k: clock() for k, clock in CLOCKS.items()}
         call()
         _sync(device)
-        return time.perf_counter() - start
+        for k, clock in CLOCKS.items():
+            in_opt[k] += clock() - start[k]
 
     _sync(device)
-    start = time.perf_counter()
+    start = {k: clock() for k, clock in CLOCKS.items()}
     opt.zero_grad(set_to_none=True)
     loss_fn(model(x), y).backward()
     if two_pass:
-        in_opt = timed(lambda: opt.first_step(zero_grad=True))
+        timed(lambda: opt.first_step(zero_grad=True))
         loss_fn(model(x), y).backward()
-        in_opt += timed(lambda: opt.second_step())
+        timed(lambda: opt.second_step())
     else:
-        in_opt = timed(opt.step)
+        timed(opt.step)
     _sync(device)
-    return time.perf_counter() - start, in_opt
+    out = {f"{k}step": clock() - start[k] for k, clock in CLOCKS.items()}
+    out.update({f"{k}optimizer": in_opt[k] for k in CLOCKS})
+    return out
 
 
 def bench_optim(
@@ -143,7 +154,7 @@ def bench_optim(
         copy_ = copy.deepcopy(net)
         runs.append((contender, copy_, contender.build(list(copy_.parameters()))))
 
-    times: dict[str, list[tuple[float, float]]] = {c.name: [] for c, _, _ in runs}
+    times: dict[str, list[dict[str, float]]] = {c.name: [] for c, _, _ in runs}
     collecting = gc.isenabled()
     gc.disable()  # as timeit does: a collection would land on whichever step is running
     try:
@@ -157,22 +168,19 @@ def bench_optim(
         if collecting:
             gc.enable()
 
+    figures = [f"{k}{what}" for k in CLOCKS for what in ("step", "optimizer")]
     optimizers = {
         c.name: {
             "label": c.label,
-            "step_ms": 1e3 * statistics.median(t[0] for t in times[c.name]),
-            "optimizer_ms": 1e3 * statistics.median(t[1] for t in times[c.name]),
-            "step_ms_runs": [1e3 * t[0] for t in times[c.name]],
-            "optimizer_ms_runs": [1e3 * t[1] for t in times[c.name]],
+            **{f"{f}_ms": 1e3 * statistics.median(t[f] for t in times[c.name]) for f in figures},
+            **{f"{f}_ms_runs": [1e3 * t[f] for t in times[c.name]] for f in figures},
         }
         for c, _, _ in runs
     }
     ratios = {
         f"{a}/{b}": {
-            "step": statistics.median(p[0] / q[0] for p, q in zip(times[a], times[b], strict=True)),
-            "optimizer": statistics.median(
-                p[1] / q[1] for p, q in zip(times[a], times[b], strict=True)
-            ),
+            f: statistics.median(p[f] / q[f] for p, q in zip(times[a], times[b], strict=True))
+            for f in figures
         }
         for a, b in RATIOS
         if a in times and b in times
@@ -198,20 +206,27 @@ def bench_optim(
 def render_optim(result: dict[str, Any]) -> str:
     """The benchmark as a plain-text table."""
     cfg = result["config"]
+    on_cpu = cfg["device"] == "cpu"
+    head = ["full step", "optimizer"] + (["cpu step", "cpu optim"] if on_cpu else [])
+    keys = ["step", "optimizer"] + (["cpu_step", "cpu_optimizer"] if on_cpu else [])
     lines = [
         f"optimizer speed: {cfg['model']}, {cfg['image_size']}x{cfg['image_size']}, "
         f"batch {cfg['batch_size']}, {cfg['device']} ({cfg['threads']} threads), "
         f"median of {cfg['steps']} interleaved steps after {cfg['warmup']} warm-up",
         "",
-        f"{'optimizer':<11}{'implementation':<32}{'full step ms':>14}{'optimizer ms':>14}",
+        f"{'ms':<11}{'implementation':<31}" + "".join(f"{h:>11}" for h in head),
     ]
     for name, row in result["optimizers"].items():
-        lines.append(
-            f"{name:<11}{row['label']:<32}{row['step_ms']:>14.1f}{row['optimizer_ms']:>14.1f}"
-        )
-    lines += ["", f"{'ratio (median of paired ratios)':<43}{'full step':>14}{'optimizer':>14}"]
+        cells = "".join(f"{row[k + '_ms']:>11.1f}" for k in keys)
+        lines.append(f"{name:<11}{row['label']:<31}{cells}")
+    lines += ["", f"{'ratio (median of paired ratios)':<42}" + "".join(f"{h:>11}" for h in head)]
     for name, ratio in result["ratios"].items():
-        lines.append(f"{name:<43}{ratio['step']:>14.3f}{ratio['optimizer']:>14.3f}")
+        lines.append(f"{name:<42}" + "".join(f"{ratio[k]:>11.3f}" for k in keys))
+    if on_cpu:
+        lines += [
+            "",
+            "cpu = process CPU time (all threads): steadier than wall time on a busy machine",
+        ]
     if not cfg["reference"]:
         lines += ["", "(install pytorch-optimizer, the 'bench' extra, for the reference rows)"]
     return "\n".join(lines)

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim import Optimizer
+from torch.optim.optimizer import ParamsT
 
 from medbench.optim.centralization import centralize_gradients, centralized
 
@@ -42,12 +43,13 @@ class SAM(Optimizer):
 
     or ``optimizer.step(closure)`` after the first backward, where ``closure`` runs the second
     forward-backward pass. ``param_groups`` and ``state`` are the base optimizer's own, so LR
-    schedulers and checkpoints see one optimizer.
+    schedulers and checkpoints see one optimizer. Save checkpoints between steps: ``e(w)`` lives
+    only between ``first_step`` and ``second_step`` and is not part of ``state_dict``.
     """
 
     def __init__(
         self,
-        params,
+        params: ParamsT,
         base_optimizer: Callable[..., Optimizer] = torch.optim.Adam,
         rho: float = 0.05,
         adaptive: bool = False,
@@ -85,7 +87,11 @@ class SAM(Optimizer):
 
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:
-        """Move back to ``w`` and step the base optimizer with the gradient taken at ``w + e(w)``."""
+        """Move back to ``w`` and step the base optimizer with the gradient taken at ``w + e(w)``.
+
+        Moving back subtracts ``e(w)``, as the published SAM and GCSAM codes do (one buffer per
+        parameter; ``w`` comes back up to float rounding, not bit for bit).
+        """
         for params, e_w in self._perturbation:
             torch._foreach_sub_(params, e_w)
         self._perturbation = []
@@ -153,7 +159,9 @@ class SAM(Optimizer):
             norms.append(torch.stack(per_tensor).to(device))
         return torch.linalg.vector_norm(torch.cat(norms))
 
-    def _norm_terms(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]):
+    def _norm_terms(
+        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]
+    ) -> list[Tensor]:
         """The tensors whose joint norm normalises the ascent: ``g``, or ``|w| * g`` for ASAM."""
         if not group["adaptive"]:
             return grads
@@ -188,7 +196,7 @@ class GCSAM(SAM):
 
     def __init__(
         self,
-        params,
+        params: ParamsT,
         base_optimizer: Callable[..., Optimizer] = torch.optim.Adam,
         rho: float = 0.05,
         adaptive: bool = False,
@@ -204,7 +212,9 @@ class GCSAM(SAM):
     def _extra_defaults(self) -> dict[str, Any]:
         return dict(self._gc)
 
-    def _norm_terms(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]):
+    def _norm_terms(
+        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]
+    ) -> list[Tensor]:
         if group["gc_norm"] == "centralized":
             # Transient centralized copies, freed once the norm is taken; e(w) recomputes
             # the (cheap) channel means rather than keeping a second buffer per parameter.
