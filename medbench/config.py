@@ -75,6 +75,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (CUDA)
     threshold: float = 0.5  # P(malignant) at or above which a case is called malignant
     checkpoint_every: int = 1  # epochs between resumable checkpoints
+    threads: int = 0  # CPU threads for torch (0 = torch's default); results on the CPU depend on it
 
 
 @dataclass

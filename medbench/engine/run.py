@@ -450,9 +450,12 @@ def run_grid(
         if kind == "ray":
             from medbench.engine.ray_executor import run_on_ray
 
-            outcomes += run_on_ray(
-                specs, config, ray_address or config.executor.address, progress=progress
-            )
+            try:
+                outcomes += run_on_ray(
+                    specs, config, ray_address or config.executor.address, progress=progress
+                )
+            except KeyboardInterrupt:
+                interrupted = True
         else:
             bar = None
             if progress and specs:

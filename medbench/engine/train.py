@@ -187,6 +187,8 @@ def train_job(
     from medbench.optim import SAM, build_optimizer, disable_running_stats, enable_running_stats
 
     tc = config.train
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
     precision = Precision.for_device(device, tc.amp, tc.channels_last)
     torch.manual_seed(init_seed(job))
     model = build_model(job.model, num_classes=2, image_size=config.data.image_size).to(device)

@@ -1,0 +1,132 @@
+"""The Ray executor against a real MLflow tracking server: same runs and metrics as the local one."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import mlflow
+import pytest
+
+from medbench.config import load_config
+from medbench.engine.run import run_benchmark
+from medbench.errors import TrackingError
+from tests.engine.conftest import TINY
+
+ray = pytest.importorskip("ray")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path, _empty_store):
+    import shutil
+
+    db = tmp_path / "server.db"
+    shutil.copy(_empty_store, db)
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{db}",
+            "--artifacts-destination",
+            str(tmp_path / "server-artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("mlflow server did not start")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def _children(uri, name):
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=[name])
+    kids = (
+        runs[runs["tags.mlflow.parentRunId"].notna()]
+        .sort_values("tags.mlflow.runName")
+        .reset_index(drop=True)
+    )
+    cols = [
+        "tags.mlflow.runName",
+        "status",
+        *sorted(c for c in kids.columns if c.startswith("metrics.test_")),
+        "metrics.best_epoch",
+    ]
+    return runs, kids[cols]
+
+
+@pytest.mark.slow
+def test_ray_grid_equals_local_grid(tiny_bus, mlflow_uri, mlflow_server):
+    common = [*TINY, "train.threads=1", "executor.cpus_per_job=1", "name=raytest"]
+    local = load_config("demo", [*common, f"tracking.uri={mlflow_uri}"], data_root=str(tiny_bus))
+    run_benchmark(local, report=False, progress=False)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        runtime_env={"env_vars": {"MEDBENCH_CACHE_DIR": os.environ["MEDBENCH_CACHE_DIR"]}},
+    )
+    try:
+        remote = load_config(
+            "demo",
+            [*common, f"tracking.uri={mlflow_server}", "executor.kind=ray"],
+            data_root=str(tiny_bus),
+        )
+        result = run_benchmark(remote, report=False, progress=False)
+        assert {o.status for o in result.outcomes} == {"FINISHED"}
+        # resume through Ray too: nothing left to run, no duplicates
+        again = run_benchmark(remote, report=False, progress=False)
+        assert {o.status for o in again.outcomes} == {"SKIPPED"}
+    finally:
+        ray.shutdown()
+    runs_local, local_kids = _children(mlflow_uri, "raytest")
+    runs_ray, ray_kids = _children(mlflow_server, "raytest")
+    assert len(runs_ray) == len(runs_local) == 8
+    assert local_kids.equals(ray_kids)
+    client = mlflow.MlflowClient(tracking_uri=mlflow_server)
+    child = runs_ray[runs_ray["tags.mlflow.parentRunId"].notna()].iloc[0]
+    assert "predictions.csv" in {a.path for a in client.list_artifacts(child["run_id"])}
+
+
+def test_cluster_address_with_local_sqlite_store_is_refused(tiny_bus, mlflow_uri):
+    config = load_config(
+        "demo",
+        [
+            *TINY,
+            f"tracking.uri={mlflow_uri}",
+            "executor.kind=ray",
+            "executor.address=ray://head:10001",
+        ],
+        data_root=str(tiny_bus),
+    )
+    with pytest.raises(TrackingError, match=r"workers on other machines cannot reach"):
+        run_benchmark(config, report=False, progress=False)
