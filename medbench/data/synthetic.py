@@ -53,14 +53,14 @@ BIRADS_CATEGORIES = ("2", "3", "4a", "4b", "4c", "5")
 
 # Latent malignancy score s ~ N(+MU, 1) for malignant, N(-MU, 1) for benign: the overlap sets
 # how hard the task is. Morphology features follow sigmoid(KAPPA * s) plus per-feature noise.
-MU = 1.1
+MU = 1.45
 KAPPA = 1.6
 FEATURE_NOISE = 0.15
 # Readers see the same latent score with a shared and a personal error; the cut points give a
 # sensitivity near 0.9 and a specificity near 0.65 at ">= 4a" (as radiologists on BUS).
-READER_SHARED_SD = 0.5
-READER_OWN_SD = 0.45
-BIRADS_CUTS = (-1.9, -0.6, 0.25, 0.95, 1.7)  # 2|3, 3|4a, 4a|4b, 4b|4c, 4c|5
+READER_SHARED_SD = 0.9
+READER_OWN_SD = 1.0
+BIRADS_CUTS = (-2.2, -0.7, 0.3, 1.1, 2.0)  # 2|3, 3|4a, 4a|4b, 4b|4c, 4c|5
 UPPERCASE_SHARE = 0.2  # share of 4a/4b/4c typed as 4A/4B/4C
 
 # Image modes and sizes per site: GDPH mostly 8-bit grayscale, SYSUCC mostly RGB, a few others.
@@ -574,11 +574,11 @@ def generate(out: str | Path, n: int = 600, seed: int = 0) -> SynthSummary:
     """Write ``n`` synthetic BUS images in the GDPH&SYSUCC layout into ``out``.
 
     ``out`` must be new or empty, or hold this very generation (same ``n`` and ``seed``), which
-    is then returned as is: the demo calls this on every run. Files appear all at once (written
-    in a sibling temporary folder, then renamed), so a crash never leaves half a dataset.
+    is then returned as is: the demo calls this on every run. Files are written in a sibling
+    temporary folder, then renamed into place, so a crash never leaves half a dataset.
     """
     start = time.perf_counter()
-    root = Path(out)
+    root = Path(out).expanduser().resolve()  # a name even for "." (the temporary sibling needs one)
     n, seed = int(n), int(seed)
     if seed < 0:
         raise DataError(f"synthetic BUS: seed must be >= 0, got {seed}")
@@ -598,9 +598,12 @@ def generate(out: str | Path, n: int = 600, seed: int = 0) -> SynthSummary:
         counts = _counts(cases)
         marker = json.dumps(_marker(n, seed, counts, dups), indent=1, sort_keys=True)
         (tmp / MARKER).write_text(marker + "\n", encoding="utf-8")
-        if root.exists():
-            root.rmdir()  # empty, checked above
-        os.replace(tmp, root)
+        if root.exists():  # empty (checked above), maybe the working folder: keep its inode
+            for child in sorted(tmp.iterdir(), key=lambda p: p.name == MARKER):  # marker last
+                os.replace(child, root / child.name)
+            tmp.rmdir()
+        else:
+            os.replace(tmp, root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -123,8 +123,8 @@ def test_readers_mostly_agree_with_the_label_and_each_other(default):
         assert 0.82 <= sensitivity <= 0.97, sensitivity
         assert 0.55 <= specificity <= 0.78, specificity
     exact = np.mean([_birads(r[1]) == _birads(r[2]) for r in rows])
-    assert 0.35 < exact < 0.85  # correlated readers, not copies
-    assert 0.8 < (positive[:, 0] == positive[:, 1]).mean() < 0.98
+    assert 0.3 < exact < 0.8  # correlated readers, not copies
+    assert 0.75 < (positive[:, 0] == positive[:, 1]).mean() < 0.95
 
 
 def test_folds_are_stratified_by_label_and_site(default):
@@ -297,4 +297,5 @@ def test_a_small_cnn_learns_it_but_not_perfectly(default):
     with torch.no_grad():
         prob = torch.softmax(model(x[test]), 1)[:, 1]
     auc = roc_auc_score(y[test].numpy(), prob.numpy())
+    print(f"SmallCNN 64x64, 8 epochs, test fold 5: AUC {auc:.3f}")
     assert 0.75 < auc < 0.99, auc
