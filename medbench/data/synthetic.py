@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -52,14 +53,14 @@ BIRADS_CATEGORIES = ("2", "3", "4a", "4b", "4c", "5")
 
 # Latent malignancy score s ~ N(+MU, 1) for malignant, N(-MU, 1) for benign: the overlap sets
 # how hard the task is. Morphology features follow sigmoid(KAPPA * s) plus per-feature noise.
-MU = 1.1
+MU = 1.45
 KAPPA = 1.6
 FEATURE_NOISE = 0.15
 # Readers see the same latent score with a shared and a personal error; the cut points give a
 # sensitivity near 0.9 and a specificity near 0.65 at ">= 4a" (as radiologists on BUS).
-READER_SHARED_SD = 0.5
-READER_OWN_SD = 0.45
-BIRADS_CUTS = (-1.9, -0.6, 0.25, 0.95, 1.7)  # 2|3, 3|4a, 4a|4b, 4b|4c, 4c|5
+READER_SHARED_SD = 0.9
+READER_OWN_SD = 1.0
+BIRADS_CUTS = (-2.2, -0.7, 0.3, 1.1, 2.0)  # 2|3, 3|4a, 4a|4b, 4b|4c, 4c|5
 UPPERCASE_SHARE = 0.2  # share of 4a/4b/4c typed as 4A/4B/4C
 
 # Image modes and sizes per site: GDPH mostly 8-bit grayscale, SYSUCC mostly RGB, a few others.
@@ -231,16 +232,22 @@ def _plant_duplicates(cases: list[_Case], rng: np.random.Generator) -> list[Near
     for k in range(n_dup):
         conflicting = k < CONFLICTING_DUPLICATES
         cross = k % 3 != 2
-        site = SITES[int(rng.random() < 0.35)]
-        label = int(rng.integers(2))
-        free = [c for c in cases if c.index not in used and c.site == site]
-        originals = [c for c in free if c.label == label]
+        # Mostly SYSUCC, as it holds most images; fall back on any site and label with room left.
+        first = (SITES[int(rng.random() < 0.35)], int(rng.integers(2)))
+        options = [first] + [(s, lab) for s in SITES for lab in (0, 1) if (s, lab) != first]
+        for site, label in options:
+            free = [c for c in cases if c.index not in used and c.site == site]
+            originals = [c for c in free if c.label == label]
+            want = 1 - label if conflicting else label
+            targets = [c for c in free if c.label == want]
+            if originals and len(targets) > (want == label):
+                break
+        else:  # cannot happen for n >= MIN_N; kept as a guard
+            break
         orig = originals[int(rng.integers(len(originals)))]
-        want = 1 - label if conflicting else label
-        targets = [
-            c for c in free if c.label == want and c is not orig and (c.fold != orig.fold) == cross
-        ] or [c for c in free if c.label == want and c is not orig]
-        copy = targets[int(rng.integers(len(targets)))]
+        targets = [c for c in targets if c is not orig]
+        preferred = [c for c in targets if (c.fold != orig.fold) == cross] or targets
+        copy = preferred[int(rng.integers(len(preferred)))]
         copy.source = orig.index
         used |= {orig.index, copy.index}
         dups.append(NearDuplicate(orig.id, copy.id, not conflicting, copy.fold != orig.fold))
@@ -298,15 +305,17 @@ def _tissue(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, float
     y = (np.arange(h, dtype=np.float32) / h)[:, None]
     wav = [_smooth_noise(rng, (1, w), (1, 5))[0] for _ in range(3)]
     skin = rng.uniform(0.03, 0.06)
-    fat = rng.uniform(0.14, 0.26) + 0.03 * wav[0]
-    gland = rng.uniform(0.7, 0.86) + 0.04 * wav[1]
+    fat = rng.uniform(0.1, 0.32) + 0.05 * wav[0]
+    gland = rng.uniform(0.62, 0.9) + 0.05 * wav[1]
     soft = 0.012
     is_fat = np.clip((y - fat) / soft, -1, 1) * 0.5 + 0.5  # 0 above fat line, 1 below
     is_deep = np.clip((y - gland) / soft, -1, 1) * 0.5 + 0.5
     lobules = _smooth_noise(rng, (h, w), (h // 22, w // 22))
     streaks = _smooth_noise(rng, (h, w), (h // 9, w // 40))
-    fat_level = 0.55 + 0.18 * lobules
-    gland_level = 1.0 + 0.35 * streaks
+    fat_level = rng.uniform(0.4, 0.7) + 0.18 * lobules
+    # Fibroglandular density varies over the breast: broad brighter and darker patches.
+    patches = np.exp(0.6 * _smooth_noise(rng, (h, w), (3, 5)))
+    gland_level = (1.0 + 0.35 * streaks) * patches
     deep_level = 0.55 + 0.25 * np.sin(y * rng.uniform(60, 90) + 0.8 * streaks)
     tissue = fat_level + is_fat * (gland_level - fat_level)
     tissue = tissue + is_deep * (deep_level - tissue)
@@ -318,12 +327,12 @@ def _tissue(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, float
 def _lesion(
     rng: np.random.Generator, f: dict[str, float], h: int, w: int, fat: float, gland: float
 ):
-    """Lesion mask (soft, [0,1]), its outside halo, and the radial geometry, on an (h, w) grid."""
-    r0 = rng.uniform(0.1, 0.18) * w
+    """The lesion's bounding box and, inside it, its soft mask, echogenic halo and capsule rim."""
+    r0 = rng.uniform(0.09, 0.19) * w
     aspect = float(np.exp(_lerp(np.log(0.5), np.log(1.35), f["shape"]) + rng.normal(0, 0.08)))
     a, b = r0 / np.sqrt(aspect), r0 * np.sqrt(aspect)  # horizontal, vertical semi-axes
     cy = rng.uniform(fat * h + b * 0.8, max(fat * h + b * 0.8 + 1, gland * h - b * 0.6))
-    cx = rng.uniform(0.3, 0.7) * w
+    cx = rng.uniform(0.22, 0.78) * w
     tilt = rng.normal(0.0, 0.12 + 0.2 * f["shape"])
 
     theta = np.linspace(-np.pi, np.pi, 720, endpoint=False)
@@ -366,8 +375,8 @@ def _render(case: _Case, seed: int) -> np.ndarray:
     height, width = int(rng.integers(h_lo, h_hi + 1)), int(rng.integers(w_lo, w_hi + 1))
     # Work at half resolution: speckle grains then span 2-3 output pixels, as on real scanners.
     h, w = height // 2, width // 2
-    top = int(rng.uniform(0.0, 0.07) * h)
-    side = int(rng.uniform(0.0, 0.08) * w)
+    top = int(rng.uniform(0.0, 0.1) * h)
+    side = int(rng.uniform(0.0, 0.1) * w)
     fh, fw = h - top, w - 2 * side  # the imaging field inside the black frame
 
     img, fat, gland = _tissue(rng, fh, fw)
@@ -392,7 +401,9 @@ def _render(case: _Case, seed: int) -> np.ndarray:
 
     y = (np.arange(fh, dtype=np.float32) / fh)[:, None]
     x = (np.arange(fw, dtype=np.float32) / fw)[None, :]
-    attenuation = np.exp(-rng.uniform(1.0, 2.2) * y) * (1 - 0.25 * (2 * x - 1) ** 4)
+    # Depth attenuation, partly undone by the operator's time-gain-compensation sliders.
+    tgc = np.exp(0.3 * _smooth_noise(rng, (fh, 1), (5, 1)))
+    attenuation = np.exp(-rng.uniform(0.7, 2.4) * y) * tgc * (1 - 0.25 * (2 * x - 1) ** 4)
     img = img * attenuation
 
     sw = max(int(fw / 1.6), 2)  # laterally elongated speckle
@@ -418,10 +429,10 @@ def _render(case: _Case, seed: int) -> np.ndarray:
 def _near_duplicate(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A re-saved copy: a slight crop, a brightness change and a little fresh noise."""
     h, w = pixels.shape
-    t, b = int(rng.integers(1, h // 40 + 2)), int(rng.integers(1, h // 40 + 2))
-    le, ri = int(rng.integers(1, w // 40 + 2)), int(rng.integers(1, w // 40 + 2))
+    t, b = int(rng.integers(1, h // 100 + 2)), int(rng.integers(1, h // 100 + 2))
+    le, ri = int(rng.integers(1, w // 100 + 2)), int(rng.integers(1, w // 100 + 2))
     crop = pixels[t : h - b, le : w - ri].astype(np.float32)
-    crop = crop * rng.uniform(0.9, 1.1) + rng.uniform(-6, 6)
+    crop = crop * rng.uniform(0.92, 1.08) + rng.uniform(-5, 5)
     crop += rng.normal(0, 2.0, crop.shape).astype(np.float32)
     return np.clip(crop, 0, 255).astype(np.uint8)
 
@@ -466,16 +477,22 @@ def _write_sheet(path: Path, cases: list[_Case]) -> None:
     ws.append(list(COLUMNS))
     for c in sorted(cases, key=lambda c: (c.label, c.number)):
         ws.append([c.id, c.birads[0], c.birads[1], c.fold])
-    fixed = datetime(2023, 1, 1)
-    wb.properties.created = wb.properties.modified = fixed
+    wb.properties.created = datetime(2023, 1, 1)
     buf = io.BytesIO()
-    wb.save(buf)
+    wb.save(buf)  # stamps the modification time into docProps/core.xml: replaced below
     buf.seek(0)
     with zipfile.ZipFile(buf) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "docProps/core.xml":
+                data = re.sub(
+                    rb"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)",
+                    rb"\g<1>2023-01-01T00:00:00Z\g<2>",
+                    data,
+                )
             entry = zipfile.ZipInfo(info.filename, date_time=(2023, 1, 1, 0, 0, 0))
             entry.compress_type = zipfile.ZIP_DEFLATED
-            dst.writestr(entry, src.read(info.filename))
+            dst.writestr(entry, data)
 
 
 def _write_images(root: Path, cases: list[_Case], seed: int) -> list[Path]:
@@ -557,11 +574,11 @@ def generate(out: str | Path, n: int = 600, seed: int = 0) -> SynthSummary:
     """Write ``n`` synthetic BUS images in the GDPH&SYSUCC layout into ``out``.
 
     ``out`` must be new or empty, or hold this very generation (same ``n`` and ``seed``), which
-    is then returned as is: the demo calls this on every run. Files appear all at once (written
-    in a sibling temporary folder, then renamed), so a crash never leaves half a dataset.
+    is then returned as is: the demo calls this on every run. Files are written in a sibling
+    temporary folder, then renamed into place, so a crash never leaves half a dataset.
     """
     start = time.perf_counter()
-    root = Path(out)
+    root = Path(out).expanduser().resolve()  # a name even for "." (the temporary sibling needs one)
     n, seed = int(n), int(seed)
     if seed < 0:
         raise DataError(f"synthetic BUS: seed must be >= 0, got {seed}")
@@ -581,9 +598,12 @@ def generate(out: str | Path, n: int = 600, seed: int = 0) -> SynthSummary:
         counts = _counts(cases)
         marker = json.dumps(_marker(n, seed, counts, dups), indent=1, sort_keys=True)
         (tmp / MARKER).write_text(marker + "\n", encoding="utf-8")
-        if root.exists():
-            root.rmdir()  # empty, checked above
-        os.replace(tmp, root)
+        if root.exists():  # empty (checked above), maybe the working folder: keep its inode
+            for child in sorted(tmp.iterdir(), key=lambda p: p.name == MARKER):  # marker last
+                os.replace(child, root / child.name)
+            tmp.rmdir()
+        else:
+            os.replace(tmp, root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
