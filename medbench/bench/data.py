@@ -2,7 +2,7 @@
 
 Reference (the authors' script): a Dataset that opens each PNG with PIL, converts to RGB,
 applies torchvision ``Resize((256, 256))`` and ``ToTensor()``, in a DataLoader, every epoch.
-medbench: the first epoch decodes once into the tensor cache (worker processes); later epochs
+medbench: the first epoch decodes once into the tensor cache (worker threads); later epochs
 cut batches from the in-memory uint8 tensor.
 """
 

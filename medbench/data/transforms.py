@@ -18,7 +18,7 @@ import json
 import os
 import tempfile
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -142,7 +142,7 @@ def load_cached(
     workers: int | None = None,
     progress: bool = False,
 ) -> CachedImages:
-    """Preprocess ``paths`` once (in worker processes) and load them from the cache.
+    """Preprocess ``paths`` once (in worker threads) and load them from the cache.
 
     Errors while decoding name the file (``DataError`` from :func:`read_rgb`).
     """
@@ -157,8 +157,10 @@ def load_cached(
     workers = default_workers() if workers is None else workers
     bar = _progress(len(jobs), "preprocessing") if progress and jobs else None
     if len(jobs) > 16 and workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for _ in pool.map(_preprocess_to_cache, jobs, chunksize=8):
+        # threads, not processes: PNG decoding (zlib) and torch's resize release the GIL, and a
+        # fork after torch has started its thread pools can deadlock the children
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for _ in pool.map(_preprocess_to_cache, jobs):
                 if bar:
                     bar.update()
     else:

@@ -168,6 +168,57 @@ def _improved(value: float, best: float | None, monitor: str, min_delta: float) 
     return value > best + min_delta if monitor == "val_auc" else value < best - min_delta
 
 
+def train_epoch(
+    net: nn.Module,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loader: BatchLoader,
+    epoch: int,
+    device: torch.device,
+    precision: Precision,
+    freeze_bn_second_pass: bool = False,
+) -> tuple[float, float]:
+    """One pass over the training split; returns (mean loss, seconds spent waiting for batches).
+
+    ``net`` is what runs forward (possibly ``torch.compile``d), ``model`` the module it wraps.
+    SAM-family optimizers take two forward-backward passes per batch. The loss is accumulated on
+    the device: one host sync per epoch, not per step.
+    """
+    from medbench.optim import SAM, disable_running_stats, enable_running_stats
+
+    two_step = isinstance(optimizer, SAM)
+    model.train()
+    data_time = 0.0
+    total = torch.zeros((), device=device, dtype=torch.float64)
+    seen = 0
+    batches = loader.epoch(epoch)
+    while True:
+        t_data = time.perf_counter()
+        try:
+            x, y = next(batches)
+        except StopIteration:
+            break
+        data_time += time.perf_counter() - t_data
+        with precision.context(device):
+            loss = F.cross_entropy(net(x).float(), y)
+        loss.backward()
+        if two_step:
+            optimizer.first_step(zero_grad=True)
+            if freeze_bn_second_pass:
+                disable_running_stats(model)
+            with precision.context(device):
+                F.cross_entropy(net(x).float(), y).backward()
+            optimizer.second_step(zero_grad=True)
+            if freeze_bn_second_pass:
+                enable_running_stats(model)
+        else:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        total += loss.detach().double() * len(y)
+        seen += len(y)
+    return float(total.item()) / max(seen, 1), data_time
+
+
 def train_job(
     job: Job,
     config: Config,
@@ -184,7 +235,7 @@ def train_job(
     ``on_epoch(epoch, metrics)`` is called after each epoch (the tracker logs there).
     ``meta`` is stored in the checkpoint (the run id it belongs to).
     """
-    from medbench.optim import SAM, build_optimizer, disable_running_stats, enable_running_stats
+    from medbench.optim import build_optimizer
 
     tc = config.train
     if tc.threads:
@@ -200,7 +251,6 @@ def train_job(
         if tc.scheduler == "cosine"
         else None
     )
-    two_step = isinstance(optimizer, SAM)
     net = torch.compile(model) if tc.compile and device.type == "cuda" else model
 
     seed = data_seed(job)
@@ -246,37 +296,10 @@ def train_job(
             torch.manual_seed(
                 derive_seed("epoch", init_seed(job), epoch)
             )  # dropout etc.: resumable
-            model.train()
             start = time.perf_counter()
-            data_time = 0.0
-            total = torch.zeros((), device=device, dtype=torch.float64)
-            seen = 0
-            batches = train.epoch(epoch)
-            while True:
-                t_data = time.perf_counter()
-                try:
-                    x, y = next(batches)
-                except StopIteration:
-                    break
-                data_time += time.perf_counter() - t_data
-                with precision.context(device):
-                    loss = F.cross_entropy(net(x).float(), y)
-                loss.backward()
-                if two_step:
-                    optimizer.first_step(zero_grad=True)
-                    if tc.freeze_bn_second_pass:
-                        disable_running_stats(model)
-                    with precision.context(device):
-                        F.cross_entropy(net(x).float(), y).backward()
-                    optimizer.second_step(zero_grad=True)
-                    if tc.freeze_bn_second_pass:
-                        enable_running_stats(model)
-                else:
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-                total += loss.detach().double() * len(y)
-                seen += len(y)
-            train_loss = float(total.item()) / max(seen, 1)  # one host sync per epoch
+            train_loss, data_time = train_epoch(
+                net, model, optimizer, train, epoch, device, precision, tc.freeze_bn_second_pass
+            )
             if not math.isfinite(train_loss):
                 raise Diverged(f"training loss became {train_loss} in epoch {epoch}")
             if scheduler is not None:
