@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import pytest
 
 from medbench.bench.optim import bench_optim, render_optim
 from medbench.bench.suite import run_bench
-from medbench.errors import ConfigError, MedbenchError
+from medbench.errors import ConfigError
 
 
 def test_bench_optim_measures_every_contender_and_the_ratios():
@@ -25,20 +26,23 @@ def test_bench_optim_measures_every_contender_and_the_ratios():
     assert "gcsam/sam" in table and "medbench GCSAM" in table
 
 
-def _args(part: str) -> argparse.Namespace:
+def _args(part: str, out) -> argparse.Namespace:
     return argparse.Namespace(
-        part=part, model="smallcnn", image_size=16, batch_size=2, steps=1, device="cpu"
+        part=part,
+        model="smallcnn",
+        image_size=16,
+        batch_size=2,
+        steps=1,
+        device="cpu",
+        out=str(out),
     )
 
 
-def test_run_bench_prints_the_optimizer_table(capsys):
-    run_bench(_args("optim"))
+def test_run_bench_prints_the_optimizer_table(capsys, tmp_path):
+    result = run_bench(_args("optim", tmp_path))
     assert "full step" in capsys.readouterr().out
-
-
-def test_other_parts_are_not_there_yet():
-    with pytest.raises(MedbenchError, match="bench part data is not available yet"):
-        run_bench(_args("data"))
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    assert saved["optim"]["ratios"] == json.loads(json.dumps(result["optim"]["ratios"]))
 
 
 def test_bad_device_is_a_config_error():
