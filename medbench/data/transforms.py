@@ -156,20 +156,22 @@ def load_cached(
     jobs = [(p, t, settings) for t, p in todo.items()]
     workers = default_workers() if workers is None else workers
     bar = _progress(len(jobs), "preprocessing") if progress and jobs else None
-    if len(jobs) > 16 and workers > 1:
-        # threads, not processes: PNG decoding (zlib) and torch's resize release the GIL, and a
-        # fork after torch has started its thread pools can deadlock the children
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for _ in pool.map(_preprocess_to_cache, jobs):
+    try:
+        if len(jobs) > 16 and workers > 1:
+            # threads, not processes: PNG decoding (zlib) and torch's resize release the GIL, and a
+            # fork after torch has started its thread pools can deadlock the children
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for _ in pool.map(_preprocess_to_cache, jobs):
+                    if bar:
+                        bar.update()
+        else:
+            for job in jobs:
+                _preprocess_to_cache(job)
                 if bar:
                     bar.update()
-    else:
-        for job in jobs:
-            _preprocess_to_cache(job)
-            if bar:
-                bar.update()
-    if bar:
-        bar.close()
+    finally:
+        if bar:
+            bar.close()
     size = settings.image_size
     images = torch.empty((len(paths), 3, size, size), dtype=torch.uint8)
     for i, target in enumerate(targets):

@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from medbench.config import Config, config_hash, dump_yaml, load_config
-from medbench.engine.jobs import Job, derive_seed, make_jobs
+from medbench.engine.jobs import Job, data_seed, derive_seed, init_seed, make_jobs
 from medbench.engine.train import FoldData, JobResult, load_checkpoint, resolve_device, train_job
 from medbench.paths import cache_dir
 
@@ -219,7 +219,14 @@ def run_job(spec: JobSpec, progress: bool = False) -> JobOutcome:
             spec.parent_id,
             job.run_name,
             job.key,
-            {"fold": job.fold, "seed": job.seed, "model": job.model, "optimizer": job.optimizer},
+            {
+                "fold": job.fold,
+                "seed": job.seed,
+                "model": job.model,
+                "optimizer": job.optimizer,
+                "init_seed": init_seed(job),
+                "data_seed": data_seed(job),
+            },
             chash,
             fp,
             tags=environment_tags(device),

@@ -1,0 +1,151 @@
+"""Reliability: divergence, single-class folds, bad input at the command line, unreachable stores."""
+
+import math
+import shutil
+import socket
+
+import mlflow
+import pandas as pd
+import pytest
+
+from medbench.cli import main
+from medbench.engine.run import run_benchmark
+from medbench.errors import DataError, TrackingError
+from tests.engine.conftest import TINY
+
+
+def _runs(uri, name="tiny"):
+    mlflow.set_tracking_uri(uri)
+    return mlflow.search_runs(experiment_names=[name])
+
+
+def test_divergence_fails_the_job_and_the_grid_goes_on(tiny_config, monkeypatch):
+    import medbench.engine.train as train
+    from medbench.optim import SAM
+
+    real = train.train_epoch
+
+    def adam_diverges(net, model, optimizer, loader, epoch, *args, **kwargs):
+        loss, wait = real(net, model, optimizer, loader, epoch, *args, **kwargs)
+        return (math.nan if epoch == 1 and not isinstance(optimizer, SAM) else loss), wait
+
+    monkeypatch.setattr(train, "train_epoch", adam_diverges)
+    config = tiny_config("report.enabled=true", "report.out=rep")
+    result = run_benchmark(config, progress=False)
+    runs = _runs(config.tracking.uri)
+    kids = runs[runs["tags.mlflow.parentRunId"].notna()]
+    adam = kids[kids["params.optimizer"] == "adam"]
+    assert set(adam["status"]) == {"FAILED"}
+    assert (
+        adam["tags.medbench.failure"]
+        .str.contains("diverged: training loss became nan in epoch 1")
+        .all()
+    )
+    assert set(kids[kids["params.optimizer"] == "gcsam"]["status"]) == {"FINISHED"}
+    parents = runs[runs["tags.mlflow.parentRunId"].isna()].set_index("tags.mlflow.runName")
+    assert parents.loc["smallcnn/adam", "status"] == "FAILED"
+    assert parents.loc["smallcnn/gcsam", "status"] == "FINISHED"
+    # the report shows the failure instead of averaging over it
+    text = (result.report_dir / "report.md").read_text()
+    assert "diverged" in text and "0/3" in text
+    # a rerun retries the failed jobs (and they fail again, deterministically), never the finished ones
+    again = run_benchmark(config, progress=False, report=False)
+    statuses = {(o.job.optimizer, o.status) for o in again.outcomes}
+    assert statuses == {("adam", "FAILED"), ("gcsam", "SKIPPED")}
+    assert len(_runs(config.tracking.uri)) == len(runs)
+
+
+def test_fold_with_a_single_class_is_undefined_not_a_crash(tiny_bus, tmp_path, mlflow_uri):
+    from medbench.config import load_config
+
+    root = tmp_path / "bus"
+    shutil.copytree(tiny_bus, root)
+    sheet = root / "BIRADS&FOLD.xlsx"
+    df = pd.read_excel(sheet, sheet_name="prediction")
+    benign_in_1 = (df["fold"] == 1) & df["ID"].str.startswith("benign")
+    df.loc[benign_in_1, "fold"] = 2
+    df.to_excel(sheet, sheet_name="prediction", index=False)
+    config = load_config(
+        "demo",
+        [
+            *TINY,
+            "optimizers=[adam]",
+            "data.folds=sheet",
+            f"tracking.uri={mlflow_uri}",
+            "name=oneclass",
+            "train.epochs=1",
+        ],
+        data_root=str(root),
+    )
+    with pytest.warns(UserWarning, match="fold 1: the test part has only malignant"):
+        run_benchmark(config, report=False, progress=False)
+    kids = _runs(mlflow_uri, "oneclass").query("`tags.mlflow.parentRunId`.notna()", engine="python")
+    assert set(kids["status"]) == {"FINISHED"} and len(kids) == 5
+    fold1 = kids[kids["params.fold"] == "1"].iloc[0]
+    assert pd.isna(fold1["metrics.test_auc"]) and not pd.isna(fold1["metrics.test_accuracy"])
+    assert kids[kids["params.fold"] != "1"]["metrics.test_auc"].notna().all()
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _one_line_error(capsys, code):
+    err = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()
+    assert code == 2
+    lines = [line for line in err if line.startswith("medbench: error:")]
+    assert len(lines) == 1 and not any("Traceback" in line for line in err)
+    return lines[0]
+
+
+def test_missing_dataset_folder_at_the_command_line(capsys, tmp_path):
+    code = main(
+        ["run", "demo", "--data-root", str(tmp_path / "nope"), "--set", "report.enabled=false"]
+    )
+    assert str(tmp_path / "nope") in _one_line_error(capsys, code)
+
+
+def test_unreachable_store_fails_before_any_data_or_training(capsys, tmp_path):
+    uri = f"http://127.0.0.1:{_free_port()}"
+    code = main(
+        ["run", "demo", "--data-root", str(tmp_path / "nope"), "--set", f"tracking.uri={uri}"]
+    )
+    line = _one_line_error(capsys, code)
+    assert "unreachable" in line and uri in line  # the store is checked before the (missing) data
+
+
+def test_corrupt_image_names_the_file(capsys, tiny_bus, tmp_path, mlflow_uri):
+    root = tmp_path / "bus"
+    shutil.copytree(tiny_bus, root)
+    victim = sorted((root / "GDPH").glob("*.png"))[0]
+    victim.write_bytes(victim.read_bytes()[:100])
+    code = main(
+        [
+            "run",
+            "demo",
+            "--data-root",
+            str(root),
+            *sum((["--set", s] for s in [*TINY, f"tracking.uri={mlflow_uri}"]), []),
+        ]
+    )
+    assert victim.name in _one_line_error(capsys, code)
+
+
+def test_bad_config_key_at_the_command_line(capsys):
+    code = main(["run", "demo", "--set", "train.epoch=3"])
+    assert "train.epoch: unknown key (did you mean 'epochs'?)" in _one_line_error(capsys, code)
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(DataError):
+        main(["--debug", "run", "demo", "--data-root", str(tmp_path / "nope")])
+    with pytest.raises(TrackingError):
+        main(["--debug", "report", "x", "--tracking-uri", "sqlite:////no/such/dir/m.db"])
+
+
+def test_ui_binds_to_this_machine_by_default():
+    from medbench.cli import build_parser
+
+    assert build_parser().parse_args(["ui"]).host == "127.0.0.1"
