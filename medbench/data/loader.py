@@ -22,6 +22,18 @@ def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
     return g
 
 
+def same_device(a: torch.device, b: torch.device) -> bool:
+    """``cuda`` and ``cuda:0`` are the same device (``==`` says they are not)."""
+    if a.type != b.type:
+        return False
+    if a.type != "cuda":
+        return True
+    current = torch.cuda.current_device()
+    return (a.index if a.index is not None else current) == (
+        b.index if b.index is not None else current
+    )
+
+
 def place_images(
     images: torch.Tensor, device: torch.device, max_fraction: float = 0.3
 ) -> torch.Tensor:
@@ -92,7 +104,7 @@ class BatchLoader:
             yield self._images(rows, aug_g), labels[rows.to(labels.device)]
 
     def _images(self, rows: torch.Tensor, aug_g: torch.Generator | None) -> torch.Tensor:
-        if self.images.device == self.device:
+        if same_device(self.images.device, self.device):
             x = self.images[rows.to(self.device)]
         else:  # host -> device: cut into pinned memory, then copy without blocking
             x = torch.index_select(self.images, 0, rows)
