@@ -47,7 +47,6 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    texts = []
     for part in parts:
         if part == "data":
             from medbench.bench.data import bench_data, render_data
@@ -90,14 +89,12 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             out["demo_wall_s"] = result["demo_wall_s"]
         print(text, flush=True)
         out[part] = result
-        texts.append(text)
-    write_results(out, texts, Path(args.out), parts)
+        out.setdefault("texts", {})[part] = text
+    write_results(out, Path(args.out))
     return out
 
 
-def write_results(
-    out: dict[str, Any], texts: list[str], folder: Path, parts: tuple[str, ...]
-) -> None:
+def write_results(out: dict[str, Any], folder: Path) -> None:
     """Merge into an existing bench.json so that parts run separately end up in one file."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "bench.json"
@@ -107,7 +104,9 @@ def write_results(
             merged = json.loads(path.read_text())
         except json.JSONDecodeError:
             merged = {}
+    texts = {**merged.get("texts", {}), **out.get("texts", {})}
     merged.update(out)
+    merged["texts"] = texts
     path.write_text(json.dumps(merged, indent=2, default=_jsonable) + "\n")
     m = merged["machine"]
     lines = [
@@ -128,7 +127,10 @@ def write_results(
     ):
         if key in merged:
             lines.append(f"| `{key}` | {merged[key]:.3f} |")
-    lines += ["", "Parts run now (" + ", ".join(parts) + "):", "", "```", *texts, "```", ""]
+    for part in PARTS:
+        if part in texts:
+            lines += ["", f"## {part}", "", "```", texts[part], "```"]
+    lines.append("")
     (folder / "bench.md").write_text("\n".join(lines))
 
 

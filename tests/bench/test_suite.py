@@ -36,12 +36,16 @@ def test_train_bench_figures():
 def test_results_merge_across_parts(tmp_path):
     m = {"processor": "x", "cpus": 2, "torch": "t", "cuda": None, "medbench": "0"}
     write_results(
-        {"machine": m, "date": "d", "data_speedup_later_epochs": 30.0}, ["a"], tmp_path, ("data",)
+        {"machine": m, "date": "d", "data_speedup_later_epochs": 30.0, "texts": {"data": "A"}},
+        tmp_path,
     )
-    write_results({"machine": m, "date": "d", "demo_wall_s": 100.0}, ["b"], tmp_path, ("demo",))
+    write_results(
+        {"machine": m, "date": "d", "demo_wall_s": 100.0, "texts": {"demo": "B"}}, tmp_path
+    )
     merged = json.loads((tmp_path / "bench.json").read_text())
     assert merged["data_speedup_later_epochs"] == 30.0 and merged["demo_wall_s"] == 100.0
-    assert "demo_wall_s" in (tmp_path / "bench.md").read_text()
+    md = (tmp_path / "bench.md").read_text()
+    assert "demo_wall_s" in md and "## data" in md and "## demo" in md
 
 
 def test_cli_routes_parts(monkeypatch, tmp_path):
