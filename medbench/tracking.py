@@ -207,6 +207,11 @@ class Tracker:
             TAG_FINGERPRINT: fingerprint,
         }
 
+    def _start(self, name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> str:
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=dict(tags))
+        self.log_params(run.info.run_id, params)
+        return run.info.run_id
+
     def start_parent(
         self,
         name: str,
@@ -215,13 +220,8 @@ class Tracker:
         fingerprint: str,
         tags: Mapping[str, str] | None = None,
     ) -> str:
-        run = self.client.create_run(
-            self.experiment_id,
-            run_name=name,
-            tags={**self._base_tags(config_hash, fingerprint), TAG_PARENT: name, **(tags or {})},
-        )
-        self.log_params(run.info.run_id, params)
-        return run.info.run_id
+        base = self._base_tags(config_hash, fingerprint)
+        return self._start(name, params, {**base, TAG_PARENT: name, **(tags or {})})
 
     def start_child(
         self,
@@ -233,18 +233,10 @@ class Tracker:
         fingerprint: str,
         tags: Mapping[str, str] | None = None,
     ) -> str:
-        run = self.client.create_run(
-            self.experiment_id,
-            run_name=name,
-            tags={
-                **self._base_tags(config_hash, fingerprint),
-                TAG_JOB: job_key,
-                TAG_PARENT_ID: parent_id,
-                **(tags or {}),
-            },
+        base = self._base_tags(config_hash, fingerprint)
+        return self._start(
+            name, params, {**base, TAG_JOB: job_key, TAG_PARENT_ID: parent_id, **(tags or {})}
         )
-        self.log_params(run.info.run_id, params)
-        return run.info.run_id
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param

@@ -77,3 +77,15 @@ def test_write_and_read_back(mlflow_uri):
     assert rec.predictions["prob_malignant"].tolist() == [0.2, 0.9]
     with pytest.raises(TrackingError, match=r"no experiment named 'exq'.*did you mean 'exp'"):
         load_experiment("exq", uri)
+
+
+def test_ui_serves_the_store_on_this_machine(monkeypatch, mlflow_uri):
+    import medbench.tracking as tracking
+
+    calls = []
+    monkeypatch.setattr(tracking.subprocess, "call", lambda args: calls.append(args) or 0)
+    assert tracking.serve_ui(tracking_uri=mlflow_uri) == 0
+    args = calls[0]
+    assert isinstance(args, list)  # an argument list: no shell string is built from user input
+    assert args[args.index("--host") + 1] == "127.0.0.1"
+    assert args[args.index("--backend-store-uri") + 1] == mlflow_uri

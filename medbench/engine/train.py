@@ -418,7 +418,9 @@ def _flatness(
         "hessian_trace_stderr": float(result.trace_stderr),
         "landscape_alphas": [float(a) for a in result.landscape_alphas],
         "landscape_losses": [float(v) for v in result.landscape_losses],
-        "seconds": float(sum(result.seconds.values())),  # the measured cost, bounded by the settings
+        "seconds": float(
+            sum(result.seconds.values())
+        ),  # the measured cost, bounded by the settings
         "seconds_by_measure": result.seconds,
         "n_samples": result.n_samples,
     }
