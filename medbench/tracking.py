@@ -343,6 +343,7 @@ class ExperimentRecord:
     artifacts: dict[str, dict[str, Any]]  # run_id -> {json artifact name -> parsed content}
     config: dict[str, Any]  # the config that produced the runs (config.yaml of a parent)
     tags: dict[str, str]  # common tags (version, hash, fingerprint, environment)
+    ignored_runs: int = 0  # runs of other configs or datasets in the same experiment, left out
 
 
 def _runs_frame(runs) -> pd.DataFrame:
@@ -365,9 +366,16 @@ def _runs_frame(runs) -> pd.DataFrame:
 
 
 def load_experiment(
-    name: str, uri: str | None = None, json_artifacts: Iterable[str] = ("flatness.json",)
+    name: str,
+    uri: str | None = None,
+    json_artifacts: Iterable[str] = ("flatness.json",),
+    select: tuple[str, str] | None = None,
 ) -> ExperimentRecord:
-    """Read runs, per-epoch curves, predictions and JSON artifacts of experiment ``name``."""
+    """Read runs, per-epoch curves, predictions and JSON artifacts of experiment ``name``.
+
+    Only the runs of one (config hash, dataset fingerprint) are read: ``select``, or by default
+    those of the most recently started parent run.
+    """
     import yaml
     from mlflow.exceptions import MlflowException
 
@@ -386,6 +394,23 @@ def load_experiment(
     frame = _runs_frame(runs)
     if frame.empty:
         raise TrackingError(f"experiment {name!r} in {uri} has no runs")
+    # One report = one config on one dataset: the latest parent's (config hash, fingerprint).
+    # Runs of earlier configs in the same experiment would otherwise be pooled as extra folds.
+    ignored = 0
+    hash_col, fp_col = f"tag.{TAG_CONFIG_HASH}", f"tag.{TAG_FINGERPRINT}"
+    roots = frame[frame["parent_run_id"].isna()]
+    if hash_col in frame and fp_col in frame and not roots.empty:
+        if select is None:
+            latest = roots.sort_values("start_time").iloc[-1]
+            select = (latest[hash_col], latest[fp_col])
+        keep = (frame[hash_col] == select[0]) & (frame[fp_col] == select[1])
+        if not keep.any():
+            raise TrackingError(
+                f"experiment {name!r} has no runs of config {select[0]} on dataset {select[1][:12]}"
+            )
+        ignored = int((~keep).sum())
+        frame = frame[keep]
+        runs = [r for r in runs if r.info.run_id in set(frame["run_id"])]
     is_child = frame["parent_run_id"].notna()
     parents = frame[~is_child].copy()
     folds = frame[is_child].copy()
@@ -457,6 +482,7 @@ def load_experiment(
         artifacts=artifacts,
         config=config,
         tags=common,
+        ignored_runs=ignored,
     )
 
 

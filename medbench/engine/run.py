@@ -347,6 +347,7 @@ class GridResult:
     outcomes: list[JobOutcome]
     summary: pd.DataFrame
     parent_ids: dict[str, str]
+    fingerprint: str = ""
     report_dir: Path | None = None
 
 
@@ -491,7 +492,7 @@ def run_grid(
     for pid in parent_ids.values():
         update_parent(tracker, pid, n_per_parent, interrupted)
     summary = summary_table(outcomes, tracker, parent_ids)
-    result = GridResult(config, uri, outcomes, summary, parent_ids)
+    result = GridResult(config, uri, outcomes, summary, parent_ids, dataset.fingerprint)
     if interrupted:
         print(render_summary(summary), file=sys.stderr)
         raise KeyboardInterrupt
@@ -515,7 +516,10 @@ def run_benchmark(
         from medbench.report.build import build_report
 
         result.report_dir = build_report(
-            cfg.name, tracking_uri=result.tracking_uri, out_dir=cfg.report.out
+            cfg.name,
+            tracking_uri=result.tracking_uri,
+            out_dir=cfg.report.out,
+            select=(config_hash(cfg), result.fingerprint),
         )
         print(f"report: {result.report_dir / 'report.md'}")
     return result

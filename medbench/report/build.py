@@ -35,10 +35,15 @@ def build_report(
     tracking_uri: str | None = None,
     out_dir: str | Path | None = None,
     log: bool = True,
+    select: tuple[str, str] | None = None,
 ) -> Path:
-    """Build the report of ``experiment`` into ``out_dir`` and return that folder."""
+    """Build the report of ``experiment`` into ``out_dir`` and return that folder.
+
+    ``select`` = (config hash, dataset fingerprint) of the runs to report; by default those of
+    the experiment's most recently started parent run.
+    """
     with _quiet_downloads():
-        record = load_experiment(experiment, tracking_uri)
+        record = load_experiment(experiment, tracking_uri, select=select)
     out = Path(out_dir) if out_dir else default_out_dir(experiment)
     out.mkdir(parents=True, exist_ok=True)
     a = analyse(record)

@@ -167,6 +167,13 @@ def _overview(c: _Ctx) -> None:
             f"{len(a.inventory.units)} of which finished and count.{span} Every number below is "
             "recomputed from the runs' `predictions.csv` artifacts (test folds only); rebuild it "
             f"with `medbench report {rec.name} --tracking-uri URI`."
+            + (
+                f" {rec.ignored_runs} other run(s) of this experiment, made with another config or "
+                "dataset (config hash or dataset fingerprint), are left out: a report covers one "
+                "config, the latest."
+                if getattr(rec, "ignored_runs", 0)
+                else ""
+            )
         ),
         d.Heading("At a glance"),
     )

@@ -107,3 +107,27 @@ def test_paired_design_same_init_and_batches(tiny_config):
         torch.manual_seed(init_seed(job))
         weights.append(build_model(job.model, image_size=16).state_dict())
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_report_covers_one_config_of_an_experiment(tiny_config):
+    """Runs of an earlier config in the same experiment are not pooled as extra folds."""
+    from medbench.tracking import load_experiment
+
+    first = run_benchmark(tiny_config("optimizers=[adam]"), report=False, progress=False)
+    second = run_benchmark(
+        tiny_config("optimizers=[adam]", "train.epochs=1"), report=False, progress=False
+    )
+    uri = first.tracking_uri
+    latest = load_experiment("tiny", uri)
+    assert len(latest.folds) == 3 and latest.ignored_runs == 4
+    assert set(latest.folds["run_id"]) == {o.run_id for o in second.outcomes}
+    from medbench.config import config_hash
+
+    earlier = load_experiment("tiny", uri, select=(config_hash(first.config), first.fingerprint))
+    assert set(earlier.folds["run_id"]) == {o.run_id for o in first.outcomes}
+    # medbench run reports the config it ran, even when another one started later
+    rerun = run_benchmark(
+        tiny_config("optimizers=[adam]", "report.enabled=true", "report.out=rep"), progress=False
+    )
+    text = (rerun.report_dir / "report.md").read_text()
+    assert "4 other run(s) of this experiment" in text and "| 3/3 |" in text
