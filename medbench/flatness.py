@@ -312,12 +312,15 @@ def loss_landscape_1d(
 # -- all at once ------------------------------------------------------------------------------
 
 
-def _subset(x: Tensor, y: Tensor, settings: FlatnessSettings) -> tuple[Tensor, Tensor]:
+def _subset(
+    x: Tensor, y: Tensor, settings: FlatnessSettings, rows: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     if len(x) != len(y):
         raise ValueError(f"x and y differ in length: {len(x)} and {len(y)}")
-    n = min(settings.n_samples, len(x))
+    pool = torch.arange(len(x)) if rows is None else torch.as_tensor(rows, dtype=torch.long)
+    n = min(settings.n_samples, len(pool))
     gen = torch.Generator().manual_seed(settings.seed)
-    index = torch.randperm(len(x), generator=gen)[:n].sort().values
+    index = pool[torch.randperm(len(pool), generator=gen)[:n].sort().values]
     return x[index], y[index]
 
 
@@ -328,8 +331,12 @@ def measure_flatness(
     y: Tensor,
     settings: FlatnessSettings | None = None,
     device: str | torch.device | None = None,
+    rows: Tensor | None = None,
 ) -> FlatnessResult:
     """All four flatness measures on a seeded subset of ``(x, y)``, in eval mode.
+
+    ``rows`` (sorted positions into ``x``) limits the subset to those samples, e.g. a fold's
+    training rows of the whole dataset, without copying them out first.
 
     ``x`` holds N×C×H×W images, uint8 (scaled by 1/255) or float (used as is). Eval mode makes
     the loss deterministic and per-sample (BatchNorm uses its running statistics, dropout is
@@ -340,7 +347,7 @@ def measure_flatness(
     first = next(model.parameters())
     home = first.device
     device = torch.device(device) if device is not None else home
-    xs, ys = _subset(x, y, settings)
+    xs, ys = _subset(x, y, settings, rows)
     xs = xs.to(device)
     xs = xs.to(first.dtype) / 255 if xs.dtype == torch.uint8 else xs.to(first.dtype)
     ys = ys.to(device)

@@ -35,18 +35,43 @@ def auc(labels: np.ndarray, probs: np.ndarray) -> float:
     return float(roc_auc_score(labels, probs))
 
 
-def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, n_bins: int = 10) -> float:
-    """ECE of P(malignant): |observed rate - mean predicted| per equal-width bin, weighted by bin size."""
+def confusion_counts(labels: np.ndarray, calls: np.ndarray) -> tuple[int, int, int, int]:
+    """(tp, fn, tn, fp) of binary ``calls`` (1 = malignant) against ``labels``."""
+    y = np.asarray(labels).astype(int)
+    c = np.asarray(calls).astype(int)
+    return (
+        int(((c == 1) & (y == 1)).sum()),
+        int(((c == 0) & (y == 1)).sum()),
+        int(((c == 0) & (y == 0)).sum()),
+        int(((c == 1) & (y == 0)).sum()),
+    )
+
+
+def calibration_bins(
+    labels: np.ndarray, probs: np.ndarray, n_bins: int = 10
+) -> list[tuple[int, float, float]]:
+    """Per equal-width bin of P(malignant): (count, mean predicted, observed rate); NaN when empty."""
     labels = np.asarray(labels, dtype=float)
     probs = np.asarray(probs, dtype=float)
-    if len(probs) == 0:
-        return math.nan
     bins = np.clip((probs * n_bins).astype(int), 0, n_bins - 1)
-    total = 0.0
+    out = []
     for b in range(n_bins):
         mask = bins == b
         if mask.any():
-            total += mask.sum() * abs(labels[mask].mean() - probs[mask].mean())
+            out.append((int(mask.sum()), float(probs[mask].mean()), float(labels[mask].mean())))
+        else:
+            out.append((0, math.nan, math.nan))
+    return out
+
+
+def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, n_bins: int = 10) -> float:
+    """ECE of P(malignant): |observed rate - mean predicted| per equal-width bin, weighted by bin size."""
+    if len(probs) == 0:
+        return math.nan
+    total = 0.0
+    for n, predicted, observed in calibration_bins(labels, probs, n_bins):
+        if n:
+            total += n * abs(observed - predicted)
     return float(total / len(probs))
 
 
@@ -56,11 +81,7 @@ def binary_metrics(
     """Every metric of :data:`METRIC_NAMES` for labels in {0, 1} and P(malignant)."""
     labels = np.asarray(labels).astype(int)
     probs = np.asarray(probs, dtype=float)
-    pred = (probs >= threshold).astype(int)
-    tp = int(((pred == 1) & (labels == 1)).sum())
-    tn = int(((pred == 0) & (labels == 0)).sum())
-    fp = int(((pred == 1) & (labels == 0)).sum())
-    fn = int(((pred == 0) & (labels == 1)).sum())
+    tp, fn, tn, fp = confusion_counts(labels, probs >= threshold)
     sens = _ratio(tp, tp + fn)
     spec = _ratio(tn, tn + fp)
     return {

@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +33,8 @@ from medbench import __version__
 from medbench.errors import TrackingError
 
 PREDICTIONS_FILE = "predictions.csv"
-PREDICTION_COLUMNS = ("id", "site", "fold", "label", "prob_malignant")
-PARENT_PARAMS = ("model", "optimizer", "lr", "rho", "epochs", "batch_size", "image_size", "seed")
+FLATNESS_FILE = "flatness.json"
+CONFIG_FILE = "config.yaml"
 EPOCH_METRICS = (
     "train_loss",
     "val_loss",
@@ -43,15 +43,6 @@ EPOCH_METRICS = (
     "epoch_time_s",
     "data_time_s",
     "lr",
-)
-FINAL_METRICS = (
-    "test_auc",
-    "test_accuracy",
-    "test_sensitivity",
-    "test_specificity",
-    "test_f1",
-    "best_epoch",
-    "train_time_s",
 )
 TAG_VERSION = "medbench.version"
 TAG_CONFIG_HASH = "medbench.config_hash"
@@ -154,7 +145,6 @@ def _finite(metrics: Mapping[str, float]) -> dict[str, float]:
 class RunRef:
     run_id: str
     status: str
-    tags: dict[str, str] = field(default_factory=dict)
 
 
 class Tracker:
@@ -186,7 +176,7 @@ class Tracker:
         runs = self.client.search_runs(
             [self.experiment_id], filter_string=clauses, max_results=1000
         )
-        return [RunRef(r.info.run_id, r.info.status, dict(r.data.tags)) for r in runs]
+        return [RunRef(r.info.run_id, r.info.status) for r in runs]
 
     def find_parent(self, name: str, config_hash: str, fingerprint: str) -> RunRef | None:
         refs = self._find(
@@ -271,9 +261,6 @@ class Tracker:
     def log_text(self, run_id: str, text: str, name: str) -> None:
         self.client.log_text(run_id, text, name)
 
-    def log_file(self, run_id: str, path: str | Path, folder: str | None = None) -> None:
-        self.client.log_artifact(run_id, str(path), folder)
-
     def log_dataset(
         self,
         run_id: str,
@@ -334,10 +321,10 @@ class ExperimentRecord:
     name: str
     uri: str
     experiment_id: str
-    parents: (
-        pd.DataFrame
-    )  # one row per parent run: run_id, model, optimizer, status, params, metrics
-    folds: pd.DataFrame  # one row per child run: run_id, parent_run_id, model, optimizer, fold, seed, status, failure, metrics
+    #: one row per parent run: run_id, model, optimizer, status, params, metrics
+    parents: pd.DataFrame
+    #: one row per child run: run_id, parent_run_id, model, optimizer, fold, seed, status, failure, metrics
+    folds: pd.DataFrame
     curves: pd.DataFrame  # run_id, metric, step, value (per-epoch metrics of every child)
     predictions: pd.DataFrame  # run_id, model, optimizer, seed + the predictions.csv columns
     artifacts: dict[str, dict[str, Any]]  # run_id -> {json artifact name -> parsed content}
@@ -368,7 +355,7 @@ def _runs_frame(runs) -> pd.DataFrame:
 def load_experiment(
     name: str,
     uri: str | None = None,
-    json_artifacts: Iterable[str] = ("flatness.json",),
+    json_artifacts: Iterable[str] = (FLATNESS_FILE,),
     select: tuple[str, str] | None = None,
 ) -> ExperimentRecord:
     """Read runs, per-epoch curves, predictions and JSON artifacts of experiment ``name``.
@@ -457,9 +444,7 @@ def load_experiment(
     for run in runs:
         if run.data.tags.get(TAG_PARENT_ID) is None:
             try:
-                config = (
-                    yaml.safe_load(_read_artifact(client, run.info.run_id, "config.yaml")) or {}
-                )
+                config = yaml.safe_load(_read_artifact(client, run.info.run_id, CONFIG_FILE)) or {}
                 break
             except (MlflowException, OSError):
                 continue
@@ -494,7 +479,7 @@ def _read_artifact(client, run_id: str, name: str) -> str:
         return Path(local).read_text(encoding="utf-8")
 
 
-def log_report(uri: str, experiment: str, parent_ids: Iterable[str], files: Iterable[Path]) -> None:
+def log_report(uri: str, parent_ids: Iterable[str], files: Iterable[Path]) -> None:
     """Attach the report files to the experiment's parent runs (under ``report/``)."""
     client = _client(uri)
     files = list(files)

@@ -8,7 +8,6 @@ leaks test images into training.
 
 from __future__ import annotations
 
-import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ import pandas as pd
 from PIL import Image
 
 from medbench.data.bus import LABEL_NAMES, listing, plural, scan
-from medbench.data.images import TINY_SIDE, read_rgb
+from medbench.data.images import TINY_SIDE, decode_workers, read_rgb
 from medbench.errors import DataError, MedbenchWarning
 
 #: Perceptual hash side: 16 gives 256 bits. The common 8 (64 bits) cannot tell B-mode images
@@ -212,10 +211,9 @@ def _decode_one(path: str, want_hash: bool) -> tuple[np.ndarray | None, str | No
 def _decode_all(manifest: pd.DataFrame, want_hash: bool) -> tuple[np.ndarray, list[Problem]]:
     """Decode every image (threads: PNG decoding releases the GIL); hash bits, NaN rows for failures."""
     paths = manifest["path"].tolist()
-    workers = max(1, min(8, os.cpu_count() or 1))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MedbenchWarning)  # tiny images are summed up below
-        with ThreadPoolExecutor(workers) as pool:
+        with ThreadPoolExecutor(decode_workers()) as pool:
             results = list(pool.map(lambda p: _decode_one(p, want_hash), paths))
     hashes = np.full((len(paths), HASH_SIZE**2), np.nan, dtype=np.float32)
     unreadable, tiny = [], []

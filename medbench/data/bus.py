@@ -50,7 +50,7 @@ _SHOWN = 5  # culprits named in one message before "... and N more"
 # --------------------------------------------------------------------------- values
 
 
-def _blank(value: object) -> bool:
+def is_blank(value: object) -> bool:
     """True for an empty cell: None, NaN or whitespace-only text."""
     if value is None:
         return True
@@ -64,7 +64,7 @@ def _blank(value: object) -> bool:
 
 def _text(value: object) -> str | None:
     """A cell as text; Excel's integral floats (3.0) read as '3'."""
-    if _blank(value):
+    if is_blank(value):
         return None
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
@@ -351,7 +351,7 @@ def _scan(root: str | Path, sheet: str | None, problems: _Problems) -> Scan:
     table, worksheet = _read_table(sheet_file, worksheet)
     table.columns = [str(c) for c in table.columns]
     where = f"{sheet_file}" + (f", worksheet {worksheet!r}" if worksheet else "")
-    filled = np.array([not all(_blank(v) for v in row) for row in table.itertuples(index=False)])
+    filled = np.array([not all(is_blank(v) for v in row) for row in table.itertuples(index=False)])
     table = table.assign(_row=np.arange(len(table)) + 2)[filled.astype(bool)]
     if table.empty:
         raise DataError(f"{where}: the sheet has no rows")
@@ -435,7 +435,7 @@ def _scan(root: str | Path, sheet: str | None, problems: _Problems) -> Scan:
             fold = _fold_value(value)
             if fold is None:
                 bad_folds.append(
-                    f"row {r} " + ("is empty" if _blank(value) else f"{_text(value)!r}")
+                    f"row {r} " + ("is empty" if is_blank(value) else f"{_text(value)!r}")
                 )
                 fold = pd.NA
 
@@ -443,7 +443,7 @@ def _scan(root: str | Path, sheet: str | None, problems: _Problems) -> Scan:
         for role in ("birads_reader1", "birads_reader2"):
             value = row[roles[role]] if role in roles else None
             readers[role] = normalize_birads(value)
-            if readers[role] is None and not _blank(value):
+            if readers[role] is None and not is_blank(value):
                 stray[role].append(f"row {r} {_text(value)!r}")
 
         records.append(

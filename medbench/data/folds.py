@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
+from medbench.data.bus import LABEL_NAMES
 from medbench.errors import ConfigError, DataError, MedbenchWarning, closest
 
 FOLD_SOURCES = ("auto", "sheet", "stratified", "site")
-_LABEL_NAMES = {0: "benign", 1: "malignant"}
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def _stratified(manifest: pd.DataFrame, k: int, seed: int) -> np.ndarray:
     if len(counts) < 2:
         raise DataError("cannot draw stratified folds: the manifest holds a single class")
     if counts.min() < k:
-        rare = _LABEL_NAMES.get(counts.idxmin(), counts.idxmin())
+        rare = LABEL_NAMES.get(counts.idxmin(), counts.idxmin())
         raise DataError(
             f"cannot draw {k} stratified folds: only {counts.min()} {rare} images "
             f"(each fold needs at least one of each class)"
@@ -169,7 +169,7 @@ def _val_strata(rest: pd.DataFrame, n_val: int) -> np.ndarray | None:
 def _warn_single_class(fold: object, part: str, labels: np.ndarray) -> None:
     present = sorted(set(labels.tolist()))
     if len(present) < 2:
-        what = _LABEL_NAMES.get(present[0], present[0]) if present else "no"
+        what = LABEL_NAMES.get(present[0], present[0]) if present else "no"
         warnings.warn(
             f"fold {fold}: the {part} part has only {what} images ({len(labels)}); "
             f"its AUC will be undefined",

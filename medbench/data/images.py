@@ -8,6 +8,7 @@ their full range (PIL's own conversion would clip them to white).
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -20,6 +21,11 @@ from medbench.errors import DataError, MedbenchWarning
 TINY_SIDE = 32
 
 _SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+
+
+def decode_workers() -> int:
+    """Threads for decoding many images at once (PNG decoding releases the GIL)."""
+    return max(1, min(8, os.cpu_count() or 1))
 
 
 def read_rgb(path: str | Path) -> np.ndarray:

@@ -30,13 +30,13 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import uniform_filter1d
 
+from medbench.data.bus import RELEASE_SHEET as SHEET_FILE
+from medbench.data.bus import RELEASE_WORKSHEET as SHEET_NAME
 from medbench.errors import DataError
 
 #: Bumped whenever the same (n, seed) would write different files.
 GENERATOR_VERSION = 1
 MARKER = ".medbench-synth.json"
-SHEET_FILE = "BIRADS&FOLD.xlsx"
-SHEET_NAME = "prediction"
 COLUMNS = ("ID", "BIRADS-reader1", "BIRADS-reader2", "fold")
 SITES = ("SYSUCC", "GDPH")  # numbering runs SYSUCC first, then GDPH, per class
 LABELS = ("benign", "malignant")  # 0, 1

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -27,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from monai.transforms import Compose, Transform
 
-from medbench.data.images import read_rgb
+from medbench.data.images import decode_workers, read_rgb
 from medbench.errors import MedbenchError
-from medbench.paths import cache_dir
+from medbench.paths import atomic_write, cache_dir
 
 #: Bump when the preprocessing changes so that old cache entries are not reused.
 PREPROCESS_VERSION = 1
@@ -104,21 +103,10 @@ def file_digest(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def _atomic_save(array: np.ndarray, target: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _preprocess_to_cache(job: tuple[str, str, PreprocessSettings]) -> str:
     path, target, settings = job
-    img = preprocess(path, settings)
-    _atomic_save(to_uint8(img).numpy(), Path(target))
+    array = to_uint8(preprocess(path, settings)).numpy()
+    atomic_write(Path(target), lambda f: np.save(f, array))
     return target
 
 
@@ -129,10 +117,6 @@ class CachedImages:
     images: torch.Tensor
     digests: list[str]
     decoded: int  # how many files had to be decoded this time (0 on a warm cache)
-
-
-def default_workers() -> int:
-    return max(1, min(8, (os.cpu_count() or 1)))
 
 
 def load_cached(
@@ -150,26 +134,22 @@ def load_cached(
     folder.mkdir(parents=True, exist_ok=True)
     digests = [file_digest(p) for p in paths]
     targets = [folder / digest[:2] / f"{digest}.npy" for digest in digests]
-    todo = {str(t): p for t, p in zip(targets, paths, strict=True) if not t.exists()}
-    for t in todo:
-        Path(t).parent.mkdir(exist_ok=True)
+    todo = {
+        str(t): p for t, p in zip(targets, paths, strict=True) if not t.exists()
+    }  # one per content
     jobs = [(p, t, settings) for t, p in todo.items()]
-    workers = default_workers() if workers is None else workers
+    workers = decode_workers() if workers is None else workers
+    # threads, not processes: PNG decoding (zlib) and torch's resize release the GIL, and a fork
+    # after torch has started its thread pools can deadlock the children
+    pool = ThreadPoolExecutor(max_workers=workers) if len(jobs) > 16 and workers > 1 else None
     bar = _progress(len(jobs), "preprocessing") if progress and jobs else None
     try:
-        if len(jobs) > 16 and workers > 1:
-            # threads, not processes: PNG decoding (zlib) and torch's resize release the GIL, and a
-            # fork after torch has started its thread pools can deadlock the children
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                for _ in pool.map(_preprocess_to_cache, jobs):
-                    if bar:
-                        bar.update()
-        else:
-            for job in jobs:
-                _preprocess_to_cache(job)
-                if bar:
-                    bar.update()
+        for _ in (pool.map if pool else map)(_preprocess_to_cache, jobs):
+            if bar:
+                bar.update()
     finally:
+        if pool:
+            pool.shutdown()
         if bar:
             bar.close()
     size = settings.image_size

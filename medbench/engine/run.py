@@ -195,7 +195,7 @@ class JobOutcome:
 
 def run_job(spec: JobSpec, progress: bool = False) -> JobOutcome:
     """Run one job end to end, tracked in its child run; safe to call again after any crash."""
-    from medbench.tracking import Tracker
+    from medbench.tracking import FLATNESS_FILE, PREDICTIONS_FILE, Tracker
 
     job, config = spec.job, spec.config
     dataset = prepare_dataset(config)
@@ -276,9 +276,9 @@ def run_job(spec: JobSpec, progress: bool = False) -> JobOutcome:
             bar.close()
     if result.status == "FINISHED":
         tracker.log_metrics(run_id, result.metrics)
-        tracker.log_table(run_id, result.predictions, "predictions.csv")
+        tracker.log_table(run_id, result.predictions, PREDICTIONS_FILE)
         if result.flatness is not None:
-            tracker.log_json(run_id, result.flatness, "flatness.json")
+            tracker.log_json(run_id, result.flatness, FLATNESS_FILE)
         tracker.finish(run_id, "FINISHED")
         ckpt.unlink(missing_ok=True)
     elif result.status == "FAILED":
@@ -351,27 +351,21 @@ class GridResult:
     report_dir: Path | None = None
 
 
-def summary_table(outcomes: list[JobOutcome], tracker, parent_ids: dict[str, str]) -> pd.DataFrame:
+def summary_table(aggregates: dict[str, dict[str, float]]) -> pd.DataFrame:
+    """Model x optimizer: test AUC and accuracy over folds, from the parents' aggregates."""
     rows = []
-    for name, pid in parent_ids.items():
-        children = tracker.child_metrics(pid)
-        fin = children[children["status"] == "FINISHED"] if not children.empty else children
-        auc_m, auc_s = _aggregate(fin["test_auc"]) if "test_auc" in fin else (math.nan, math.nan)
-        acc_m, acc_s = (
-            _aggregate(fin["test_accuracy"]) if "test_accuracy" in fin else (math.nan, math.nan)
-        )
+    for name, m in aggregates.items():
         model, optimizer = name.split("/", 1)
-        failed = int((children["status"] == "FAILED").sum()) if not children.empty else 0
         rows.append(
             {
                 "model": model,
                 "optimizer": optimizer,
-                "runs": len(fin),
-                "failed": failed,
-                "auc_mean": auc_m,
-                "auc_std": auc_s,
-                "accuracy_mean": acc_m,
-                "accuracy_std": acc_s,
+                "runs": int(m["cv_n_finished"]),
+                "failed": int(m["cv_n_failed"]),
+                "auc_mean": m.get("cv_test_auc_mean", math.nan),
+                "auc_std": m.get("cv_test_auc_std", math.nan),
+                "accuracy_mean": m.get("cv_test_accuracy_mean", math.nan),
+                "accuracy_std": m.get("cv_test_accuracy_std", math.nan),
             }
         )
     return pd.DataFrame(rows)
@@ -397,7 +391,7 @@ def run_grid(
     progress: bool = True,
 ) -> GridResult:
     """Run (or resume) every job of ``config`` and record it in MLflow."""
-    from medbench.tracking import Tracker, check_store, resolve_tracking_uri
+    from medbench.tracking import CONFIG_FILE, Tracker, check_store, resolve_tracking_uri
 
     uri = resolve_tracking_uri(config.tracking.uri)
     check_store(uri)  # before any data or training work
@@ -422,7 +416,7 @@ def run_grid(
                 chash,
                 dataset.fingerprint,
             )
-            tracker.log_text(pid, dump_yaml(config), "config.yaml")
+            tracker.log_text(pid, dump_yaml(config), CONFIG_FILE)
             tracker.log_dataset(
                 pid,
                 dataset.manifest,
@@ -489,9 +483,11 @@ def run_grid(
                 if bar is not None:
                     bar.close()
     n_per_parent = len(dataset.folds) * len(config.seeds)
-    for pid in parent_ids.values():
-        update_parent(tracker, pid, n_per_parent, interrupted)
-    summary = summary_table(outcomes, tracker, parent_ids)
+    aggregates = {
+        name: update_parent(tracker, pid, n_per_parent, interrupted)
+        for name, pid in parent_ids.items()
+    }
+    summary = summary_table(aggregates)
     result = GridResult(config, uri, outcomes, summary, parent_ids, dataset.fingerprint)
     if interrupted:
         print(render_summary(summary), file=sys.stderr)

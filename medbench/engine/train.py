@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import copy
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +30,11 @@ from medbench.data.loader import BatchLoader
 from medbench.engine.jobs import Job, data_seed, derive_seed, init_seed
 from medbench.metrics import binary_metrics
 from medbench.models import build_model
+from medbench.paths import atomic_write
 
 
 class Diverged(RuntimeError):
     """The training loss became NaN or infinite: the job stops and its run is marked FAILED."""
-
-
-class Interrupted(BaseException):
-    """Ctrl-C or SIGTERM: end the job cleanly, keep its last checkpoint, mark the run KILLED."""
 
 
 @dataclass
@@ -97,19 +93,6 @@ class Precision:
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def atomic_save(obj: Any, path: Path) -> None:
-    """Write a checkpoint so that a crash leaves either the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def load_checkpoint(path: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
@@ -121,18 +104,6 @@ def load_checkpoint(path: Path) -> dict[str, Any] | None:
 
 def _module(model: nn.Module) -> nn.Module:
     return getattr(model, "_orig_mod", model)  # unwrap torch.compile
-
-
-def _settings(config: Config) -> dict[str, Any]:
-    o = config.optimizer
-    return {
-        "lr": o.lr,
-        "weight_decay": o.weight_decay,
-        "rho": o.rho,
-        "gc_conv_only": o.gc_conv_only,
-        "gc_norm": o.gc_norm,
-        "momentum": o.momentum,
-    }
 
 
 def evaluate(
@@ -245,7 +216,7 @@ def train_job(
     model = build_model(job.model, num_classes=2, image_size=config.data.image_size).to(device)
     if precision.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(job.optimizer, model.parameters(), **_settings(config))
+    optimizer = build_optimizer(job.optimizer, model.parameters(), **asdict(config.optimizer))
     scheduler = (
         torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=tc.epochs)
         if tc.scheduler == "cosine"
@@ -293,9 +264,8 @@ def train_job(
     )
     try:
         for epoch in range(state["epoch"], tc.epochs):
-            torch.manual_seed(
-                derive_seed("epoch", init_seed(job), epoch)
-            )  # dropout etc.: resumable
+            # dropout etc. draw from a generator reseeded per epoch: a resumed job continues exactly
+            torch.manual_seed(derive_seed("epoch", init_seed(job), epoch))
             start = time.perf_counter()
             train_loss, data_time = train_epoch(
                 net, model, optimizer, train, epoch, device, precision, tc.freeze_bn_second_pass
@@ -329,18 +299,16 @@ def train_job(
             if checkpoint is not None and (
                 stop or epoch + 1 == tc.epochs or (epoch + 1) % tc.checkpoint_every == 0
             ):
-                atomic_save(
-                    {
-                        "job": job.key,
-                        "meta": meta or {},
-                        "model": _module(model).state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                        "best_model": best_weights,
-                        "state": state,
-                    },
-                    checkpoint,
-                )
+                snapshot = {
+                    "job": job.key,
+                    "meta": meta or {},
+                    "model": _module(model).state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "best_model": best_weights,
+                    "state": state,
+                }
+                atomic_write(checkpoint, partial(torch.save, snapshot))
             if on_epoch is not None:
                 on_epoch(epoch, metrics)
             if progress is not None:
@@ -350,7 +318,7 @@ def train_job(
                 break
     except Diverged as err:
         return JobResult("FAILED", history=state["history"], reason=f"diverged: {err}")
-    except (KeyboardInterrupt, Interrupted):
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (turned into one by the grid): run KILLED
         return JobResult("KILLED", history=state["history"], reason="interrupted by the user")
 
     _module(model).load_state_dict(best_weights)
@@ -409,18 +377,22 @@ def _flatness(
         rho=config.optimizer.rho,
         seed=0,
     )
-    idx = torch.as_tensor(np.asarray(data.split.train, dtype=np.int64))
+    train_rows = torch.as_tensor(np.asarray(data.split.train, dtype=np.int64))
     result = measure_flatness(
-        model, nn.CrossEntropyLoss(), data.images[idx], data.labels[idx], settings, device=device
+        model,
+        nn.CrossEntropyLoss(),
+        data.images,
+        data.labels,
+        settings,
+        device=device,
+        rows=train_rows,
     )
     return {
         **{k: float(v) for k, v in result.metrics().items()},
         "hessian_trace_stderr": float(result.trace_stderr),
         "landscape_alphas": [float(a) for a in result.landscape_alphas],
         "landscape_losses": [float(v) for v in result.landscape_losses],
-        "seconds": float(
-            sum(result.seconds.values())
-        ),  # the measured cost, bounded by the settings
+        "seconds": float(sum(result.seconds.values())),  # measured cost, bounded by the settings
         "seconds_by_measure": result.seconds,
         "n_samples": result.n_samples,
     }

@@ -59,7 +59,7 @@ def build_report(
         *(p for f in figs.values() for p in (f.png, f.svg)),
     ]
     if log and not record.parents.empty:
-        log_report(record.uri, experiment, list(record.parents["run_id"]), files)
+        log_report(record.uri, list(record.parents["run_id"]), files)
     return out
 
 

@@ -14,33 +14,17 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import cohen_kappa_score, roc_curve
 
-#: Assessment categories a reader can give; BI-RADS 0 (incomplete) is not a call and counts as stray.
-CATEGORIES = ("1", "2", "3", "4", "4a", "4b", "4c", "5", "6")
-POSITIVE = frozenset({"4", "4a", "4b", "4c", "5", "6"})
+from medbench.data.bus import birads_positive, is_blank, normalize_birads
+from medbench.metrics import confusion_counts
+
 READERS = ("birads_reader1", "birads_reader2")
 
 
-def is_missing(value) -> bool:
-    """True for an empty cell (None, NaN, empty or blank string)."""
-    if value is None:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    return isinstance(value, str) and not value.strip()
-
-
 def normalise_birads(value) -> str | None:
-    """The category as one of :data:`CATEGORIES` ("4A" → "4a", 4.0 → "4"), None if it is not one."""
-    if is_missing(value):
-        return None
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        if not float(value).is_integer():
-            return None
-        value = str(int(value))
-    text = str(value).strip().lower()
-    if text.endswith(".0") and text[:-2].isdigit():  # "4.0" from a spreadsheet round trip
-        text = text[:-2]
-    return text if text in CATEGORIES else None
+    """The reader's assessment category ("4A" → "4a", 4.0 → "4"), None if it is not a call:
+    the manifest's normalisation, except that BI-RADS 0 (incomplete) counts as stray."""
+    category = normalize_birads(value)
+    return None if category == "0" else category
 
 
 @dataclass(frozen=True)
@@ -66,12 +50,12 @@ def reader_calls(values) -> ReaderCalls:
         cat = normalise_birads(value)
         cats.append(cat)
         if cat is None:
-            if is_missing(value):
+            if is_blank(value):
                 n_missing += 1
             else:
                 n_stray += 1
         else:
-            positive[i] = float(cat in POSITIVE)
+            positive[i] = float(birads_positive(cat))
     return ReaderCalls(cats, positive, n_missing, n_stray)
 
 
@@ -93,12 +77,7 @@ class OperatingPoint:
 
 def operating_point(labels, calls) -> OperatingPoint:
     """Operating point of binary ``calls`` (1 = malignant) against ``labels``."""
-    y = np.asarray(labels).astype(int)
-    c = np.asarray(calls).astype(int)
-    tp = int(((c == 1) & (y == 1)).sum())
-    fn = int(((c == 0) & (y == 1)).sum())
-    tn = int(((c == 0) & (y == 0)).sum())
-    fp = int(((c == 1) & (y == 0)).sum())
+    tp, fn, tn, fp = confusion_counts(labels, calls)
     sens = tp / (tp + fn) if tp + fn else math.nan
     spec = tn / (tn + fp) if tn + fp else math.nan
     return OperatingPoint(sens, spec, tp, fn, tn, fp)
@@ -107,31 +86,33 @@ def operating_point(labels, calls) -> OperatingPoint:
 _TOL = 1e-12
 
 
+def _best_given_floor(
+    labels, probs, floor: float, floor_on_specificity: bool
+) -> tuple[float, float]:
+    """Best sensitivity (or specificity) among thresholds that keep the other at least ``floor``;
+    ties go to the threshold better on the floored measure. Returns (value, threshold)."""
+    y = np.asarray(labels).astype(int)
+    if len(np.unique(y)) < 2 or not math.isfinite(floor):
+        return math.nan, math.nan
+    fpr, tpr, thr = roc_curve(y, np.asarray(probs, dtype=float), drop_intermediate=False)
+    spec = 1 - fpr
+    kept, gain = (spec, tpr) if floor_on_specificity else (tpr, spec)
+    cand = np.flatnonzero(kept >= floor - _TOL)
+    best = int(cand[np.lexsort((kept[cand], gain[cand]))[-1]])
+    return float(gain[best]), float(thr[best])
+
+
 def sensitivity_at_specificity(labels, probs, specificity: float) -> tuple[float, float]:
     """Highest model sensitivity among thresholds whose specificity is at least ``specificity``.
 
     Returns (sensitivity, threshold); the model is called positive at ``prob >= threshold``.
     """
-    y = np.asarray(labels).astype(int)
-    if len(np.unique(y)) < 2 or not math.isfinite(specificity):
-        return math.nan, math.nan
-    fpr, tpr, thr = roc_curve(y, np.asarray(probs, dtype=float), drop_intermediate=False)
-    spec = 1 - fpr
-    cand = np.flatnonzero(spec >= specificity - _TOL)
-    best = int(cand[np.lexsort((spec[cand], tpr[cand]))[-1]])  # ties: the more specific
-    return float(tpr[best]), float(thr[best])
+    return _best_given_floor(labels, probs, specificity, floor_on_specificity=True)
 
 
 def specificity_at_sensitivity(labels, probs, sensitivity: float) -> tuple[float, float]:
     """Highest model specificity among thresholds whose sensitivity is at least ``sensitivity``."""
-    y = np.asarray(labels).astype(int)
-    if len(np.unique(y)) < 2 or not math.isfinite(sensitivity):
-        return math.nan, math.nan
-    fpr, tpr, thr = roc_curve(y, np.asarray(probs, dtype=float), drop_intermediate=False)
-    spec = 1 - fpr
-    cand = np.flatnonzero(tpr >= sensitivity - _TOL)
-    best = int(cand[np.lexsort((tpr[cand], spec[cand]))[-1]])  # ties: the more sensitive
-    return float(spec[best]), float(thr[best])
+    return _best_given_floor(labels, probs, sensitivity, floor_on_specificity=False)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_curve
 
-from medbench.metrics import METRIC_NAMES, binary_metrics
+from medbench.metrics import METRIC_NAMES, binary_metrics, calibration_bins
 from medbench.report import clinical, stats
 
 #: Metrics of the main table (all at the config's threshold except AUC).
@@ -265,23 +265,18 @@ def confusion(preds: pd.DataFrame, threshold: float) -> pd.DataFrame:
 
 
 def reliability(labels, probs, n_bins: int = 10) -> pd.DataFrame:
-    """Equal-width bins of P(malignant), binned as in ``expected_calibration_error``."""
-    y = np.asarray(labels, dtype=float)
-    p = np.asarray(probs, dtype=float)
-    bins = np.clip((p * n_bins).astype(int), 0, n_bins - 1)
-    rows = []
-    for b in range(n_bins):
-        mask = bins == b
-        rows.append(
-            {
-                "bin": b,
-                "lower": b / n_bins,
-                "upper": (b + 1) / n_bins,
-                "n": int(mask.sum()),
-                "mean_predicted": float(p[mask].mean()) if mask.any() else math.nan,
-                "observed_rate": float(y[mask].mean()) if mask.any() else math.nan,
-            }
-        )
+    """Equal-width bins of P(malignant), the bins of ``expected_calibration_error``."""
+    rows = [
+        {
+            "bin": b,
+            "lower": b / n_bins,
+            "upper": (b + 1) / n_bins,
+            "n": n,
+            "mean_predicted": predicted,
+            "observed_rate": observed,
+        }
+        for b, (n, predicted, observed) in enumerate(calibration_bins(labels, probs, n_bins))
+    ]
     return pd.DataFrame(rows)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from medbench.report import stats
+from medbench.tracking import FLATNESS_FILE
 
 FLATNESS_KEYS = ("hessian_top_eigenvalue", "hessian_trace", "sam_sharpness", "seconds", "n_samples")
 COST_KEYS = ("epochs", "epoch_time_s", "train_time_s", "time_to_best_val_auc_s")
@@ -79,7 +80,7 @@ def flatness_units(artifacts: dict, units: pd.DataFrame, folds: pd.DataFrame) ->
     metrics = folds.set_index("run_id")
     rows = []
     for unit in units.itertuples(index=False):
-        flat = artifacts.get(unit.run_id, {}).get("flatness.json")
+        flat = artifacts.get(unit.run_id, {}).get(FLATNESS_FILE)
         if flat is None:
             if unit.run_id not in metrics.index:
                 continue
@@ -127,7 +128,7 @@ def landscape(artifacts: dict, units: pd.DataFrame) -> pd.DataFrame:
     for (model, opt), part in units.groupby(["model", "optimizer"], sort=False):
         grid, losses = None, []
         for run_id in part["run_id"]:
-            flat = artifacts.get(run_id, {}).get("flatness.json") or {}
+            flat = artifacts.get(run_id, {}).get(FLATNESS_FILE) or {}
             a = np.asarray(flat.get("landscape_alphas") or [], dtype=float)
             v = np.asarray(flat.get("landscape_losses") or [], dtype=float)
             if len(a) == 0 or len(a) != len(v):
