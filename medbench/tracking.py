@@ -404,7 +404,10 @@ def load_experiment(
     for df in (parents, folds):
         for col in ("model", "optimizer"):
             df[col] = df.get(f"param.{col}")
-    folds["fold"] = pd.to_numeric(folds.get("param.fold"), errors="coerce")
+    # sheet and stratified folds are integers; leave-one-site-out folds are site names
+    fold = folds.get("param.fold", pd.Series(index=folds.index, dtype=object))
+    as_number = pd.to_numeric(fold, errors="coerce")
+    folds["fold"] = as_number if as_number.notna().all() else fold
     folds["seed"] = pd.to_numeric(folds.get("param.seed"), errors="coerce")
     folds = folds.sort_values(["model", "optimizer", "seed", "fold"]).reset_index(drop=True)
 

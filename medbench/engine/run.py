@@ -82,17 +82,18 @@ def prepare_dataset(config: Config, progress: bool = False) -> Dataset:
     )
     if key in _DATASETS:
         return _DATASETS[key]
-    card = None
+    from medbench.data.synthetic import MARKER, generate
+
     if d.root:
         root = Path(d.root).expanduser()
     else:
-        from medbench.data.synthetic import generate
-
         root = synthetic_root(config)
         generate(root, n=d.synthetic.n, seed=d.synthetic.seed)
-        card = "synthetic_bus"
     manifest = read_manifest(root, sheet=d.sheet)
-    if card is None and manifest.attrs.get("layout") == "gdph_sysucc":
+    card = None
+    if (root / MARKER).is_file():  # generated data, wherever it was written
+        card = "synthetic_bus"
+    elif manifest.attrs.get("layout") == "gdph_sysucc":
         card = "gdph_sysucc_bus"
     manifest = assign_folds(
         manifest, source=d.folds, k=d.n_folds, seed=min(config.seeds)

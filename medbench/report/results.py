@@ -42,6 +42,16 @@ class Inventory:
 
 
 _UNIT_COLS = ["run_id", "model", "optimizer", "fold", "seed"]
+
+
+def _fold(value) -> int | str:
+    """A fold label: an integer, or a site name under leave-one-site-out."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
 _PROBLEM_COLS = ["model", "optimizer", "fold", "seed", "status", "reason", "run_id"]
 
 
@@ -61,7 +71,7 @@ def inventory(folds: pd.DataFrame, predictions: pd.DataFrame, models, optimizers
         ["model", "optimizer", "fold", "seed"], keep="last"
     )
     units = usable[_UNIT_COLS].copy()
-    units["fold"] = units["fold"].astype(int)
+    units["fold"] = units["fold"].map(_fold)
     units["seed"] = units["seed"].astype(int)
     units = units.sort_values(["model", "optimizer", "seed", "fold"]).reset_index(drop=True)
 
@@ -71,7 +81,7 @@ def inventory(folds: pd.DataFrame, predictions: pd.DataFrame, models, optimizers
     for row in runs.itertuples(index=False):
         if row.run_id in used:
             continue
-        key = (row.model, row.optimizer, int(row.fold), int(row.seed))
+        key = (row.model, row.optimizer, _fold(row.fold), int(row.seed))
         if key in done:
             continue  # superseded by a finished rerun of the same job
         reason = row.failure if isinstance(row.failure, str) and row.failure else None
@@ -84,7 +94,7 @@ def inventory(folds: pd.DataFrame, predictions: pd.DataFrame, models, optimizers
     status_rows = []
     for model in models:
         mine = runs[runs["model"] == model]
-        expected = {(int(f), int(s)) for f, s in zip(mine["fold"], mine["seed"], strict=True)}
+        expected = {(_fold(f), int(s)) for f, s in zip(mine["fold"], mine["seed"], strict=True)}
         for opt in optimizers:
             have = {(k[2], k[3]) for k in done if k[0] == model and k[1] == opt}
             mine_opt = mine[mine["optimizer"] == opt]
