@@ -24,7 +24,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from medbench.engine.run import run_benchmark
+    from medbench.pipeline import run_benchmark
 
     run_benchmark(
         args.config,
@@ -38,7 +38,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from medbench.engine.run import run_demo
+    from medbench.pipeline import run_demo
 
     run_demo(overrides=args.set, report=not args.no_report)
     return 0

@@ -1,8 +1,19 @@
-"""Typed configuration: YAML -> dataclasses, validated before any training starts.
+"""Typed configuration: YAML -> dataclasses, every value validated when the config loads.
 
-Every mistake names its key: an unknown key (with the closest valid one), a value of the wrong
-type, a choice outside its set, an unknown model or optimizer. ``--set a.b=value`` overrides go
-through the same validation.
+The dataclasses below are the objects the code uses (the engine reads ``config.train``, flatness
+takes ``config.flatness``, the optimizer registry ``config.optimizer``), and each default exists
+here once. What a field means for the rest of the suite is in its metadata, declared with
+:func:`setting`:
+
+- ``choices``, ``gt``/``ge``/``lt``/``le``: the values it accepts (numbers must be finite);
+- ``hashed=False``: it does not change a job's results, so it stays out of :func:`config_hash`
+  (resuming on another store, executor or report folder still finds the finished jobs);
+- ``dataset=True``: it changes the prepared dataset (manifest, folds, images), so it is part of
+  :func:`dataset_settings`, the key of the per-process dataset cache.
+
+Every mistake is one line that names its key: an unknown key (with the closest valid one), a
+value of the wrong type, outside its range or its choices, an unknown model or optimizer, and
+settings that make each other meaningless (``rho`` 0 with a SAM-family optimizer).
 """
 
 from __future__ import annotations
@@ -10,97 +21,135 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from medbench.data.folds import FOLD_SOURCES
 from medbench.errors import ConfigError, closest
+from medbench.optim.registry import DEFAULT_LR, SAM_FAMILY
+from medbench.optim.sam import DEFAULT_RHO, GC_NORMS
 
-CONFIG_DIR = Path(__file__).parent / "configs"
+_NO_DEFAULT: Any = dataclasses.MISSING
+
+
+def setting(
+    default: Any = _NO_DEFAULT,
+    *,
+    factory: Any = _NO_DEFAULT,
+    choices: tuple[str, ...] | None = None,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
+    hashed: bool = True,
+    dataset: bool = False,
+) -> Any:
+    """A config field with what it accepts and what it changes (see the module docstring)."""
+    meta = {
+        "choices": choices,
+        "bounds": (gt, ge, lt, le),
+        "hashed": hashed,
+        "dataset": dataset,
+    }
+    if factory is not _NO_DEFAULT:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+#: ``train.device``: auto (CUDA when present), cpu, cuda or cuda:N.
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 @dataclass
 class SyntheticConfig:
     """The synthetic BUS dataset used when ``data.root`` is empty."""
 
-    n: int = 600
-    seed: int = 0
+    n: int = setting(600, ge=20, dataset=True)
+    seed: int = setting(0, dataset=True)
 
 
 @dataclass
 class DataConfig:
-    root: str | None = None  # dataset folder; empty = generate the synthetic dataset
-    sheet: str | None = None  # sheet name in the workbook (default: 'prediction' or the only one)
-    folds: str = "auto"  # auto | sheet | stratified | site (leave-one-site-out)
-    n_folds: int = 5  # for folds: stratified (and auto without a fold column)
-    val_fraction: float = 0.2  # share of the training folds held out for early stopping
-    image_size: int = 256
-    augment: bool = False
-    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    root: str | None = setting(None, hashed=False, dataset=True)  # empty: synthetic data
+    sheet: str | None = setting(None, dataset=True)  # worksheet or sheet file to read
+    folds: str = setting("auto", choices=FOLD_SOURCES, dataset=True)
+    n_folds: int = setting(5, ge=2, dataset=True)  # for stratified folds
+    val_fraction: float = setting(0.2, gt=0.0, lt=1.0)  # of the training folds, for selection
+    image_size: int = setting(256, ge=1, dataset=True)
+    augment: bool = setting(False)
+    synthetic: SyntheticConfig = setting(factory=SyntheticConfig)
 
 
 @dataclass
 class OptimizerConfig:
     """Settings shared by every optimizer of the grid (each uses the ones it knows)."""
 
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    rho: float = 0.05
-    gc_conv_only: bool = False
-    gc_norm: str = "raw"  # raw (authors' code) | centralized (paper's formula)
-    momentum: float = 0.9  # sgd only
+    lr: float = setting(DEFAULT_LR, gt=0.0)
+    weight_decay: float = setting(0.0, ge=0.0)
+    rho: float = setting(DEFAULT_RHO, ge=0.0)  # > 0 with a SAM-family optimizer or flatness
+    gc_conv_only: bool = setting(False)
+    gc_norm: str = setting("raw", choices=GC_NORMS)  # raw: authors' code; centralized: paper
+    momentum: float = setting(0.9, ge=0.0)  # sgd only
 
 
 @dataclass
 class EarlyStoppingConfig:
-    monitor: str = "val_auc"  # val_auc | val_loss, on the validation split, never the test fold
-    patience: int = 10
-    min_delta: float = 0.0
+    # on the validation split, never the test fold
+    monitor: str = setting("val_auc", choices=("val_auc", "val_loss"))
+    patience: int = setting(10, ge=1)
+    min_delta: float = setting(0.0, ge=0.0)
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 50
-    batch_size: int = 32
-    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
-    scheduler: str = "none"  # none | cosine
-    freeze_bn_second_pass: bool = False  # SAM family: keep BN running stats during the 2nd pass
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: str = "auto"  # auto (bf16 on CUDA) | bf16 | off
-    channels_last: str = "auto"  # auto (on CUDA) | on | off
-    compile: bool = False  # torch.compile the model (CUDA)
-    threshold: float = 0.5  # P(malignant) at or above which a case is called malignant
-    checkpoint_every: int = 1  # epochs between resumable checkpoints
-    threads: int = 0  # CPU threads for torch (0 = torch's default); results on the CPU depend on it
+    epochs: int = setting(50, ge=1)
+    batch_size: int = setting(32, ge=1)
+    early_stopping: EarlyStoppingConfig = setting(factory=EarlyStoppingConfig)
+    scheduler: str = setting("none", choices=("none", "cosine"))
+    freeze_bn_second_pass: bool = setting(False)  # SAM family: keep BN stats in the 2nd pass
+    device: str = setting("auto")  # auto | cpu | cuda | cuda:N
+    amp: str = setting("auto", choices=("auto", "bf16", "off"))  # auto: bf16 on CUDA
+    channels_last: str = setting("auto", choices=("auto", "on", "off"))  # auto: on CUDA
+    compile: bool = setting(False)  # torch.compile the model (CUDA)
+    threshold: float = setting(0.5, gt=0.0, lt=1.0)  # P(malignant) called malignant
+    checkpoint_every: int = setting(1, ge=1, hashed=False)  # epochs between checkpoints
+    threads: int = setting(0, ge=0)  # CPU threads (0: torch's default); CPU results depend on it
 
 
 @dataclass
 class FlatnessConfig:
-    enabled: bool = False
-    n_samples: int = 256
-    batch_size: int = 64
-    power_iters: int = 20
-    hutchinson_samples: int = 10
-    landscape_points: int = 21
-    landscape_radius: float = 1.0
+    """How much work the flatness measures of each best checkpoint may do."""
+
+    enabled: bool = setting(False)
+    n_samples: int = setting(256, ge=1)  # training images in the seeded subset
+    batch_size: int = setting(64, ge=1)  # bounds memory only
+    power_iters: int = setting(20, ge=1)  # most power iterations for the top eigenvalue
+    power_tol: float = setting(1e-3, gt=0.0)  # stop when the eigenvalue changes less (relative)
+    hutchinson_samples: int = setting(10, ge=1)  # Rademacher vectors for the trace
+    landscape_points: int = setting(21, ge=2)  # odd puts alpha = 0 on the grid
+    landscape_radius: float = setting(1.0, gt=0.0)  # in filter-normalised units
 
 
 @dataclass
 class TrackingConfig:
-    uri: str | None = None  # default: MLFLOW_TRACKING_URI, else MLflow's sqlite:///mlflow.db here
+    uri: str | None = None  # default: MLFLOW_TRACKING_URI, else MLflow's sqlite:///mlflow.db
 
 
 @dataclass
 class ExecutorConfig:
-    kind: str = "local"  # local | ray
-    address: str | None = None  # Ray address (auto, ray://host:10001); empty = local Ray instance
-    cpus_per_job: float = 1.0
-    gpus_per_job: float = 0.0
-    max_retries: int = 1
+    kind: str = setting("local", choices=("local", "ray"))
+    address: str | None = None  # Ray address (auto, ray://host:10001); empty: local Ray
+    cpus_per_job: float = setting(1.0, gt=0.0)
+    gpus_per_job: float = setting(0.0, ge=0.0)
+    max_retries: int = setting(1, ge=0)
 
 
 @dataclass
@@ -111,17 +160,17 @@ class ReportConfig:
 
 @dataclass
 class Config:
-    name: str = "medbench"
-    models: list[str] = field(default_factory=lambda: ["resnet18"])
-    optimizers: list[str] = field(default_factory=lambda: ["adam", "sam", "gcsam"])
-    seeds: list[int] = field(default_factory=lambda: [0])
-    data: DataConfig = field(default_factory=DataConfig)
-    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    flatness: FlatnessConfig = field(default_factory=FlatnessConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
-    report: ReportConfig = field(default_factory=ReportConfig)
+    name: str = setting("medbench", hashed=False)
+    models: list[str] = setting(factory=lambda: ["resnet18"], hashed=False)
+    optimizers: list[str] = setting(factory=lambda: ["adam", "sam", "gcsam"], hashed=False)
+    seeds: list[int] = setting(factory=lambda: [0], hashed=False)
+    data: DataConfig = setting(factory=DataConfig)
+    optimizer: OptimizerConfig = setting(factory=OptimizerConfig)
+    train: TrainConfig = setting(factory=TrainConfig)
+    flatness: FlatnessConfig = setting(factory=FlatnessConfig)
+    tracking: TrackingConfig = setting(factory=TrackingConfig, hashed=False)
+    executor: ExecutorConfig = setting(factory=ExecutorConfig, hashed=False)
+    report: ReportConfig = setting(factory=ReportConfig, hashed=False)
     source: str = field(default="", metadata={"internal": True})
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,19 +179,7 @@ class Config:
         return out
 
 
-CHOICES: dict[str, tuple[str, ...]] = {
-    "data.folds": ("auto", "sheet", "stratified", "site"),
-    "optimizer.gc_norm": ("raw", "centralized"),
-    "train.early_stopping.monitor": ("val_auc", "val_loss"),
-    "train.scheduler": ("none", "cosine"),
-    "train.amp": ("auto", "bf16", "off"),
-    "train.channels_last": ("auto", "on", "off"),
-    "executor.kind": ("local", "ray"),
-}
-
-#: Parts of the config that do not change a job's results: excluded from the config hash so that
-#: resuming on another store, executor or report folder still finds the finished jobs.
-NOT_HASHED = ("name", "tracking", "executor", "report", "data.root")
+# -- reading ------------------------------------------------------------------------------------
 
 
 def _type_name(tp: Any) -> str:
@@ -196,9 +233,13 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     raise ConfigError(f"{key}: unsupported type {_type_name(tp)}")
 
 
+def _fields(cls_or_obj: Any) -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(cls_or_obj) if not f.metadata.get("internal")]
+
+
 def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     hints = typing.get_type_hints(cls)
-    known = [f.name for f in dataclasses.fields(cls) if not f.metadata.get("internal")]
+    known = [f.name for f in _fields(cls)]
     kwargs = {}
     for key, value in data.items():
         if key not in known:
@@ -210,46 +251,58 @@ def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     return cls(**kwargs)
 
 
-def _get(config: Config, dotted: str) -> Any:
-    obj: Any = config
-    for part in dotted.split("."):
-        obj = getattr(obj, part)
-    return obj
+# -- validation ---------------------------------------------------------------------------------
+
+
+def _check_field(key: str, value: Any, meta: dict[str, Any]) -> None:
+    """Choices, finiteness and bounds of one field (metadata of :func:`setting`)."""
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(
+            f"{key}: {value!r} is not one of {', '.join(choices)}{closest(str(value), choices)}"
+        )
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if not math.isfinite(value):
+        raise ConfigError(f"{key}: must be a finite number, got {value}")
+    gt, ge, lt, le = meta.get("bounds", (None,) * 4)
+    if ge is not None and value < ge:
+        least = "at least 1" if ge == 1 and isinstance(value, int) else f">= {ge:g}"
+        raise ConfigError(f"{key}: must be {least}, got {value}")
+    if gt is not None and value <= gt:
+        raise ConfigError(f"{key}: must be > {gt:g}, got {value}")
+    if le is not None and value > le:
+        raise ConfigError(f"{key}: must be <= {le:g}, got {value}")
+    if lt is not None and value >= lt:
+        raise ConfigError(f"{key}: must be < {lt:g}, got {value}")
+
+
+def _check_section(obj: Any, prefix: str) -> None:
+    for f in _fields(obj):
+        value = getattr(obj, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            _check_section(value, key + ".")
+        else:
+            _check_field(key, value, f.metadata)
+
+
+def check_section(obj: Any, prefix: str) -> None:
+    """Validate one section on its own (e.g. a :class:`FlatnessConfig` built in code)."""
+    _check_section(obj, prefix + ".")
 
 
 def validate(config: Config) -> Config:
-    """Check choices, ranges and names; raise ConfigError naming the key."""
+    """Check every field and the rules between fields; raise ConfigError naming the key."""
     from medbench.models import check_model
     from medbench.optim import list_optimizers
 
-    for key, allowed in CHOICES.items():
-        value = _get(config, key)
-        if value not in allowed:
-            raise ConfigError(
-                f"{key}: {value!r} is not one of {', '.join(allowed)}{closest(value, allowed)}"
-            )
-    positive = [
-        "train.epochs",
-        "train.batch_size",
-        "data.image_size",
-        "data.n_folds",
-        "train.checkpoint_every",
-    ]
-    for key in positive:
-        if _get(config, key) < 1:
-            raise ConfigError(f"{key}: must be at least 1, got {_get(config, key)}")
-    if config.data.n_folds < 2:
-        raise ConfigError(f"data.n_folds: needs at least 2 folds, got {config.data.n_folds}")
-    if not 0.0 < config.data.val_fraction < 1.0:
+    _check_section(config, "")
+    if not DEVICE_PATTERN.fullmatch(config.train.device):
         raise ConfigError(
-            f"data.val_fraction: must be between 0 and 1 (exclusive), got {config.data.val_fraction}"
+            f"train.device: {config.train.device!r} is not a device medbench can train on; "
+            "use auto, cpu, cuda or cuda:N"
         )
-    if config.optimizer.lr <= 0:
-        raise ConfigError(f"optimizer.lr: must be positive, got {config.optimizer.lr}")
-    if config.optimizer.rho < 0:
-        raise ConfigError(f"optimizer.rho: must be non-negative, got {config.optimizer.rho}")
-    if config.train.early_stopping.patience < 1:
-        raise ConfigError("train.early_stopping.patience: must be at least 1")
     if not config.models:
         raise ConfigError("models: list at least one model")
     if not config.optimizers:
@@ -272,11 +325,26 @@ def validate(config: Config) -> Config:
             raise ConfigError(
                 f"optimizers[{i}]: unknown optimizer {opt!r}{closest(opt, known)}; known: {', '.join(known)}"
             )
+    if config.optimizer.rho == 0:
+        sam = [o for o in config.optimizers if o in SAM_FAMILY]
+        if sam:
+            raise ConfigError(
+                f"optimizer.rho: must be > 0 for {', '.join(sam)} (rho 0 makes SAM plain "
+                "gradient descent with twice the cost)"
+            )
+        if config.flatness.enabled:
+            raise ConfigError(
+                "optimizer.rho: must be > 0 when flatness.enabled (SAM sharpness is measured "
+                "at radius rho)"
+            )
     if not config.name or any(c in config.name for c in "/\\"):
         raise ConfigError(
             f"name: must be a non-empty experiment name without slashes, got {config.name!r}"
         )
     return config
+
+
+# -- loading ------------------------------------------------------------------------------------
 
 
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
@@ -311,22 +379,29 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _shipped() -> dict[str, Any]:
+    """The configs shipped with medbench (package data), by name."""
+    folder = resources.files("medbench") / "configs"
+    return {p.name[: -len(".yaml")]: p for p in folder.iterdir() if p.name.endswith(".yaml")}
+
+
 def list_configs() -> list[str]:
     """Names of the configs shipped with medbench."""
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+    return sorted(_shipped())
 
 
-def resolve_config_path(name_or_path: str | Path) -> Path:
+def _read_text(name_or_path: str | Path) -> tuple[str, str]:
+    """(YAML text, where it came from) of a config file or a shipped config's name."""
     path = Path(name_or_path)
     if path.is_file():
-        return path
-    shipped = CONFIG_DIR / f"{name_or_path}.yaml"
-    if shipped.is_file():
-        return shipped
-    hint = closest(str(name_or_path), list_configs())
+        return path.read_text(encoding="utf-8"), str(path)
+    shipped = _shipped()
+    if str(name_or_path) in shipped:
+        return shipped[str(name_or_path)].read_text(encoding="utf-8"), f"{name_or_path}.yaml"
+    hint = closest(str(name_or_path), list(shipped))
     raise ConfigError(
         f"{name_or_path}: no such config file and no shipped config of that name{hint}; "
-        f"shipped: {', '.join(list_configs())}"
+        f"shipped: {', '.join(sorted(shipped))}"
     )
 
 
@@ -344,36 +419,49 @@ def load_config(
     data_root: str | None = None,
 ) -> Config:
     """Read a YAML config (path or shipped name), apply ``--set`` overrides, validate."""
-    path = resolve_config_path(name_or_path)
+    text, source = _read_text(name_or_path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise ConfigError(
-            f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)})"
+            f"{source}{where}: not valid YAML ({getattr(err, 'problem', err)})"
         ) from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a config must be a mapping of keys, got {type(raw).__name__}")
+        raise ConfigError(f"{source}: a config must be a mapping of keys, got {type(raw).__name__}")
     raw = _merge(raw, parse_overrides(overrides or []))
     if data_root is not None:
         raw = _merge(raw, {"data": {"root": str(data_root)}})
-    return config_from_dict(raw, source=str(path))
+    return config_from_dict(raw, source=source)
+
+
+# -- what a config changes ----------------------------------------------------------------------
+
+
+def _marked(obj: Any, flag: str, prefix: str = "") -> dict[str, Any]:
+    """Dotted key -> value of the fields whose metadata ``flag`` is true (sections recursed)."""
+    out: dict[str, Any] = {}
+    for f in _fields(obj):
+        value = getattr(obj, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            if f.metadata.get("hashed", True) or flag != "hashed":  # leaves carry other flags
+                out.update(_marked(value, flag, key + "."))
+        elif f.metadata.get(flag, flag == "hashed"):
+            out[key] = value
+    return out
 
 
 def config_hash(config: Config) -> str:
-    """Digest of everything that changes a job's results (see :data:`NOT_HASHED`)."""
-    data = config.to_dict()
-    for dotted in NOT_HASHED:
-        node = data
-        *parents, last = dotted.split(".")
-        for part in parents:
-            node = node[part]
-        node.pop(last, None)
-    for part in ("models", "optimizers", "seeds"):  # the grid's extent does not change a job
-        data.pop(part)
-    blob = json.dumps(data, sort_keys=True, default=str)
+    """Digest of every setting that changes a job's results (fields with ``hashed=True``)."""
+    blob = json.dumps(_marked(config, "hashed"), sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def dataset_settings(data: DataConfig) -> dict[str, Any]:
+    """The ``data`` settings that change the prepared dataset (fields with ``dataset=True``)."""
+    return _marked(data, "dataset")
 
 
 def dump_yaml(config: Config) -> str:

@@ -25,37 +25,16 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from medbench.config import FlatnessConfig, check_section
 from medbench.errors import ConfigError
+from medbench.optim.sam import DEFAULT_RHO
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 Batches = Sequence[tuple[Tensor, Tensor]]
 
 
-@dataclass(frozen=True)
-class FlatnessSettings:
-    """How much work the flatness measures may do, and their seed."""
-
-    n_samples: int = 256  # training images in the seeded subset (fewer if the set is smaller)
-    batch_size: int = 64  # bounds memory only: results do not depend on it
-    power_iters: int = 20  # most power iterations for the top eigenvalue
-    tol: float = 1e-3  # stop when the eigenvalue changes by less than tol, relative
-    hutchinson_samples: int = 20  # Rademacher vectors for the trace
-    landscape_points: int = 21  # odd, so that alpha = 0 is on the grid
-    landscape_radius: float = 1.0  # alphas span [-radius, radius] in filter-normalised units
-    rho: float = 0.05  # SAM ascent radius (the paper's rho)
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for key in ("n_samples", "batch_size", "power_iters", "hutchinson_samples"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"flatness.{key}: must be >= 1, got {getattr(self, key)}")
-        if self.landscape_points < 2:
-            raise ConfigError(
-                f"flatness.landscape_points: must be >= 2, got {self.landscape_points}"
-            )
-        for key in ("tol", "landscape_radius", "rho"):
-            if not getattr(self, key) > 0:
-                raise ConfigError(f"flatness.{key}: must be > 0, got {getattr(self, key)}")
+#: Defaults of the single measures: the config's, so that one call and a run agree.
+_DEFAULTS = FlatnessConfig()
 
 
 @dataclass
@@ -211,8 +190,8 @@ def hessian_top_eigenvalue(
     model: nn.Module,
     loss_fn: LossFn,
     batches: Batches,
-    iters: int = 20,
-    tol: float = 1e-3,
+    iters: int = _DEFAULTS.power_iters,
+    tol: float = _DEFAULTS.power_tol,
     seed: int = 0,
 ) -> float:
     """Largest (algebraic) eigenvalue of the loss Hessian, by power iteration on HVPs.
@@ -238,13 +217,19 @@ def _hutchinson(
 
 
 def hessian_trace(
-    model: nn.Module, loss_fn: LossFn, batches: Batches, samples: int = 20, seed: int = 0
+    model: nn.Module,
+    loss_fn: LossFn,
+    batches: Batches,
+    samples: int = _DEFAULTS.hutchinson_samples,
+    seed: int = 0,
 ) -> float:
     """Hutchinson estimate of the Hessian trace: the mean of ``v^T H v`` over Rademacher ``v``."""
     return float(_hutchinson(model, loss_fn, batches, samples, seed).mean())
 
 
-def sam_sharpness(model: nn.Module, loss_fn: LossFn, batches: Batches, rho: float = 0.05) -> float:
+def sam_sharpness(
+    model: nn.Module, loss_fn: LossFn, batches: Batches, rho: float = DEFAULT_RHO
+) -> float:
     """Loss increase after one SAM ascent step ``eps = rho * g / ||g||`` (plain SAM, not GCSAM)."""
     params = _params(model)
     with _Restore(params):
@@ -283,8 +268,8 @@ def loss_landscape_1d(
     model: nn.Module,
     loss_fn: LossFn,
     batches: Batches,
-    points: int = 21,
-    radius: float = 1.0,
+    points: int = _DEFAULTS.landscape_points,
+    radius: float = _DEFAULTS.landscape_radius,
     seed: int = 0,
 ) -> tuple[list[float], list[float]]:
     """Loss at ``theta + alpha * d`` for ``points`` alphas evenly spread over ``[-radius, radius]``.
@@ -313,13 +298,13 @@ def loss_landscape_1d(
 
 
 def _subset(
-    x: Tensor, y: Tensor, settings: FlatnessSettings, rows: Tensor | None = None
+    x: Tensor, y: Tensor, n_samples: int, seed: int, rows: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
     if len(x) != len(y):
         raise ValueError(f"x and y differ in length: {len(x)} and {len(y)}")
     pool = torch.arange(len(x)) if rows is None else torch.as_tensor(rows, dtype=torch.long)
-    n = min(settings.n_samples, len(pool))
-    gen = torch.Generator().manual_seed(settings.seed)
+    n = min(n_samples, len(pool))
+    gen = torch.Generator().manual_seed(seed)
     index = pool[torch.randperm(len(pool), generator=gen)[:n].sort().values]
     return x[index], y[index]
 
@@ -329,9 +314,11 @@ def measure_flatness(
     loss_fn: LossFn,
     x: Tensor,
     y: Tensor,
-    settings: FlatnessSettings | None = None,
+    settings: FlatnessConfig | None = None,
     device: str | torch.device | None = None,
     rows: Tensor | None = None,
+    rho: float = DEFAULT_RHO,
+    seed: int = 0,
 ) -> FlatnessResult:
     """All four flatness measures on a seeded subset of ``(x, y)``, in eval mode.
 
@@ -343,11 +330,14 @@ def measure_flatness(
     off). The model is moved to ``device`` (default: where its parameters are) for the
     measurement; its device, weights and every module's training flag are restored afterwards.
     """
-    settings = settings or FlatnessSettings()
+    settings = settings or FlatnessConfig()
+    check_section(settings, "flatness")
+    if not rho > 0:
+        raise ConfigError(f"optimizer.rho: must be > 0 to measure SAM sharpness, got {rho}")
     first = next(model.parameters())
     home = first.device
     device = torch.device(device) if device is not None else home
-    xs, ys = _subset(x, y, settings, rows)
+    xs, ys = _subset(x, y, settings.n_samples, seed, rows)
     xs = xs.to(device)
     xs = xs.to(first.dtype) / 255 if xs.dtype == torch.uint8 else xs.to(first.dtype)
     ys = ys.to(device)
@@ -375,16 +365,16 @@ def measure_flatness(
         loss = timed("loss", lambda: float(_mean_loss(model, loss_fn, batches).item()))
         top, power_hvps = timed(
             "top_eigenvalue",
-            lambda: _top_eigenvalue(model, loss_fn, batches, s.power_iters, s.tol, s.seed),
+            lambda: _top_eigenvalue(model, loss_fn, batches, s.power_iters, s.power_tol, seed),
         )
         values = timed(
-            "trace", lambda: _hutchinson(model, loss_fn, batches, s.hutchinson_samples, s.seed)
+            "trace", lambda: _hutchinson(model, loss_fn, batches, s.hutchinson_samples, seed)
         )
-        sharp = timed("sam_sharpness", lambda: sam_sharpness(model, loss_fn, batches, s.rho))
+        sharp = timed("sam_sharpness", lambda: sam_sharpness(model, loss_fn, batches, rho))
         alphas, losses = timed(
             "landscape",
             lambda: loss_landscape_1d(
-                model, loss_fn, batches, s.landscape_points, s.landscape_radius, s.seed
+                model, loss_fn, batches, s.landscape_points, s.landscape_radius, seed
             ),
         )
     finally:

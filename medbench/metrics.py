@@ -96,3 +96,32 @@ def binary_metrics(
         "ece": expected_calibration_error(labels, probs),
         "brier": float(np.mean((probs - labels) ** 2)) if len(labels) else math.nan,
     }
+
+
+# PROVISIONAL (replaced by the report engineer's helper on merge)
+from dataclasses import dataclass  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Interval:
+    mean: float
+    std: float
+    low: float
+    high: float
+    n: int
+
+
+def describe(values, confidence: float = 0.95) -> Interval:
+    from scipy import stats as sps
+
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    n = len(v)
+    if n == 0:
+        return Interval(math.nan, math.nan, math.nan, math.nan, 0)
+    mean = float(v.mean())
+    if n == 1:
+        return Interval(mean, math.nan, math.nan, math.nan, 1)
+    std = float(v.std(ddof=1))
+    half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
+    return Interval(mean, std, mean - half, mean + half, n)

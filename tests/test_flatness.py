@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
+from medbench.config import FlatnessConfig
 from medbench.errors import ConfigError
 from medbench.flatness import (
-    FlatnessSettings,
     filter_normalized_direction,
     hessian_top_eigenvalue,
     hessian_trace,
@@ -288,10 +288,10 @@ def test_measure_flatness_restores_modes_and_weights_and_scales_uint8():
     modes = [m.training for m in model.modules()]
     before = _snapshot(model)
     images = (x * 255).round().to(torch.uint8)
-    settings = FlatnessSettings(
-        n_samples=12, batch_size=5, power_iters=3, hutchinson_samples=2, landscape_points=5, seed=1
+    settings = FlatnessConfig(
+        n_samples=12, batch_size=5, power_iters=3, hutchinson_samples=2, landscape_points=5
     )
-    result = measure_flatness(model, loss, images, y, settings)
+    result = measure_flatness(model, loss, images, y, settings, seed=1)
     assert [m.training for m in model.modules()] == modes
     assert _unchanged(model, before)
     assert result.n_samples == 12
@@ -303,27 +303,27 @@ def test_measure_flatness_restores_modes_and_weights_and_scales_uint8():
     assert set(result.metrics()) == {"hessian_top_eigenvalue", "hessian_trace", "sam_sharpness"}
     assert all(math.isfinite(v) for v in result.metrics().values())
     # The same images as floats in [0, 1] give the same numbers.
-    as_float = measure_flatness(model, loss, images.float() / 255, y, settings)
+    as_float = measure_flatness(model, loss, images.float() / 255, y, settings, seed=1)
     assert as_float.top_eigenvalue == pytest.approx(result.top_eigenvalue, rel=1e-5)
     assert as_float.sam_sharpness == pytest.approx(result.sam_sharpness, rel=1e-4, abs=1e-7)
 
 
 def test_measure_flatness_is_deterministic_for_a_seed():
     model, loss, x, y = _tiny_cnn(n=40)
-    settings = FlatnessSettings(
+    settings = FlatnessConfig(
         n_samples=8, batch_size=4, power_iters=2, hutchinson_samples=2, landscape_points=3
     )
     a = measure_flatness(model, loss, x, y, settings)
     b = measure_flatness(model, loss, x, y, settings)
     for key in ("top_eigenvalue", "trace", "sam_sharpness", "loss", "landscape_losses"):
         assert getattr(a, key) == getattr(b, key), key
-    c = measure_flatness(model, loss, x, y, FlatnessSettings(**{**settings.__dict__, "seed": 1}))
+    c = measure_flatness(model, loss, x, y, settings, seed=1)
     assert c.landscape_losses != a.landscape_losses
 
 
 def test_fewer_images_than_n_samples_uses_them_all():
     model, loss, x, y = _tiny_cnn(n=6)
-    settings = FlatnessSettings(power_iters=2, hutchinson_samples=2, landscape_points=3)
+    settings = FlatnessConfig(power_iters=2, hutchinson_samples=2, landscape_points=3)
     assert measure_flatness(model, loss, x, y, settings).n_samples == 6
 
 
@@ -331,7 +331,7 @@ def test_fewer_images_than_n_samples_uses_them_all():
 def test_cuda_matches_cpu():
     model, loss, x, y = _tiny_cnn(n=24)
     images = (x * 255).round().to(torch.uint8)
-    settings = FlatnessSettings(
+    settings = FlatnessConfig(
         n_samples=16, batch_size=8, power_iters=5, hutchinson_samples=3, landscape_points=5
     )
     cpu = measure_flatness(model, loss, images, y, settings)
@@ -351,9 +351,16 @@ def test_cuda_matches_cpu():
 
 @pytest.mark.parametrize(
     "bad",
-    [{"n_samples": 0}, {"power_iters": 0}, {"landscape_points": 1}, {"rho": 0.0}, {"tol": -1}],
+    [{"n_samples": 0}, {"power_iters": 0}, {"landscape_points": 1}, {"power_tol": -1.0}],
 )
 def test_bad_settings_name_the_key(bad):
+    model, loss, x, y = _tiny_cnn(n=6)
     key = next(iter(bad))
     with pytest.raises(ConfigError, match=f"flatness.{key}"):
-        FlatnessSettings(**bad)
+        measure_flatness(model, loss, x, y, FlatnessConfig(**bad))
+
+
+def test_rho_zero_is_refused():
+    model, loss, x, y = _tiny_cnn(n=6)
+    with pytest.raises(ConfigError, match=r"optimizer\.rho"):
+        measure_flatness(model, loss, x, y, FlatnessConfig(), rho=0.0)

@@ -32,7 +32,8 @@ def bench_train(
     from medbench.data.loader import BatchLoader, place_images
     from medbench.data.synthetic import generate
     from medbench.data.transforms import PreprocessSettings, load_cached
-    from medbench.engine.train import Precision, resolve_device, train_epoch
+    from medbench.engine.device import Precision, resolve_device
+    from medbench.engine.train import train_epoch
     from medbench.models import build_model
     from medbench.optim import build_optimizer
 

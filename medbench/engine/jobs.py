@@ -7,26 +7,28 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from medbench.tracking import schema
+
 
 @dataclass(frozen=True, order=True)
 class Job:
     model: str
     optimizer: str
-    fold: int
+    fold: int | str  # a site name when a site is left out
     seed: int
 
     @property
     def parent_name(self) -> str:
-        return f"{self.model}/{self.optimizer}"
+        return schema.parent_run_name(self.model, self.optimizer)
 
     @property
     def run_name(self) -> str:
-        return f"{self.model}/{self.optimizer}/fold{self.fold}"
+        return schema.child_run_name(self.model, self.optimizer, self.fold)
 
     @property
     def key(self) -> str:
         """Identity of the job across runs of the same config (the resume key)."""
-        return f"{self.run_name}/seed{self.seed}"
+        return schema.job_key(self.model, self.optimizer, self.fold, self.seed)
 
 
 def derive_seed(*parts: int | str) -> int:

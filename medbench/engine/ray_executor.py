@@ -1,8 +1,10 @@
 """Run the grid's jobs as Ray tasks: on a laptop, a Kubernetes or a SLURM cluster alike.
 
-The driver creates the parent runs; each task runs :func:`medbench.engine.run.run_job`, which
-creates (or resumes) its own child run, so resume works exactly as with the local executor.
-Workers must reach the tracking store: a SQLite file is accepted only for a local Ray instance.
+The driver creates the parent runs; each task runs :func:`~medbench.engine.worker.run_job`,
+which creates (or resumes) its own child run, so resume works exactly as with the local
+executor. Workers must reach the tracking store: a SQLite file is accepted only for a local Ray
+instance. A task whose job failed retryably (anything but a divergence) is retried
+``executor.max_retries`` times, then its run is closed as FAILED.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ import os
 import sys
 from typing import Any
 
-from medbench.config import Config
-from medbench.engine.run import JobOutcome, JobSpec, run_job
+from medbench.config import ExecutorConfig
+from medbench.engine.worker import JobOutcome, JobSpec, Status, close_runs, run_job
 from medbench.errors import ConfigError, TrackingError
 from medbench.paths import cache_dir
+from medbench.tracking import is_local_uri
 
 LOCAL_ADDRESSES = (None, "", "local")
 
@@ -31,8 +34,6 @@ def _import_ray():
 
 def check_ray_store(uri: str, address: str | None) -> None:
     """Refuse a store that remote workers cannot reach before anything starts."""
-    from medbench.tracking import is_local_uri
-
     _import_ray()
     if address not in LOCAL_ADDRESSES and is_local_uri(uri):
         raise TrackingError(
@@ -43,72 +44,47 @@ def check_ray_store(uri: str, address: str | None) -> None:
 
 
 class JobFailed(RuntimeError):
-    """Raised inside a task so that Ray retries a job that failed for a reason other than divergence."""
+    """Raised inside a task so that Ray retries a job whose failure may not repeat."""
 
 
 def _task(spec: JobSpec) -> JobOutcome:
     outcome = run_job(spec)
-    if outcome.status == "FAILED" and not (outcome.reason or "").startswith("diverged"):
+    if outcome.status == Status.FAILED and outcome.retryable:
         raise JobFailed(outcome.reason)
     return outcome
 
 
-def _failed(spec: JobSpec, err: BaseException) -> JobOutcome:
-    """The task failed for good (after its retries): make sure its run does not stay RUNNING."""
-    from medbench.config import config_hash
-    from medbench.engine.run import prepare_dataset
-    from medbench.tracking import Tracker
-
+def _lost(spec: JobSpec, err: BaseException) -> JobOutcome:
+    """The task failed for good (after its retries): its run must not stay RUNNING."""
     cause = getattr(err, "cause", None) or err
     reason = f"{type(cause).__name__}: {cause}".splitlines()[0][:500]
-    tracker = Tracker(spec.tracking_uri, spec.config.name)
-    fingerprint = prepare_dataset(spec.config).fingerprint
-    run_id = None
-    for ref in tracker.find_child(spec.job.key, config_hash(spec.config), fingerprint):
-        run_id = ref.run_id
-        if ref.status == "RUNNING":
-            tracker.finish(ref.run_id, "FAILED", f"worker lost: {reason}")
-    return JobOutcome(spec.job, "FAILED", run_id, reason)
-
-
-def _mark_killed(specs: list[JobSpec]) -> None:
-    from medbench.config import config_hash
-    from medbench.engine.run import prepare_dataset
-    from medbench.tracking import Tracker
-
-    for spec in specs:
-        tracker = Tracker(spec.tracking_uri, spec.config.name)
-        fingerprint = prepare_dataset(spec.config).fingerprint
-        for ref in tracker.find_child(spec.job.key, config_hash(spec.config), fingerprint):
-            if ref.status == "RUNNING":
-                tracker.finish(ref.run_id, "KILLED", "interrupted by the user")
+    outcome = close_runs(spec, Status.FAILED, f"worker lost: {reason}")
+    outcome.reason = reason
+    return outcome
 
 
 def run_on_ray(
-    specs: list[JobSpec], config: Config, address: str | None, progress: bool = True
-) -> list[JobOutcome]:
+    specs: list[JobSpec], executor: ExecutorConfig, address: str | None, progress: bool = True
+) -> tuple[list[JobOutcome], bool]:
     """Submit every job as a Ray task with the config's resources; collect the outcomes."""
     ray = _import_ray()
-    ex = config.executor
     if not specs:
-        return []
+        return [], False
     started = False
     if not ray.is_initialized():
         env: dict[str, Any] = {"env_vars": {"MEDBENCH_CACHE_DIR": str(cache_dir().resolve())}}
+        options: dict[str, Any] = dict(
+            runtime_env=env, log_to_driver=False, logging_level="warning"
+        )
         if address in LOCAL_ADDRESSES:
-            ray.init(
-                include_dashboard=False,
-                runtime_env=env,
-                log_to_driver=False,
-                logging_level="warning",
-            )
+            ray.init(include_dashboard=False, **options)
         else:
-            ray.init(address=address, runtime_env=env, log_to_driver=False, logging_level="warning")
+            ray.init(address=address, **options)
         started = True
     task = ray.remote(_task).options(
-        num_cpus=ex.cpus_per_job,
-        num_gpus=ex.gpus_per_job,
-        max_retries=ex.max_retries,
+        num_cpus=executor.cpus_per_job,
+        num_gpus=executor.gpus_per_job,
+        max_retries=executor.max_retries,
         retry_exceptions=True,
     )
     pending = {task.remote(spec): spec for spec in specs}
@@ -125,24 +101,23 @@ def run_on_ray(
             try:
                 outcome = ray.get(done[0])
             except Exception as err:  # noqa: BLE001 - RayTaskError, WorkerCrashedError, ...
-                outcome = _failed(spec, err)
+                outcome = _lost(spec, err)
             outcomes.append(outcome)
             if bar is not None:
                 bar.update(1)
-                if outcome.status == "FAILED":
+                if outcome.status == Status.FAILED:
                     bar.write(f"medbench: warning: {spec.job.run_name} failed: {outcome.reason}")
     except KeyboardInterrupt:
         for ref in pending:
             ray.cancel(ref, force=True)
-        _mark_killed(list(pending.values()))
-        raise
+        for spec in pending.values():
+            outcomes.append(close_runs(spec, Status.KILLED, "interrupted by the user"))
+        return outcomes, True
     finally:
         if bar is not None:
             bar.close()
         if started:
             ray.shutdown()
-    print(
-        f"ray: {len(outcomes)} jobs done on {os.environ.get('RAY_ADDRESS', address or 'a local Ray instance')}",
-        file=sys.stderr,
-    )
-    return outcomes
+    where = os.environ.get("RAY_ADDRESS", address or "a local Ray instance")
+    print(f"ray: {len(outcomes)} jobs done on {where}", file=sys.stderr)
+    return outcomes, False

@@ -1,9 +1,18 @@
-"""Train one job: a plain PyTorch loop with validation-based early stopping, then the test fold.
+"""Train one job: set up, fit epoch by epoch, test the selected checkpoint once.
+
+The loop reads as a short sequence of named steps; everything around it is a handler, as in
+MONAI's engines: selection and early stopping, checkpointing, per-epoch logging, progress, and
+at the end the test-fold evaluation and flatness. A handler sees the :class:`Fit` (model,
+optimizer, loaders, state) at three events: ``started`` (before the first epoch, a resumed job
+included), ``epoch_completed`` (after each epoch's training and validation) and ``completed``
+(after the loop, with the :class:`FoldResult` being filled).
 
 Selection never looks at the test fold: early stopping and the best checkpoint use the
 validation split carved from the training folds. Every epoch reseeds the global RNG from
 (job, epoch), so a job resumed from its last checkpoint continues exactly as if it had never
 stopped, and batches come from :class:`BatchLoader` in an order fixed by (fold, seed, epoch).
+A NaN or infinite training loss raises :class:`Diverged`; Ctrl-C raises ``KeyboardInterrupt``
+after the last completed epoch was checkpointed; the worker turns both into the run's status.
 """
 
 from __future__ import annotations
@@ -11,12 +20,11 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -27,10 +35,12 @@ from torch import nn
 from medbench.config import Config
 from medbench.data.folds import FoldSplit
 from medbench.data.loader import BatchLoader
+from medbench.engine.device import Precision
 from medbench.engine.jobs import Job, data_seed, derive_seed, init_seed
 from medbench.metrics import binary_metrics
 from medbench.models import build_model
 from medbench.paths import atomic_write
+from medbench.tracking.schema import SITE_METRICS
 
 
 class Diverged(RuntimeError):
@@ -48,95 +58,124 @@ class FoldData:
 
 
 @dataclass
-class JobResult:
-    status: str  # FINISHED | FAILED | KILLED
-    metrics: dict[str, float] = field(default_factory=dict)
-    predictions: pd.DataFrame | None = None
-    history: list[dict[str, float]] = field(default_factory=list)
+class FoldResult:
+    """A finished job: what the test fold and the handlers found."""
+
+    test: dict[str, float]  # every metric of METRIC_NAMES on the test fold
+    sites: dict[str, dict[str, float]]  # site -> SITE_METRICS on its test images
+    predictions: pd.DataFrame  # one row per test image (PREDICTION_COLUMNS)
+    test_loss: float
+    best_epoch: int
+    train_time_s: float
+    history: list[dict[str, float]]
     flatness: dict[str, Any] | None = None
-    reason: str | None = None
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        from medbench.errors import ConfigError
-
-        raise ConfigError(
-            f"train.device: {name!r} asked for but no CUDA device is available (use auto or cpu)"
-        )
-    return device
-
-
-@dataclass(frozen=True)
-class Precision:
-    """How tensors are laid out and computed on the device (bf16 autocast, channels_last)."""
-
-    autocast: bool
-    channels_last: bool
-
-    @classmethod
-    def for_device(
-        cls, device: torch.device, amp: str = "auto", channels_last: str = "auto"
-    ) -> Precision:
-        cuda = device.type == "cuda"
-        return cls(
-            autocast=(amp == "bf16") or (amp == "auto" and cuda),
-            channels_last=(channels_last == "on") or (channels_last == "auto" and cuda),
-        )
-
-    def context(self, device: torch.device):
-        if not self.autocast:
-            return nullcontext()
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+def new_state() -> dict[str, Any]:
+    """The loop's state: plain values, so that a checkpoint loads with ``weights_only=True``."""
+    return {
+        "epoch": 0,  # epochs completed
+        "best": None,  # best value of the monitored metric
+        "best_epoch": 0,
+        "bad_epochs": 0,  # epochs since the last improvement
+        "history": [],  # per-epoch metrics
+        "train_time_s": 0.0,
+    }
 
 
-def load_checkpoint(path: Path) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - an unreadable checkpoint means: start this job afresh
-        return None
+@dataclass
+class Fit:
+    """One job being trained: everything the steps and the handlers share."""
+
+    job: Job
+    config: Config
+    data: FoldData
+    device: torch.device
+    precision: Precision
+    model: nn.Module  # the module (its state_dict is what is saved)
+    net: nn.Module  # what runs forward: ``model`` or its ``torch.compile`` wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    train: BatchLoader
+    val: BatchLoader
+    test: BatchLoader
+    state: dict[str, Any] = field(default_factory=new_state)
+    best_weights: dict[str, torch.Tensor] = field(default_factory=dict)
+    stop: bool = False
 
 
-def _module(model: nn.Module) -> nn.Module:
-    return getattr(model, "_orig_mod", model)  # unwrap torch.compile
+class Handler(Protocol):
+    """Reacts to the loop's events; every method is optional in practice (see :class:`Base`)."""
+
+    def started(self, fit: Fit) -> None: ...
+
+    def epoch_completed(self, fit: Fit, metrics: dict[str, float]) -> None: ...
+
+    def completed(self, fit: Fit, result: FoldResult) -> None: ...
 
 
-def evaluate(
-    model: nn.Module, loader: BatchLoader, device: torch.device, precision: Precision
-) -> tuple[float, np.ndarray, np.ndarray]:
-    """Mean cross-entropy, P(malignant) and labels over one split, in loader order."""
-    model.eval()
-    total = torch.zeros((), device=device, dtype=torch.float64)
-    probs, labels = [], []
-    with torch.no_grad():
-        for x, y in loader.epoch(0):
-            with precision.context(device):
-                logits = model(x)
-            logits = logits.float()
-            total += F.cross_entropy(logits, y, reduction="sum").double()
-            probs.append(torch.softmax(logits, dim=1)[:, 1])
-            labels.append(y)
-    n = len(loader.index)
-    if n == 0:
-        return math.nan, np.array([]), np.array([])
-    return (
-        float(total.item()) / n,
-        torch.cat(probs).cpu().numpy().astype(np.float64),
-        torch.cat(labels).cpu().numpy(),
+class Base:
+    """A handler that does nothing; subclasses override the events they need."""
+
+    def started(self, fit: Fit) -> None:
+        pass
+
+    def epoch_completed(self, fit: Fit, metrics: dict[str, float]) -> None:
+        pass
+
+    def completed(self, fit: Fit, result: FoldResult) -> None:
+        pass
+
+
+# -- steps ----------------------------------------------------------------------------------------
+
+
+def setup(job: Job, config: Config, data: FoldData, device: torch.device) -> Fit:
+    """Model (seeded by (model, fold, seed): the same for every optimizer), optimizer, loaders."""
+    from medbench.optim import build_optimizer
+
+    tc = config.train
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    precision = Precision.for_device(device, tc.amp, tc.channels_last)
+    torch.manual_seed(init_seed(job))
+    model = build_model(job.model, num_classes=2, image_size=config.data.image_size).to(device)
+    if precision.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    settings = {k: getattr(config.optimizer, k) for k in config.optimizer.__dataclass_fields__}
+    optimizer = build_optimizer(job.optimizer, model.parameters(), **settings)
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=tc.epochs)
+        if tc.scheduler == "cosine"
+        else None
     )
-
-
-def _improved(value: float, best: float | None, monitor: str, min_delta: float) -> bool:
-    if math.isnan(value):
-        return best is None
-    if best is None or math.isnan(best):
-        return True
-    return value > best + min_delta if monitor == "val_auc" else value < best - min_delta
+    net = torch.compile(model) if tc.compile and device.type == "cuda" else model
+    common = dict(
+        images=data.images, labels=data.labels, device=device, channels_last=precision.channels_last
+    )
+    eval_batch = max(tc.batch_size, 64)
+    return Fit(
+        job=job,
+        config=config,
+        data=data,
+        device=device,
+        precision=precision,
+        model=model,
+        net=net,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        train=BatchLoader(
+            index=data.split.train,
+            batch_size=tc.batch_size,
+            shuffle=True,
+            seed=data_seed(job),
+            augment=config.data.augment,
+            **common,
+        ),
+        val=BatchLoader(index=data.split.val, batch_size=eval_batch, **common),
+        test=BatchLoader(index=data.split.test, batch_size=eval_batch, **common),
+        best_weights=copy.deepcopy(_module(model).state_dict()),
+    )
 
 
 def train_epoch(
@@ -190,145 +229,70 @@ def train_epoch(
     return float(total.item()) / max(seen, 1), data_time
 
 
-def train_job(
-    job: Job,
-    config: Config,
-    data: FoldData,
-    device: torch.device,
-    checkpoint: Path | None = None,
-    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-    progress: Any = None,
-    meta: dict[str, Any] | None = None,
-) -> JobResult:
-    """Train ``job`` and test its best checkpoint on the held-out fold.
-
-    ``checkpoint`` is this job's resumable state file; when it exists, training continues from it.
-    ``on_epoch(epoch, metrics)`` is called after each epoch (the tracker logs there).
-    ``meta`` is stored in the checkpoint (the run id it belongs to).
-    """
-    from medbench.optim import build_optimizer
-
-    tc = config.train
-    if tc.threads:
-        torch.set_num_threads(tc.threads)
-    precision = Precision.for_device(device, tc.amp, tc.channels_last)
-    torch.manual_seed(init_seed(job))
-    model = build_model(job.model, num_classes=2, image_size=config.data.image_size).to(device)
-    if precision.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(job.optimizer, model.parameters(), **asdict(config.optimizer))
-    scheduler = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=tc.epochs)
-        if tc.scheduler == "cosine"
-        else None
+def evaluate(
+    model: nn.Module, loader: BatchLoader, device: torch.device, precision: Precision
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Mean cross-entropy, P(malignant) and labels over one split, in loader order."""
+    model.eval()
+    total = torch.zeros((), device=device, dtype=torch.float64)
+    probs, labels = [], []
+    with torch.no_grad():
+        for x, y in loader.epoch(0):
+            with precision.context(device):
+                logits = model(x)
+            logits = logits.float()
+            total += F.cross_entropy(logits, y, reduction="sum").double()
+            probs.append(torch.softmax(logits, dim=1)[:, 1])
+            labels.append(y)
+    n = len(loader.index)
+    if n == 0:
+        return math.nan, np.array([]), np.array([])
+    return (
+        float(total.item()) / n,
+        torch.cat(probs).cpu().numpy().astype(np.float64),
+        torch.cat(labels).cpu().numpy(),
     )
-    net = torch.compile(model) if tc.compile and device.type == "cuda" else model
 
-    seed = data_seed(job)
-    common = dict(
-        images=data.images, labels=data.labels, device=device, channels_last=precision.channels_last
-    )
-    train = BatchLoader(
-        index=data.split.train,
-        batch_size=tc.batch_size,
-        shuffle=True,
-        seed=seed,
-        augment=config.data.augment,
-        **common,
-    )
-    val = BatchLoader(index=data.split.val, batch_size=max(tc.batch_size, 64), **common)
-    test = BatchLoader(index=data.split.test, batch_size=max(tc.batch_size, 64), **common)
 
-    state: dict[str, Any] = {
-        "epoch": 0,
-        "best": None,
-        "best_epoch": 0,
-        "bad_epochs": 0,
-        "history": [],
-        "train_time_s": 0.0,
+def fit_epoch(fit: Fit) -> dict[str, float]:
+    """Train one epoch, step the schedule, validate: the epoch's metrics (``EPOCH_METRICS``)."""
+    epoch, tc = fit.state["epoch"], fit.config.train
+    # dropout etc. draw from a generator reseeded per epoch: a resumed job continues exactly
+    torch.manual_seed(derive_seed("epoch", init_seed(fit.job), epoch))
+    start = time.perf_counter()
+    train_loss, data_time = train_epoch(
+        fit.net,
+        fit.model,
+        fit.optimizer,
+        fit.train,
+        epoch,
+        fit.device,
+        fit.precision,
+        tc.freeze_bn_second_pass,
+    )
+    if not math.isfinite(train_loss):
+        raise Diverged(f"training loss became {train_loss} in epoch {epoch}")
+    if fit.scheduler is not None:
+        fit.scheduler.step()
+    val_loss, val_probs, val_labels = evaluate(fit.net, fit.val, fit.device, fit.precision)
+    vm = binary_metrics(val_labels, val_probs, tc.threshold)
+    return {
+        "train_loss": train_loss,
+        "val_loss": val_loss,
+        "val_auc": vm["auc"],
+        "val_accuracy": vm["accuracy"],
+        "epoch_time_s": time.perf_counter() - start,
+        "data_time_s": data_time,
+        "lr": fit.optimizer.param_groups[0]["lr"],
     }
-    best_weights = copy.deepcopy(_module(model).state_dict())
-    saved = load_checkpoint(checkpoint) if checkpoint else None
-    if saved is not None and saved.get("job") == job.key:
-        _module(model).load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        if scheduler is not None and saved.get("scheduler"):
-            scheduler.load_state_dict(saved["scheduler"])
-        best_weights = saved["best_model"]
-        state = saved["state"]
 
-    monitor, patience, min_delta = (
-        tc.early_stopping.monitor,
-        tc.early_stopping.patience,
-        tc.early_stopping.min_delta,
-    )
-    try:
-        for epoch in range(state["epoch"], tc.epochs):
-            # dropout etc. draw from a generator reseeded per epoch: a resumed job continues exactly
-            torch.manual_seed(derive_seed("epoch", init_seed(job), epoch))
-            start = time.perf_counter()
-            train_loss, data_time = train_epoch(
-                net, model, optimizer, train, epoch, device, precision, tc.freeze_bn_second_pass
-            )
-            if not math.isfinite(train_loss):
-                raise Diverged(f"training loss became {train_loss} in epoch {epoch}")
-            if scheduler is not None:
-                scheduler.step()
-            val_loss, val_probs, val_labels = evaluate(net, val, device, precision)
-            vm = binary_metrics(val_labels, val_probs, tc.threshold)
-            epoch_time = time.perf_counter() - start
-            metrics = {
-                "train_loss": train_loss,
-                "val_loss": val_loss,
-                "val_auc": vm["auc"],
-                "val_accuracy": vm["accuracy"],
-                "epoch_time_s": epoch_time,
-                "data_time_s": data_time,
-                "lr": optimizer.param_groups[0]["lr"],
-            }
-            value = metrics[monitor]
-            if _improved(value, state["best"], monitor, min_delta):
-                state["best"], state["best_epoch"], state["bad_epochs"] = value, epoch, 0
-                best_weights = copy.deepcopy(_module(model).state_dict())
-            else:
-                state["bad_epochs"] += 1
-            state["history"].append({"epoch": epoch, **metrics})
-            state["train_time_s"] += epoch_time
-            state["epoch"] = epoch + 1
-            stop = state["bad_epochs"] >= patience
-            if checkpoint is not None and (
-                stop or epoch + 1 == tc.epochs or (epoch + 1) % tc.checkpoint_every == 0
-            ):
-                snapshot = {
-                    "job": job.key,
-                    "meta": meta or {},
-                    "model": _module(model).state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                    "best_model": best_weights,
-                    "state": state,
-                }
-                atomic_write(checkpoint, partial(torch.save, snapshot))
-            if on_epoch is not None:
-                on_epoch(epoch, metrics)
-            if progress is not None:
-                progress.update(1)
-                progress.set_postfix(loss=f"{train_loss:.3f}", val_auc=f"{vm['auc']:.3f}")
-            if stop:
-                break
-    except Diverged as err:
-        return JobResult("FAILED", history=state["history"], reason=f"diverged: {err}")
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (turned into one by the grid): run KILLED
-        return JobResult("KILLED", history=state["history"], reason="interrupted by the user")
 
-    _module(model).load_state_dict(best_weights)
-    test_loss, probs, labels = evaluate(net, test, device, precision)
-    tm = binary_metrics(labels, probs, tc.threshold)
-    metrics = {f"test_{k}": v for k, v in tm.items()}
-    metrics.update(
-        test_loss=test_loss, best_epoch=state["best_epoch"], train_time_s=state["train_time_s"]
-    )
-    rows = data.manifest.iloc[data.split.test]
+def test_selected(fit: Fit) -> FoldResult:
+    """Load the selected weights and evaluate them once on the held-out fold."""
+    threshold = fit.config.train.threshold
+    _module(fit.model).load_state_dict(fit.best_weights)
+    test_loss, probs, labels = evaluate(fit.net, fit.test, fit.device, fit.precision)
+    rows = fit.data.manifest.iloc[fit.data.split.test]
     predictions = pd.DataFrame(
         {
             "id": rows["id"].astype(str).to_numpy(),
@@ -340,59 +304,197 @@ def train_job(
             "birads_reader2": rows["birads_reader2"].astype("string").fillna("").to_numpy(),
         }
     )
+    sites = {}
     for site, part in predictions.groupby("site"):
         if site:
-            sm = binary_metrics(
-                part["label"].to_numpy(), part["prob_malignant"].to_numpy(), tc.threshold
+            m = binary_metrics(
+                part["label"].to_numpy(), part["prob_malignant"].to_numpy(), threshold
             )
-            metrics[f"test_auc_site_{site}"] = sm["auc"]
-            metrics[f"test_accuracy_site_{site}"] = sm["accuracy"]
-    flat = None
-    if config.flatness.enabled:
-        flat = _flatness(model, data, config, device)
-        metrics.update({k: v for k, v in flat.items() if isinstance(v, float)})
-    return JobResult(
-        "FINISHED",
-        metrics=metrics,
+            sites[site] = {k: m[k] for k in SITE_METRICS}
+    return FoldResult(
+        test=binary_metrics(labels, probs, threshold),
+        sites=sites,
         predictions=predictions,
-        history=state["history"],
-        flatness=flat,
+        test_loss=test_loss,
+        best_epoch=fit.state["best_epoch"],
+        train_time_s=fit.state["train_time_s"],
+        history=fit.state["history"],
     )
 
 
-def _flatness(
-    model: nn.Module, data: FoldData, config: Config, device: torch.device
-) -> dict[str, Any]:
-    """Flatness of the best checkpoint on a fixed seeded subset of this fold's training data."""
-    from medbench.flatness import FlatnessSettings, measure_flatness
+def train_job(
+    job: Job,
+    config: Config,
+    data: FoldData,
+    device: torch.device,
+    handlers: Sequence[Handler] = (),
+) -> FoldResult:
+    """Train ``job`` and test its selected checkpoint on the held-out fold.
 
-    fc = config.flatness
-    settings = FlatnessSettings(
-        n_samples=fc.n_samples,
-        batch_size=fc.batch_size,
-        power_iters=fc.power_iters,
-        hutchinson_samples=fc.hutchinson_samples,
-        landscape_points=fc.landscape_points,
-        landscape_radius=fc.landscape_radius,
-        rho=config.optimizer.rho,
-        seed=0,
-    )
-    train_rows = torch.as_tensor(np.asarray(data.split.train, dtype=np.int64))
-    result = measure_flatness(
-        model,
-        nn.CrossEntropyLoss(),
-        data.images,
-        data.labels,
-        settings,
-        device=device,
-        rows=train_rows,
-    )
-    return {
-        **{k: float(v) for k, v in result.metrics().items()},
-        "hessian_trace_stderr": float(result.trace_stderr),
-        "landscape_alphas": [float(a) for a in result.landscape_alphas],
-        "landscape_losses": [float(v) for v in result.landscape_losses],
-        "seconds": float(sum(result.seconds.values())),  # measured cost, bounded by the settings
-        "seconds_by_measure": result.seconds,
-        "n_samples": result.n_samples,
-    }
+    ``handlers`` run in order at each event; :func:`default_handlers` gives the engine's.
+    Raises :class:`Diverged` on a NaN/infinite loss and lets ``KeyboardInterrupt`` through.
+    """
+    fit = setup(job, config, data, device)
+    for h in handlers:
+        h.started(fit)
+    while fit.state["epoch"] < config.train.epochs and not fit.stop:
+        metrics = fit_epoch(fit)
+        fit.state["history"].append({"epoch": fit.state["epoch"], **metrics})
+        fit.state["train_time_s"] += metrics["epoch_time_s"]
+        fit.state["epoch"] += 1
+        for h in handlers:
+            h.epoch_completed(fit, metrics)
+    result = test_selected(fit)
+    for h in handlers:
+        h.completed(fit, result)
+    return result
+
+
+# -- handlers ---------------------------------------------------------------------------------------
+
+
+def _improved(value: float, best: float | None, monitor: str, min_delta: float) -> bool:
+    if math.isnan(value):
+        return best is None
+    if best is None or math.isnan(best):
+        return True
+    return value > best + min_delta if monitor == "val_auc" else value < best - min_delta
+
+
+class Selection(Base):
+    """Keeps the weights of the best validation epoch and stops after ``patience`` bad epochs."""
+
+    def started(self, fit: Fit) -> None:
+        fit.stop = fit.state["bad_epochs"] >= fit.config.train.early_stopping.patience
+
+    def epoch_completed(self, fit: Fit, metrics: dict[str, float]) -> None:
+        es, state = fit.config.train.early_stopping, fit.state
+        value = metrics[es.monitor]
+        if _improved(value, state["best"], es.monitor, es.min_delta):
+            state["best"], state["best_epoch"], state["bad_epochs"] = value, state["epoch"] - 1, 0
+            fit.best_weights = copy.deepcopy(_module(fit.model).state_dict())
+        else:
+            state["bad_epochs"] += 1
+        fit.stop = state["bad_epochs"] >= es.patience
+
+
+def load_checkpoint(path: Path) -> dict[str, Any] | None:
+    """A job's saved state, or None when there is none or it cannot be read."""
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - an unreadable checkpoint means: start this job afresh
+        return None
+
+
+class Checkpointer(Base):
+    """Resumes from ``path`` when it holds this job, and saves it atomically as epochs end."""
+
+    def __init__(self, path: Path, meta: dict[str, Any] | None = None) -> None:
+        self.path, self.meta = path, meta or {}
+
+    def started(self, fit: Fit) -> None:
+        saved = load_checkpoint(self.path)
+        if saved is None or saved.get("job") != fit.job.key:
+            return
+        _module(fit.model).load_state_dict(saved["model"])
+        fit.optimizer.load_state_dict(saved["optimizer"])
+        if fit.scheduler is not None and saved.get("scheduler"):
+            fit.scheduler.load_state_dict(saved["scheduler"])
+        fit.best_weights = saved["best_model"]
+        fit.state = saved["state"]
+
+    def epoch_completed(self, fit: Fit, metrics: dict[str, float]) -> None:
+        done, tc = fit.state["epoch"], fit.config.train
+        if not (fit.stop or done == tc.epochs or done % tc.checkpoint_every == 0):
+            return
+        snapshot = {
+            "job": fit.job.key,
+            "meta": self.meta,
+            "model": _module(fit.model).state_dict(),
+            "optimizer": fit.optimizer.state_dict(),
+            "scheduler": fit.scheduler.state_dict() if fit.scheduler is not None else None,
+            "best_model": fit.best_weights,
+            "state": fit.state,
+        }
+        atomic_write(self.path, partial(torch.save, snapshot))
+
+
+class EpochLog(Base):
+    """Hands each epoch's metrics to ``log(epoch, metrics)`` (the tracker's writer)."""
+
+    def __init__(self, log: Callable[[int, dict[str, float]], None]) -> None:
+        self.log = log
+
+    def epoch_completed(self, fit: Fit, metrics: dict[str, float]) -> None:
+        self.log(fit.state["epoch"] - 1, metrics)
+
+
+class Progress(Base):
+    """Advances a tqdm-like bar by one per epoch, showing the loss and validation AUC."""
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+
+    def started(self, fit: Fit) -> None:
+        self.bar.update(fit.state["epoch"])
+
+    def epoch_completed(self, fit: Fit, metrics: dict[str, float]) -> None:
+        self.bar.update(1)
+        self.bar.set_postfix(
+            loss=f"{metrics['train_loss']:.3f}", val_auc=f"{metrics['val_auc']:.3f}"
+        )
+
+
+class Flatness(Base):
+    """Flatness of the selected checkpoint on a seeded subset of this fold's training data."""
+
+    def completed(self, fit: Fit, result: FoldResult) -> None:
+        from medbench.flatness import measure_flatness
+
+        train_rows = torch.as_tensor(np.asarray(fit.data.split.train, dtype=np.int64))
+        measured = measure_flatness(
+            fit.model,
+            nn.CrossEntropyLoss(),
+            fit.data.images,
+            fit.data.labels,
+            fit.config.flatness,
+            device=fit.device,
+            rows=train_rows,
+            rho=fit.config.optimizer.rho,
+            seed=0,
+        )
+        result.flatness = {
+            **{k: float(v) for k, v in measured.metrics().items()},
+            "hessian_trace_stderr": float(measured.trace_stderr),
+            "landscape_alphas": [float(a) for a in measured.landscape_alphas],
+            "landscape_losses": [float(v) for v in measured.landscape_losses],
+            "seconds": float(sum(measured.seconds.values())),  # cost, bounded by the settings
+            "seconds_by_measure": measured.seconds,
+            "n_samples": measured.n_samples,
+        }
+
+
+def default_handlers(
+    config: Config,
+    checkpoint: Path | None = None,
+    log: Callable[[int, dict[str, float]], None] | None = None,
+    bar: Any = None,
+    meta: dict[str, Any] | None = None,
+) -> list[Handler]:
+    """The engine's handlers, in the order they must run (selection before checkpointing)."""
+    handlers: list[Handler] = [Selection()]
+    if checkpoint is not None:
+        handlers.append(Checkpointer(checkpoint, meta))
+    if log is not None:
+        handlers.append(EpochLog(log))
+    if bar is not None:
+        handlers.append(Progress(bar))
+    if config.flatness.enabled:
+        handlers.append(Flatness())
+    return handlers
+
+
+def _module(model: nn.Module) -> nn.Module:
+    return getattr(model, "_orig_mod", model)  # unwrap torch.compile

@@ -17,8 +17,9 @@ from torch.optim import Optimizer
 from medbench.errors import ConfigError, closest
 from medbench.optim.sam import GC_NORMS, GCSAM, SAM
 
-# The paper's setting: Adam, lr 1e-4, rho 0.05.
-DEFAULTS: dict[str, Any] = {"lr": 1e-4, "rho": 0.05, "base": "adam"}
+#: The paper's learning rate (the authors' code: Adam, lr 1e-4); rho defaults to SAM's own.
+DEFAULT_LR = 1e-4
+DEFAULTS: dict[str, Any] = {"lr": DEFAULT_LR, "base": "adam"}
 
 
 @dataclass(frozen=True)

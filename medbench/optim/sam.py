@@ -27,6 +27,8 @@ from medbench.optim.centralization import centralize_gradients, centralized
 # Keeps rho / ||g|| finite when the gradient vanishes (the published codes use the same value).
 NORM_EPS = 1e-12
 GC_NORMS = ("raw", "centralized")
+#: The neighbourhood radius of SAM's and GCSAM's papers and the authors' code (rho 0.05).
+DEFAULT_RHO = 0.05
 
 _Bucket = tuple[dict[str, Any], list[Tensor], list[Tensor]]  # (param group, params, grads)
 
@@ -51,7 +53,7 @@ class SAM(Optimizer):
         self,
         params: ParamsT,
         base_optimizer: Callable[..., Optimizer] = torch.optim.Adam,
-        rho: float = 0.05,
+        rho: float = DEFAULT_RHO,
         adaptive: bool = False,
         **base_kwargs: Any,
     ) -> None:
@@ -198,7 +200,7 @@ class GCSAM(SAM):
         self,
         params: ParamsT,
         base_optimizer: Callable[..., Optimizer] = torch.optim.Adam,
-        rho: float = 0.05,
+        rho: float = DEFAULT_RHO,
         adaptive: bool = False,
         gc_conv_only: bool = False,
         gc_norm: str = "raw",

@@ -4,7 +4,7 @@ import mlflow
 import pytest
 
 from medbench.config import load_config
-from medbench.engine.run import run_benchmark
+from medbench.pipeline import run_benchmark
 from tests.engine.conftest import TINY
 
 

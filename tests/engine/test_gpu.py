@@ -13,8 +13,9 @@ import torch
 from medbench.config import load_config
 from medbench.data.folds import FoldSplit
 from medbench.data.loader import BatchLoader, place_images
+from medbench.engine.device import Precision
 from medbench.engine.jobs import Job
-from medbench.engine.train import FoldData, Precision, train_job
+from medbench.engine.train import FoldData, default_handlers, train_job
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -86,11 +87,12 @@ def test_train_job_on_gpu(model, optimizer):
             "flatness.landscape_points=5",
         ],
     )
-    result = train_job(Job(model, optimizer, 0, 0), config, _data(), torch.device("cuda"))
-    assert result.status == "FINISHED", result.reason
+    result = train_job(
+        Job(model, optimizer, 0, 0), config, _data(), torch.device("cuda"), default_handlers(config)
+    )
     assert all(math.isfinite(h["train_loss"]) for h in result.history)
-    assert 0.0 <= result.metrics["test_auc"] <= 1.0
-    assert math.isfinite(result.metrics["hessian_top_eigenvalue"])
+    assert 0.0 <= result.test["auc"] <= 1.0
+    assert math.isfinite(result.flatness["hessian_top_eigenvalue"])
 
 
 @cuda
@@ -100,7 +102,7 @@ def test_compiled_model_trains():
         ["data.image_size=64", "train.epochs=2", "train.compile=true", "flatness.enabled=false"],
     )
     result = train_job(Job("smallcnn", "gcsam", 0, 0), config, _data(), torch.device("cuda"))
-    assert result.status == "FINISHED", result.reason
+    assert len(result.history) == 2 and math.isfinite(result.test_loss)
 
 
 @cuda

@@ -7,7 +7,7 @@ import mlflow
 import pytest
 
 from medbench.config import load_config
-from medbench.engine.run import run_benchmark
+from medbench.pipeline import run_benchmark
 from tests.data.layouts import flat_layout, gdph_layout
 from tests.engine.conftest import TINY
 

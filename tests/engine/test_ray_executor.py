@@ -11,8 +11,8 @@ import mlflow
 import pytest
 
 from medbench.config import load_config
-from medbench.engine.run import run_benchmark
 from medbench.errors import TrackingError
+from medbench.pipeline import run_benchmark
 from tests.engine.conftest import TINY
 
 ray = pytest.importorskip("ray")

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from medbench.cli import main
-from medbench.engine.run import run_benchmark
 from medbench.errors import DataError, TrackingError
+from medbench.pipeline import run_benchmark
 from tests.engine.conftest import TINY
 
 

@@ -4,7 +4,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from medbench.engine.run import run_benchmark
+from medbench.pipeline import run_benchmark
 
 
 def _runs(uri, name="tiny"):
@@ -117,13 +117,11 @@ def test_report_covers_one_config_of_an_experiment(tiny_config):
     second = run_benchmark(
         tiny_config("optimizers=[adam]", "train.epochs=1"), report=False, progress=False
     )
-    uri = first.tracking_uri
+    uri = first.grid.tracking_uri
     latest = load_experiment("tiny", uri)
     assert len(latest.folds) == 3 and latest.ignored_runs == 4
     assert set(latest.folds["run_id"]) == {o.run_id for o in second.outcomes}
-    from medbench.config import config_hash
-
-    earlier = load_experiment("tiny", uri, select=(config_hash(first.config), first.fingerprint))
+    earlier = load_experiment("tiny", uri, select=first.grid.select)
     assert set(earlier.folds["run_id"]) == {o.run_id for o in first.outcomes}
     # medbench run reports the config it ran, even when another one started later
     rerun = run_benchmark(

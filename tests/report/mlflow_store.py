@@ -1,5 +1,6 @@
-"""A small MLflow store written the way the engine writes it (medbench.tracking.Tracker), for the
-report tests: 1 model × 2 optimizers × 4 folds, two sites, two readers, flatness, one failed run."""
+"""A small MLflow store written through the engine's own writer (medbench.tracking.Tracker), for
+the report tests: 1 model × 2 optimizers × 4 folds, two sites, two readers, flatness, one failed
+run. Every name comes from the tracking schema, so a rename there reaches these tests too."""
 
 from __future__ import annotations
 
@@ -11,6 +12,14 @@ import yaml
 
 from medbench.metrics import binary_metrics
 from medbench.tracking import Tracker
+from medbench.tracking.schema import (
+    SITE_METRICS,
+    TAG_DATASET_CARD,
+    TAG_DEVICE,
+    TAG_PLATFORM,
+    TAG_PYTHON,
+    TAG_TORCH,
+)
 
 EXPERIMENT = "report-test"
 MODEL = "tiny"
@@ -37,10 +46,10 @@ CONFIG = {
     },
 }
 ENV = {
-    "medbench.device": "cpu: x86_64",
-    "medbench.python": "3.11.7",
-    "medbench.torch": "2.5.0",
-    "medbench.platform": "Linux-test",
+    TAG_DEVICE: "cpu: x86_64",
+    TAG_PYTHON: "3.11.7",
+    TAG_TORCH: "2.5.0",
+    TAG_PLATFORM: "Linux-test",
 }
 # readers call most malignant lesions 4a+ and most benign ones 2-3; a few cells per fold are
 # missing, stray (not a category, or BI-RADS 0), upper-case or a plain "4"
@@ -101,7 +110,6 @@ def make_store(uri: str) -> Store:
     tr = Tracker(uri, EXPERIMENT)
     parents, children, preds, flats, curves = {}, {}, {}, {}, {}
     for opt in OPTIMIZERS:
-        name = f"{MODEL}/{opt}"
         params = {
             "model": MODEL,
             "optimizer": opt,
@@ -112,15 +120,18 @@ def make_store(uri: str) -> Store:
             "image_size": 32,
             "seed": SEED,
         }
-        pid = tr.start_parent(name, params, "hash1", "fp1")
-        tr.log_text(pid, yaml.safe_dump(CONFIG, sort_keys=False), "config.yaml")
-        tr.set_tags(pid, {"medbench.dataset_card": "synthetic_bus"})
-        parents[name] = pid
+        pid = tr.start_parent(
+            MODEL, opt, params, "hash1", "fp1", tags={TAG_DATASET_CARD: "synthetic_bus"}
+        )
+        tr.log_config(pid, yaml.safe_dump(CONFIG, sort_keys=False))
+        parents[f"{MODEL}/{opt}"] = pid
         for fold in FOLDS:
             cid = tr.start_child(
                 pid,
-                f"{name}/fold{fold}",
-                f"{name}/fold{fold}/seed{SEED}",
+                MODEL,
+                opt,
+                fold,
+                SEED,
                 {"fold": fold, "seed": SEED, "model": MODEL, "optimizer": opt},
                 "hash1",
                 "fp1",
@@ -144,18 +155,29 @@ def make_store(uri: str) -> Store:
                         "epoch_time_s": (1.0 if opt == "adam" else 2.0) + 0.1 * rng.random(),
                     }
                 )
-                tr.log_metrics(cid, history[-1], step=epoch)
+                tr.log_epoch(cid, epoch, history[-1])
             if failed:
                 tr.finish(cid, "FAILED", FAILURE)
                 continue
             pred = fold_predictions(opt, fold)
-            m = binary_metrics(pred["label"], pred["prob_malignant"], THRESHOLD)
-            tr.log_metrics(
+            tr.log_fold_result(
                 cid,
-                {f"test_{k}": v for k, v in m.items()}
-                | {"best_epoch": 3, "train_time_s": 6.5 if opt == "adam" else 12.5},
+                test=binary_metrics(pred["label"], pred["prob_malignant"], THRESHOLD),
+                sites={
+                    site: {
+                        k: v
+                        for k, v in binary_metrics(
+                            part["label"], part["prob_malignant"], THRESHOLD
+                        ).items()
+                        if k in SITE_METRICS
+                    }
+                    for site, part in pred.groupby("site")
+                },
+                predictions=pred,
+                test_loss=0.5,
+                best_epoch=3,
+                train_time_s=6.5 if opt == "adam" else 12.5,
             )
-            tr.log_table(cid, pred, "predictions.csv")
             flat = {
                 "hessian_top_eigenvalue": (20.0 if opt == "adam" else 8.0) + fold,
                 "hessian_trace": (200.0 if opt == "adam" else 90.0) + 3 * fold,
@@ -167,8 +189,7 @@ def make_store(uri: str) -> Store:
                 "seconds": 1.5,
                 "n_samples": 64,
             }
-            tr.log_json(cid, flat, "flatness.json")
-            tr.log_metrics(cid, {k: v for k, v in flat.items() if isinstance(v, float)})
+            tr.log_flatness(cid, flat)
             tr.finish(cid, "FINISHED")
             preds[(opt, fold)] = pred
             flats[(opt, fold)] = flat

@@ -6,17 +6,11 @@ from medbench.tracking import Tracker
 
 def test_every_run_failed_still_gives_a_report_in_the_default_folder(mlflow_uri, capsys):
     tr = Tracker(mlflow_uri, "broken run")
-    pid = tr.start_parent("m/adam", {"model": "m", "optimizer": "adam", "seed": 0}, "h", "f")
+    pid = tr.start_parent("m", "adam", {"model": "m", "optimizer": "adam", "seed": 0}, "h", "f")
     for fold in (1, 2):
-        cid = tr.start_child(
-            pid,
-            f"m/adam/fold{fold}",
-            f"m/adam/fold{fold}/seed0",
-            {"fold": fold, "seed": 0, "model": "m", "optimizer": "adam"},
-            "h",
-            "f",
-        )
-        tr.log_metrics(cid, {"train_loss": 0.7, "epoch_time_s": 1.0}, step=0)
+        params = {"fold": fold, "seed": 0, "model": "m", "optimizer": "adam"}
+        cid = tr.start_child(pid, "m", "adam", fold, 0, params, "h", "f")
+        tr.log_epoch(cid, 0, {"train_loss": 0.7, "epoch_time_s": 1.0})
         tr.finish(cid, "FAILED", f"diverged: training loss became nan in epoch {fold}")
     tr.finish(pid, "FAILED", "2 of 2 folds failed")
 
@@ -41,22 +35,17 @@ def test_seeds_are_paired_units_and_pooled_per_seed(mlflow_uri, tmp_path):
     import numpy as np
     import pandas as pd
 
+    from medbench.metrics import binary_metrics
     from medbench.report.build import build_report
 
     tr = Tracker(mlflow_uri, "seeds")
     rng = np.random.default_rng(0)
     for opt in ("adam", "sam"):
-        pid = tr.start_parent(f"m/{opt}", {"model": "m", "optimizer": opt}, "h", "f")
+        pid = tr.start_parent("m", opt, {"model": "m", "optimizer": opt}, "h", "f")
         for seed in (0, 1):
             for fold in (1, 2):
-                cid = tr.start_child(
-                    pid,
-                    f"m/{opt}/fold{fold}",
-                    f"m/{opt}/fold{fold}/seed{seed}",
-                    {"fold": fold, "seed": seed, "model": "m", "optimizer": opt},
-                    "h",
-                    "f",
-                )
+                params = {"fold": fold, "seed": seed, "model": "m", "optimizer": opt}
+                cid = tr.start_child(pid, "m", opt, fold, seed, params, "h", "f")
                 labels = np.arange(20) % 2
                 pred = pd.DataFrame(
                     {
@@ -67,7 +56,15 @@ def test_seeds_are_paired_units_and_pooled_per_seed(mlflow_uri, tmp_path):
                         "prob_malignant": np.clip(0.4 * labels + 0.6 * rng.random(20), 0, 1),
                     }
                 )
-                tr.log_table(cid, pred, "predictions.csv")
+                tr.log_fold_result(
+                    cid,
+                    test=binary_metrics(pred["label"], pred["prob_malignant"]),
+                    sites={},
+                    predictions=pred,
+                    test_loss=0.5,
+                    best_epoch=0,
+                    train_time_s=1.0,
+                )
                 tr.finish(cid)
         tr.finish(pid)
 

@@ -1,0 +1,98 @@
+"""A prepared dataset: the manifest with its folds, the preprocessed images and a fingerprint.
+
+Preparing reads the folder once (or generates the synthetic dataset), assigns the folds, and
+loads every image through the preprocessing cache. The result is memoised per process on the
+config's dataset settings (:func:`medbench.config.dataset_settings`), so the jobs of a grid run
+in one process share it, and a Ray worker prepares it once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from medbench.config import DataConfig, dataset_settings
+from medbench.data.bus import read_manifest
+from medbench.data.folds import assign_folds, fold_ids
+from medbench.data.synthetic import MARKER, generate
+from medbench.data.transforms import PreprocessSettings, load_cached
+from medbench.paths import cache_dir
+
+
+@dataclass
+class Dataset:
+    """What every job of a grid reads: never the folder itself."""
+
+    root: Path
+    manifest: pd.DataFrame  # MANIFEST_COLUMNS, folds assigned; row i is images[i]
+    images: torch.Tensor  # uint8 (N, 3, S, S)
+    labels: torch.Tensor  # int64 (N,)
+    fingerprint: str  # see dataset_fingerprint
+    card: str | None  # name of the data card that describes this dataset, when one does
+
+    @property
+    def folds(self) -> list:
+        return fold_ids(self.manifest)
+
+
+_PREPARED: dict[str, Dataset] = {}
+
+
+def synthetic_root(synthetic) -> Path:
+    """Where the synthetic dataset of ``data.synthetic`` is generated (once) in the cache."""
+    return cache_dir() / "synthetic" / f"bus-n{synthetic.n}-seed{synthetic.seed}"
+
+
+def dataset_fingerprint(manifest: pd.DataFrame, digests: list[str]) -> str:
+    """Digest of what a job sees: ids, labels, sites, folds and every image's content."""
+    h = hashlib.sha256()
+    for row, digest in zip(manifest.itertuples(index=False), digests, strict=True):
+        h.update(f"{row.id}|{row.label}|{row.site}|{row.fold}|{digest}\n".encode())
+    return h.hexdigest()
+
+
+def _card(root: Path, manifest: pd.DataFrame) -> str | None:
+    if (root / MARKER).is_file():  # generated data, wherever it was written
+        return "synthetic_bus"
+    if manifest.attrs.get("layout") == "gdph_sysucc":
+        return "gdph_sysucc_bus"
+    return None
+
+
+def prepare_dataset(data: DataConfig, fold_seed: int, progress: bool = False) -> Dataset:
+    """Read (or generate) the dataset of ``data``, assign its folds and load its images.
+
+    ``fold_seed`` seeds stratified folds. The same settings return the same object within a
+    process.
+    """
+    key = json.dumps([dataset_settings(data), fold_seed], sort_keys=True, default=str)
+    if key in _PREPARED:
+        return _PREPARED[key]
+    if data.root:
+        root = Path(data.root).expanduser()
+    else:
+        root = synthetic_root(data.synthetic)
+        generate(root, n=data.synthetic.n, seed=data.synthetic.seed)
+    manifest = read_manifest(root, sheet=data.sheet)
+    card = _card(root, manifest)
+    manifest = assign_folds(manifest, source=data.folds, k=data.n_folds, seed=fold_seed)
+    manifest = manifest.reset_index(drop=True)
+    cached = load_cached(
+        list(manifest["path"]), PreprocessSettings(image_size=data.image_size), progress=progress
+    )
+    dataset = Dataset(
+        root=root,
+        manifest=manifest,
+        images=cached.images,
+        labels=torch.tensor(manifest["label"].to_numpy(dtype=np.int64)),
+        fingerprint=dataset_fingerprint(manifest, cached.digests),
+        card=card,
+    )
+    _PREPARED[key] = dataset
+    return dataset

@@ -1,0 +1,45 @@
+"""Where a job computes and in which precision: device choice, bf16 autocast, channels_last."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+
+from medbench.errors import ConfigError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA when present, else the CPU; asking for CUDA without one is a ConfigError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"train.device: {name!r} asked for but no CUDA device is available (use auto or cpu)"
+        )
+    return device
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How tensors are laid out and computed on the device (bf16 autocast, channels_last)."""
+
+    autocast: bool
+    channels_last: bool
+
+    @classmethod
+    def for_device(
+        cls, device: torch.device, amp: str = "auto", channels_last: str = "auto"
+    ) -> Precision:
+        cuda = device.type == "cuda"
+        return cls(
+            autocast=(amp == "bf16") or (amp == "auto" and cuda),
+            channels_last=(channels_last == "on") or (channels_last == "auto" and cuda),
+        )
+
+    def context(self, device: torch.device):
+        if not self.autocast:
+            return nullcontext()
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)

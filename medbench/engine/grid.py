@@ -1,0 +1,187 @@
+"""The benchmark grid: jobs (model x optimizer x fold x seed), their parents, resume, aggregates.
+
+:func:`run_grid` prepares the dataset once, opens (or finds again) a parent run per (model,
+optimizer), hands the jobs that are not finished yet to an executor (local or Ray), and
+recomputes each parent's cross-validation aggregates from the child runs that are there. It
+never builds the report: :mod:`medbench.pipeline` joins grid, report and summary.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from medbench.config import Config, config_hash, dump_yaml
+from medbench.data.dataset import Dataset, prepare_dataset
+from medbench.engine.device import resolve_device
+from medbench.engine.jobs import Job, make_jobs
+from medbench.engine.worker import JobOutcome, JobSpec, Status
+from medbench.metrics import describe
+from medbench.tracking import Tracker, check_store, resolve_tracking_uri
+from medbench.tracking import schema as s
+
+
+@dataclass
+class GridResult:
+    config: Config
+    tracking_uri: str
+    fingerprint: str
+    parent_ids: dict[str, str]  # parent run name -> run id
+    outcomes: list[JobOutcome]
+    interrupted: bool = False
+
+    @property
+    def select(self) -> tuple[str, str]:
+        """(config hash, dataset fingerprint): the runs of this grid among an experiment's."""
+        return config_hash(self.config), self.fingerprint
+
+
+def parent_params(config: Config, model: str, optimizer: str) -> dict[str, Any]:
+    """The parent run's params (``PARENT_PARAMS``), read from the config."""
+    out: dict[str, Any] = {"model": model, "optimizer": optimizer}
+    for name, key in s.PARENT_PARAMS.items():
+        if key is None:
+            continue
+        value: Any = config
+        for part in key.split("."):
+            value = getattr(value, part)
+        out[name] = value
+    out["seed"] = ",".join(map(str, config.seeds))
+    return {name: out[name] for name in s.PARENT_PARAMS}
+
+
+def _open_parents(
+    tracker: Tracker, config: Config, dataset: Dataset, jobs: list[Job], chash: str
+) -> dict[str, str]:
+    """A parent run per (model, optimizer): found again on resume, else created."""
+    parent_ids: dict[str, str] = {}
+    for job in jobs:
+        if job.parent_name in parent_ids:
+            continue
+        ref = tracker.find_parent(job.model, job.optimizer, chash, dataset.fingerprint)
+        if ref is None:
+            tags = {s.TAG_DATASET_CARD: dataset.card} if dataset.card else None
+            pid = tracker.start_parent(
+                job.model,
+                job.optimizer,
+                parent_params(config, job.model, job.optimizer),
+                chash,
+                dataset.fingerprint,
+                tags,
+            )
+            tracker.log_config(pid, dump_yaml(config))
+            tracker.log_dataset(
+                pid,
+                dataset.manifest,
+                dataset.root.name,
+                str(dataset.root),
+                dataset.fingerprint,
+                "training",
+            )
+        else:
+            pid = ref.run_id
+            if ref.status != "RUNNING":
+                tracker.set_status(pid, "RUNNING")
+        parent_ids[job.parent_name] = pid
+    return parent_ids
+
+
+def close_parent(
+    tracker: Tracker, parent_id: str, expected: int, interrupted: bool = False
+) -> dict[str, float]:
+    """Recompute a parent's cross-validation aggregates from its child runs and end it."""
+    children = tracker.child_metrics(parent_id)
+    status = children["status"] if not children.empty else []
+    finished = children[status == "FINISHED"] if not children.empty else children
+    n_failed = int((status == "FAILED").sum()) if not children.empty else 0
+    metrics: dict[str, float] = {s.CV_N_FINISHED: float(len(finished)), s.CV_N_FAILED: n_failed}
+    for name in s.AGGREGATED_METRICS:
+        if not finished.empty and name in finished:
+            summary = describe(finished[name])
+            metrics[s.cv_mean(name)], metrics[s.cv_std(name)] = summary.mean, summary.std
+    tracker.log_aggregates(parent_id, metrics)
+    if len(finished) == expected:
+        tracker.finish(parent_id, "FINISHED")
+    elif interrupted:
+        tracker.finish(parent_id, "KILLED")
+    elif n_failed:
+        tracker.finish(parent_id, "FAILED", f"{n_failed} of {expected} folds failed")
+    return metrics
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends the current job like Ctrl-C does (run KILLED, checkpoint kept)."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. inside a Ray worker): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_grid(
+    config: Config,
+    executor: str | None = None,
+    ray_address: str | None = None,
+    progress: bool = True,
+) -> GridResult:
+    """Run (or resume) every job of ``config`` and record it in MLflow."""
+    uri = resolve_tracking_uri(config.tracking.uri)
+    check_store(uri)  # before any data or training work
+    kind = executor or config.executor.kind
+    address = ray_address or config.executor.address
+    if kind == "ray":
+        from medbench.engine.ray_executor import check_ray_store
+
+        check_ray_store(uri, address)
+    else:
+        resolve_device(config.train.device)  # a missing CUDA device fails before any work
+    dataset = prepare_dataset(config.data, min(config.seeds), progress=progress)
+    chash = config_hash(config)
+    tracker = Tracker(uri, config.name)
+    jobs = make_jobs(config.models, config.optimizers, dataset.folds, config.seeds)
+    parent_ids = _open_parents(tracker, config, dataset, jobs, chash)
+    finished = {
+        job
+        for job in jobs
+        if any(
+            r.status == "FINISHED" for r in tracker.find_child(job.key, chash, dataset.fingerprint)
+        )
+    }
+    todo = [job for job in jobs if job not in finished]
+    specs = [
+        JobSpec(job, config, uri, parent_ids[job.parent_name], chash, dataset.fingerprint)
+        for job in todo
+    ]
+    outcomes = [JobOutcome(job, Status.SKIPPED) for job in jobs if job in finished]
+    if finished:
+        print(
+            f"resuming: {len(finished)} of {len(jobs)} jobs already finished, {len(todo)} to run",
+            file=sys.stderr,
+        )
+    with _sigterm_as_interrupt():
+        if kind == "ray":
+            from medbench.engine.ray_executor import run_on_ray
+
+            done, interrupted = run_on_ray(specs, config.executor, address, progress=progress)
+        else:
+            from medbench.engine.local_executor import run_local
+
+            done, interrupted = run_local(specs, progress=progress)
+    outcomes += done
+    expected = len(dataset.folds) * len(config.seeds)
+    for pid in parent_ids.values():
+        close_parent(tracker, pid, expected, interrupted)
+    return GridResult(config, uri, dataset.fingerprint, parent_ids, outcomes, interrupted)

@@ -1,0 +1,215 @@
+"""One job, end to end, in whatever process runs it: the unit every executor calls.
+
+A :class:`JobSpec` holds plain values only (picklable, for Ray); :func:`run_job` prepares the
+dataset (once per process), finds or creates the job's child run, trains with the engine's
+handlers, and writes the result through the tracking layer. Its :class:`JobOutcome` says how the
+job ended in a typed way, so executors decide on retries from ``retryable``, never from text.
+
+Resume rule: a job whose child run is FINISHED (same config hash and dataset fingerprint) is
+skipped; an unfinished one continues from its checkpoint when the checkpoint belongs to that
+run, otherwise its run is deleted and the job starts afresh. So rerunning a command never
+duplicates a run and never loses a finished one.
+"""
+
+from __future__ import annotations
+
+import enum
+import platform
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from medbench.config import Config
+from medbench.data.dataset import Dataset, prepare_dataset
+from medbench.data.folds import split_fold
+from medbench.engine.device import resolve_device
+from medbench.engine.jobs import Job, data_seed, derive_seed, init_seed
+from medbench.engine.train import Diverged, FoldData, default_handlers, load_checkpoint, train_job
+from medbench.paths import cache_dir
+from medbench.tracking import Tracker
+from medbench.tracking import schema as s
+
+
+class Status(str, enum.Enum):
+    """How a job ended; the values are MLflow's run statuses (and SKIPPED: already done)."""
+
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+    SKIPPED = "SKIPPED"
+
+
+@dataclass
+class JobSpec:
+    """Everything a worker needs to run one job: plain values only."""
+
+    job: Job
+    config: Config
+    tracking_uri: str
+    parent_id: str
+    config_hash: str
+    fingerprint: str  # of the dataset the grid prepared: a worker's data must match it
+
+
+@dataclass
+class JobOutcome:
+    job: Job
+    status: Status
+    run_id: str | None = None
+    reason: str | None = None  # why it FAILED or was KILLED, one line
+    retryable: bool = False  # a failure another attempt may not repeat (not a divergence)
+
+
+def fold_data(dataset: Dataset, config: Config, job: Job) -> FoldData:
+    """The job's train / validation / test rows; the validation split is seeded by the seed."""
+    split = split_fold(
+        dataset.manifest,
+        job.fold,
+        val_fraction=config.data.val_fraction,
+        seed=derive_seed("val", job.seed),
+    )
+    return FoldData(
+        images=dataset.images, labels=dataset.labels, manifest=dataset.manifest, split=split
+    )
+
+
+def checkpoint_path(spec: JobSpec) -> Path:
+    """The job's resumable state, in the cache: one folder per (config, dataset)."""
+    safe = spec.job.key.replace("/", "__")
+    folder = f"{spec.config_hash}-{spec.fingerprint[:12]}"
+    return cache_dir() / "checkpoints" / spec.config.name / folder / f"{safe}.pt"
+
+
+def environment_tags(device: torch.device) -> dict[str, str]:
+    """Where a fold run ran (``ENVIRONMENT_TAGS``)."""
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine()
+    )
+    return {
+        s.TAG_DEVICE: f"{device.type}: {name}",
+        s.TAG_PYTHON: platform.python_version(),
+        s.TAG_TORCH: torch.__version__,
+        s.TAG_PLATFORM: platform.platform(),
+    }
+
+
+def _progress_bar(spec: JobSpec):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=spec.config.train.epochs, desc=spec.job.run_name, unit="epoch", leave=False)
+
+
+def run_job(spec: JobSpec, progress: bool = False) -> JobOutcome:
+    """Run one job end to end, tracked in its child run; safe to call again after any crash."""
+    job, config = spec.job, spec.config
+    dataset = prepare_dataset(config.data, min(config.seeds))
+    tracker = Tracker(spec.tracking_uri, config.name)
+    if dataset.fingerprint != spec.fingerprint:
+        reason = (
+            f"the dataset at {dataset.root} differs here (fingerprint {dataset.fingerprint[:12]}) "
+            f"from the grid's ({spec.fingerprint[:12]})"
+        )
+        return JobOutcome(job, Status.FAILED, None, reason)
+    refs = tracker.find_child(job.key, spec.config_hash, spec.fingerprint)
+    done = [r for r in refs if r.status == Status.FINISHED]
+    if done:
+        return JobOutcome(job, Status.SKIPPED, done[0].run_id)
+    ckpt = checkpoint_path(spec)
+    saved_run = ((load_checkpoint(ckpt) or {}).get("meta") or {}).get("run_id")
+    resume = saved_run if saved_run in {r.run_id for r in refs} else None
+    for ref in refs:
+        if ref.run_id != resume:
+            tracker.delete(ref.run_id)
+    device = resolve_device(config.train.device)
+    if resume is None:
+        ckpt.unlink(missing_ok=True)
+        run_id = _start_run(tracker, spec, dataset, device)
+        logged: set[int] = set()
+    else:
+        run_id = resume
+        tracker.set_status(run_id, "RUNNING")
+        logged = tracker.logged_epochs(run_id)
+
+    def log(epoch: int, metrics: dict[str, float]) -> None:
+        if epoch not in logged:
+            tracker.log_epoch(run_id, epoch, metrics)
+            logged.add(epoch)
+
+    if resume is not None:  # epochs checkpointed but not yet logged
+        for row in load_checkpoint(ckpt)["state"]["history"]:
+            log(row["epoch"], {k: v for k, v in row.items() if k != "epoch"})
+    bar = _progress_bar(spec) if progress else None
+    handlers = default_handlers(config, ckpt, log, bar, meta={"run_id": run_id})
+    try:
+        result = train_job(job, config, fold_data(dataset, config, job), device, handlers)
+    except Diverged as err:
+        reason = f"diverged: {err}"
+        tracker.finish(run_id, Status.FAILED, reason)
+        ckpt.unlink(missing_ok=True)
+        return JobOutcome(job, Status.FAILED, run_id, reason)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into one by the grid: checkpoint kept
+        tracker.finish(run_id, Status.KILLED, "interrupted by the user")
+        return JobOutcome(job, Status.KILLED, run_id, "interrupted by the user")
+    except Exception as err:  # noqa: BLE001 - one broken job must not stop the grid
+        reason = f"{type(err).__name__}: {err}"
+        tracker.set_tags(run_id, {s.TAG_TRACEBACK: traceback.format_exc()[-4000:]})
+        tracker.finish(run_id, Status.FAILED, reason)
+        return JobOutcome(job, Status.FAILED, run_id, reason, retryable=True)
+    finally:
+        if bar is not None:
+            bar.close()
+    tracker.log_fold_result(
+        run_id,
+        test=result.test,
+        sites=result.sites,
+        predictions=result.predictions,
+        test_loss=result.test_loss,
+        best_epoch=result.best_epoch,
+        train_time_s=result.train_time_s,
+    )
+    if result.flatness is not None:
+        tracker.log_flatness(run_id, result.flatness)
+    tracker.finish(run_id, Status.FINISHED)
+    ckpt.unlink(missing_ok=True)
+    return JobOutcome(job, Status.FINISHED, run_id)
+
+
+def _start_run(tracker: Tracker, spec: JobSpec, dataset: Dataset, device: torch.device) -> str:
+    job = spec.job
+    run_id = tracker.start_child(
+        spec.parent_id,
+        job.model,
+        job.optimizer,
+        job.fold,
+        job.seed,
+        {
+            "fold": job.fold,
+            "seed": job.seed,
+            "model": job.model,
+            "optimizer": job.optimizer,
+            "init_seed": init_seed(job),
+            "data_seed": data_seed(job),
+        },
+        spec.config_hash,
+        spec.fingerprint,
+        tags=environment_tags(device),
+    )
+    tracker.log_dataset(
+        run_id, dataset.manifest, dataset.root.name, str(dataset.root), spec.fingerprint, "training"
+    )
+    return run_id
+
+
+def close_runs(spec: JobSpec, status: Status, reason: str) -> JobOutcome:
+    """Close a job's RUNNING runs from outside its process (a lost worker, an interrupt)."""
+    tracker = Tracker(spec.tracking_uri, spec.config.name)
+    run_id = None
+    for ref in tracker.find_child(spec.job.key, spec.config_hash, spec.fingerprint):
+        run_id = ref.run_id
+        if ref.status == "RUNNING":
+            tracker.finish(ref.run_id, status, reason)
+    return JobOutcome(spec.job, status, run_id, reason)

@@ -1,0 +1,160 @@
+"""Every name medbench writes to MLflow and reads back: the naming contract of ``DESIGN.md``.
+
+The writer (engine side), the reader (report side) and the test fixtures take their names from
+here, so a rename is one edit that both sides follow, and a round-trip test proves the report
+reads what the engine writes. Users query these names with ``mlflow.search_runs`` and compare
+them in the MLflow UI: add names, rename none.
+
+Layout of an experiment (named by the config's ``name``)::
+
+    {model}/{optimizer}                   parent run per (model, optimizer): PARENT_PARAMS,
+                                          PARENT_METRICS, CONFIG_FILE, the report under REPORT_DIR
+      {model}/{optimizer}/fold{k}         child run per (fold, seed): CHILD_PARAMS, EPOCH_METRICS
+                                          (step = epoch), FINAL_METRICS, PREDICTIONS_FILE,
+                                          FLATNESS_FILE when measured
+
+This module holds names only: it imports neither MLflow nor torch.
+"""
+
+from __future__ import annotations
+
+import re
+
+from medbench.metrics import METRIC_NAMES
+
+# -- run names ---------------------------------------------------------------------------------
+
+
+def parent_run_name(model: str, optimizer: str) -> str:
+    """Run name of the parent of one (model, optimizer): ``resnet18/gcsam``."""
+    return f"{model}/{optimizer}"
+
+
+def child_run_name(model: str, optimizer: str, fold: object) -> str:
+    """Run name of one fold's run: ``resnet18/gcsam/fold3`` (``foldGDPH`` leaving a site out)."""
+    return f"{parent_run_name(model, optimizer)}/fold{fold}"
+
+
+def job_key(model: str, optimizer: str, fold: object, seed: int) -> str:
+    """Identity of a job across reruns of one config (tag ``TAG_JOB``; the resume key)."""
+    return f"{child_run_name(model, optimizer, fold)}/seed{seed}"
+
+
+# -- tags --------------------------------------------------------------------------------------
+
+TAG_VERSION = "medbench.version"
+TAG_CONFIG_HASH = "medbench.config_hash"
+TAG_FINGERPRINT = "medbench.dataset_fingerprint"
+TAG_JOB = "medbench.job"  # child runs: job_key(...)
+TAG_PARENT = "medbench.parent"  # parent runs: parent_run_name(...)
+TAG_FAILURE = "medbench.failure"  # why a run FAILED or was KILLED, one line
+TAG_TRACEBACK = "medbench.traceback"  # the end of the traceback of an unexpected error
+TAG_DATASET_CARD = "medbench.dataset_card"  # parent runs: the data card describing the data
+#: Where a fold run ran (child runs): the report's environment table.
+TAG_DEVICE = "medbench.device"
+TAG_PYTHON = "medbench.python"
+TAG_TORCH = "medbench.torch"
+TAG_PLATFORM = "medbench.platform"
+ENVIRONMENT_TAGS = (TAG_DEVICE, TAG_PYTHON, TAG_TORCH, TAG_PLATFORM)
+#: MLflow's own tags.
+TAG_PARENT_RUN_ID = "mlflow.parentRunId"
+TAG_RUN_NAME = "mlflow.runName"
+#: Tags that identify one job or one failure rather than the experiment's common setting.
+RUN_SPECIFIC_TAGS = (TAG_JOB, TAG_PARENT, TAG_FAILURE, TAG_TRACEBACK)
+
+# -- params ------------------------------------------------------------------------------------
+
+#: Parent params and the config key each one comes from (``model``, ``optimizer`` and ``seed``
+#: come from the grid). The first eight are the contract's; the others help to filter in the UI.
+PARENT_PARAMS: dict[str, str | None] = {
+    "model": None,
+    "optimizer": None,
+    "lr": "optimizer.lr",
+    "rho": "optimizer.rho",
+    "epochs": "train.epochs",
+    "batch_size": "train.batch_size",
+    "image_size": "data.image_size",
+    "seed": None,  # the config's seeds, comma-separated
+    "weight_decay": "optimizer.weight_decay",
+    "gc_norm": "optimizer.gc_norm",
+    "gc_conv_only": "optimizer.gc_conv_only",
+    "early_stopping_monitor": "train.early_stopping.monitor",
+    "early_stopping_patience": "train.early_stopping.patience",
+    "val_fraction": "data.val_fraction",
+    "folds": "data.folds",
+    "augment": "data.augment",
+    "freeze_bn_second_pass": "train.freeze_bn_second_pass",
+}
+#: Child params: the job and the seeds derived from it.
+CHILD_PARAMS = ("fold", "seed", "model", "optimizer", "init_seed", "data_seed")
+
+# -- metrics -----------------------------------------------------------------------------------
+
+#: Logged after every epoch with ``step = epoch``.
+EPOCH_METRICS = (
+    "train_loss",
+    "val_loss",
+    "val_auc",
+    "val_accuracy",
+    "epoch_time_s",
+    "data_time_s",
+    "lr",
+)
+TEST_PREFIX = "test_"
+
+
+def test_metric(name: str) -> str:
+    """``auc`` -> ``test_auc``: a metric of :data:`medbench.metrics.METRIC_NAMES` on the test fold."""
+    return TEST_PREFIX + name
+
+
+#: Final metrics of a finished child run (besides per-site and flatness metrics).
+TEST_METRICS = tuple(test_metric(m) for m in METRIC_NAMES)
+FINAL_METRICS = (*TEST_METRICS, "test_loss", "best_epoch", "train_time_s")
+#: Per-site test metrics: test_{metric}_site_{site}.
+SITE_METRICS = ("auc", "accuracy")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")
+
+
+def site_metric(metric: str, site: str) -> str:
+    """``test_auc_site_GDPH``; characters MLflow does not accept in a name become ``_``."""
+    return f"{test_metric(metric)}_site_{_UNSAFE.sub('_', str(site))}"
+
+
+#: Flatness of the best checkpoint (child runs), when measured.
+FLATNESS_METRICS = ("hessian_top_eigenvalue", "hessian_trace", "sam_sharpness")
+#: Parent metrics: cross-validation aggregates of these child metrics, ``cv_{name}_mean``/``_std``.
+AGGREGATED_METRICS = tuple(
+    test_metric(m) for m in ("auc", "accuracy", "sensitivity", "specificity", "f1")
+)
+CV_N_FINISHED = "cv_n_finished"
+CV_N_FAILED = "cv_n_failed"
+
+
+def cv_mean(metric: str) -> str:
+    return f"cv_{metric}_mean"
+
+
+def cv_std(metric: str) -> str:
+    return f"cv_{metric}_std"
+
+
+# -- artifacts ---------------------------------------------------------------------------------
+
+PREDICTIONS_FILE = "predictions.csv"  # child runs: one row per test image
+FLATNESS_FILE = "flatness.json"  # child runs: flatness measures and the 1-D landscape
+CONFIG_FILE = "config.yaml"  # parent runs: the config that made the runs
+REPORT_DIR = "report"  # parent runs: the report's files
+#: Columns of ``predictions.csv`` in order, with the dtype the reader gives them. ``fold`` is an
+#: integer, or a site name when a site is left out; empty reader cells stay empty strings.
+PREDICTION_COLUMNS: dict[str, str] = {
+    "id": "str",
+    "site": "str",
+    "fold": "object",
+    "label": "int64",
+    "prob_malignant": "float64",
+    "birads_reader1": "str",
+    "birads_reader2": "str",
+}
+#: The columns every ``predictions.csv`` must have (readers' columns may be empty).
+REQUIRED_PREDICTION_COLUMNS = ("id", "site", "fold", "label", "prob_malignant")

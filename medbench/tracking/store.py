@@ -1,0 +1,117 @@
+"""Which MLflow tracking store to use, whether it can be used, and the UI that shows it.
+
+The default is MLflow's own (a SQLite file ``mlflow.db`` in the working folder); the
+``MLFLOW_TRACKING_URI`` variable and the config key ``tracking.uri`` (which wins) override it.
+A store that cannot be used fails here, with one line, before any data or training work.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from medbench.errors import TrackingError
+
+#: An MLflow server that does not answer is not retried for minutes: fail fast instead.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def resolve_tracking_uri(configured: str | None = None) -> str:
+    """Config key, else ``MLFLOW_TRACKING_URI``, else MLflow's own default (``./mlflow.db``)."""
+    if configured:
+        return configured
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    import mlflow
+
+    return mlflow.get_tracking_uri()
+
+
+def is_local_uri(uri: str) -> bool:
+    """True for stores only this machine can reach: SQLite files and plain folders."""
+    return uri.startswith(("sqlite:", "file:")) or "://" not in uri
+
+
+def client(uri: str):
+    """An ``MlflowClient`` on ``uri``: runs are addressed by id, no global active run."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def check_store(uri: str, timeout: float = 10.0) -> None:
+    """Fail with one line, before any training, when the store cannot be used."""
+    if uri.startswith("sqlite:"):
+        db = uri.split(":///", 1)[-1] if ":///" in uri else ""
+        if not db or db == ":memory:":
+            raise TrackingError(
+                f"tracking store {uri}: an in-memory SQLite store cannot hold results"
+            )
+        folder = Path(db).expanduser().resolve().parent
+        if not folder.is_dir():
+            raise TrackingError(f"tracking store {uri}: folder {folder} does not exist")
+        if not os.access(folder, os.W_OK):
+            raise TrackingError(f"tracking store {uri}: folder {folder} is not writable")
+        return
+    if uri.startswith(("http://", "https://")):
+        url = uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (http only)
+                if resp.status != 200:
+                    raise TrackingError(
+                        f"tracking store {uri}: /health answered HTTP {resp.status}"
+                    )
+        except (urllib.error.URLError, OSError) as err:
+            reason = getattr(err, "reason", err)
+            raise TrackingError(f"tracking store {uri} is unreachable ({reason})") from None
+        return
+    if uri.startswith("file:") or "://" not in uri:
+        folder = Path(uri.removeprefix("file://").removeprefix("file:")).expanduser()
+        parent = folder if folder.exists() else folder.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise TrackingError(
+                f"tracking store {uri}: folder {parent} does not exist or is not writable"
+            )
+        return
+    # other schemes (databricks, postgresql via server...) are checked by a real call
+    try:
+        client(uri).search_experiments(max_results=1)
+    except Exception as err:  # noqa: BLE001 - any failure here means unusable
+        raise TrackingError(
+            f"tracking store {uri} cannot be used ({type(err).__name__}: {err})"
+        ) from None
+
+
+def serve_ui(host: str = "127.0.0.1", port: int = 5000, tracking_uri: str | None = None) -> int:
+    """Start ``mlflow ui`` on the store; bound to this machine unless ``host`` says otherwise."""
+    uri = resolve_tracking_uri(tracking_uri)
+    check_store(uri)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"medbench: warning: the MLflow UI will be reachable from other machines on {host}:{port}",
+            file=sys.stderr,
+        )
+    args = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        host,
+        "--port",
+        str(int(port)),
+    ]
+    print(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl-C stops it")
+    try:
+        return subprocess.call(args)  # noqa: S603 - argument list, no shell
+    except KeyboardInterrupt:
+        return 0

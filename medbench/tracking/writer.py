@@ -1,0 +1,286 @@
+"""Writing an experiment's runs: every name comes from :mod:`medbench.tracking.schema`.
+
+The engine (local processes and Ray workers alike) and the test fixtures write through
+:class:`Tracker`, so what the report reads is what the engine wrote. Runs are addressed by id
+through ``MlflowClient`` (no global active run). A name outside the schema is a bug and raises
+``ValueError`` before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from medbench import __version__
+from medbench.errors import TrackingError
+from medbench.tracking import schema as s
+from medbench.tracking.store import client
+
+
+@dataclass
+class RunRef:
+    """A run found again on resume."""
+
+    run_id: str
+    status: str
+
+
+def _finite(metrics: Mapping[str, float]) -> dict[str, float]:
+    """MLflow stores NaN but its UI and search handle it poorly: undefined values are left out."""
+    out = {}
+    for key, value in metrics.items():
+        if value is None:
+            continue
+        value = float(value)
+        if math.isfinite(value):
+            out[key] = value
+    return out
+
+
+def _check(names: Iterable[str], allowed: Iterable[str], what: str) -> None:
+    unknown = sorted(set(names) - set(allowed))
+    if unknown:
+        raise ValueError(f"{what} not in the MLflow schema: {', '.join(unknown)}")
+
+
+class Tracker:
+    """Writes one experiment's runs. Cheap to create; one per process (Ray workers make their own)."""
+
+    def __init__(self, uri: str, experiment: str) -> None:
+        self.uri = uri
+        self.client = client(uri)
+        found = self.client.get_experiment_by_name(experiment)
+        if found is None:
+            try:
+                self.experiment_id = self.client.create_experiment(experiment)
+            except Exception:  # noqa: BLE001 - another worker created it first
+                found = self.client.get_experiment_by_name(experiment)
+                if found is None:
+                    raise
+                self.experiment_id = found.experiment_id
+        else:
+            if found.lifecycle_stage == "deleted":
+                raise TrackingError(
+                    f"experiment {experiment!r} is deleted in {uri}; restore it (mlflow experiments restore) or pick another name"
+                )
+            self.experiment_id = found.experiment_id
+        self.experiment = experiment
+
+    # -- finding runs again (resume) ----------------------------------------------------------
+    def _find(self, tags: Mapping[str, str]) -> list[RunRef]:
+        clauses = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+        runs = self.client.search_runs(
+            [self.experiment_id], filter_string=clauses, max_results=1000
+        )
+        return [RunRef(r.info.run_id, r.info.status) for r in runs]
+
+    def find_parent(
+        self, model: str, optimizer: str, config_hash: str, fingerprint: str
+    ) -> RunRef | None:
+        """The parent run of (model, optimizer) for this config and dataset, if any."""
+        refs = self._find(
+            {
+                s.TAG_PARENT: s.parent_run_name(model, optimizer),
+                s.TAG_CONFIG_HASH: config_hash,
+                s.TAG_FINGERPRINT: fingerprint,
+            }
+        )
+        return refs[0] if refs else None
+
+    def find_child(self, job_key: str, config_hash: str, fingerprint: str) -> list[RunRef]:
+        """Every run (any status) of one job for this config and dataset."""
+        return self._find(
+            {s.TAG_JOB: job_key, s.TAG_CONFIG_HASH: config_hash, s.TAG_FINGERPRINT: fingerprint}
+        )
+
+    # -- creating runs -------------------------------------------------------------------------
+    def _start(
+        self,
+        name: str,
+        params: Mapping[str, Any],
+        tags: Mapping[str, str],
+        config_hash: str,
+        fp: str,
+    ) -> str:
+        base = {s.TAG_VERSION: __version__, s.TAG_CONFIG_HASH: config_hash, s.TAG_FINGERPRINT: fp}
+        run = self.client.create_run(self.experiment_id, run_name=name, tags={**base, **tags})
+        self.log_params(run.info.run_id, params)
+        return run.info.run_id
+
+    def start_parent(
+        self,
+        model: str,
+        optimizer: str,
+        params: Mapping[str, Any],
+        config_hash: str,
+        fingerprint: str,
+        tags: Mapping[str, str] | None = None,
+    ) -> str:
+        """Create the parent run of (model, optimizer); ``params`` keys from ``PARENT_PARAMS``."""
+        _check(params, s.PARENT_PARAMS, "parent params")
+        name = s.parent_run_name(model, optimizer)
+        return self._start(
+            name, params, {s.TAG_PARENT: name, **(tags or {})}, config_hash, fingerprint
+        )
+
+    def start_child(
+        self,
+        parent_id: str,
+        model: str,
+        optimizer: str,
+        fold: object,
+        seed: int,
+        params: Mapping[str, Any],
+        config_hash: str,
+        fingerprint: str,
+        tags: Mapping[str, str] | None = None,
+    ) -> str:
+        """Create one fold's run nested under its parent; ``params`` keys from ``CHILD_PARAMS``."""
+        _check(params, s.CHILD_PARAMS, "child params")
+        name = s.child_run_name(model, optimizer, fold)
+        tags = {
+            s.TAG_JOB: s.job_key(model, optimizer, fold, seed),
+            s.TAG_PARENT_RUN_ID: parent_id,
+            **(tags or {}),
+        }
+        return self._start(name, params, tags, config_hash, fingerprint)
+
+    # -- writing -------------------------------------------------------------------------------
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)) for k, v in params.items()]
+        for start in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[start : start + 100])
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def _log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        items = [Metric(k, v, ts, int(step)) for k, v in _finite(metrics).items()]
+        if items:
+            self.client.log_batch(run_id, metrics=items)
+
+    def log_epoch(self, run_id: str, epoch: int, metrics: Mapping[str, float]) -> None:
+        """One epoch's ``EPOCH_METRICS`` with ``step = epoch``."""
+        _check(metrics, s.EPOCH_METRICS, "epoch metrics")
+        self._log_metrics(run_id, metrics, step=epoch)
+
+    def logged_epochs(self, run_id: str) -> set[int]:
+        """Epochs already logged (resume does not log an epoch twice)."""
+        return {m.step for m in self.client.get_metric_history(run_id, "train_loss")}
+
+    def log_fold_result(
+        self,
+        run_id: str,
+        *,
+        test: Mapping[str, float],
+        sites: Mapping[str, Mapping[str, float]],
+        predictions: pd.DataFrame,
+        test_loss: float,
+        best_epoch: int,
+        train_time_s: float,
+    ) -> None:
+        """A finished fold: test metrics (names of ``METRIC_NAMES``), per-site metrics and
+        ``predictions.csv`` (columns of ``PREDICTION_COLUMNS``, in that order)."""
+        _check(map(s.test_metric, test), s.TEST_METRICS, "test metrics")
+        missing = [c for c in s.REQUIRED_PREDICTION_COLUMNS if c not in predictions]
+        extra = [c for c in predictions if c not in s.PREDICTION_COLUMNS]
+        if missing or extra:
+            raise ValueError(f"predictions.csv columns: missing {missing}, unknown {extra}")
+        metrics = {s.test_metric(k): v for k, v in test.items()}
+        for site, values in sites.items():
+            _check(values, s.SITE_METRICS, "site metrics")
+            metrics.update({s.site_metric(k, site): v for k, v in values.items()})
+        metrics.update(test_loss=test_loss, best_epoch=best_epoch, train_time_s=train_time_s)
+        self._log_metrics(run_id, metrics)
+        ordered = [c for c in s.PREDICTION_COLUMNS if c in predictions]
+        self.client.log_text(run_id, predictions[ordered].to_csv(index=False), s.PREDICTIONS_FILE)
+
+    def log_flatness(self, run_id: str, flatness: Mapping[str, Any]) -> None:
+        """Flatness of a fold's best checkpoint: ``FLATNESS_FILE`` and its scalar metrics."""
+        self.client.log_text(run_id, json.dumps(flatness, indent=2, default=str), s.FLATNESS_FILE)
+        self._log_metrics(run_id, {k: flatness[k] for k in s.FLATNESS_METRICS if k in flatness})
+
+    def log_aggregates(self, parent_id: str, metrics: Mapping[str, float]) -> None:
+        """A parent's cross-validation aggregates (``cv_*``)."""
+        allowed = [s.CV_N_FINISHED, s.CV_N_FAILED]
+        allowed += [f(m) for m in s.AGGREGATED_METRICS for f in (s.cv_mean, s.cv_std)]
+        _check(metrics, allowed, "parent metrics")
+        self._log_metrics(parent_id, metrics)
+
+    def log_config(self, parent_id: str, text: str) -> None:
+        self.client.log_text(parent_id, text, s.CONFIG_FILE)
+
+    def log_dataset(
+        self,
+        run_id: str,
+        manifest: pd.DataFrame,
+        name: str,
+        source: str,
+        fingerprint: str,
+        context: str,
+    ) -> None:
+        """Attach the manifest as the run's dataset input: the UI shows which data each run saw."""
+        import mlflow.data
+        from mlflow.entities import DatasetInput, InputTag
+
+        table = manifest.drop(columns=["path"], errors="ignore").astype(str)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dataset = mlflow.data.from_pandas(
+                table, source=source, name=name, digest=fingerprint[:16], targets="label"
+            )
+        self.client.log_inputs(
+            run_id,
+            datasets=[
+                DatasetInput(
+                    dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)]
+                )
+            ],
+        )
+
+    # -- status --------------------------------------------------------------------------------
+    def set_status(self, run_id: str, status: str) -> None:
+        self.client.update_run(run_id, status=str(getattr(status, "value", status)))
+
+    def finish(self, run_id: str, status: str = "FINISHED", reason: str | None = None) -> None:
+        """End a run; ``reason`` (why it FAILED or was KILLED) goes to ``TAG_FAILURE``."""
+        if reason:
+            self.set_tags(run_id, {s.TAG_FAILURE: reason[:4000]})
+        self.client.set_terminated(run_id, status=str(getattr(status, "value", status)))
+
+    def delete(self, run_id: str) -> None:
+        self.client.delete_run(run_id)
+
+    def child_metrics(self, parent_id: str) -> pd.DataFrame:
+        """One row per live child run of a parent: status and final metrics."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{s.TAG_PARENT_RUN_ID}` = '{parent_id}'",
+            max_results=5000,
+        )
+        rows = [{"run_id": r.info.run_id, "status": r.info.status, **r.data.metrics} for r in runs]
+        return pd.DataFrame(rows)
+
+
+def log_report(uri: str, parent_ids: Iterable[str], files: Iterable[Path]) -> None:
+    """Attach the report files to the experiment's parent runs (under ``REPORT_DIR``)."""
+    mlflow_client = client(uri)
+    files = list(files)
+    for run_id in parent_ids:
+        for path in files:
+            mlflow_client.log_artifact(run_id, str(path), s.REPORT_DIR)

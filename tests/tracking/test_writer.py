@@ -1,0 +1,86 @@
+import pandas as pd
+import pytest
+
+from medbench.errors import TrackingError
+from medbench.tracking import Tracker, load_experiment
+
+
+def _predictions():
+    return pd.DataFrame(
+        {
+            "id": ["a", "b"],
+            "site": ["S", "S"],
+            "fold": [1, 1],
+            "label": [0, 1],
+            "prob_malignant": [0.2, 0.9],
+            "birads_reader1": ["3", ""],
+            "birads_reader2": ["4a", "5"],
+        }
+    )
+
+
+def _child(tr):
+    pid = tr.start_parent("m", "adam", {"model": "m", "optimizer": "adam"}, "h1", "fp1")
+    params = {"fold": 1, "seed": 0, "model": "m", "optimizer": "adam"}
+    return pid, tr.start_child(pid, "m", "adam", 1, 0, params, "h1", "fp1")
+
+
+def test_write_and_read_back(mlflow_uri):
+    tr = Tracker(mlflow_uri, "exp")
+    pid, cid = _child(tr)
+    tr.log_epoch(cid, 0, {"train_loss": 0.5, "val_auc": float("nan")})
+    tr.log_epoch(cid, 1, {"train_loss": 0.25})
+    tr.log_fold_result(
+        cid,
+        test={"auc": 0.75, "accuracy": 0.5},
+        sites={"S": {"auc": 0.75, "accuracy": 0.5}},
+        predictions=_predictions(),
+        test_loss=0.6,
+        best_epoch=1,
+        train_time_s=2.0,
+    )
+    tr.finish(cid)
+    assert tr.logged_epochs(cid) == {0, 1}
+    assert [r.run_id for r in tr.find_child("m/adam/fold1/seed0", "h1", "fp1")] == [cid]
+    assert tr.find_child("m/adam/fold1/seed0", "h2", "fp1") == []
+    assert tr.find_parent("m", "adam", "h1", "fp1").run_id == pid
+    rec = load_experiment("exp", mlflow_uri)
+    assert list(rec.folds["run_id"]) == [cid] and list(rec.parents["run_id"]) == [pid]
+    row = rec.folds.iloc[0]
+    assert row["test_auc"] == pytest.approx(0.75) and row["test_auc_site_S"] == pytest.approx(0.75)
+    assert row["best_epoch"] == 1 and row["run_name"] == "m/adam/fold1"
+    assert sorted(rec.curves.query("metric == 'train_loss'")["value"]) == [0.25, 0.5]
+    assert rec.predictions["prob_malignant"].tolist() == [0.2, 0.9]
+    assert rec.predictions["birads_reader1"].tolist() == ["3", ""]  # empty stays empty text
+    with pytest.raises(TrackingError, match=r"no experiment named 'exq'.*did you mean 'exp'"):
+        load_experiment("exq", mlflow_uri)
+
+
+def test_names_outside_the_schema_are_refused_before_writing(mlflow_uri):
+    tr = Tracker(mlflow_uri, "exp")
+    with pytest.raises(ValueError, match="parent params not in the MLflow schema: colour"):
+        tr.start_parent("m", "adam", {"colour": "red"}, "h1", "fp1")
+    pid, cid = _child(tr)
+    with pytest.raises(ValueError, match="epoch metrics not in the MLflow schema: val_aucc"):
+        tr.log_epoch(cid, 0, {"val_aucc": 0.5})
+    with pytest.raises(ValueError, match="test metrics not in the MLflow schema: test_aucc"):
+        tr.log_fold_result(
+            cid,
+            test={"aucc": 0.5},
+            sites={},
+            predictions=_predictions(),
+            test_loss=0.1,
+            best_epoch=0,
+            train_time_s=1.0,
+        )
+    with pytest.raises(ValueError, match="predictions.csv columns"):
+        tr.log_fold_result(
+            cid,
+            test={"auc": 0.5},
+            sites={},
+            predictions=_predictions().drop(columns="prob_malignant"),
+            test_loss=0.1,
+            best_epoch=0,
+            train_time_s=1.0,
+        )
+    assert tr.client.get_run(cid).data.metrics == {}
