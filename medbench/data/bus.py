@@ -23,16 +23,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from medbench.data import birads
+from medbench.data.cells import cell_text as _text
+from medbench.data.cells import fold_value as _fold_value
+from medbench.data.cells import is_blank
+from medbench.data.cells import label_value as _label_value
+from medbench.data.labels import LABEL_NAMES, LABELS
 from medbench.errors import DataError, MedbenchWarning, closest
 
 MANIFEST_COLUMNS = ("id", "path", "label", "site", "fold", "birads_reader1", "birads_reader2")
-BIRADS_CATEGORIES = ("0", "1", "2", "3", "4", "4a", "4b", "4c", "5", "6")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 SHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".csv")
 RELEASE_SHEET = "BIRADS&FOLD.xlsx"
 RELEASE_WORKSHEET = "prediction"
-LABELS = {"benign": 0, "malignant": 1}
-LABEL_NAMES = {0: "benign", 1: "malignant"}
 
 # Sheet columns by role, compared after dropping case, spaces, '-' and '_'.
 _ROLES = {
@@ -42,56 +45,10 @@ _ROLES = {
     "birads_reader1": ("biradsreader1", "reader1"),
     "birads_reader2": ("biradsreader2", "reader2"),
 }
-_POSITIVE = frozenset({"4", "4a", "4b", "4c", "5", "6"})
-_NEGATIVE = frozenset({"1", "2", "3"})
 _SHOWN = 5  # culprits named in one message before "... and N more"
 
 
 # --------------------------------------------------------------------------- values
-
-
-def is_blank(value: object) -> bool:
-    """True for an empty cell: None, NaN or whitespace-only text."""
-    if value is None:
-        return True
-    if isinstance(value, str):
-        return not value.strip()
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def _text(value: object) -> str | None:
-    """A cell as text; Excel's integral floats (3.0) read as '3'."""
-    if is_blank(value):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
-def normalize_birads(value: object) -> str | None:
-    """A BI-RADS category as lower-case text ('4A' -> '4a', 3.0 -> '3'); None when empty or unknown."""
-    if isinstance(value, bool):
-        return None
-    text = _text(value)
-    if text is None:
-        return None
-    text = re.sub(r"^bi-?rads", "", text.lower().replace(" ", ""))
-    if re.fullmatch(r"\d+\.0+", text):
-        text = text.split(".")[0]
-    return text if text in BIRADS_CATEGORIES else None
-
-
-def birads_positive(value: object) -> bool | None:
-    """A reader's call: positive at 4 (and 4a) or above, negative at 1-3, None for 0 or unknown."""
-    category = normalize_birads(value)
-    if category in _POSITIVE:
-        return True
-    if category in _NEGATIVE:
-        return False
-    return None
 
 
 def label_from_name(name: str) -> int | None:
@@ -102,31 +59,6 @@ def label_from_name(name: str) -> int | None:
             return label
     found = [label for word, label in LABELS.items() if word in lower]
     return found[0] if len(found) == 1 else None
-
-
-def _label_value(value: object) -> int | None:
-    """A label cell: 0/1 or benign/malignant; None when it is neither."""
-    text = _text(value)
-    if text is None:
-        return None
-    text = text.lower()
-    if text in LABELS:
-        return LABELS[text]
-    if re.fullmatch(r"[01](\.0+)?", text):
-        return int(text[0])
-    return None
-
-
-def _fold_value(value: object) -> int | None:
-    """A fold cell as an integer; None when it is not one."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    text = _text(value)
-    if text is None or not re.fullmatch(r"[+-]?\d+(\.0+)?", text):
-        return None
-    return int(text.split(".")[0])
 
 
 def plural(count: int, noun: str) -> str:
@@ -442,7 +374,7 @@ def _scan(root: str | Path, sheet: str | None, problems: _Problems) -> Scan:
         readers = {}
         for role in ("birads_reader1", "birads_reader2"):
             value = row[roles[role]] if role in roles else None
-            readers[role] = normalize_birads(value)
+            readers[role] = birads.category(value)
             if readers[role] is None and not is_blank(value):
                 stray[role].append(f"row {r} {_text(value)!r}")
 

@@ -6,9 +6,7 @@ import pytest
 
 from medbench.data.bus import (
     MANIFEST_COLUMNS,
-    birads_positive,
     label_from_name,
-    normalize_birads,
     read_manifest,
 )
 from medbench.errors import DataError, MedbenchWarning
@@ -30,44 +28,6 @@ def one_line_error(root, **kwargs) -> str:
 
 
 # --------------------------------------------------------------------------- values
-
-
-@pytest.mark.parametrize(
-    "value, expected",
-    [
-        ("4A", "4a"),
-        ("4a", "4a"),
-        (" 4b ", "4b"),
-        ("4 C", "4c"),
-        (3.0, "3"),
-        (5, "5"),
-        ("3.0", "3"),
-        ("BI-RADS 4A", "4a"),
-        ("0", "0"),
-        ("6", "6"),
-        ("4", "4"),
-        (None, None),
-        (float("nan"), None),
-        ("", None),
-        ("4/5", None),
-        ("4d", None),
-        ("c", None),
-        (7, None),
-        (3.5, None),
-        (True, None),
-    ],
-)
-def test_normalize_birads(value, expected):
-    assert normalize_birads(value) == expected
-
-
-@pytest.mark.parametrize(
-    "value, expected",
-    [("3", False), (2, False), ("4", True), ("4A", True), ("4c", True), (5.0, True), ("0", None)],
-)
-def test_birads_positive_at_4a_and_above(value, expected):
-    assert birads_positive(value) is expected
-    assert birads_positive("x") is None
 
 
 @pytest.mark.parametrize(

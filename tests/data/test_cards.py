@@ -1,6 +1,6 @@
 import pytest
 
-from medbench.data.bus import BIRADS_CATEGORIES, normalize_birads
+from medbench.data import birads
 from medbench.data.cards import card_path, read_card
 
 
@@ -42,6 +42,6 @@ def test_gdph_card_matches_the_reader(gdph):
     assert layout["sheet"] == "BIRADS&FOLD.xlsx" and layout["worksheet"] == "prediction"
     assert layout["columns"] == ["ID", "BIRADS-reader1", "BIRADS-reader2", "fold"]
     assert meta["readers"]["columns"] == layout["columns"][1:3]
-    assert all(normalize_birads(v) in BIRADS_CATEGORIES for v in meta["readers"]["values"])
-    assert normalize_birads(meta["readers"]["positive_at"]) == "4a"
+    assert all(birads.category(v) in birads.CATEGORIES for v in meta["readers"]["values"])
+    assert birads.category(meta["readers"]["positive_at"]) == "4a"
     assert meta["preprocessing"]["size"] == [256, 256] and meta["preprocessing"]["range"] == [0, 1]
