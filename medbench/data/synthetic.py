@@ -30,8 +30,8 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import uniform_filter1d
 
-from medbench.data.bus import RELEASE_SHEET as SHEET_FILE
-from medbench.data.bus import RELEASE_WORKSHEET as SHEET_NAME
+from medbench.data.layouts.gdph_sysucc import SHEET_FILE
+from medbench.data.layouts.gdph_sysucc import WORKSHEET as SHEET_NAME
 from medbench.errors import DataError
 
 #: Bumped whenever the same (n, seed) would write different files.

@@ -65,8 +65,8 @@ def dataset_fingerprint(manifest: pd.DataFrame, digests: list[str]) -> str:
 
 def prepare_dataset(config: Config, progress: bool = False) -> Dataset:
     """Read the manifest, assign folds and load the preprocessed images (memoised per process)."""
-    from medbench.data.bus import read_manifest
     from medbench.data.folds import assign_folds
+    from medbench.data.manifest import read_manifest
     from medbench.data.transforms import PreprocessSettings, load_cached
 
     d = config.data

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from medbench.data import birads
-from medbench.data.bus import read_manifest
+from medbench.data.manifest import read_manifest
 from medbench.errors import MedbenchWarning
 from medbench.report.clinical import reader_calls
 from tests.data.layouts import gdph_layout
