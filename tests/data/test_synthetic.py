@@ -13,7 +13,7 @@ from PIL import Image
 
 from medbench.data import birads
 from medbench.data import synthetic as S
-from medbench.data.cards import card_path, read_card
+from medbench.data.cards import read_card
 from medbench.data.images import read_rgb
 from medbench.data.labels import LABEL_NAMES
 from medbench.data.layouts.gdph_sysucc import SHEET_FILE, SITES
@@ -204,7 +204,7 @@ def test_near_duplicates_are_planted(small, default):
 
 
 def test_card_counts_equal_the_default_generation(default):
-    meta, body = read_card(card_path("synthetic_bus"))
+    meta, body = read_card("synthetic_bus")
     assert meta["name"] == "synthetic_bus"
     assert (meta["default_n"], meta["default_seed"]) == (default.n, default.seed) == (600, 0)
     counts = meta["counts"]
