@@ -31,6 +31,41 @@ from medbench.errors import DataError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 READERS = ("birads_reader1", "birads_reader2")
 
+#: (severity, kind, noun, template) of each kind of problem, in the order they are reported. In
+#: a template, {count} is the number of culprits with the noun, {culprits} their listing and
+#: {column} the sheet column of the role the kind is named after (label, fold, a reader).
+MESSAGES = (
+    ("error", "bad_keys", "bad {key}", "{where}: {count}: {culprits}"),
+    ("error", "duplicates", "", "{where}: duplicate {key}s: {culprits}"),
+    ("error", "ambiguous", "{key}", "{where}: {count} match several images: {culprits}"),
+    ("error", "missing", "listed image", "{where}: {count} missing from {root}: {culprits}"),
+    ("error", "unlisted", "image", "{root}: {count} not in {where}: {culprits}"),
+    (
+        "error",
+        "unlabelled",
+        "file name",
+        "{where}: {count} without a label (they start with neither 'benign' nor 'malignant') "
+        "and the sheet has no label column: {culprits}",
+    ),
+    (
+        "error",
+        "label",
+        "",
+        "{where}: column {column!r} must hold 0/1 or benign/malignant: {culprits}",
+    ),
+    ("error", "fold", "", "{where}: column {column!r} must hold integers: {culprits}"),
+    *(
+        (
+            "warning",
+            role,
+            "value",
+            "{where}: column {column!r}: {count} not a BI-RADS category, kept as missing: "
+            "{culprits}",
+        )
+        for role in READERS
+    ),
+)
+
 #: A matched row: (sheet row, its cells, image folder ('' for the root), image file).
 Match = tuple[int, dict, str, Path]
 
@@ -214,8 +249,8 @@ def parse_rows(
     roles = sheet.roles
     culprits: dict[str, list[str]] = {
         "unlabelled": [],
-        "bad_labels": [],
-        "bad_folds": [],
+        "label": [],  # label cells that are no label
+        "fold": [],  # fold cells that are no integer
         **{role: [] for role in READERS},  # stray reader values
     }
     records: list[dict] = []
@@ -227,7 +262,7 @@ def parse_rows(
         if "label" in roles:
             label = label_value(row[roles["label"]])
             if label is None:
-                culprits["bad_labels"].append(f"row {r} {cell_text(row[roles['label']])!r}")
+                culprits["label"].append(f"row {r} {cell_text(row[roles['label']])!r}")
                 continue
         elif name_label is None:
             culprits["unlabelled"].append(f"{path.name!r} (row {r})")
@@ -238,7 +273,7 @@ def parse_rows(
             value = row[roles["fold"]]
             fold = fold_value(value)
             if fold is None:
-                culprits["bad_folds"].append(
+                culprits["fold"].append(
                     f"row {r} " + ("is empty" if is_blank(value) else f"{cell_text(value)!r}")
                 )
                 fold = pd.NA
@@ -266,48 +301,19 @@ def parse_rows(
 
 
 def report(sheet: Sheet, key_name: str, culprits: dict[str, list[str]]) -> list[tuple[str, str]]:
-    """One (severity, message) per kind of problem found, in a fixed order: errors, then warnings."""
-    where, root, roles, c = sheet.where, sheet.root, sheet.roles, culprits
-    errors = []
-    if c["bad_keys"]:
-        errors.append(
-            f"{where}: {plural(len(c['bad_keys']), 'bad ' + key_name)}: {listing(c['bad_keys'])}"
+    """One (severity, message) per kind of problem found, in the order of ``MESSAGES``."""
+    return [
+        (
+            severity,
+            template.format(
+                where=sheet.where,
+                root=sheet.root,
+                key=key_name,
+                count=plural(len(culprits[kind]), noun.format(key=key_name)),
+                culprits=listing(culprits[kind]),
+                column=sheet.roles.get(kind),
+            ),
         )
-    if c["duplicates"]:
-        errors.append(f"{where}: duplicate {key_name}s: {listing(c['duplicates'])}")
-    if c["ambiguous"]:
-        errors.append(
-            f"{where}: {plural(len(c['ambiguous']), key_name)} match several images: "
-            f"{listing(c['ambiguous'])}"
-        )
-    if c["missing"]:
-        errors.append(
-            f"{where}: {plural(len(c['missing']), 'listed image')} missing from {root}: "
-            f"{listing(c['missing'])}"
-        )
-    if c["unlisted"]:
-        errors.append(
-            f"{root}: {plural(len(c['unlisted']), 'image')} not in {where}: {listing(c['unlisted'])}"
-        )
-    if c["unlabelled"]:
-        errors.append(
-            f"{where}: {plural(len(c['unlabelled']), 'file name')} without a label (they start "
-            f"with neither 'benign' nor 'malignant') and the sheet has no label column: "
-            f"{listing(c['unlabelled'])}"
-        )
-    if c["bad_labels"]:
-        errors.append(
-            f"{where}: column {roles['label']!r} must hold 0/1 or benign/malignant: "
-            f"{listing(c['bad_labels'])}"
-        )
-    if c["bad_folds"]:
-        errors.append(
-            f"{where}: column {roles['fold']!r} must hold integers: {listing(c['bad_folds'])}"
-        )
-    warnings = [
-        f"{where}: column {roles[role]!r}: {plural(len(c[role]), 'value')} not a BI-RADS "
-        f"category, kept as missing: {listing(c[role])}"
-        for role in READERS
-        if c[role]
+        for severity, kind, noun, template in MESSAGES
+        if culprits[kind]
     ]
-    return [("error", m) for m in errors] + [("warning", m) for m in warnings]
