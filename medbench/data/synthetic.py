@@ -580,9 +580,31 @@ def _existing(root: Path, n: int, seed: int) -> SynthSummary | None:
 def generate(out: str | Path, n: int = 600, seed: int = 0) -> SynthSummary:
     """Write ``n`` synthetic BUS images in the GDPH&SYSUCC layout into ``out``.
 
-    ``out`` must be new or empty, or hold this very generation (same ``n`` and ``seed``), which
-    is then returned as is: the demo calls this on every run. Files are written in a sibling
-    temporary folder, then renamed into place, so a crash never leaves half a dataset.
+    The demo calls this on every run, so a folder holding this very generation is returned as
+    is. Files are written in a sibling temporary folder, then renamed into place, so a crash
+    never leaves half a dataset.
+
+    Parameters
+    ----------
+    out : str or Path
+        The dataset folder: new, empty, or holding this generation (same ``n`` and ``seed``).
+    n : int, default 600
+        Number of images, at least ``MIN_N``; split over sites and labels in the release's
+        proportions.
+    seed : int, default 0
+        Seed of every draw (``>= 0``); the same ``(n, seed)`` writes the same bytes.
+
+    Returns
+    -------
+    SynthSummary
+        What was written (or found): counts by site, label and fold, the sheet and image
+        paths, and the planted near-duplicates.
+
+    Raises
+    ------
+    DataError
+        For ``n`` too small, a negative ``seed``, or an ``out`` that is a file, holds other
+        files, another generation or an incomplete one.
     """
     start = time.perf_counter()
     root = Path(out).expanduser().resolve()  # a name even for "." (the temporary sibling needs one)
