@@ -5,7 +5,8 @@ A layout module (one per way a dataset lies on disk) has:
 - ``NAME``: the name ``read_manifest(layout=...)`` takes and ``df.attrs["layout"]`` records;
 - ``DESCRIPTION``: what it reads, for the message when no layout fits a folder;
 - ``detect(root, sheet) -> bool``: whether ``root`` looks like this layout. It is cheap, and it
-  answers False, never raises, for a folder that is not its own;
+  answers False for a folder that is not its own (it raises only when the folder cannot be
+  listed);
 - ``read(root, sheet) -> Found``: one record per usable image and every problem on the way.
   Problems that leave nothing to read raise a one-line DataError.
 

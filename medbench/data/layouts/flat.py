@@ -27,8 +27,11 @@ DESCRIPTION = "images, in one folder or the root, and a sheet whose first column
 
 
 def detect(root: Path, sheet: str | None = None) -> bool:
-    """Whether ``root`` holds image files or a sheet (or the user names one)."""
-    return bool(sheet) or bool(sheets.sheet_files(root)) or bool(listed.list_images(root).folders)
+    """Whether ``root`` holds image files or a sheet (or the user names one).
+
+    Raises a DataError when ``root`` cannot be listed.
+    """
+    return bool(sheet) or bool(listed.list_images(root).folders) or bool(sheets.sheet_files(root))
 
 
 def read(root: Path, sheet: str | None = None) -> Found:
