@@ -31,8 +31,3 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def project_root() -> Path:
-    """The source checkout (holds ``data_cards/`` and ``reports/``)."""
-    return Path(__file__).resolve().parents[1]

@@ -52,8 +52,8 @@ def bench_data(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Images per second of both pipelines, first epoch and later epochs, on the same PNGs."""
-    from medbench.data.bus import read_manifest
     from medbench.data.loader import BatchLoader
+    from medbench.data.manifest import read_manifest
     from medbench.data.synthetic import generate
     from medbench.data.transforms import PreprocessSettings, load_cached
 

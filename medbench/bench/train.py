@@ -28,8 +28,8 @@ def bench_train(
     device: str = "auto",
     seed: int = 0,
 ) -> dict[str, Any]:
-    from medbench.data.bus import read_manifest
     from medbench.data.loader import BatchLoader, place_images
+    from medbench.data.manifest import read_manifest
     from medbench.data.synthetic import generate
     from medbench.data.transforms import PreprocessSettings, load_cached
     from medbench.engine.device import Precision, resolve_device

@@ -17,8 +17,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from medbench.data.bus import LABEL_NAMES, listing, plural, scan
 from medbench.data.images import TINY_SIDE, decode_workers, read_rgb
+from medbench.data.labels import LABEL_NAMES
+from medbench.data.manifest import scan
+from medbench.data.messages import listing, plural
 from medbench.errors import DataError, MedbenchWarning
 
 #: Perceptual hash side: 16 gives 256 bits. The common 8 (64 bits) cannot tell B-mode images
@@ -94,13 +96,35 @@ def audit_dataset(
     phash: bool = True,
     max_distance: int = NEAR_DUPLICATE_BITS,
     sheet: str | None = None,
+    layout: str | None = None,
 ) -> AuditReport:
-    """Audit a dataset folder: never stops at the first problem.
+    """Audit a dataset folder: counts and every problem, never stopping at the first.
 
-    ``sheet`` is as for :func:`~medbench.data.bus.read_manifest`. Raises a DataError only when
-    there is nothing to audit (no folder, no sheet, no key column, no images).
+    Parameters
+    ----------
+    root : str or Path
+        The dataset folder.
+    phash : bool, default True
+        Look for near-duplicate images by perceptual hash.
+    max_distance : int, default NEAR_DUPLICATE_BITS
+        Hash bits (of 256) within which two images are near-duplicates.
+    sheet : str, optional
+        As for :func:`medbench.data.manifest.read_manifest`.
+    layout : str, optional
+        As for :func:`medbench.data.manifest.read_manifest`; detected by default.
+
+    Returns
+    -------
+    AuditReport
+        Counts by site, label and fold, and the problems found (errors make it unusable).
+
+    Raises
+    ------
+    DataError
+        Only when there is nothing to audit: no folder, no layout that fits it, no sheet, no
+        key column, no images.
     """
-    found = scan(root, sheet)
+    found = scan(root, sheet, layout)
     manifest = found.manifest
     report = AuditReport(
         root=str(root),
@@ -113,7 +137,8 @@ def audit_dataset(
     if manifest.empty:
         return report
     report.counts = count_table(manifest)
-    report.problems += _label_disagreements(manifest, found.sheet_rows, found.name_labels)
+    if found.sheet_rows:  # layouts with a sheet: a label column may contradict the file names
+        report.problems += _label_disagreements(manifest, found.sheet_rows, found.name_labels)
     report.problems += _single_class_folds(manifest)
     hashes, problems = _decode_all(manifest, phash)
     report.problems += problems
@@ -125,7 +150,7 @@ def audit_dataset(
 
 
 def _sheet_label(manifest: pd.DataFrame) -> str | None:
-    if "sheet_file" not in manifest.attrs:
+    if not manifest.attrs.get("sheet_file"):
         return None
     name = Path(manifest.attrs["sheet_file"]).name
     worksheet = manifest.attrs.get("sheet_name")

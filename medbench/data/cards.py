@@ -1,30 +1,65 @@
-"""Data cards: Markdown files in ``data_cards/`` whose YAML front matter code can read."""
+"""Data cards: one Markdown file per supported dataset, shipped as package data in
+``medbench/data_cards`` (the checkout's ``data_cards/`` links there), whose YAML front matter
+code can read: the report quotes it, and tests check it against the reader and the generator.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib.resources import files
+from typing import TYPE_CHECKING
 
 import yaml
 
-from medbench.errors import DataError
-from medbench.paths import project_root
+from medbench.errors import DataError, closest
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 
-def card_path(name: str) -> Path:
-    """The card file for dataset ``name`` (e.g. ``gdph_sysucc_bus``, ``synthetic_bus``)."""
-    return project_root() / "data_cards" / f"{name}.md"
+def card_folder() -> Traversable:
+    """The folder of the shipped cards, wherever medbench is installed."""
+    return files("medbench") / "data_cards"
 
 
-def read_card(path: str | Path) -> tuple[dict, str]:
-    """Return (front matter, Markdown body) of a data card."""
-    path = Path(path)
-    text = path.read_text(encoding="utf-8")
+def list_cards() -> list[str]:
+    """The names of the shipped cards, e.g. ``gdph_sysucc_bus``, ``synthetic_bus``."""
+    return sorted(p.name[: -len(".md")] for p in card_folder().iterdir() if p.name.endswith(".md"))
+
+
+def read_card(name: str) -> tuple[dict, str]:
+    """Read a data card.
+
+    Parameters
+    ----------
+    name : str
+        The card's name, one of :func:`list_cards` (the runs' ``medbench.dataset_card`` tag).
+
+    Returns
+    -------
+    meta : dict
+        The YAML front matter.
+    body : str
+        The Markdown after it.
+
+    Raises
+    ------
+    DataError
+        For an unknown name (the message names the known cards), or a card whose front matter
+        is missing, unclosed or not a mapping.
+    """
+    known = list_cards()
+    if name not in known:
+        raise DataError(
+            f"no data card {name!r}{closest(name, known)}; medbench ships {', '.join(known)}"
+        )
+    card = card_folder() / f"{name}.md"
+    text = card.read_text(encoding="utf-8")
     if not text.startswith("---\n"):
-        raise DataError(f"{path}: data card has no YAML front matter (must start with '---')")
+        raise DataError(f"{card}: data card has no YAML front matter (must start with '---')")
     end = text.find("\n---", 4)
     if end < 0:
-        raise DataError(f"{path}: data card front matter is not closed by '---'")
+        raise DataError(f"{card}: data card front matter is not closed by '---'")
     meta = yaml.safe_load(text[4:end]) or {}
     if not isinstance(meta, dict):
-        raise DataError(f"{path}: data card front matter must be a mapping")
+        raise DataError(f"{card}: data card front matter must be a mapping")
     return meta, text[end + 4 :].lstrip("\n")

@@ -18,8 +18,8 @@ import pandas as pd
 import torch
 
 from medbench.config import DataConfig, dataset_settings
-from medbench.data.bus import read_manifest
 from medbench.data.folds import assign_folds, fold_ids
+from medbench.data.manifest import read_manifest
 from medbench.data.synthetic import MARKER, generate
 from medbench.data.transforms import PreprocessSettings, load_cached
 from medbench.paths import cache_dir

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from medbench.data.bus import LABEL_NAMES
+from medbench.data.labels import LABEL_NAMES
 from medbench.errors import ConfigError, DataError, MedbenchWarning, closest
 
 FOLD_SOURCES = ("auto", "sheet", "stratified", "site")
@@ -30,7 +30,7 @@ class FoldSplit:
 
 
 def _sheet_name(manifest: pd.DataFrame) -> str:
-    return str(manifest.attrs.get("sheet_file", "the manifest"))
+    return str(manifest.attrs.get("sheet_file") or "the manifest")
 
 
 def _has_sites(manifest: pd.DataFrame) -> bool:

@@ -8,6 +8,9 @@ lesion whose BI-RADS-like morphology depends on a latent malignancy score. Benig
 scores overlap on purpose, so the task is learnable but not trivial (a small CNN at 64x64 reaches
 a test AUC near 0.9, never 1.0).
 
+The layout (sheet file, worksheet, columns, site folders, image names) is the one the reader
+reads, ``medbench.data.layouts.gdph_sysucc``; only the data are drawn here.
+
 Everything is drawn from ``numpy.random`` generators seeded by ``(seed, image index)``, so the
 same ``(n, seed)`` writes the same bytes, whatever order the images are rendered in.
 """
@@ -30,16 +33,13 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import uniform_filter1d
 
-from medbench.data.bus import RELEASE_SHEET as SHEET_FILE
-from medbench.data.bus import RELEASE_WORKSHEET as SHEET_NAME
+from medbench.data.labels import LABEL_NAMES
+from medbench.data.layouts.gdph_sysucc import COLUMNS, SHEET_FILE, SITES, WORKSHEET, image_id
 from medbench.errors import DataError
 
 #: Bumped whenever the same (n, seed) would write different files.
 GENERATOR_VERSION = 1
 MARKER = ".medbench-synth.json"
-COLUMNS = ("ID", "BIRADS-reader1", "BIRADS-reader2", "fold")
-SITES = ("SYSUCC", "GDPH")  # numbering runs SYSUCC first, then GDPH, per class
-LABELS = ("benign", "malignant")  # 0, 1
 N_FOLDS = 5
 MIN_N = 20
 #: Image counts of the real release by (site, label); the generator keeps these proportions.
@@ -49,7 +49,8 @@ REAL_COUNTS = {
     ("GDPH", "benign"): 443,
     ("GDPH", "malignant"): 403,
 }
-BIRADS_CATEGORIES = ("2", "3", "4a", "4b", "4c", "5")
+#: The categories the release's readers use, from least to most suspicious.
+READER_CATEGORIES = ("2", "3", "4a", "4b", "4c", "5")
 
 # Latent malignancy score s ~ N(+MU, 1) for malignant, N(-MU, 1) for benign: the overlap sets
 # how hard the task is. Morphology features follow sigmoid(KAPPA * s) plus per-feature noise.
@@ -107,13 +108,13 @@ class SynthSummary:
         return [self.sheet, *self.images]
 
     def by_site_label(self) -> dict[str, dict[str, int]]:
-        out = {site: dict.fromkeys(LABELS, 0) for site in SITES}
+        out = {site: dict.fromkeys(LABEL_NAMES.values(), 0) for site in SITES}
         for (site, label, _), k in self.counts.items():
             out[site][label] += k
         return out
 
     def by_label(self) -> dict[str, int]:
-        out = dict.fromkeys(LABELS, 0)
+        out = dict.fromkeys(LABEL_NAMES.values(), 0)
         for (_, label, _), k in self.counts.items():
             out[label] += k
         return out
@@ -165,7 +166,7 @@ class _Case:
 
     @property
     def id(self) -> str:
-        return f"{LABELS[self.label]}({self.number})"
+        return image_id(self.label, self.number)
 
 
 # ----------------------------------------------------------------------------- the plan
@@ -191,7 +192,7 @@ def _plan(n: int, seed: int) -> tuple[list[_Case], list[NearDuplicate]]:
     rng = np.random.default_rng([seed, 0])
     counts = site_label_counts(n)
     cases: list[_Case] = []
-    for label, name in enumerate(LABELS):
+    for label, name in LABEL_NAMES.items():
         number = 0
         for site in SITES:
             for _ in range(counts[(site, name)]):
@@ -262,7 +263,7 @@ def _assign_birads(cases: list[_Case], rng: np.random.Generator) -> None:
         values = []
         for _ in range(2):
             r = c.score + shared + rng.normal(0.0, READER_OWN_SD)
-            cat = BIRADS_CATEGORIES[int(np.searchsorted(cuts, r))]
+            cat = READER_CATEGORIES[int(np.searchsorted(cuts, r))]
             upper = rng.random() < UPPERCASE_SHARE
             values.append(_as_excel(cat, upper))
         c.birads = (values[0], values[1])
@@ -473,10 +474,16 @@ def _write_sheet(path: Path, cases: list[_Case]) -> None:
 
     wb = Workbook()
     ws = wb.active
-    ws.title = SHEET_NAME
+    ws.title = WORKSHEET
     ws.append(list(COLUMNS))
     for c in sorted(cases, key=lambda c: (c.label, c.number)):
-        ws.append([c.id, c.birads[0], c.birads[1], c.fold])
+        row = {
+            "id": c.id,
+            "birads_reader1": c.birads[0],
+            "birads_reader2": c.birads[1],
+            "fold": c.fold,
+        }
+        ws.append([row[role] for role in COLUMNS.values()])
     wb.properties.created = datetime(2023, 1, 1)
     buf = io.BytesIO()
     wb.save(buf)  # stamps the modification time into docProps/core.xml: replaced below
@@ -518,7 +525,7 @@ def _write_images(root: Path, cases: list[_Case], seed: int) -> list[Path]:
 def _counts(cases: list[_Case]) -> dict[tuple[str, str, int], int]:
     counts: dict[tuple[str, str, int], int] = {}
     for c in cases:
-        key = (c.site, LABELS[c.label], c.fold)
+        key = (c.site, LABEL_NAMES[c.label], c.fold)
         counts[key] = counts.get(key, 0) + 1
     return dict(sorted(counts.items()))
 
@@ -573,9 +580,31 @@ def _existing(root: Path, n: int, seed: int) -> SynthSummary | None:
 def generate(out: str | Path, n: int = 600, seed: int = 0) -> SynthSummary:
     """Write ``n`` synthetic BUS images in the GDPH&SYSUCC layout into ``out``.
 
-    ``out`` must be new or empty, or hold this very generation (same ``n`` and ``seed``), which
-    is then returned as is: the demo calls this on every run. Files are written in a sibling
-    temporary folder, then renamed into place, so a crash never leaves half a dataset.
+    The demo calls this on every run, so a folder holding this very generation is returned as
+    is. Files are written in a sibling temporary folder, then renamed into place, so a crash
+    never leaves half a dataset.
+
+    Parameters
+    ----------
+    out : str or Path
+        The dataset folder: new, empty, or holding this generation (same ``n`` and ``seed``).
+    n : int, default 600
+        Number of images, at least ``MIN_N``; split over sites and labels in the release's
+        proportions.
+    seed : int, default 0
+        Seed of every draw (``>= 0``); the same ``(n, seed)`` writes the same bytes.
+
+    Returns
+    -------
+    SynthSummary
+        What was written (or found): counts by site, label and fold, the sheet and image
+        paths, and the planted near-duplicates.
+
+    Raises
+    ------
+    DataError
+        For ``n`` too small, a negative ``seed``, or an ``out`` that is a file, holds other
+        files, another generation or an incomplete one.
     """
     start = time.perf_counter()
     root = Path(out).expanduser().resolve()  # a name even for "." (the temporary sibling needs one)

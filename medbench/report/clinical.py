@@ -14,17 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import cohen_kappa_score, roc_curve
 
-from medbench.data.bus import birads_positive, is_blank, normalize_birads
+from medbench.data import birads
+from medbench.data.cells import is_blank
 from medbench.metrics import confusion_counts
 
 READERS = ("birads_reader1", "birads_reader2")
-
-
-def normalise_birads(value) -> str | None:
-    """The reader's assessment category ("4A" → "4a", 4.0 → "4"), None if it is not a call:
-    the manifest's normalisation, except that BI-RADS 0 (incomplete) counts as stray."""
-    category = normalize_birads(value)
-    return None if category == "0" else category
 
 
 @dataclass(frozen=True)
@@ -47,15 +41,16 @@ def reader_calls(values) -> ReaderCalls:
     positive = np.full(len(values), np.nan)
     n_missing = n_stray = 0
     for i, value in enumerate(values):
-        cat = normalise_birads(value)
+        cat = birads.category(value)
         cats.append(cat)
-        if cat is None:
+        call = birads.call(cat)
+        if call is None:
             if is_blank(value):
                 n_missing += 1
             else:
                 n_stray += 1
         else:
-            positive[i] = float(birads_positive(cat))
+            positive[i] = float(call)
     return ReaderCalls(cats, positive, n_missing, n_stray)
 
 

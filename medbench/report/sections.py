@@ -261,7 +261,7 @@ def _card_summary(meta: dict, prefix: str = "") -> list[tuple[str, str]]:
 
 
 def _dataset(c: _Ctx) -> None:
-    from medbench.data.cards import card_path, read_card
+    from medbench.data.cards import list_cards, read_card
     from medbench.errors import DataError
 
     c.doc.add(d.Heading("Dataset"))
@@ -276,14 +276,11 @@ def _dataset(c: _Ctx) -> None:
     if not names:
         c.doc.add(d.Paragraph("The runs name no data card (tag `medbench.dataset_card`)."))
     for name in names:
-        path = card_path(name)
-        if not path.is_file():
-            c.doc.add(
-                d.Paragraph(f"Data card `{name}`: no file `data_cards/{name}.md` in this checkout.")
-            )
+        if name not in list_cards():
+            c.doc.add(d.Paragraph(f"Data card `{name}`: not among the cards medbench ships."))
             continue
         try:
-            meta, _ = read_card(path)
+            meta, _ = read_card(name)
         except (OSError, DataError) as err:
             c.doc.add(d.Paragraph(f"Data card `{name}` cannot be read: {err}"))
             continue

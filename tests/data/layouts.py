@@ -1,4 +1,5 @@
-"""Small fake datasets on disk for the data tests: the real release's layout and the flat one.
+"""Small fake datasets on disk for the data tests (the real release's layout and the flat one),
+and how the tests read them.
 
 Images are tiny (about 40x50 px) smooth random patterns, so each has its own perceptual hash
 and a planted near-duplicate (same pattern, fresh noise) lands within a few bits of it.
@@ -7,14 +8,21 @@ and a planted near-duplicate (same pattern, fresh noise) lands within a few bits
 from __future__ import annotations
 
 import csv
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pytest
 from openpyxl import Workbook
 from PIL import Image
 
-GDPH_COLUMNS = ("ID", "BIRADS-reader1", "BIRADS-reader2", "fold")
+from medbench.data.layouts.gdph_sysucc import COLUMNS
+from medbench.data.manifest import read_manifest
+from medbench.errors import DataError, MedbenchWarning
+
+GDPH_COLUMNS = tuple(COLUMNS)
 SIZES = ((50, 40), (44, 36), (56, 48))  # (width, height), all above the tiny-image limit
 
 # Reader values as Excel holds them in the release: numbers for some categories, text for others.
@@ -201,3 +209,19 @@ def truncate(path: Path) -> None:
     """Cut an image file in half, as an interrupted copy does."""
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
+
+
+def read_quietly(root, **kwargs) -> pd.DataFrame:
+    """The manifest, warnings silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MedbenchWarning)
+        return read_manifest(root, **kwargs)
+
+
+def one_line_error(root, **kwargs) -> str:
+    """The message of the DataError reading ``root`` raises, checked to be one line."""
+    with pytest.raises(DataError) as exc:
+        read_quietly(root, **kwargs)
+    message = str(exc.value)
+    assert "\n" not in message
+    return message

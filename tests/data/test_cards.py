@@ -1,12 +1,47 @@
+from pathlib import Path
+
 import pytest
 
-from medbench.data.bus import BIRADS_CATEGORIES, normalize_birads
-from medbench.data.cards import card_path, read_card
+import medbench
+from medbench.data import birads
+from medbench.data.cards import card_folder, list_cards, read_card
+from medbench.data.layouts import gdph_sysucc
+from medbench.errors import DataError
 
 
 @pytest.fixture(scope="module")
 def gdph():
-    return read_card(card_path("gdph_sysucc_bus"))
+    return read_card("gdph_sysucc_bus")
+
+
+def test_cards_are_package_data():
+    assert list_cards() == ["gdph_sysucc_bus", "synthetic_bus"]
+    assert Path(str(card_folder())) == Path(medbench.__file__).parent / "data_cards"
+
+
+def test_unknown_card_names_the_known_ones():
+    with pytest.raises(DataError) as exc:
+        read_card("gdph_sysucc")
+    assert str(exc.value) == (
+        "no data card 'gdph_sysucc' (did you mean 'gdph_sysucc_bus'?); "
+        "medbench ships gdph_sysucc_bus, synthetic_bus"
+    )
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("# no front matter\n", "has no YAML front matter"),
+        ("---\nname: x\n", "front matter is not closed"),
+        ("---\n- a list\n---\nbody\n", "front matter must be a mapping"),
+    ],
+)
+def test_bad_front_matter_is_a_one_line_error(tmp_path, monkeypatch, text, problem):
+    (tmp_path / "broken.md").write_text(text, encoding="utf-8")
+    monkeypatch.setattr("medbench.data.cards.card_folder", lambda: tmp_path)
+    with pytest.raises(DataError, match=problem) as exc:
+        read_card("broken")
+    assert str(exc.value).startswith(str(tmp_path / "broken.md"))
 
 
 def test_gdph_card_counts_add_up(gdph):
@@ -39,9 +74,13 @@ def test_gdph_card_states_source_licence_and_use(gdph):
 def test_gdph_card_matches_the_reader(gdph):
     meta, _ = gdph
     layout = meta["layout"]
-    assert layout["sheet"] == "BIRADS&FOLD.xlsx" and layout["worksheet"] == "prediction"
-    assert layout["columns"] == ["ID", "BIRADS-reader1", "BIRADS-reader2", "fold"]
+    assert layout["reader"] == "medbench.data.manifest.read_manifest"
+    assert layout["detected_as"] == gdph_sysucc.NAME
+    assert layout["sheet"] == gdph_sysucc.SHEET_FILE == "BIRADS&FOLD.xlsx"
+    assert layout["worksheet"] == gdph_sysucc.WORKSHEET == "prediction"
+    assert layout["columns"] == list(gdph_sysucc.COLUMNS)
+    assert sorted(layout["image_folders"]) == sorted(gdph_sysucc.SITES)
     assert meta["readers"]["columns"] == layout["columns"][1:3]
-    assert all(normalize_birads(v) in BIRADS_CATEGORIES for v in meta["readers"]["values"])
-    assert normalize_birads(meta["readers"]["positive_at"]) == "4a"
+    assert all(birads.category(v) in birads.CATEGORIES for v in meta["readers"]["values"])
+    assert birads.category(meta["readers"]["positive_at"]) == "4a"
     assert meta["preprocessing"]["size"] == [256, 256] and meta["preprocessing"]["range"] == [0, 1]

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medbench.data.bus import MANIFEST_COLUMNS, read_manifest
 from medbench.data.folds import FoldSplit, assign_folds, fold_ids, split_fold
+from medbench.data.manifest import MANIFEST_COLUMNS, read_manifest
 from medbench.errors import ConfigError, DataError, MedbenchWarning
 from tests.data.layouts import flat_layout, gdph_layout
 

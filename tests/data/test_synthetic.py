@@ -11,9 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from medbench.data import birads
 from medbench.data import synthetic as S
-from medbench.data.cards import card_path, read_card
+from medbench.data.cards import read_card
 from medbench.data.images import read_rgb
+from medbench.data.labels import LABEL_NAMES
+from medbench.data.layouts.gdph_sysucc import SHEET_FILE, SITES
 from medbench.errors import DataError
 
 NAME = re.compile(r"^(benign|malignant)\((\d+)\)\.png$")
@@ -33,7 +36,7 @@ def default(tmp_path_factory):
 def _sheet(root: Path) -> tuple[list[str], list[tuple]]:
     from openpyxl import load_workbook
 
-    wb = load_workbook(root / S.SHEET_FILE, read_only=True)
+    wb = load_workbook(root / SHEET_FILE, read_only=True)
     assert wb.sheetnames == ["prediction"]
     rows = list(wb["prediction"].iter_rows(values_only=True))
     wb.close()
@@ -48,10 +51,6 @@ def _hashes(root: Path) -> dict[str, str]:
     }
 
 
-def _birads(value) -> str:
-    return str(value).lower()
-
-
 def test_layout_sheet_and_columns_are_exact(small):
     root = small.root
     assert {p.name for p in root.iterdir()} == {"BIRADS&FOLD.xlsx", "GDPH", "SYSUCC", S.MARKER}
@@ -60,7 +59,7 @@ def test_layout_sheet_and_columns_are_exact(small):
     files = [p for site in ("GDPH", "SYSUCC") for p in (root / site).iterdir()]
     assert all(NAME.match(p.name) for p in files)
     assert sorted(p.stem for p in files) == sorted(r[0] for r in rows)
-    assert sorted(files) == sorted(small.images) and small.sheet == root / S.SHEET_FILE
+    assert sorted(files) == sorted(small.images) and small.sheet == root / SHEET_FILE
     assert len(small.paths) == 61
     assert not [p for p in root.parent.iterdir() if p.name != "bus"]  # no temporary folder left
 
@@ -107,22 +106,22 @@ def test_numbering_continues_from_sysucc_to_gdph(default):
 def test_birads_values_as_excel_stores_them(default):
     _, rows = _sheet(default.root)
     values = [v for r in rows for v in r[1:3]]
-    assert {_birads(v) for v in values} == set(S.BIRADS_CATEGORIES)
-    assert all(isinstance(v, int) for v in values if _birads(v) in {"2", "3", "5"})
-    assert all(isinstance(v, str) for v in values if _birads(v).startswith("4"))
+    assert {birads.category(v) for v in values} == set(S.READER_CATEGORIES)
+    assert all(isinstance(v, int) for v in values if birads.category(v) in {"2", "3", "5"})
+    assert all(isinstance(v, str) for v in values if birads.category(v).startswith("4"))
     assert {"4A", "4a"} <= {v for v in values if isinstance(v, str)}
 
 
 def test_readers_mostly_agree_with_the_label_and_each_other(default):
     _, rows = _sheet(default.root)
     label = np.array([r[0].startswith("malignant") for r in rows])
-    positive = np.array([[_birads(v) not in {"2", "3"} for v in r[1:3]] for r in rows])
+    positive = np.array([[birads.call(v) for v in r[1:3]] for r in rows])
     for k in (0, 1):
         sensitivity = positive[label, k].mean()
         specificity = (~positive[~label, k]).mean()
         assert 0.82 <= sensitivity <= 0.97, sensitivity
         assert 0.55 <= specificity <= 0.78, specificity
-    exact = np.mean([_birads(r[1]) == _birads(r[2]) for r in rows])
+    exact = np.mean([birads.category(r[1]) == birads.category(r[2]) for r in rows])
     assert 0.3 < exact < 0.8  # correlated readers, not copies
     assert 0.75 < (positive[:, 0] == positive[:, 1]).mean() < 0.95
 
@@ -130,17 +129,17 @@ def test_readers_mostly_agree_with_the_label_and_each_other(default):
 def test_folds_are_stratified_by_label_and_site(default):
     folds = set(f for _, _, f in default.counts)
     assert folds == {1, 2, 3, 4, 5}
-    for site in S.SITES:
-        for label in S.LABELS:
+    for site in SITES:
+        for label in LABEL_NAMES.values():
             per_fold = [default.counts.get((site, label, f), 0) for f in folds]
             assert max(per_fold) - min(per_fold) <= 1, (site, label, per_fold)
-    for label in S.LABELS:
-        per_fold = [sum(default.counts.get((s, label, f), 0) for s in S.SITES) for f in folds]
+    for label in LABEL_NAMES.values():
+        per_fold = [sum(default.counts.get((s, label, f), 0) for s in SITES) for f in folds]
         assert max(per_fold) - min(per_fold) <= 1
 
 
 def test_image_modes_and_sizes_vary_by_site(default):
-    modes = {site: Counter() for site in S.SITES}
+    modes = {site: Counter() for site in SITES}
     sizes = set()
     examples = {}
     for p in default.images:
@@ -205,7 +204,7 @@ def test_near_duplicates_are_planted(small, default):
 
 
 def test_card_counts_equal_the_default_generation(default):
-    meta, body = read_card(card_path("synthetic_bus"))
+    meta, body = read_card("synthetic_bus")
     assert meta["name"] == "synthetic_bus"
     assert (meta["default_n"], meta["default_seed"]) == (default.n, default.seed) == (600, 0)
     counts = meta["counts"]

@@ -21,7 +21,7 @@ def built(_empty_store, tmp_path_factory):
     card.write_text(CARD, encoding="utf-8")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)  # MLflow puts the artifacts of a SQLite store in the working folder
-        mp.setattr("medbench.data.cards.card_path", lambda name: root / f"{name}.md")
+        mp.setattr("medbench.data.cards.card_folder", lambda: root)  # the test card only
         store = make_store(uri)
         out = build_report(EXPERIMENT, tracking_uri=uri, out_dir=root / "out")
     return store, out

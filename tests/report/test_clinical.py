@@ -5,37 +5,12 @@ import pytest
 from sklearn.metrics import cohen_kappa_score
 
 from medbench.report.clinical import (
-    normalise_birads,
     operating_point,
     reader_agreement,
     reader_calls,
     sensitivity_at_specificity,
     specificity_at_sensitivity,
 )
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("4a", "4a"),
-        ("4A", "4a"),
-        (" 4b ", "4b"),
-        ("4", "4"),
-        (4, "4"),
-        (4.0, "4"),
-        ("5.0", "5"),
-        (3, "3"),
-        ("", None),
-        (None, None),
-        (float("nan"), None),
-        ("0", None),  # BI-RADS 0 is an incomplete assessment, not a call
-        ("4d", None),
-        ("x", None),
-        (4.5, None),
-    ],
-)
-def test_normalise_birads(value, expected):
-    assert normalise_birads(value) == expected
 
 
 def test_reader_calls_count_missing_and_stray():
