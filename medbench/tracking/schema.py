@@ -1,4 +1,4 @@
-"""Every name medbench writes to MLflow and reads back: the naming contract of ``DESIGN.md``.
+"""Every name medbench writes to MLflow and reads back: the naming contract.
 
 The writer (engine side), the reader (report side) and the test fixtures take their names from
 here, so a rename is one edit that both sides follow, and a round-trip test proves the report
