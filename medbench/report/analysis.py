@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from medbench.report import results, training
+from medbench.report import results, training, vocab
 from medbench.tracking import ExperimentRecord
 
 
@@ -50,13 +50,13 @@ class Analysis:
 
 def analyse(record: ExperimentRecord) -> Analysis:
     folds = record.folds
-    models = results.ordered(
+    models = vocab.ordered(
         list(folds.get("model", pd.Series(dtype=str)).dropna()),
         config_value(record.config, "models", []),
     )
-    optimizers = results.ordered(
+    optimizers = vocab.ordered(
         list(folds.get("optimizer", pd.Series(dtype=str)).dropna()),
-        [*config_value(record.config, "optimizers", []), *results.KNOWN_OPTIMIZERS],
+        [*config_value(record.config, "optimizers", []), *vocab.KNOWN_OPTIMIZERS],
     )
     threshold = float(config_value(record.config, "train.threshold", 0.5))
     inv = results.inventory(folds, record.predictions, models, optimizers)

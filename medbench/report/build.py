@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from medbench.report import document as d
-from medbench.report import figures, results
+from medbench.report import figures, results, vocab
 from medbench.report.analysis import Analysis, analyse
 from medbench.report.sections import compose
 from medbench.report.stats import t_interval
@@ -136,7 +136,7 @@ def write_tables(a: Analysis, out: Path) -> dict[str, Path]:
 
 def draw_figures(a: Analysis, out: Path) -> dict[str, figures.FigureFiles]:
     """Draw every figure the data allow; keys name them for :func:`compose`."""
-    colours = figures.optimizer_colours(a.optimizers)
+    colours = vocab.optimizer_colours(a.optimizers)
     made: dict[str, figures.FigureFiles] = {}
     if a.per_unit.empty:
         return made

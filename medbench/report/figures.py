@@ -21,22 +21,8 @@ from matplotlib.figure import Figure
 from medbench.report import results
 from medbench.report.clinical import OperatingPoint
 from medbench.report.stats import Interval
+from medbench.report.vocab import metric_label, reader_style
 
-#: Okabe & Ito (2008), fixed per known optimizer so a colour means the same in every report.
-OPTIMIZER_COLOURS = {
-    "adam": "#0072B2",  # blue
-    "sam": "#E69F00",  # orange
-    "gcsam": "#009E73",  # bluish green
-    "asam": "#CC79A7",  # reddish purple
-    "sgd": "#D55E00",  # vermillion
-    "adamw": "#56B4E9",  # sky blue
-}
-#: For other optimizers, in alphabetical order of their names (Paul Tol's muted scheme).
-EXTRA_COLOURS = ("#882255", "#44AA99", "#332288", "#999933", "#117733", "#AA4499", "#DDCC77")
-READER_STYLE = {
-    "birads_reader1": {"marker": "s", "color": "#000000", "label": "Reader 1"},
-    "birads_reader2": {"marker": "D", "color": "#777777", "label": "Reader 2"},
-}
 PNG_DPI = 200
 STYLE = {
     "font.size": 9,
@@ -51,15 +37,6 @@ STYLE = {
     "grid.alpha": 0.3,
     "svg.hashsalt": "medbench",  # stable ids: a rebuilt report diffs cleanly
 }
-
-
-def optimizer_colours(names: Sequence[str]) -> dict[str, str]:
-    """Fixed colours for known optimizers; unknown ones get the extra colours in name order."""
-    out = {n: OPTIMIZER_COLOURS[n] for n in names if n in OPTIMIZER_COLOURS}
-    unknown = sorted(n for n in names if n not in OPTIMIZER_COLOURS)
-    for i, name in enumerate(unknown):
-        out[name] = EXTRA_COLOURS[i % len(EXTRA_COLOURS)]
-    return out
 
 
 @dataclass(frozen=True)
@@ -131,16 +108,16 @@ def roc(
                 lw=0,
             )
         for reader, point in readers.items():
-            style = READER_STYLE.get(reader, {"marker": "o", "color": "#000000", "label": reader})
+            style = reader_style(reader)
             ax.plot(
                 1 - point.specificity,
                 point.sensitivity,
                 ls="none",
-                marker=style["marker"],
-                color=style["color"],
+                marker=style.marker,
+                color=style.colour,
                 ms=7,
                 mec="white",
-                label=f"{style['label']} (BI-RADS ≥ 4a, n={point.n})",
+                label=f"{style.name} (BI-RADS ≥ 4a, n={point.n})",
             )
         ax.plot([0, 1], [0, 1], color="#999999", ls=":", lw=1)
         ax.set_xlim(0, 1)
@@ -209,9 +186,9 @@ def intervals(
             ax.set_xticks(range(len(models)), models)
             ax.set_xlim(-0.6, len(models) - 0.4)
             ax.set_ylabel(
-                f"Test {_label(metric)} (fraction)" if metric != "auc" else "Test ROC AUC"
+                f"Test {metric_label(metric)} (fraction)" if metric != "auc" else "Test ROC AUC"
             )
-            ax.set_title(f"Test {_label(metric)}")
+            ax.set_title(f"Test {metric_label(metric)}")
         fig.suptitle("Mean and 95% t CI over folds (dots: single folds)")
         fig.legend(
             *axes[0, 0].get_legend_handles_labels(),
@@ -220,22 +197,6 @@ def intervals(
             title="optimizer (hollow marker: incomplete, some folds failed)",
         )
     return fig
-
-
-_LABELS = {
-    "auc": "AUC",
-    "accuracy": "accuracy",
-    "sensitivity": "sensitivity",
-    "specificity": "specificity",
-    "f1": "F1",
-    "balanced_accuracy": "balanced accuracy",
-    "ece": "ECE",
-    "brier": "Brier score",
-}
-
-
-def _label(metric: str) -> str:
-    return _LABELS.get(metric, metric)
 
 
 def paired_folds(
@@ -280,7 +241,7 @@ def paired_folds(
             ax.set_xticks(range(len(cols)), cols)
             ax.set_xlim(-0.4, len(cols) - 0.4)
             ax.set_xlabel("Optimizer")
-            ax.set_ylabel(f"Test {_label(metric)} per fold")
+            ax.set_ylabel(f"Test {metric_label(metric)} per fold")
             ax.set_title(f"{model}: paired folds")
     return fig
 

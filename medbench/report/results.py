@@ -20,16 +20,8 @@ from medbench.report import clinical, stats
 #: Metrics of the main table (all at the config's threshold except AUC).
 SUMMARY_METRICS = ("auc", "accuracy", "sensitivity", "specificity", "f1", "balanced_accuracy")
 CALIBRATION_METRICS = ("ece", "brier")
+SITE_METRICS = ("auc", "accuracy", "sensitivity", "specificity")
 PAIRED_METRICS = ("auc", "accuracy")
-#: Known optimizers first, in the order a reader expects them; others follow alphabetically.
-KNOWN_OPTIMIZERS = ("adam", "sam", "gcsam", "asam", "sgd", "adamw")
-
-
-def ordered(found, preferred=()) -> list[str]:
-    """``found`` names in ``preferred`` order first, then the rest sorted."""
-    found = [str(x) for x in dict.fromkeys(found) if isinstance(x, str) or pd.notna(x)]
-    first = [p for p in dict.fromkeys(preferred) if p in found]
-    return first + sorted(x for x in found if x not in first)
 
 
 @dataclass
@@ -330,7 +322,7 @@ def sites(preds: pd.DataFrame, threshold: float, confidence: float = 0.95) -> pd
             "n_units": len(per),
             "n_images": len(part),
         }
-        for m in ("auc", "accuracy", "sensitivity", "specificity"):
+        for m in SITE_METRICS:
             row.update(stats.interval_columns(per_df[m], m, confidence))
         rows.append(row)
     out = pd.DataFrame(rows)

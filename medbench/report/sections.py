@@ -14,6 +14,7 @@ from medbench.report import document as d
 from medbench.report import figures, results
 from medbench.report.analysis import Analysis, config_value
 from medbench.report.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
+from medbench.report.vocab import metric_label, reader_style
 from medbench.tracking import ExperimentRecord
 
 # -- formatting --------------------------------------------------------------------------------
@@ -84,19 +85,6 @@ def _seconds(x) -> str:
     if x >= 120:
         return f"{x / 60:.1f} min"
     return f"{x:.2f} s"
-
-
-LABELS = {
-    "auc": "AUC",
-    "accuracy": "Accuracy",
-    "sensitivity": "Sensitivity",
-    "specificity": "Specificity",
-    "f1": "F1",
-    "balanced_accuracy": "Balanced accuracy",
-    "ece": "ECE",
-    "brier": "Brier",
-}
-READER_NAMES = {"birads_reader1": "Reader 1", "birads_reader2": "Reader 2"}
 
 
 # -- the document ------------------------------------------------------------------------------
@@ -389,7 +377,7 @@ def _discrimination(c: _Ctx) -> None:
             cell = _cell(r, m)
             if r[f"{m}_n"] < r["n_finished"]:  # e.g. no AUC on a single-class test fold
                 cell += f" (defined on {int(r[f'{m}_n'])} folds)"
-            row[LABELS[m]] = cell
+            row[metric_label(m, capitalised=True)] = cell
         rows.append(row)
     c.table(
         pd.DataFrame(rows),
@@ -449,7 +437,7 @@ def _paired(c: _Ctx) -> None:
         rows.append(
             {
                 "Model": r["model"],
-                "Metric": LABELS[r["metric"]],
+                "Metric": metric_label(r["metric"], capitalised=True),
                 "B − A": f"{r['optimizer_b']} − {r['optimizer_a']}",
                 "Pairs": f"{r['n_pairs']}"
                 + (f" ({r['n_unpaired']} unpaired left out)" if r["n_unpaired"] else ""),
@@ -466,7 +454,7 @@ def _paired(c: _Ctx) -> None:
         "paired",
     )
     caveats = [
-        f"{r['model']}, {LABELS[r['metric']]}, {r['optimizer_b']} − {r['optimizer_a']}: {r['caveat']}"
+        f"{r['model']}, {metric_label(r['metric'], capitalised=True)}, {r['optimizer_b']} − {r['optimizer_a']}: {r['caveat']}"
         for r in a.paired.to_dict("records")
         if r["caveat"]
     ]
@@ -552,8 +540,7 @@ def _calibration(c: _Ctx) -> None:
             "Model": r["model"],
             "Optimizer": r["optimizer"],
             "Folds": _folds(r),
-            "ECE": _cell(r, "ece"),
-            "Brier": _cell(r, "brier"),
+            **{metric_label(m, capitalised=True): _cell(r, m) for m in results.CALIBRATION_METRICS},
         }
         for r in a.calibration.to_dict("records")
     ]
@@ -576,10 +563,7 @@ def _sites(c: _Ctx) -> None:
             "Site": r["site"],
             "Folds": r["n_units"],
             "Images": r["n_images"],
-            "AUC": _cell(r, "auc"),
-            "Accuracy": _cell(r, "accuracy"),
-            "Sensitivity": _cell(r, "sensitivity"),
-            "Specificity": _cell(r, "specificity"),
+            **{metric_label(m, capitalised=True): _cell(r, m) for m in results.SITE_METRICS},
         }
         for r in a.sites.to_dict("records")
     ]
@@ -607,7 +591,7 @@ def _clinical(c: _Ctx) -> None:
     )
     rows = [
         {
-            "Reader": READER_NAMES.get(r["reader"], r["reader"]),
+            "Reader": reader_style(r["reader"]).name,
             "Images": r["n_images"],
             "Used": r["n_used"],
             "Missing (left out)": r["n_missing"],
@@ -639,7 +623,7 @@ def _clinical(c: _Ctx) -> None:
                 "Model": r["model"],
                 "Optimizer": r["optimizer"],
                 "Seed": r["seed"],
-                "Reader": READER_NAMES.get(r["reader"], r["reader"]),
+                "Reader": reader_style(r["reader"]).name,
                 "Images": r["n_images"],
                 "Reader sens / spec": f"{fnum(r['reader_sensitivity'])} / {fnum(r['reader_specificity'])}",
                 "Model sensitivity at reader's specificity": fnum(

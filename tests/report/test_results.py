@@ -2,7 +2,6 @@ import numpy as np
 import pandas as pd
 
 from medbench.report import results, training
-from medbench.report.figures import OPTIMIZER_COLOURS, optimizer_colours
 
 
 def _runs(rows):
@@ -50,25 +49,6 @@ def test_finished_run_without_predictions_is_a_problem():
     inv = results.inventory(folds, pd.DataFrame(), ["m"], ["adam"])
     assert inv.units.empty
     assert "predictions.csv" in inv.problems.loc[0, "reason"]
-
-
-def test_ordering_puts_the_config_first_then_known_then_alphabetical():
-    found = ["zeta", "sam", "adam", "alpha", "gcsam"]
-    assert results.ordered(found, ["gcsam", "sam", "gcsam", "adam"]) == [
-        "gcsam",
-        "sam",
-        "adam",
-        "alpha",
-        "zeta",
-    ]
-
-
-def test_colours_fixed_for_known_optimizers_and_deterministic_for_others():
-    a = optimizer_colours(["sam", "adam", "zeta", "alpha"])
-    b = optimizer_colours(["alpha", "zeta", "adam", "sam"])
-    assert a == b
-    assert a["adam"] == OPTIMIZER_COLOURS["adam"] and a["sam"] == OPTIMIZER_COLOURS["sam"]
-    assert len(set(a.values())) == 4 and a["alpha"] != a["zeta"]
 
 
 def test_mean_roc_interpolates_on_the_grid():
