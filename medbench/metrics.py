@@ -1,4 +1,5 @@
-"""Classification metrics for binary benign (0) / malignant (1) predictions.
+"""Classification metrics for binary benign (0) / malignant (1) predictions, and the one summary
+of a metric over folds (mean, standard deviation, t interval) that the engine and the report share.
 
 Undefined values are NaN, never an exception: a test fold with a single class has no AUC, and
 the report must show it as undefined rather than crash or average it away.
@@ -7,8 +8,12 @@ the report must show it as undefined rather than crash or average it away.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
+from scipy import stats as sps
 from sklearn.metrics import roc_auc_score
 
 METRIC_NAMES = (
@@ -96,3 +101,73 @@ def binary_metrics(
         "ece": expected_calibration_error(labels, probs),
         "brier": float(np.mean((probs - labels) ** 2)) if len(labels) else math.nan,
     }
+
+
+# -- over folds ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Mean, sample standard deviation (ddof=1) and Student-t confidence interval of the mean."""
+
+    mean: float
+    std: float
+    low: float
+    high: float
+    n: int  # finite values summarised
+
+
+def describe(values, confidence: float = 0.95) -> Interval:
+    """Summarise a metric over units (folds): mean, sample std and a t interval of the mean.
+
+    Parameters
+    ----------
+    values : array-like of float
+        One value per unit; NaN and infinite values (an undefined AUC) are left out.
+    confidence : float, default=0.95
+        Coverage of the interval ``mean ± t_{(1 + confidence) / 2, n - 1} * std / sqrt(n)``.
+
+    Returns
+    -------
+    Interval
+        With ``n`` finite values: ``n == 0`` gives NaN everywhere; ``n == 1`` gives the value as
+        mean and NaN std and bounds (one value has no spread to estimate); ``n >= 2`` gives
+        ``numpy.mean``, ``numpy.std(ddof=1)`` and the t bounds.
+    """
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    n = len(v)
+    if n == 0:
+        return Interval(math.nan, math.nan, math.nan, math.nan, 0)
+    mean = float(v.mean())
+    if n == 1:
+        return Interval(mean, math.nan, math.nan, math.nan, 1)
+    std = float(v.std(ddof=1))
+    half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
+    return Interval(mean, std, mean - half, mean + half, n)
+
+
+def describe_by(frame: pd.DataFrame, by: Sequence[str], value: str = "value") -> pd.DataFrame:
+    """Mean, sample std and count of ``frame[value]`` per group: curves summarised over units.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Long table, one row per (unit, point of the curve), e.g. per (run, epoch).
+    by : sequence of str
+        Columns that name one point of one curve, e.g. ``["model", "optimizer", "step"]``.
+    value : str, default="value"
+        Column summarised; non-finite values are left out.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``*by, mean, std, n``, sorted by ``by``; ``std`` follows :func:`describe` (NaN
+        below two values). ``mean`` is pandas' grouped mean, whose compensated summation can
+        differ from :func:`describe`'s in the last digit.
+    """
+    values = pd.to_numeric(frame[value], errors="coerce")
+    values = values.where(np.isfinite(values))
+    groups = frame.assign(**{value: values}).groupby(list(by), sort=True)[value]
+    out = groups.agg(mean="mean", std=lambda v: describe(v).std, n="count")
+    return out.reset_index()

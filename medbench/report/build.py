@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from medbench.metrics import describe
 from medbench.report import document as d
 from medbench.report import figures, results, vocab
 from medbench.report.analysis import Analysis, analyse
 from medbench.report.sections import compose
-from medbench.report.stats import t_interval
 from medbench.tracking import load_experiment, log_report
 
 
@@ -157,7 +157,7 @@ def draw_figures(a: Analysis, out: Path) -> dict[str, figures.FigureFiles]:
             if (mp["optimizer"] == opt).any()
         }
         mu = a.per_unit[a.per_unit["model"] == model]
-        auc = {opt: t_interval(mu.loc[mu["optimizer"] == opt, "auc"]) for opt in units}
+        auc = {opt: describe(mu.loc[mu["optimizer"] == opt, "auc"]) for opt in units}
         readers = {r: p for r, (p, _) in results.reader_points(results.images(mp)).items()}
         keep(
             f"roc/{model}",

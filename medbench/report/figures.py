@@ -18,9 +18,9 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from medbench.metrics import Interval
 from medbench.report import results
 from medbench.report.clinical import OperatingPoint
-from medbench.report.stats import Interval
 from medbench.report.vocab import metric_label, reader_style
 
 PNG_DPI = 200

@@ -7,14 +7,13 @@ and the rows they belong to are marked incomplete, never silently averaged over.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_curve
 
-from medbench.metrics import METRIC_NAMES, binary_metrics, calibration_bins
+from medbench.metrics import METRIC_NAMES, binary_metrics, calibration_bins, describe
 from medbench.report import clinical, stats
 
 #: Metrics of the main table (all at the config's threshold except AUC).
@@ -225,12 +224,8 @@ def paired(
                             "optimizer_b": opt_b,
                             "n_pairs": res.n_pairs,
                             "n_unpaired": unpaired,
-                            "mean_a": float(np.nanmean(a.loc[common, m]))
-                            if len(common)
-                            else math.nan,
-                            "mean_b": float(np.nanmean(b.loc[common, m]))
-                            if len(common)
-                            else math.nan,
+                            "mean_a": describe(a.loc[common, m]).mean,
+                            "mean_b": describe(b.loc[common, m]).mean,
                             "mean_diff": res.mean_diff,
                             "diff_ci_low": res.ci_low,
                             "diff_ci_high": res.ci_high,
