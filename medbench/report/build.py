@@ -13,9 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from medbench.metrics import describe
 from medbench.report import document as d
-from medbench.report import figures, results, vocab
+from medbench.report import figures, vocab
 from medbench.report.analysis import Analysis, analyse
 from medbench.report.sections import compose
 from medbench.tracking import load_experiment, log_report
@@ -147,37 +146,27 @@ def draw_figures(a: Analysis, out: Path) -> dict[str, figures.FigureFiles]:
         made[key] = figures.save(fig, out, stem)
 
     for model in models:
-        mp = a.predictions[a.predictions["model"] == model]
-        units = {
-            opt: [
-                (g["label"].to_numpy(), g["prob_malignant"].to_numpy())
-                for _, g in mp[mp["optimizer"] == opt].groupby("run_id", sort=False)
-            ]
-            for opt in opts
-            if (mp["optimizer"] == opt).any()
-        }
-        mu = a.per_unit[a.per_unit["model"] == model]
-        auc = {opt: describe(mu.loc[mu["optimizer"] == opt, "auc"]) for opt in units}
-        readers = {r: p for r, (p, _) in results.reader_points(results.images(mp)).items()}
         keep(
             f"roc/{model}",
-            figures.roc(model, units, auc, readers, colours),
+            figures.roc(a.roc, a.performance, a.readers_by_model, model, opts, colours),
             f"fig_roc_{_safe(model)}",
         )
         keep(
             f"confusion/{model}",
-            figures.confusion(a.confusion, model, opts),
+            figures.confusion(a.confusion_shares, model, opts),
             f"fig_confusion_{_safe(model)}",
         )
         keep(
             f"reliability/{model}",
-            figures.reliability(a.predictions, model, opts, colours),
+            figures.reliability(a.reliability, model, opts, colours),
             f"fig_reliability_{_safe(model)}",
         )
         if not a.landscape.empty and (a.landscape["model"] == model).any():
             keep(
                 f"flatness/{model}",
-                figures.flatness(a.landscape, a.flatness_per_unit, model, opts, colours),
+                figures.flatness(
+                    a.landscape, a.flatness_per_unit, a.flatness, model, opts, colours
+                ),
                 f"fig_flatness_{_safe(model)}",
             )
     keep(
@@ -185,9 +174,17 @@ def draw_figures(a: Analysis, out: Path) -> dict[str, figures.FigureFiles]:
         figures.intervals(a.performance, a.per_unit, models, opts, colours),
         "fig_auc_accuracy_ci",
     )
-    keep("paired", figures.paired_folds(a.per_unit, models, opts, colours), "fig_paired_folds_auc")
+    keep(
+        "paired",
+        figures.paired_folds(a.paired_folds, models, opts, colours),
+        "fig_paired_folds_auc",
+    )
     if not a.curves.empty:
         keep("learning", figures.learning(a.curves, models, opts, colours), "fig_learning_curves")
     if not a.cost_per_unit.empty:
-        keep("cost", figures.cost(a.cost_per_unit, models, opts, colours), "fig_training_cost")
+        keep(
+            "cost",
+            figures.cost(a.cost, a.cost_per_unit, models, opts, colours),
+            "fig_training_cost",
+        )
     return made

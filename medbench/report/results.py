@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_curve
 
-from medbench.metrics import METRIC_NAMES, binary_metrics, calibration_bins, describe
+from medbench.metrics import METRIC_NAMES, binary_metrics, calibration_bins, describe, describe_by
 from medbench.report import clinical, stats
 
 #: Metrics of the main table (all at the config's threshold except AUC).
@@ -240,6 +240,35 @@ def paired(
     return pd.DataFrame(rows)
 
 
+def paired_folds(per_unit: pd.DataFrame, models, optimizers, metric: str = "auc") -> pd.DataFrame:
+    """The paired plot's table: per model, one row per (fold, seed) and one column per optimizer
+    holding that unit's ``metric``; ``label`` names the row (``f{fold}``, ``f{fold}s{seed}`` when
+    there are several seeds). Rows and optimizers without any defined value are left out."""
+    frames = []
+    for model in models:
+        mine = per_unit[per_unit["model"] == model]
+        if mine.empty:
+            continue
+        wide = mine.pivot_table(
+            index=["fold", "seed"], columns="optimizer", values=metric, aggfunc="first"
+        )
+        wide = wide[[o for o in optimizers if o in wide.columns]].reset_index()
+        one_seed = mine["seed"].nunique() == 1
+        wide.insert(0, "model", model)
+        wide.insert(
+            3,
+            "label",
+            [
+                f"f{fold}" if one_seed else f"f{fold}s{seed}"
+                for fold, seed in zip(wide["fold"], wide["seed"], strict=True)
+            ],
+        )
+        frames.append(wide)
+    if not frames:
+        return pd.DataFrame(columns=["model", "fold", "seed", "label"])
+    return pd.concat(frames, ignore_index=True).rename_axis(columns=None)
+
+
 def confusion(preds: pd.DataFrame, threshold: float) -> pd.DataFrame:
     """Test confusion counts per (model, optimizer), pooled over every fold and seed."""
     rows = []
@@ -261,7 +290,23 @@ def confusion(preds: pd.DataFrame, threshold: float) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", "optimizer", "threshold", "tn", "fp", "fn", "tp"])
 
 
-def reliability(labels, probs, n_bins: int = 10) -> pd.DataFrame:
+def confusion_shares(confusion: pd.DataFrame) -> pd.DataFrame:
+    """The confusion counts with each cell's share of its true class (the matrix's row): ``tn`` and
+    ``fp`` over the benign images, ``fn`` and ``tp`` over the malignant ones; 0 for an empty row."""
+    out = confusion.copy()
+    benign = (out["tn"] + out["fp"]).to_numpy(dtype=float)
+    malignant = (out["fn"] + out["tp"]).to_numpy(dtype=float)
+    for cell, total in (("tn", benign), ("fp", benign), ("fn", malignant), ("tp", malignant)):
+        count = out[cell].to_numpy(dtype=float)
+        out[f"{cell}_share"] = np.divide(count, total, out=np.zeros_like(count), where=total > 0)
+    return out
+
+
+#: Equal-width bins of P(malignant) of the reliability diagrams (those of the ECE).
+RELIABILITY_BINS = 10
+
+
+def reliability(labels, probs, n_bins: int = RELIABILITY_BINS) -> pd.DataFrame:
     """Equal-width bins of P(malignant), the bins of ``expected_calibration_error``."""
     rows = [
         {
@@ -277,21 +322,40 @@ def reliability(labels, probs, n_bins: int = 10) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def mean_roc(groups, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std (ddof=1) of the units' TPR interpolated on a common FPR ``grid``."""
-    curves = []
-    for labels, probs in groups:
+def reliability_bins(preds: pd.DataFrame, n_bins: int = RELIABILITY_BINS) -> pd.DataFrame:
+    """:func:`reliability` per (model, optimizer), test predictions pooled over folds."""
+    frames = []
+    for (model, opt), part in preds.groupby(["model", "optimizer"], sort=False):
+        bins = reliability(part["label"], part["prob_malignant"], n_bins)
+        frames.append(bins.assign(model=model, optimizer=opt))
+    cols = ["model", "optimizer", "bin", "lower", "upper", "n", "mean_predicted", "observed_rate"]
+    return pd.concat(frames)[cols].reset_index(drop=True) if frames else pd.DataFrame(columns=cols)
+
+
+#: False positive rates at which the folds' ROC curves are averaged.
+ROC_GRID = np.linspace(0, 1, 201)
+
+
+def mean_roc(preds: pd.DataFrame, grid: np.ndarray = ROC_GRID) -> pd.DataFrame:
+    """Per (model, optimizer) and false positive rate of ``grid``: mean, std and number of the
+    units' true positive rates (each unit's test ROC interpolated on the grid, starting at 0).
+    Units whose test fold holds a single class have no ROC and are left out."""
+    frames = []
+    for (model, opt, _), part in preds.groupby(["model", "optimizer", "run_id"], sort=False):
+        labels = part["label"].to_numpy()
         if len(np.unique(labels)) < 2:
             continue
-        fpr, tpr, _ = roc_curve(labels, probs)
+        fpr, tpr, _ = roc_curve(labels, part["prob_malignant"].to_numpy())
         tpr_grid = np.interp(grid, fpr, tpr)
         tpr_grid[0] = 0.0
-        curves.append(tpr_grid)
-    if not curves:
-        return np.full_like(grid, np.nan), np.full_like(grid, np.nan)
-    arr = np.vstack(curves)
-    std = arr.std(axis=0, ddof=1) if len(arr) > 1 else np.zeros_like(grid)
-    return arr.mean(axis=0), std
+        frames.append(
+            pd.DataFrame({"model": model, "optimizer": opt, "fpr": grid, "tpr": tpr_grid})
+        )
+    cols = ["model", "optimizer", "fpr", "tpr_mean", "tpr_std", "n"]
+    if not frames:
+        return pd.DataFrame(columns=cols)
+    out = describe_by(pd.concat(frames), ["model", "optimizer", "fpr"], "tpr")
+    return out.rename(columns={"mean": "tpr_mean", "std": "tpr_std"})
 
 
 def sites(preds: pd.DataFrame, threshold: float, confidence: float = 0.95) -> pd.DataFrame:
@@ -333,25 +397,6 @@ def images(preds: pd.DataFrame) -> pd.DataFrame:
     return preds[cols].drop_duplicates("id").sort_values("id").reset_index(drop=True)
 
 
-def reader_points(
-    imgs: pd.DataFrame,
-) -> dict[str, tuple[clinical.OperatingPoint, clinical.ReaderCalls]]:
-    """Each reader's operating point on the images where that reader gave a category."""
-    out = {}
-    for reader in clinical.READERS:
-        if reader not in imgs:
-            continue
-        calls = clinical.reader_calls(imgs[reader].tolist())
-        valid = calls.valid
-        if not valid.any():
-            continue
-        point = clinical.operating_point(
-            imgs["label"].to_numpy()[valid], calls.positive[valid].astype(int)
-        )
-        out[reader] = (point, calls)
-    return out
-
-
 def readers_table(imgs: pd.DataFrame) -> pd.DataFrame:
     """Per reader: images, calls used, missing and stray values left out, operating point."""
     rows = []
@@ -378,6 +423,16 @@ def readers_table(imgs: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def readers_by_model(preds: pd.DataFrame) -> pd.DataFrame:
+    """:func:`readers_table` on the test images of each model (the points of its ROC figure)."""
+    frames = []
+    for model, part in preds.groupby("model", sort=False):
+        table = readers_table(images(part))
+        table.insert(0, "model", model)
+        frames.append(table)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def agreement_table(imgs: pd.DataFrame) -> pd.DataFrame:
