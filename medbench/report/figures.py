@@ -20,6 +20,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from medbench.report.formatting import fnum
 from medbench.report.vocab import metric_label, reader_style
 
 PNG_DPI = 200
@@ -116,7 +117,7 @@ def roc(
             if part.empty:
                 continue
             r = _rows(performance, model=model, optimizer=opt).iloc[0]
-            label = f"{opt} (AUC {r['auc_mean']:.3f} ± {_fmt(r['auc_std'])}, {r['auc_n']} folds)"
+            label = f"{opt} (AUC {r['auc_mean']:.3f} ± {fnum(r['auc_std'])}, {r['auc_n']} folds)"
             ax.plot(part["fpr"], part["tpr_mean"], color=colours[opt], lw=1.8, label=label)
             low, high = _band(part["tpr_mean"], part["tpr_std"])
             ax.fill_between(
@@ -151,10 +152,6 @@ def roc(
         ax.set_title(f"{model}: test ROC (mean ± 1 std over folds)")
         ax.legend(loc="lower right", frameon=True)
     return fig
-
-
-def _fmt(x: float, digits: int = 3) -> str:
-    return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
 
 def intervals(

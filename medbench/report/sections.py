@@ -13,47 +13,10 @@ import yaml
 from medbench.report import document as d
 from medbench.report import figures, results
 from medbench.report.analysis import Analysis, config_value
+from medbench.report.formatting import fci, fnum, fp, fpm, fsig, seconds
 from medbench.report.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from medbench.report.vocab import metric_label, reader_style
 from medbench.tracking import ExperimentRecord
-
-# -- formatting --------------------------------------------------------------------------------
-
-
-def fnum(x, digits: int = 3) -> str:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return "n/a"
-    return f"{x:.{digits}f}" if math.isfinite(x) else "n/a"
-
-
-def fpm(mean, std, digits: int = 3) -> str:
-    if not math.isfinite(float(mean)):
-        return "n/a"
-    return fnum(mean, digits) + ("" if not math.isfinite(float(std)) else f" ± {fnum(std, digits)}")
-
-
-def fci(low, high, digits: int = 3) -> str:
-    if not (math.isfinite(float(low)) and math.isfinite(float(high))):
-        return ""
-    return f"[{fnum(low, digits)}, {fnum(high, digits)}]"
-
-
-def fsig(x, digits: int = 4) -> str:
-    """Significant digits, for quantities of any scale (Hessian eigenvalues, traces)."""
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return "n/a"
-    return f"{x:.{digits}g}" if math.isfinite(x) else "n/a"
-
-
-def fp(p) -> str:
-    p = float(p)
-    if not math.isfinite(p):
-        return "n/a"
-    return "< 0.001" if p < 0.001 else f"{p:.3g}"
 
 
 def _cell(row, metric: str, digits: int = 3) -> str:
@@ -74,17 +37,6 @@ def _sig_cell(row, key: str) -> str:
 def _folds(row) -> str:
     done = f"{int(row['n_finished'])}/{int(row['n_expected'])}"
     return done if row["complete"] else f"{done} (incomplete)"
-
-
-def _seconds(x) -> str:
-    x = float(x)
-    if not math.isfinite(x):
-        return "n/a"
-    if x >= 3600:
-        return f"{x / 3600:.2f} h"
-    if x >= 120:
-        return f"{x / 60:.1f} min"
-    return f"{x:.2f} s"
 
 
 # -- the document ------------------------------------------------------------------------------
@@ -490,9 +442,9 @@ def _training(c: _Ctx) -> None:
                     "Optimizer": r["optimizer"],
                     "Folds": r["n_units"],
                     "Epochs run": fpm(r["epochs_mean"], r["epochs_std"], 1),
-                    "Time per epoch": f"{_seconds(r['epoch_time_s_mean'])} ± {_seconds(r['epoch_time_s_std'])}",
-                    "Total training time": f"{_seconds(r['train_time_s_mean'])} ± {_seconds(r['train_time_s_std'])}",
-                    "Time to best val AUC": f"{_seconds(r['time_to_best_val_auc_s_mean'])} ± {_seconds(r['time_to_best_val_auc_s_std'])}",
+                    "Time per epoch": f"{seconds(r['epoch_time_s_mean'])} ± {seconds(r['epoch_time_s_std'])}",
+                    "Total training time": f"{seconds(r['train_time_s_mean'])} ± {seconds(r['train_time_s_std'])}",
+                    "Time to best val AUC": f"{seconds(r['time_to_best_val_auc_s_mean'])} ± {seconds(r['time_to_best_val_auc_s_std'])}",
                 }
             )
         c.table(pd.DataFrame(rows), "Mean ± std over folds.", "cost")
@@ -666,7 +618,7 @@ def _flatness(c: _Ctx) -> None:
             "Top Hessian eigenvalue": _sig_cell(r, "hessian_top_eigenvalue"),
             "Hessian trace": _sig_cell(r, "hessian_trace"),
             "SAM sharpness": _sig_cell(r, "sam_sharpness"),
-            "Cost per fold": _seconds(r["seconds_mean"]),
+            "Cost per fold": seconds(r["seconds_mean"]),
             "Samples": fnum(r["n_samples_mean"], 0),
         }
         for r in a.flatness.to_dict("records")
