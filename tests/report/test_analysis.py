@@ -1,88 +1,16 @@
-"""The tables the figures draw, computed by ``analyse`` from a small generated record and checked
-against scikit-learn, NumPy and hand computations."""
+"""The tables the figures draw, computed by ``analyse`` from a small generated record
+(``tests/report/generated.py``) and checked against scikit-learn, NumPy and hand computations."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.metrics import confusion_matrix, recall_score, roc_curve
 
 from medbench.metrics import expected_calibration_error
-from medbench.report.analysis import analyse
-from medbench.tracking import FLATNESS_FILE, ExperimentRecord
-
-# model "m" under adam and sam on folds 1-3 (sam fold 3 failed); model "n" under adam on fold 1;
-# adam fold 2 of "m" has only malignant test images, so it has no ROC curve
-UNITS = [("m", "adam", 1), ("m", "adam", 2), ("m", "adam", 3), ("m", "sam", 1), ("m", "sam", 2)]
-UNITS += [("n", "adam", 1)]
-FAILED = ("m", "sam", 3)
-N_IMAGES = 24
-
-
-def _predictions(model, opt, fold, rng):
-    labels = np.arange(N_IMAGES) % 2
-    if (model, opt, fold) == ("m", "adam", 2):
-        labels = np.ones(N_IMAGES, dtype=int)
-    probs = np.round(np.clip(0.35 * labels + 0.65 * rng.random(N_IMAGES), 0, 1), 2)  # ties
-    reader = np.where(labels == 1, "4a", "3")
-    reader[::5] = "2"
-    return pd.DataFrame(
-        {
-            "id": [f"{fold}-{i}" for i in range(N_IMAGES)],
-            "site": "GDPH",
-            "fold": fold,
-            "label": labels,
-            "prob_malignant": probs,
-            "birads_reader1": reader,
-            "birads_reader2": np.where(labels == 1, "5", "2"),
-        }
-    )
-
-
-@pytest.fixture(scope="module")
-def record():
-    rng = np.random.default_rng(3)
-    folds, preds, artifacts = [], [], {}
-    for i, (model, opt, fold) in enumerate([*UNITS, FAILED]):
-        run_id = f"{model}-{opt}-{fold}"
-        done = (model, opt, fold) != FAILED
-        folds.append(
-            {
-                "run_id": run_id,
-                "model": model,
-                "optimizer": opt,
-                "fold": fold,
-                "seed": 0,
-                "status": "FINISHED" if done else "FAILED",
-                "failure": None if done else "diverged",
-                "end_time": i,
-                "train_time_s": 10.0 + i,
-            }
-        )
-        if done:
-            p = _predictions(model, opt, fold, rng).assign(run_id=run_id, model=model)
-            preds.append(p.assign(optimizer=opt, seed=0))
-            artifacts[run_id] = {FLATNESS_FILE: {"hessian_top_eigenvalue": 1.0 + i}}
-    return ExperimentRecord(
-        name="generated",
-        uri="",
-        experiment_id="0",
-        parents=pd.DataFrame(),
-        folds=pd.DataFrame(folds),
-        curves=pd.DataFrame(columns=["run_id", "metric", "step", "value"]),
-        predictions=pd.concat(preds, ignore_index=True),
-        artifacts=artifacts,
-        config={"models": ["m", "n"], "optimizers": ["adam", "sam"]},
-        tags={},
-    )
-
-
-@pytest.fixture(scope="module")
-def analysis(record):
-    return analyse(record)
+from tests.report.generated import N_IMAGES
 
 
 def _unit_preds(record, model, opt):
@@ -95,11 +23,11 @@ def _pooled(record, model, opt):
     return p[(p["model"] == model) & (p["optimizer"] == opt)]
 
 
-def test_mean_roc_is_the_mean_of_the_interpolated_fold_curves(record, analysis):
+def test_mean_roc_is_the_mean_of_the_interpolated_fold_curves(generated, analysis):
     grid = np.linspace(0, 1, 201)
     for model, opt in (("m", "adam"), ("m", "sam"), ("n", "adam")):
         curves = []
-        for g in _unit_preds(record, model, opt):
+        for g in _unit_preds(generated, model, opt):
             if g["label"].nunique() < 2:
                 continue
             fpr, tpr, _ = roc_curve(g["label"], g["prob_malignant"])
@@ -125,9 +53,9 @@ def test_roc_legend_numbers_are_the_performance_table(analysis):
     assert r["auc_n"] == 2 and r["auc_mean"] == pytest.approx(per.mean())
 
 
-def test_reliability_bins_pool_the_folds_and_give_the_ece(record, analysis):
+def test_reliability_bins_pool_the_folds_and_give_the_ece(generated, analysis):
     for model, opt in (("m", "adam"), ("m", "sam")):
-        pooled = _pooled(record, model, opt)
+        pooled = _pooled(generated, model, opt)
         y, p = pooled["label"].to_numpy(), pooled["prob_malignant"].to_numpy()
         bins = analysis.reliability.query("model == @model and optimizer == @opt")
         assert list(bins["bin"]) == list(range(10)) and bins["n"].sum() == len(p)
@@ -155,9 +83,9 @@ def test_paired_folds_table_is_the_per_fold_auc_wide(analysis):
     assert len(n) == 1 and n["sam"].isna().all()  # "n" never ran sam
 
 
-def test_confusion_shares_are_sklearn_normalised_per_true_class(record, analysis):
+def test_confusion_shares_are_sklearn_normalised_per_true_class(generated, analysis):
     for model, opt in (("m", "adam"), ("m", "sam"), ("n", "adam")):
-        pooled = _pooled(record, model, opt)
+        pooled = _pooled(generated, model, opt)
         calls = (pooled["prob_malignant"] >= analysis.threshold).astype(int)
         counts = confusion_matrix(pooled["label"], calls, labels=[0, 1])
         shares = confusion_matrix(pooled["label"], calls, labels=[0, 1], normalize="true")
@@ -167,9 +95,11 @@ def test_confusion_shares_are_sklearn_normalised_per_true_class(record, analysis
         assert np.array(got) == pytest.approx(shares)
 
 
-def test_reader_points_per_model_use_that_models_test_images(record, analysis):
+def test_reader_points_per_model_use_that_models_test_images(generated, analysis):
     for model in ("m", "n"):
-        images = record.predictions[record.predictions["model"] == model].drop_duplicates("id")
+        images = generated.predictions[generated.predictions["model"] == model].drop_duplicates(
+            "id"
+        )
         y = images["label"]
         r = analysis.readers_by_model.query("model == @model").set_index("reader")
         calls = images["birads_reader1"].isin(["4a"]).astype(int)
