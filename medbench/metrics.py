@@ -16,6 +16,7 @@ import pandas as pd
 from scipy import stats as sps
 from sklearn.metrics import roc_auc_score
 
+#: Names of the metrics :func:`binary_metrics` returns, in the report's order.
 METRIC_NAMES = (
     "auc",
     "accuracy",
@@ -33,7 +34,21 @@ def _ratio(num: float, den: float) -> float:
 
 
 def auc(labels: np.ndarray, probs: np.ndarray) -> float:
-    """ROC AUC, NaN when only one class is present."""
+    """Area under the ROC curve of P(malignant).
+
+    Parameters
+    ----------
+    labels : array-like of int, shape (n,)
+        True classes, 0 benign and 1 malignant.
+    probs : array-like of float, shape (n,)
+        Predicted P(malignant).
+
+    Returns
+    -------
+    float
+        ``sklearn.metrics.roc_auc_score``; NaN when only one class is present (a test fold
+        without benign or malignant images has no AUC).
+    """
     labels = np.asarray(labels)
     if len(np.unique(labels)) < 2:
         return math.nan
@@ -41,7 +56,20 @@ def auc(labels: np.ndarray, probs: np.ndarray) -> float:
 
 
 def confusion_counts(labels: np.ndarray, calls: np.ndarray) -> tuple[int, int, int, int]:
-    """(tp, fn, tn, fp) of binary ``calls`` (1 = malignant) against ``labels``."""
+    """Confusion counts of binary calls.
+
+    Parameters
+    ----------
+    labels : array-like of int, shape (n,)
+        True classes, 0 benign and 1 malignant.
+    calls : array-like of int or bool, shape (n,)
+        Calls, 1 (or True) malignant; a model's ``probs >= threshold`` or a reader's BI-RADS call.
+
+    Returns
+    -------
+    tuple of int
+        ``(tp, fn, tn, fp)``.
+    """
     y = np.asarray(labels).astype(int)
     c = np.asarray(calls).astype(int)
     return (
@@ -55,7 +83,24 @@ def confusion_counts(labels: np.ndarray, calls: np.ndarray) -> tuple[int, int, i
 def calibration_bins(
     labels: np.ndarray, probs: np.ndarray, n_bins: int = 10
 ) -> list[tuple[int, float, float]]:
-    """Per equal-width bin of P(malignant): (count, mean predicted, observed rate); NaN when empty."""
+    """Predictions grouped into equal-width bins of P(malignant), as a reliability diagram shows.
+
+    Parameters
+    ----------
+    labels : array-like of int, shape (n,)
+        True classes, 0 benign and 1 malignant.
+    probs : array-like of float, shape (n,)
+        Predicted P(malignant) in [0, 1]; bin ``b`` holds the ``p`` with
+        ``floor(p * n_bins) == b``, and ``p == 1`` goes to the last bin.
+    n_bins : int, default=10
+        Number of bins.
+
+    Returns
+    -------
+    list of (int, float, float)
+        Per bin, in order: count, mean predicted probability and observed malignant rate; the
+        two means are NaN for an empty bin.
+    """
     labels = np.asarray(labels, dtype=float)
     probs = np.asarray(probs, dtype=float)
     bins = np.clip((probs * n_bins).astype(int), 0, n_bins - 1)
@@ -70,7 +115,23 @@ def calibration_bins(
 
 
 def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, n_bins: int = 10) -> float:
-    """ECE of P(malignant): |observed rate - mean predicted| per equal-width bin, weighted by bin size."""
+    """Expected calibration error of P(malignant).
+
+    Parameters
+    ----------
+    labels : array-like of int, shape (n,)
+        True classes, 0 benign and 1 malignant.
+    probs : array-like of float, shape (n,)
+        Predicted P(malignant) in [0, 1].
+    n_bins : int, default=10
+        Number of equal-width bins (those of :func:`calibration_bins`).
+
+    Returns
+    -------
+    float
+        ``|observed rate - mean predicted|`` per bin, weighted by the bin's share of the
+        predictions; NaN without predictions.
+    """
     if len(probs) == 0:
         return math.nan
     total = 0.0
@@ -83,7 +144,24 @@ def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, n_bins: in
 def binary_metrics(
     labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5
 ) -> dict[str, float]:
-    """Every metric of :data:`METRIC_NAMES` for labels in {0, 1} and P(malignant)."""
+    """Every metric of :data:`METRIC_NAMES` on one test set.
+
+    Parameters
+    ----------
+    labels : array-like of int, shape (n,)
+        True classes, 0 benign and 1 malignant.
+    probs : array-like of float, shape (n,)
+        Predicted P(malignant).
+    threshold : float, default=0.5
+        ``probs >= threshold`` is called malignant for the threshold metrics (accuracy,
+        sensitivity, specificity, F1, balanced accuracy); AUC, ECE and Brier use ``probs``.
+
+    Returns
+    -------
+    dict of str to float
+        One value per name of :data:`METRIC_NAMES`; a metric that is undefined on this test set
+        (AUC or specificity without benign images, anything without images) is NaN.
+    """
     labels = np.asarray(labels).astype(int)
     probs = np.asarray(probs, dtype=float)
     tp, fn, tn, fp = confusion_counts(labels, probs >= threshold)
