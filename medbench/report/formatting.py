@@ -6,13 +6,17 @@ from __future__ import annotations
 import math
 
 
-def fnum(x, digits: int = 3) -> str:
-    """``x`` with ``digits`` decimals; "n/a" when it is not a finite number."""
+def _number(x, spec: str) -> str:
     try:
         x = float(x)
     except (TypeError, ValueError):
         return "n/a"
-    return f"{x:.{digits}f}" if math.isfinite(x) else "n/a"
+    return format(x, spec) if math.isfinite(x) else "n/a"
+
+
+def fnum(x, digits: int = 3) -> str:
+    """``x`` with ``digits`` decimals; "n/a" when it is not a finite number."""
+    return _number(x, f".{digits}f")
 
 
 def fpm(mean, std, digits: int = 3) -> str:
@@ -31,11 +35,7 @@ def fci(low, high, digits: int = 3) -> str:
 
 def fsig(x, digits: int = 4) -> str:
     """Significant digits, for quantities of any scale (Hessian eigenvalues, traces)."""
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return "n/a"
-    return f"{x:.{digits}g}" if math.isfinite(x) else "n/a"
+    return _number(x, f".{digits}g")
 
 
 def fp(p) -> str:

@@ -1,4 +1,5 @@
-"""Test-set results recomputed from each fold's ``predictions.csv``: the numbers of every table.
+"""Test-set results recomputed from each fold's ``predictions.csv``: the numbers of every table
+and of the figures that show test results (mean ROC, reliability bins, paired folds, confusion).
 
 A *unit* is one finished child run, i.e. one (model, optimizer, fold, seed); units with the same
 (fold, seed) are paired across optimizers. Runs that did not finish are listed with their reason
@@ -351,10 +352,10 @@ def mean_roc(preds: pd.DataFrame, grid: np.ndarray = ROC_GRID) -> pd.DataFrame:
         frames.append(
             pd.DataFrame({"model": model, "optimizer": opt, "fpr": grid, "tpr": tpr_grid})
         )
-    cols = ["model", "optimizer", "fpr", "tpr_mean", "tpr_std", "n"]
-    if not frames:
-        return pd.DataFrame(columns=cols)
-    out = describe_by(pd.concat(frames), ["model", "optimizer", "fpr"], "tpr")
+    curves = (
+        pd.concat(frames) if frames else pd.DataFrame(columns=["model", "optimizer", "fpr", "tpr"])
+    )
+    out = describe_by(curves, ["model", "optimizer", "fpr"], "tpr")
     return out.rename(columns={"mean": "tpr_mean", "std": "tpr_std"})
 
 

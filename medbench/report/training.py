@@ -33,10 +33,7 @@ def learning_curves(curves: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
 
     Early stopping ends runs at different epochs: later epochs average over fewer units (``n``).
     """
-    uc = _unit_curves(curves, units)
-    if uc.empty:
-        return pd.DataFrame(columns=["model", "optimizer", "metric", "step", "mean", "std", "n"])
-    return describe_by(uc, ["model", "optimizer", "metric", "step"])
+    return describe_by(_unit_curves(curves, units), ["model", "optimizer", "metric", "step"])
 
 
 def unit_costs(curves: pd.DataFrame, units: pd.DataFrame, folds: pd.DataFrame) -> pd.DataFrame:
@@ -141,8 +138,10 @@ def landscape(artifacts: dict, units: pd.DataFrame) -> pd.DataFrame:
             frames.append(
                 pd.DataFrame({"model": model, "optimizer": opt, "alpha": grid, "loss": loss})
             )
-    cols = ["model", "optimizer", "alpha", "loss_mean", "loss_std", "n"]
-    if not frames:
-        return pd.DataFrame(columns=cols)
-    out = describe_by(pd.concat(frames), ["model", "optimizer", "alpha"], "loss")
-    return out.rename(columns={"mean": "loss_mean", "std": "loss_std"})[cols]
+    curves = (
+        pd.concat(frames)
+        if frames
+        else pd.DataFrame(columns=["model", "optimizer", "alpha", "loss"])
+    )
+    out = describe_by(curves, ["model", "optimizer", "alpha"], "loss")
+    return out.rename(columns={"mean": "loss_mean", "std": "loss_std"})
