@@ -128,7 +128,7 @@ def roc(
                 alpha=0.15,
                 lw=0,
             )
-        mine = readers[readers["model"] == model] if not readers.empty else readers
+        mine = _rows(readers, model=model) if not readers.empty else readers
         for point in mine.itertuples(index=False):
             if not point.n_used:
                 continue
@@ -171,14 +171,12 @@ def intervals(
         for ax, metric in zip(axes[0], metrics, strict=True):
             for j, opt in enumerate(optimizers):
                 for i, model in enumerate(models):
-                    row = summary[(summary["model"] == model) & (summary["optimizer"] == opt)]
+                    row = _rows(summary, model=model, optimizer=opt)
                     if row.empty:
                         continue
                     r = row.iloc[0]
                     x = i + offsets[j]
-                    vals = per_unit.loc[
-                        (per_unit["model"] == model) & (per_unit["optimizer"] == opt), metric
-                    ]
+                    vals = _rows(per_unit, model=model, optimizer=opt)[metric]
                     ax.plot(
                         np.full(len(vals), x),
                         vals,
@@ -231,7 +229,7 @@ def paired_folds(
     fig, axes = _subplots(1, len(models), max(4.0, 1.0 + 1.1 * len(optimizers)) * len(models), 3.6)
     with mpl.rc_context(STYLE):
         for ax, model in zip(axes[0], models, strict=True):
-            mine = wide[wide["model"] == model]
+            mine = _rows(wide, model=model)
             cols = [o for o in optimizers if o in mine and mine[o].notna().any()]
             for _, row in mine.iterrows():
                 values = row[cols].astype(float)
@@ -280,11 +278,7 @@ def learning(
             for k, (metric, label) in enumerate(panels):
                 ax = axes[i, k]
                 for opt in optimizers:
-                    part = curves[
-                        (curves["model"] == model)
-                        & (curves["optimizer"] == opt)
-                        & (curves["metric"] == metric)
-                    ].sort_values("step")
+                    part = _rows(curves, model=model, optimizer=opt, metric=metric)
                     if part.empty:
                         continue
                     ax.plot(part["step"], part["mean"], color=colours[opt], lw=1.6, label=opt)
@@ -384,13 +378,13 @@ def reliability(
 ) -> Figure:
     """Observed malignant rate against mean predicted probability per bin, pooled over folds,
     with the distribution of the predictions below; ``bins`` is the analysis' ``reliability``."""
-    mine = bins[bins["model"] == model]
+    mine = _rows(bins, model=model)
     fig = new_figure(4.6, 5.2)
     with mpl.rc_context(STYLE):
         top, bottom = fig.subplots(2, 1, height_ratios=[3, 1], sharex=True)
         top.plot([0, 1], [0, 1], color="#999999", ls=":", lw=1, label="perfect calibration")
         for opt in optimizers:
-            part = mine[mine["optimizer"] == opt]
+            part = _rows(mine, optimizer=opt)
             if part.empty:
                 continue
             used = part[part["n"] > 0]
@@ -448,10 +442,10 @@ def flatness(
         ax.set_ylabel("Training loss (cross-entropy)")
         ax.set_title(f"{model}: 1-D loss landscape, best checkpoint")
         ax.legend(title="optimizer")
-        mine = per_unit[per_unit["model"] == model]
+        mine = _rows(per_unit, model=model)
         cols = [o for o in optimizers if (mine["optimizer"] == o).any()]
         for j, opt in enumerate(cols):
-            vals = mine.loc[mine["optimizer"] == opt, key].dropna()
+            vals = _rows(mine, optimizer=opt)[key].dropna()
             ax2.plot(np.full(len(vals), j), vals, ls="none", marker="o", ms=5, color=colours[opt])
             r = _rows(summary, model=model, optimizer=opt).iloc[0]
             if r[f"{key}_n"]:
