@@ -1,4 +1,5 @@
-"""Classification metrics for binary benign (0) / malignant (1) predictions.
+"""Classification metrics for binary benign (0) / malignant (1) predictions, and the one summary
+of a metric over folds (mean, standard deviation, t interval) that the engine and the report share.
 
 Undefined values are NaN, never an exception: a test fold with a single class has no AUC, and
 the report must show it as undefined rather than crash or average it away.
@@ -7,10 +8,15 @@ the report must show it as undefined rather than crash or average it away.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
+from scipy import stats as sps
 from sklearn.metrics import roc_auc_score
 
+#: Names of the metrics :func:`binary_metrics` returns, in the report's order.
 METRIC_NAMES = (
     "auc",
     "accuracy",
@@ -28,7 +34,21 @@ def _ratio(num: float, den: float) -> float:
 
 
 def auc(labels: np.ndarray, probs: np.ndarray) -> float:
-    """ROC AUC, NaN when only one class is present."""
+    """Area under the ROC curve of P(malignant).
+
+    Parameters
+    ----------
+    labels : array-like of int, shape (n,)
+        True classes, 0 benign and 1 malignant.
+    probs : array-like of float, shape (n,)
+        Predicted P(malignant).
+
+    Returns
+    -------
+    float
+        ``sklearn.metrics.roc_auc_score``; NaN when only one class is present (a test fold
+        without benign or malignant images has no AUC).
+    """
     labels = np.asarray(labels)
     if len(np.unique(labels)) < 2:
         return math.nan
@@ -36,7 +56,20 @@ def auc(labels: np.ndarray, probs: np.ndarray) -> float:
 
 
 def confusion_counts(labels: np.ndarray, calls: np.ndarray) -> tuple[int, int, int, int]:
-    """(tp, fn, tn, fp) of binary ``calls`` (1 = malignant) against ``labels``."""
+    """Confusion counts of binary calls.
+
+    Parameters
+    ----------
+    labels : array-like of int, shape (n,)
+        True classes, 0 benign and 1 malignant.
+    calls : array-like of int or bool, shape (n,)
+        Calls, 1 (or True) malignant; a model's ``probs >= threshold`` or a reader's BI-RADS call.
+
+    Returns
+    -------
+    tuple of int
+        ``(tp, fn, tn, fp)``.
+    """
     y = np.asarray(labels).astype(int)
     c = np.asarray(calls).astype(int)
     return (
@@ -50,7 +83,24 @@ def confusion_counts(labels: np.ndarray, calls: np.ndarray) -> tuple[int, int, i
 def calibration_bins(
     labels: np.ndarray, probs: np.ndarray, n_bins: int = 10
 ) -> list[tuple[int, float, float]]:
-    """Per equal-width bin of P(malignant): (count, mean predicted, observed rate); NaN when empty."""
+    """Predictions grouped into equal-width bins of P(malignant), as a reliability diagram shows.
+
+    Parameters
+    ----------
+    labels : array-like of int, shape (n,)
+        True classes, 0 benign and 1 malignant.
+    probs : array-like of float, shape (n,)
+        Predicted P(malignant) in [0, 1]; bin ``b`` holds the ``p`` with
+        ``floor(p * n_bins) == b``, and ``p == 1`` goes to the last bin.
+    n_bins : int, default=10
+        Number of bins.
+
+    Returns
+    -------
+    list of (int, float, float)
+        Per bin, in order: count, mean predicted probability and observed malignant rate; the
+        two means are NaN for an empty bin.
+    """
     labels = np.asarray(labels, dtype=float)
     probs = np.asarray(probs, dtype=float)
     bins = np.clip((probs * n_bins).astype(int), 0, n_bins - 1)
@@ -65,7 +115,23 @@ def calibration_bins(
 
 
 def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, n_bins: int = 10) -> float:
-    """ECE of P(malignant): |observed rate - mean predicted| per equal-width bin, weighted by bin size."""
+    """Expected calibration error of P(malignant).
+
+    Parameters
+    ----------
+    labels : array-like of int, shape (n,)
+        True classes, 0 benign and 1 malignant.
+    probs : array-like of float, shape (n,)
+        Predicted P(malignant) in [0, 1].
+    n_bins : int, default=10
+        Number of equal-width bins (those of :func:`calibration_bins`).
+
+    Returns
+    -------
+    float
+        ``|observed rate - mean predicted|`` per bin, weighted by the bin's share of the
+        predictions; NaN without predictions.
+    """
     if len(probs) == 0:
         return math.nan
     total = 0.0
@@ -78,7 +144,24 @@ def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, n_bins: in
 def binary_metrics(
     labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5
 ) -> dict[str, float]:
-    """Every metric of :data:`METRIC_NAMES` for labels in {0, 1} and P(malignant)."""
+    """Every metric of :data:`METRIC_NAMES` on one test set.
+
+    Parameters
+    ----------
+    labels : array-like of int, shape (n,)
+        True classes, 0 benign and 1 malignant.
+    probs : array-like of float, shape (n,)
+        Predicted P(malignant).
+    threshold : float, default=0.5
+        ``probs >= threshold`` is called malignant for the threshold metrics (accuracy,
+        sensitivity, specificity, F1, balanced accuracy); AUC, ECE and Brier use ``probs``.
+
+    Returns
+    -------
+    dict of str to float
+        One value per name of :data:`METRIC_NAMES`; a metric that is undefined on this test set
+        (AUC or specificity without benign images, anything without images) is NaN.
+    """
     labels = np.asarray(labels).astype(int)
     probs = np.asarray(probs, dtype=float)
     tp, fn, tn, fp = confusion_counts(labels, probs >= threshold)
@@ -98,22 +181,37 @@ def binary_metrics(
     }
 
 
-# PROVISIONAL (replaced by the report engineer's helper on merge)
-from dataclasses import dataclass  # noqa: E402
+# -- over folds ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Interval:
+    """Mean, sample standard deviation (ddof=1) and Student-t confidence interval of the mean."""
+
     mean: float
     std: float
     low: float
     high: float
-    n: int
+    n: int  # finite values summarised
 
 
 def describe(values, confidence: float = 0.95) -> Interval:
-    from scipy import stats as sps
+    """Summarise a metric over units (folds): mean, sample std and a t interval of the mean.
 
+    Parameters
+    ----------
+    values : array-like of float
+        One value per unit; NaN and infinite values (an undefined AUC) are left out.
+    confidence : float, default=0.95
+        Coverage of the interval ``mean ± t_{(1 + confidence) / 2, n - 1} * std / sqrt(n)``.
+
+    Returns
+    -------
+    Interval
+        With ``n`` finite values: ``n == 0`` gives NaN everywhere; ``n == 1`` gives the value as
+        mean and NaN std and bounds (one value has no spread to estimate); ``n >= 2`` gives
+        ``numpy.mean``, ``numpy.std(ddof=1)`` and the t bounds.
+    """
     v = np.asarray(values, dtype=float).ravel()
     v = v[np.isfinite(v)]
     n = len(v)
@@ -125,3 +223,29 @@ def describe(values, confidence: float = 0.95) -> Interval:
     std = float(v.std(ddof=1))
     half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
     return Interval(mean, std, mean - half, mean + half, n)
+
+
+def describe_by(frame: pd.DataFrame, by: Sequence[str], value: str = "value") -> pd.DataFrame:
+    """Mean, sample std and count of ``frame[value]`` per group: curves summarised over units.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Long table, one row per (unit, point of the curve), e.g. per (run, epoch).
+    by : sequence of str
+        Columns that name one point of one curve, e.g. ``["model", "optimizer", "step"]``.
+    value : str, default="value"
+        Column summarised; non-finite values are left out.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``*by, mean, std, n``, sorted by ``by``; ``std`` follows :func:`describe` (NaN
+        below two values). ``mean`` is pandas' grouped mean, whose compensated summation can
+        differ from :func:`describe`'s in the last digit.
+    """
+    values = pd.to_numeric(frame[value], errors="coerce")
+    values = values.where(np.isfinite(values))
+    groups = frame.assign(**{value: values}).groupby(list(by), sort=True)[value]
+    out = groups.agg(mean="mean", std=lambda v: describe(v).std, n="count")
+    return out.reset_index()

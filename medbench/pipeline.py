@@ -42,13 +42,12 @@ def run_benchmark(
     An interrupted grid prints the summary of what finished and re-raises KeyboardInterrupt.
     """
     from medbench.report.analysis import analyse
-    from medbench.report.build import write_report
+    from medbench.report.build import read_experiment, write_report
     from medbench.report.summary import render_summary, summary_table
-    from medbench.tracking import load_experiment
 
     cfg = config if isinstance(config, Config) else load_config(config, overrides, data_root)
     grid = run_grid(cfg, executor=executor, ray_address=ray_address, progress=progress)
-    record = load_experiment(cfg.name, grid.tracking_uri, select=grid.select)
+    record = read_experiment(cfg.name, grid.tracking_uri, select=grid.select)
     analysis = analyse(record)
     result = BenchmarkResult(grid, summary_table(analysis))
     if grid.interrupted:

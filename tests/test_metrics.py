@@ -1,7 +1,9 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
+from scipy import stats as sps
 from sklearn.metrics import (
     accuracy_score,
     balanced_accuracy_score,
@@ -11,7 +13,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from medbench.metrics import binary_metrics, expected_calibration_error
+from medbench.metrics import binary_metrics, describe, describe_by, expected_calibration_error
 
 
 def test_against_scikit_learn():
@@ -43,3 +45,46 @@ def test_ece_hand_computed():
     expected = (0.05 + 0.85 + 0.15 + 0.05) / 4
     assert expected_calibration_error(labels, probs) == pytest.approx(expected)
     assert expected_calibration_error(np.array([1, 0]), np.array([1.0, 0.0])) == pytest.approx(0.0)
+
+
+def test_describe_matches_scipy_t_interval():
+    v = np.array([0.81, 0.84, 0.79, 0.88, 0.83])
+    ci = describe(v)
+    lo, hi = sps.t.interval(0.95, len(v) - 1, loc=v.mean(), scale=sps.sem(v))
+    assert (ci.mean, ci.std, ci.n) == (v.mean(), v.std(ddof=1), 5)
+    assert (ci.low, ci.high) == pytest.approx((lo, hi), abs=1e-15)
+    lo90, hi90 = sps.t.interval(0.9, 4, loc=v.mean(), scale=sps.sem(v))
+    assert (describe(v, 0.9).low, describe(v, 0.9).high) == pytest.approx((lo90, hi90))
+
+
+def test_describe_leaves_out_undefined_values():
+    ci = describe([0.7, np.nan, 0.9, np.inf])
+    assert ci.n == 2 and ci.mean == pytest.approx(0.8)
+    assert ci.std == pytest.approx(np.std([0.7, 0.9], ddof=1))
+
+
+def test_describe_below_two_values_has_no_spread():
+    none = describe([])
+    assert none.n == 0 and all(math.isnan(x) for x in (none.mean, none.std, none.low, none.high))
+    one = describe([0.8])
+    assert one.n == 1 and one.mean == 0.8
+    assert math.isnan(one.std) and math.isnan(one.low) and math.isnan(one.high)
+
+
+def test_describe_by_summarises_each_point_of_the_curves():
+    # three units, the third stopped early (no epoch 2) and logged a non-finite value at epoch 1
+    frame = pd.DataFrame(
+        {
+            "run": ["a", "a", "a", "b", "b", "b", "c", "c"],
+            "step": [0, 1, 2, 0, 1, 2, 0, 1],
+            "value": [1.0, 0.5, 0.2, 3.0, 0.7, 0.4, 2.0, np.inf],
+        }
+    )
+    out = describe_by(frame, ["step"]).set_index("step")
+    assert list(out.columns) == ["mean", "std", "n"]
+    assert list(out["n"]) == [3, 2, 2]
+    assert out.loc[0, "mean"] == pytest.approx(2.0) and out.loc[0, "std"] == pytest.approx(1.0)
+    assert out.loc[1, "mean"] == pytest.approx(0.6)
+    assert out.loc[1, "std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
+    single = describe_by(frame[frame["run"] == "a"], ["step"])
+    assert single["std"].isna().all() and list(single["mean"]) == [1.0, 0.5, 0.2]

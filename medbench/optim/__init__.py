@@ -1,4 +1,9 @@
-"""Optimizers compared by the suite: Adam, SAM (and ASAM) and GCSAM, behind one registry."""
+"""Optimizers compared by the suite: Adam, SAM (and ASAM) and GCSAM, behind one registry.
+
+``sam`` holds the SAM family (:class:`SAM`, :class:`GCSAM`) and the BatchNorm switches of its
+second pass; ``centralization`` holds Gradient Centralization; ``registry`` builds any of them by
+name from one set of settings (:func:`build_optimizer`, :func:`list_optimizers`).
+"""
 
 from medbench.optim.centralization import centralize_gradients
 from medbench.optim.registry import OPTIMIZER_SETTINGS, build_optimizer, list_optimizers

@@ -24,7 +24,16 @@ def channel_means(tensors: list[Tensor]) -> list[Tensor]:
 
 
 def centralize_gradients(tensors: list[Tensor], conv_only: bool = False) -> None:
-    """Centralize, in place, every tensor of the list that Gradient Centralization applies to."""
+    """Centralize, in place, every tensor of the list that Gradient Centralization applies to.
+
+    Parameters
+    ----------
+    tensors : list of Tensor
+        Gradients (or any tensors); those with more than one dimension (more than three with
+        ``conv_only``) get their mean over all dimensions but the first subtracted.
+    conv_only : bool, default=False
+        Centralize only convolution kernels, as the original Gradient Centralization code.
+    """
     chosen = [t for t in tensors if is_centralized(t, conv_only)]
     if chosen:
         torch._foreach_sub_(chosen, channel_means(chosen))

@@ -56,6 +56,7 @@ SAM_FAMILY: dict[str, SamSpec] = {
     "gcsam": SamSpec(GCSAM, _SAM_SETTINGS + _GC_SETTINGS),
 }
 
+#: Every setting some optimizer of the registry understands.
 OPTIMIZER_SETTINGS: frozenset[str] = frozenset(
     {s for spec in BASES.values() for s in spec.settings}
     | {s for spec in SAM_FAMILY.values() for s in spec.settings}
@@ -63,7 +64,13 @@ OPTIMIZER_SETTINGS: frozenset[str] = frozenset(
 
 
 def list_optimizers() -> list[str]:
-    """Names accepted by :func:`build_optimizer`."""
+    """Names accepted by :func:`build_optimizer`.
+
+    Returns
+    -------
+    list of str
+        Plain torch optimizers and the SAM family, sorted.
+    """
     return sorted([*BASES, *SAM_FAMILY])
 
 
@@ -79,7 +86,31 @@ def check_settings(settings: Iterable[str], key: str = "optimizer") -> None:
 
 
 def build_optimizer(name: str, params: Iterable, **settings: Any) -> Optimizer:
-    """Build optimizer ``name`` over ``params`` from the settings it uses; others are ignored."""
+    """Build optimizer ``name`` over ``params`` from the settings it uses; others are ignored.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`list_optimizers`.
+    params : iterable of Tensor or dict
+        Parameters to optimize, or parameter groups.
+    **settings
+        The grid's shared settings (``lr``, ``rho``, ``base``, ``weight_decay``, ...); unset ones
+        take the paper's defaults (Adam base, lr 1e-4, rho 0.05). Each optimizer takes those it
+        uses (Adam ignores ``rho``).
+
+    Returns
+    -------
+    torch.optim.Optimizer
+        A torch optimizer, or a :class:`~medbench.optim.SAM` / :class:`~medbench.optim.GCSAM`
+        around its base optimizer.
+
+    Raises
+    ------
+    ConfigError
+        Unknown optimizer or base name, a setting no optimizer knows, an invalid ``gc_norm``, or
+        a value the optimizer rejects.
+    """
     if name not in BASES and name not in SAM_FAMILY:
         raise ConfigError(
             f"unknown optimizer {name!r}{closest(name, list_optimizers())}; "

@@ -47,6 +47,28 @@ class SAM(Optimizer):
     forward-backward pass. ``param_groups`` and ``state`` are the base optimizer's own, so LR
     schedulers and checkpoints see one optimizer. Save checkpoints between steps: ``e(w)`` lives
     only between ``first_step`` and ``second_step`` and is not part of ``state_dict``.
+
+    Parameters
+    ----------
+    params : iterable of Tensor or dict
+        Parameters to optimize, or parameter groups, as for any torch optimizer.
+    base_optimizer : callable, default=torch.optim.Adam
+        Optimizer class (or factory) that takes the descent step; built over this optimizer's
+        parameter groups with ``base_kwargs``.
+    rho : float, default=0.05
+        Radius of the neighbourhood: ``||e(w)|| = rho`` (in ``|w|``-scaled units for ASAM).
+    adaptive : bool, default=False
+        ASAM: scale the neighbourhood by ``|w|``.
+    **base_kwargs
+        Settings of the base optimizer (``lr``, ``weight_decay``, ...), also stored per group.
+
+    Raises
+    ------
+    ValueError
+        ``rho`` is negative, ``params`` is empty, or the base optimizer rejects a value (e.g. a
+        negative ``lr``).
+    TypeError
+        The base optimizer does not take one of ``base_kwargs``.
     """
 
     def __init__(
@@ -73,7 +95,18 @@ class SAM(Optimizer):
 
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> None:
-        """Move the weights from ``w`` to ``w + e(w)`` along the current gradient."""
+        """Move the weights from ``w`` to ``w + e(w)`` along the current gradient.
+
+        Parameters
+        ----------
+        zero_grad : bool, default=False
+            Clear the gradients afterwards, ready for the backward pass at ``w + e(w)``.
+
+        Raises
+        ------
+        RuntimeError
+            Called again before :meth:`second_step`.
+        """
         if self._perturbation:
             raise RuntimeError("first_step called twice without second_step in between")
         buckets = self._buckets()
@@ -93,6 +126,11 @@ class SAM(Optimizer):
 
         Moving back subtracts ``e(w)``, as the published SAM and GCSAM codes do (one buffer per
         parameter; ``w`` comes back up to float rounding, not bit for bit).
+
+        Parameters
+        ----------
+        zero_grad : bool, default=False
+            Clear the gradients after the step.
         """
         for params, e_w in self._perturbation:
             torch._foreach_sub_(params, e_w)
@@ -108,7 +146,21 @@ class SAM(Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One SAM step; the gradient at ``w`` must exist, ``closure`` recomputes it at ``w + e(w)``.
 
-        Returns what the closure returns (the loss at the perturbed point).
+        Parameters
+        ----------
+        closure : callable
+            Runs the second forward-backward pass (the gradients are already cleared) and
+            returns the loss; called with gradients enabled.
+
+        Returns
+        -------
+        Any
+            What ``closure`` returns (the loss at the perturbed point).
+
+        Raises
+        ------
+        ValueError
+            No closure was given.
         """
         if closure is None:
             raise ValueError(
@@ -194,6 +246,31 @@ class GCSAM(SAM):
     step with the raw gradient taken at ``w + e(w)``. ``gc_norm="centralized"`` divides by the
     norm of the centralized gradient instead (the paper's formula: ``||e(w)|| = rho``).
     ``gc_conv_only=True`` centralizes only tensors with more than three dimensions.
+
+    Parameters
+    ----------
+    params : iterable of Tensor or dict
+        Parameters to optimize, or parameter groups.
+    base_optimizer : callable, default=torch.optim.Adam
+        Optimizer class (or factory) that takes the descent step.
+    rho : float, default=0.05
+        Radius of the neighbourhood.
+    adaptive : bool, default=False
+        Scale the neighbourhood by ``|w|``, as ASAM does.
+    gc_conv_only : bool, default=False
+        Centralize only tensors with more than three dimensions (convolution kernels).
+    gc_norm : {"raw", "centralized"}, default="raw"
+        Gradient whose norm ``rho`` is divided by: the raw one (the released code) or the
+        centralized one (the paper's formula).
+    **base_kwargs
+        Settings of the base optimizer (``lr``, ``weight_decay``, ...).
+
+    Raises
+    ------
+    ValueError
+        ``gc_norm`` is not one of the two, or as for :class:`SAM`.
+    TypeError
+        The base optimizer does not take one of ``base_kwargs``.
     """
 
     def __init__(
@@ -233,6 +310,12 @@ def disable_running_stats(model: nn.Module) -> None:
 
     Batch statistics still normalise the batch, as in any training forward pass; the running
     mean, variance and batch counter are left as they are until :func:`enable_running_stats`.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Model whose BatchNorm layers (any ``_BatchNorm``) stop updating their running statistics;
+        calling it twice in a row keeps the state saved by the first call.
     """
     for module in model.modules():
         if isinstance(module, _BatchNorm) and not hasattr(module, "_medbench_tracking"):
@@ -241,7 +324,14 @@ def disable_running_stats(model: nn.Module) -> None:
 
 
 def enable_running_stats(model: nn.Module) -> None:
-    """Undo :func:`disable_running_stats`."""
+    """Undo :func:`disable_running_stats`.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Model whose BatchNorm layers get back the running-statistics setting they had; layers
+        that were not disabled are left alone.
+    """
     for module in model.modules():
         if isinstance(module, _BatchNorm) and hasattr(module, "_medbench_tracking"):
             module.track_running_stats = module._medbench_tracking

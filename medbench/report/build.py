@@ -1,5 +1,7 @@
-"""``medbench report``: read an experiment from MLflow, write figures, CSV tables, ``report.md``
-and a self-contained ``report.html``, and attach them to the experiment's parent runs.
+"""``medbench report``: read an experiment from MLflow (:func:`read_experiment`), analyse it
+(:func:`~medbench.report.analysis.analyse`), write figures, CSV tables, ``report.md`` and a
+self-contained ``report.html`` and attach them to the experiment's parent runs
+(:func:`write_report`); :func:`build_report` does all three in one call.
 
 Everything lands flat in one folder (``fig_*``, ``table_*``, ``report.*``) so that the relative
 links of ``report.md`` also resolve in the ``report/`` artifact folder of each parent run.
@@ -14,11 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from medbench.report import document as d
-from medbench.report import figures, results
+from medbench.report import figures, vocab
 from medbench.report.analysis import Analysis, analyse
 from medbench.report.sections import compose
-from medbench.report.stats import t_interval
-from medbench.tracking import load_experiment, log_report
+from medbench.tracking import ExperimentRecord, load_experiment, log_report
 
 
 def default_out_dir(experiment: str) -> Path:
@@ -30,30 +31,65 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._") or "report"
 
 
-def build_report(
-    experiment: str,
-    tracking_uri: str | None = None,
-    out_dir: str | Path | None = None,
-    log: bool = True,
-    select: tuple[str, str] | None = None,
-) -> Path:
-    """Build the report of ``experiment`` into ``out_dir`` and return that folder.
+def read_experiment(
+    experiment: str, tracking_uri: str | None = None, select: tuple[str, str] | None = None
+) -> ExperimentRecord:
+    """Read the runs of ``experiment`` that one report covers, without MLflow's progress bars.
 
-    ``select`` = (config hash, dataset fingerprint) of the runs to report; by default those of
-    the experiment's most recently started parent run.
+    Parameters
+    ----------
+    experiment : str
+        MLflow experiment name (the config's ``name``).
+    tracking_uri : str, optional
+        Tracking store; by default ``MLFLOW_TRACKING_URI`` or MLflow's default store.
+    select : tuple of (str, str), optional
+        (config hash, dataset fingerprint) of the runs to read; by default those of the
+        experiment's most recently started parent run.
+
+    Returns
+    -------
+    ExperimentRecord
+        Runs, per-epoch curves, predictions and JSON artifacts of the selected runs.
+
+    Raises
+    ------
+    TrackingError
+        The store cannot be reached, the experiment does not exist or has no (selected) runs.
     """
     with _quiet_downloads():
-        record = load_experiment(experiment, tracking_uri, select=select)
-    return write_report(record, analyse(record), out_dir, log=log)
+        return load_experiment(experiment, tracking_uri, select=select)
 
 
-def write_report(record, a: Analysis, out_dir: str | Path | None = None, log: bool = True) -> Path:
-    """PROVISIONAL split of build_report (the report engineer's version replaces it)."""
+def write_report(
+    record: ExperimentRecord,
+    analysis: Analysis,
+    out_dir: str | Path | None = None,
+    log: bool = True,
+) -> Path:
+    """Write the figures, CSV tables, ``report.md`` and ``report.html`` of an analysed experiment.
+
+    Parameters
+    ----------
+    record : ExperimentRecord
+        The experiment, as returned by :func:`read_experiment`.
+    analysis : Analysis
+        ``analyse(record)``; pass the one the caller already holds (e.g. for the closing summary)
+        rather than computing it twice.
+    out_dir : str or Path, optional
+        Folder to write into, created if needed; by default ``reports/EXPERIMENT``.
+    log : bool, default=True
+        Also attach every file to each parent run of the experiment under ``report/``.
+
+    Returns
+    -------
+    Path
+        The folder holding the report.
+    """
     out = Path(out_dir) if out_dir else default_out_dir(record.name)
     out.mkdir(parents=True, exist_ok=True)
-    tables = write_tables(a, out)
-    figs = draw_figures(a, out)
-    doc = compose(record, a, figs, tables)
+    tables = write_tables(analysis, out)
+    figs = draw_figures(analysis, out)
+    doc = compose(record, analysis, figs, tables)
     (out / "report.md").write_text(d.to_markdown(doc), encoding="utf-8")
     (out / "report.html").write_text(d.to_html(doc, out), encoding="utf-8")
     files = [
@@ -65,6 +101,46 @@ def write_report(record, a: Analysis, out_dir: str | Path | None = None, log: bo
     if log and not record.parents.empty:
         log_report(record.uri, list(record.parents["run_id"]), files)
     return out
+
+
+def build_report(
+    experiment: str,
+    tracking_uri: str | None = None,
+    out_dir: str | Path | None = None,
+    log: bool = True,
+    select: tuple[str, str] | None = None,
+) -> Path:
+    """Build the report of an MLflow experiment in one call (``medbench report``).
+
+    Reads the experiment (:func:`read_experiment`), analyses it
+    (:func:`~medbench.report.analysis.analyse`) and writes it (:func:`write_report`).
+
+    Parameters
+    ----------
+    experiment : str
+        MLflow experiment name (the config's ``name``).
+    tracking_uri : str, optional
+        Tracking store; by default ``MLFLOW_TRACKING_URI`` or MLflow's default store.
+    out_dir : str or Path, optional
+        Folder to write into, created if needed; by default ``reports/EXPERIMENT``.
+    log : bool, default=True
+        Also attach every file to each parent run of the experiment under ``report/``.
+    select : tuple of (str, str), optional
+        (config hash, dataset fingerprint) of the runs to report; by default those of the
+        experiment's most recently started parent run.
+
+    Returns
+    -------
+    Path
+        The folder holding ``report.md``, ``report.html``, ``fig_*`` and ``table_*.csv``.
+
+    Raises
+    ------
+    TrackingError
+        The store cannot be reached, the experiment does not exist or has no (selected) runs.
+    """
+    record = read_experiment(experiment, tracking_uri, select)
+    return write_report(record, analyse(record), out_dir or default_out_dir(experiment), log)
 
 
 @contextmanager
@@ -140,7 +216,7 @@ def write_tables(a: Analysis, out: Path) -> dict[str, Path]:
 
 def draw_figures(a: Analysis, out: Path) -> dict[str, figures.FigureFiles]:
     """Draw every figure the data allow; keys name them for :func:`compose`."""
-    colours = figures.optimizer_colours(a.optimizers)
+    colours = vocab.optimizer_colours(a.optimizers)
     made: dict[str, figures.FigureFiles] = {}
     if a.per_unit.empty:
         return made
@@ -151,37 +227,27 @@ def draw_figures(a: Analysis, out: Path) -> dict[str, figures.FigureFiles]:
         made[key] = figures.save(fig, out, stem)
 
     for model in models:
-        mp = a.predictions[a.predictions["model"] == model]
-        units = {
-            opt: [
-                (g["label"].to_numpy(), g["prob_malignant"].to_numpy())
-                for _, g in mp[mp["optimizer"] == opt].groupby("run_id", sort=False)
-            ]
-            for opt in opts
-            if (mp["optimizer"] == opt).any()
-        }
-        mu = a.per_unit[a.per_unit["model"] == model]
-        auc = {opt: t_interval(mu.loc[mu["optimizer"] == opt, "auc"]) for opt in units}
-        readers = {r: p for r, (p, _) in results.reader_points(results.images(mp)).items()}
         keep(
             f"roc/{model}",
-            figures.roc(model, units, auc, readers, colours),
+            figures.roc(a.roc, a.performance, a.readers_by_model, model, opts, colours),
             f"fig_roc_{_safe(model)}",
         )
         keep(
             f"confusion/{model}",
-            figures.confusion(a.confusion, model, opts),
+            figures.confusion(a.confusion_shares, model, opts),
             f"fig_confusion_{_safe(model)}",
         )
         keep(
             f"reliability/{model}",
-            figures.reliability(a.predictions, model, opts, colours),
+            figures.reliability(a.reliability, model, opts, colours),
             f"fig_reliability_{_safe(model)}",
         )
         if not a.landscape.empty and (a.landscape["model"] == model).any():
             keep(
                 f"flatness/{model}",
-                figures.flatness(a.landscape, a.flatness_per_unit, model, opts, colours),
+                figures.flatness(
+                    a.landscape, a.flatness_per_unit, a.flatness, model, opts, colours
+                ),
                 f"fig_flatness_{_safe(model)}",
             )
     keep(
@@ -189,9 +255,17 @@ def draw_figures(a: Analysis, out: Path) -> dict[str, figures.FigureFiles]:
         figures.intervals(a.performance, a.per_unit, models, opts, colours),
         "fig_auc_accuracy_ci",
     )
-    keep("paired", figures.paired_folds(a.per_unit, models, opts, colours), "fig_paired_folds_auc")
+    keep(
+        "paired",
+        figures.paired_folds(a.paired_folds, models, opts, colours),
+        "fig_paired_folds_auc",
+    )
     if not a.curves.empty:
         keep("learning", figures.learning(a.curves, models, opts, colours), "fig_learning_curves")
     if not a.cost_per_unit.empty:
-        keep("cost", figures.cost(a.cost_per_unit, models, opts, colours), "fig_training_cost")
+        keep(
+            "cost",
+            figures.cost(a.cost, a.cost_per_unit, models, opts, colours),
+            "fig_training_cost",
+        )
     return made

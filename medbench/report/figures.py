@@ -1,4 +1,6 @@
-"""Every figure of the report, drawn from the tables' own numbers (PNG at print resolution + SVG).
+"""Every figure of the report, drawn from the numbers of the analysis (PNG at print resolution +
+SVG). Figures draw only: every curve, band, mean and count they show is a column of a table of
+:class:`~medbench.report.analysis.Analysis`.
 
 Figures are plain ``matplotlib.figure.Figure`` objects on the Agg canvas: no pyplot, no global
 state, no GUI backend, whatever process builds the report. Each optimizer keeps one colour in
@@ -18,25 +20,9 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from medbench.report import results
-from medbench.report.clinical import OperatingPoint
-from medbench.report.stats import Interval
+from medbench.report.formatting import fnum
+from medbench.report.vocab import metric_label, reader_style
 
-#: Okabe & Ito (2008), fixed per known optimizer so a colour means the same in every report.
-OPTIMIZER_COLOURS = {
-    "adam": "#0072B2",  # blue
-    "sam": "#E69F00",  # orange
-    "gcsam": "#009E73",  # bluish green
-    "asam": "#CC79A7",  # reddish purple
-    "sgd": "#D55E00",  # vermillion
-    "adamw": "#56B4E9",  # sky blue
-}
-#: For other optimizers, in alphabetical order of their names (Paul Tol's muted scheme).
-EXTRA_COLOURS = ("#882255", "#44AA99", "#332288", "#999933", "#117733", "#AA4499", "#DDCC77")
-READER_STYLE = {
-    "birads_reader1": {"marker": "s", "color": "#000000", "label": "Reader 1"},
-    "birads_reader2": {"marker": "D", "color": "#777777", "label": "Reader 2"},
-}
 PNG_DPI = 200
 STYLE = {
     "font.size": 9,
@@ -51,15 +37,6 @@ STYLE = {
     "grid.alpha": 0.3,
     "svg.hashsalt": "medbench",  # stable ids: a rebuilt report diffs cleanly
 }
-
-
-def optimizer_colours(names: Sequence[str]) -> dict[str, str]:
-    """Fixed colours for known optimizers; unknown ones get the extra colours in name order."""
-    out = {n: OPTIMIZER_COLOURS[n] for n in names if n in OPTIMIZER_COLOURS}
-    unknown = sorted(n for n in names if n not in OPTIMIZER_COLOURS)
-    for i, name in enumerate(unknown):
-        out[name] = EXTRA_COLOURS[i % len(EXTRA_COLOURS)]
-    return out
 
 
 @dataclass(frozen=True)
@@ -102,45 +79,69 @@ def _time_unit(seconds: Sequence[float]) -> tuple[float, str]:
     return 1.0, "s"
 
 
+def _spread(std) -> np.ndarray:
+    """The std as drawn: an undefined one (a single fold) is a band or error bar of no width."""
+    return np.nan_to_num(np.asarray(std, dtype=float), nan=0.0)
+
+
+def _band(mean, std) -> tuple[np.ndarray, np.ndarray]:
+    """``mean ± std``, the edges of a band."""
+    m, s = np.asarray(mean, dtype=float), _spread(std)
+    return m - s, m + s
+
+
+def _rows(table: pd.DataFrame, **where) -> pd.DataFrame:
+    """The rows of ``table`` whose columns equal the given values."""
+    mask = np.ones(len(table), dtype=bool)
+    for column, value in where.items():
+        mask &= (table[column] == value).to_numpy()
+    return table[mask]
+
+
 def roc(
+    curves: pd.DataFrame,
+    performance: pd.DataFrame,
+    readers: pd.DataFrame,
     model: str,
-    units: Mapping[str, list[tuple[np.ndarray, np.ndarray]]],
-    auc: Mapping[str, Interval],
-    readers: Mapping[str, OperatingPoint],
+    optimizers: Sequence[str],
     colours: Mapping[str, str],
-    n_images: int | None = None,
 ) -> Figure:
-    """Mean ROC over folds per optimizer (±1 std band) and the readers' operating points."""
+    """Mean ROC over folds per optimizer (±1 std band, AUC mean ± std in the legend) and the
+    readers' operating points; ``curves``, ``performance`` and ``readers`` are the analysis'
+    ``roc``, ``performance`` and ``readers_by_model`` tables."""
     fig, axes = _subplots(1, 1, 4.6, 4.4)
     ax = axes[0, 0]
-    grid = np.linspace(0, 1, 201)
     with mpl.rc_context(STYLE):
-        for opt, groups in units.items():
-            mean, std = results.mean_roc(groups, grid)
-            if not np.isfinite(mean).any():
+        for opt in optimizers:
+            part = _rows(curves, model=model, optimizer=opt)
+            if part.empty:
                 continue
-            ci = auc[opt]
-            label = f"{opt} (AUC {ci.mean:.3f} ± {_fmt(ci.std)}, {ci.n} folds)"
-            ax.plot(grid, mean, color=colours[opt], lw=1.8, label=label)
+            r = _rows(performance, model=model, optimizer=opt).iloc[0]
+            label = f"{opt} (AUC {r['auc_mean']:.3f} ± {fnum(r['auc_std'])}, {r['auc_n']} folds)"
+            ax.plot(part["fpr"], part["tpr_mean"], color=colours[opt], lw=1.8, label=label)
+            low, high = _band(part["tpr_mean"], part["tpr_std"])
             ax.fill_between(
-                grid,
-                np.clip(mean - std, 0, 1),
-                np.clip(mean + std, 0, 1),
+                part["fpr"],
+                np.clip(low, 0, 1),
+                np.clip(high, 0, 1),
                 color=colours[opt],
                 alpha=0.15,
                 lw=0,
             )
-        for reader, point in readers.items():
-            style = READER_STYLE.get(reader, {"marker": "o", "color": "#000000", "label": reader})
+        mine = _rows(readers, model=model) if not readers.empty else readers
+        for point in mine.itertuples(index=False):
+            if not point.n_used:
+                continue
+            style = reader_style(point.reader)
             ax.plot(
                 1 - point.specificity,
                 point.sensitivity,
                 ls="none",
-                marker=style["marker"],
-                color=style["color"],
+                marker=style.marker,
+                color=style.colour,
                 ms=7,
                 mec="white",
-                label=f"{style['label']} (BI-RADS ≥ 4a, n={point.n})",
+                label=f"{style.name} (BI-RADS ≥ 4a, n={point.n_used})",
             )
         ax.plot([0, 1], [0, 1], color="#999999", ls=":", lw=1)
         ax.set_xlim(0, 1)
@@ -151,10 +152,6 @@ def roc(
         ax.set_title(f"{model}: test ROC (mean ± 1 std over folds)")
         ax.legend(loc="lower right", frameon=True)
     return fig
-
-
-def _fmt(x: float, digits: int = 3) -> str:
-    return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
 
 def intervals(
@@ -174,14 +171,12 @@ def intervals(
         for ax, metric in zip(axes[0], metrics, strict=True):
             for j, opt in enumerate(optimizers):
                 for i, model in enumerate(models):
-                    row = summary[(summary["model"] == model) & (summary["optimizer"] == opt)]
+                    row = _rows(summary, model=model, optimizer=opt)
                     if row.empty:
                         continue
                     r = row.iloc[0]
                     x = i + offsets[j]
-                    vals = per_unit.loc[
-                        (per_unit["model"] == model) & (per_unit["optimizer"] == opt), metric
-                    ]
+                    vals = _rows(per_unit, model=model, optimizer=opt)[metric]
                     ax.plot(
                         np.full(len(vals), x),
                         vals,
@@ -209,9 +204,9 @@ def intervals(
             ax.set_xticks(range(len(models)), models)
             ax.set_xlim(-0.6, len(models) - 0.4)
             ax.set_ylabel(
-                f"Test {_label(metric)} (fraction)" if metric != "auc" else "Test ROC AUC"
+                f"Test {metric_label(metric)} (fraction)" if metric != "auc" else "Test ROC AUC"
             )
-            ax.set_title(f"Test {_label(metric)}")
+            ax.set_title(f"Test {metric_label(metric)}")
         fig.suptitle("Mean and 95% t CI over folds (dots: single folds)")
         fig.legend(
             *axes[0, 0].get_legend_handles_labels(),
@@ -222,44 +217,28 @@ def intervals(
     return fig
 
 
-_LABELS = {
-    "auc": "AUC",
-    "accuracy": "accuracy",
-    "sensitivity": "sensitivity",
-    "specificity": "specificity",
-    "f1": "F1",
-    "balanced_accuracy": "balanced accuracy",
-    "ece": "ECE",
-    "brier": "Brier score",
-}
-
-
-def _label(metric: str) -> str:
-    return _LABELS.get(metric, metric)
-
-
 def paired_folds(
-    per_unit: pd.DataFrame,
+    wide: pd.DataFrame,
     models: Sequence[str],
     optimizers: Sequence[str],
     colours: Mapping[str, str],
     metric: str = "auc",
 ) -> Figure:
-    """Each fold's value per optimizer; grey lines join the same (fold, seed) across optimizers."""
+    """Each fold's value per optimizer; grey lines join the same (fold, seed) across optimizers.
+    ``wide`` is the analysis' ``paired_folds`` table."""
     fig, axes = _subplots(1, len(models), max(4.0, 1.0 + 1.1 * len(optimizers)) * len(models), 3.6)
     with mpl.rc_context(STYLE):
         for ax, model in zip(axes[0], models, strict=True):
-            mine = per_unit[per_unit["model"] == model]
-            wide = mine.pivot_table(index=["fold", "seed"], columns="optimizer", values=metric)
-            cols = [o for o in optimizers if o in wide.columns]
-            for (fold, seed), row in wide[cols].iterrows():
-                ax.plot(range(len(cols)), row.to_numpy(), color="#888888", lw=0.9, alpha=0.8)
-                last = row.last_valid_index()
+            mine = _rows(wide, model=model)
+            cols = [o for o in optimizers if o in mine and mine[o].notna().any()]
+            for _, row in mine.iterrows():
+                values = row[cols].astype(float)
+                ax.plot(range(len(cols)), values.to_numpy(), color="#888888", lw=0.9, alpha=0.8)
+                last = values.last_valid_index()
                 if last is not None:
-                    name = f"f{fold}" if mine["seed"].nunique() == 1 else f"f{fold}s{seed}"
                     ax.annotate(
-                        name,
-                        (cols.index(last), row[last]),
+                        row["label"],
+                        (cols.index(last), values[last]),
                         xytext=(6, 0),
                         textcoords="offset points",
                         fontsize=7,
@@ -268,8 +247,8 @@ def paired_folds(
                     )
             for j, opt in enumerate(cols):
                 ax.plot(
-                    np.full(len(wide), j),
-                    wide[opt].to_numpy(),
+                    np.full(len(mine), j),
+                    mine[opt].to_numpy(),
                     ls="none",
                     marker="o",
                     ms=6,
@@ -280,7 +259,7 @@ def paired_folds(
             ax.set_xticks(range(len(cols)), cols)
             ax.set_xlim(-0.4, len(cols) - 0.4)
             ax.set_xlabel("Optimizer")
-            ax.set_ylabel(f"Test {_label(metric)} per fold")
+            ax.set_ylabel(f"Test {metric_label(metric)} per fold")
             ax.set_title(f"{model}: paired folds")
     return fig
 
@@ -299,16 +278,12 @@ def learning(
             for k, (metric, label) in enumerate(panels):
                 ax = axes[i, k]
                 for opt in optimizers:
-                    part = curves[
-                        (curves["model"] == model)
-                        & (curves["optimizer"] == opt)
-                        & (curves["metric"] == metric)
-                    ].sort_values("step")
+                    part = _rows(curves, model=model, optimizer=opt, metric=metric)
                     if part.empty:
                         continue
-                    x, m, s = part["step"], part["mean"], part["std"].fillna(0)
-                    ax.plot(x, m, color=colours[opt], lw=1.6, label=opt)
-                    ax.fill_between(x, m - s, m + s, color=colours[opt], alpha=0.15, lw=0)
+                    ax.plot(part["step"], part["mean"], color=colours[opt], lw=1.6, label=opt)
+                    low, high = _band(part["mean"], part["std"])
+                    ax.fill_between(part["step"], low, high, color=colours[opt], alpha=0.15, lw=0)
                 ax.set_xlabel("Epoch")
                 ax.set_ylabel(label)
                 ax.set_title(f"{model}: {label.split(' (')[0]}")
@@ -318,12 +293,14 @@ def learning(
 
 
 def cost(
+    summary: pd.DataFrame,
     per_unit: pd.DataFrame,
     models: Sequence[str],
     optimizers: Sequence[str],
     colours: Mapping[str, str],
 ) -> Figure:
-    """Time per epoch, total training time and time to the best validation AUC (mean ± std)."""
+    """Time per epoch, total training time and time to the best validation AUC (mean ± std);
+    ``summary`` is the analysis' ``cost`` table, ``per_unit`` (``cost_per_unit``) sets the unit."""
     panels = [
         ("epoch_time_s", "Time per epoch"),
         ("train_time_s", "Total training time"),
@@ -338,23 +315,18 @@ def cost(
             for j, opt in enumerate(optimizers):
                 xs, means, stds = [], [], []
                 for i, model in enumerate(models):
-                    vals = (
-                        per_unit.loc[
-                            (per_unit["model"] == model) & (per_unit["optimizer"] == opt), key
-                        ].dropna()
-                        / scale
-                    )
-                    if vals.empty:
+                    row = _rows(summary, model=model, optimizer=opt)
+                    if row.empty or not row.iloc[0][f"{key}_n"]:
                         continue
                     xs.append(i + (j - (n_opt - 1) / 2) * width)
-                    means.append(vals.mean())
-                    stds.append(vals.std(ddof=1) if len(vals) > 1 else 0.0)
+                    means.append(row.iloc[0][f"{key}_mean"] / scale)
+                    stds.append(row.iloc[0][f"{key}_std"] / scale)
                 if xs:
                     ax.bar(
                         xs,
                         means,
                         width=width * 0.9,
-                        yerr=stds,
+                        yerr=_spread(stds),
                         capsize=3,
                         color=colours[opt],
                         label=opt,
@@ -368,15 +340,16 @@ def cost(
 
 
 def confusion(table: pd.DataFrame, model: str, optimizers: Sequence[str]) -> Figure:
-    """Test confusion matrix per optimizer, pooled over folds: counts and row percentages."""
-    opts = [o for o in optimizers if ((table["model"] == model) & (table["optimizer"] == o)).any()]
+    """Test confusion matrix per optimizer, pooled over folds: counts and row percentages;
+    ``table`` is the analysis' ``confusion_shares``."""
+    opts = [o for o in optimizers if not _rows(table, model=model, optimizer=o).empty]
     fig, axes = _subplots(1, max(len(opts), 1), 2.6 * max(len(opts), 1) + 0.4, 2.9)
     with mpl.rc_context(STYLE):
         for ax, opt in zip(axes[0], opts, strict=False):
-            r = table[(table["model"] == model) & (table["optimizer"] == opt)].iloc[0]
-            m = np.array([[r["tn"], r["fp"]], [r["fn"], r["tp"]]], dtype=float)
-            rows = m.sum(axis=1, keepdims=True)
-            share = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
+            r = _rows(table, model=model, optimizer=opt).iloc[0]
+            cells = [["tn", "fp"], ["fn", "tp"]]
+            m = np.array([[r[c] for c in row] for row in cells], dtype=float)
+            share = np.array([[r[f"{c}_share"] for c in row] for row in cells], dtype=float)
             ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
             for (a, b), count in np.ndenumerate(m):
                 ax.text(
@@ -398,40 +371,45 @@ def confusion(table: pd.DataFrame, model: str, optimizers: Sequence[str]) -> Fig
 
 
 def reliability(
-    preds: pd.DataFrame,
+    bins: pd.DataFrame,
     model: str,
     optimizers: Sequence[str],
     colours: Mapping[str, str],
-    n_bins: int = 10,
 ) -> Figure:
     """Observed malignant rate against mean predicted probability per bin, pooled over folds,
-    with the distribution of the predictions below."""
+    with the distribution of the predictions below; ``bins`` is the analysis' ``reliability``."""
+    mine = _rows(bins, model=model)
     fig = new_figure(4.6, 5.2)
     with mpl.rc_context(STYLE):
         top, bottom = fig.subplots(2, 1, height_ratios=[3, 1], sharex=True)
         top.plot([0, 1], [0, 1], color="#999999", ls=":", lw=1, label="perfect calibration")
-        edges = np.linspace(0, 1, n_bins + 1)
         for opt in optimizers:
-            part = preds[(preds["model"] == model) & (preds["optimizer"] == opt)]
+            part = _rows(mine, optimizer=opt)
             if part.empty:
                 continue
-            bins = results.reliability(part["label"], part["prob_malignant"], n_bins)
-            bins = bins[bins["n"] > 0]
+            used = part[part["n"] > 0]
             top.plot(
-                bins["mean_predicted"],
-                bins["observed_rate"],
+                used["mean_predicted"],
+                used["observed_rate"],
                 marker="o",
                 ms=4,
                 color=colours[opt],
                 label=opt,
             )
+            # the counts are drawn as given: one weighted entry at the lower edge of each bin
+            edges = [*part["lower"], part["upper"].iloc[-1]]
             bottom.hist(
-                part["prob_malignant"], bins=edges, histtype="step", color=colours[opt], lw=1.4
+                part["lower"],
+                bins=edges,
+                weights=part["n"],
+                histtype="step",
+                color=colours[opt],
+                lw=1.4,
             )
         top.set_xlim(0, 1)
         top.set_ylim(0, 1)
         top.set_ylabel("Observed malignant fraction")
-        top.set_title(f"{model}: reliability, {n_bins} equal-width bins")
+        top.set_title(f"{model}: reliability, {mine['bin'].nunique()} equal-width bins")
         top.legend(loc="upper left")
         bottom.set_xlabel("Predicted P(malignant)")
         bottom.set_ylabel("Test images")
@@ -441,33 +419,37 @@ def reliability(
 def flatness(
     landscape: pd.DataFrame,
     per_unit: pd.DataFrame,
+    summary: pd.DataFrame,
     model: str,
     optimizers: Sequence[str],
     colours: Mapping[str, str],
 ) -> Figure:
     """1-D loss landscape along a filter-normalised random direction (mean ± std over folds),
-    and each fold's largest Hessian eigenvalue."""
+    and each fold's largest Hessian eigenvalue with their mean; the tables are the analysis'
+    ``landscape``, ``flatness_per_unit`` and ``flatness``."""
     fig, axes = _subplots(1, 2, 8.0, 3.4, width_ratios=[2, 1])
     ax, ax2 = axes[0]
+    key = "hessian_top_eigenvalue"
     with mpl.rc_context(STYLE):
         for opt in optimizers:
-            part = landscape[(landscape["model"] == model) & (landscape["optimizer"] == opt)]
+            part = _rows(landscape, model=model, optimizer=opt)
             if part.empty:
                 continue
-            x, m, s = part["alpha"], part["loss_mean"], part["loss_std"]
-            ax.plot(x, m, color=colours[opt], lw=1.6, label=opt)
-            ax.fill_between(x, m - s, m + s, color=colours[opt], alpha=0.15, lw=0)
+            ax.plot(part["alpha"], part["loss_mean"], color=colours[opt], lw=1.6, label=opt)
+            low, high = _band(part["loss_mean"], part["loss_std"])
+            ax.fill_between(part["alpha"], low, high, color=colours[opt], alpha=0.15, lw=0)
         ax.set_xlabel("Step along the direction (α, filter-normalised units)")
         ax.set_ylabel("Training loss (cross-entropy)")
         ax.set_title(f"{model}: 1-D loss landscape, best checkpoint")
         ax.legend(title="optimizer")
-        mine = per_unit[per_unit["model"] == model]
+        mine = _rows(per_unit, model=model)
         cols = [o for o in optimizers if (mine["optimizer"] == o).any()]
         for j, opt in enumerate(cols):
-            vals = mine.loc[mine["optimizer"] == opt, "hessian_top_eigenvalue"].dropna()
+            vals = _rows(mine, optimizer=opt)[key].dropna()
             ax2.plot(np.full(len(vals), j), vals, ls="none", marker="o", ms=5, color=colours[opt])
-            if len(vals):
-                ax2.plot([j - 0.25, j + 0.25], [vals.mean()] * 2, color=colours[opt], lw=2)
+            r = _rows(summary, model=model, optimizer=opt).iloc[0]
+            if r[f"{key}_n"]:
+                ax2.plot([j - 0.25, j + 0.25], [r[f"{key}_mean"]] * 2, color=colours[opt], lw=2)
         ax2.set_xticks(range(len(cols)), cols)
         ax2.set_xlim(-0.5, len(cols) - 0.5)
         ax2.set_ylabel("Largest Hessian eigenvalue")

@@ -1,4 +1,5 @@
-"""Test-set results recomputed from each fold's ``predictions.csv``: the numbers of every table.
+"""Test-set results recomputed from each fold's ``predictions.csv``: the numbers of every table
+and of the figures that show test results (mean ROC, reliability bins, paired folds, confusion).
 
 A *unit* is one finished child run, i.e. one (model, optimizer, fold, seed); units with the same
 (fold, seed) are paired across optimizers. Runs that did not finish are listed with their reason
@@ -7,29 +8,20 @@ and the rows they belong to are marked incomplete, never silently averaged over.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_curve
 
-from medbench.metrics import METRIC_NAMES, binary_metrics, calibration_bins
+from medbench.metrics import METRIC_NAMES, binary_metrics, calibration_bins, describe, describe_by
 from medbench.report import clinical, stats
 
 #: Metrics of the main table (all at the config's threshold except AUC).
 SUMMARY_METRICS = ("auc", "accuracy", "sensitivity", "specificity", "f1", "balanced_accuracy")
 CALIBRATION_METRICS = ("ece", "brier")
+SITE_METRICS = ("auc", "accuracy", "sensitivity", "specificity")
 PAIRED_METRICS = ("auc", "accuracy")
-#: Known optimizers first, in the order a reader expects them; others follow alphabetically.
-KNOWN_OPTIMIZERS = ("adam", "sam", "gcsam", "asam", "sgd", "adamw")
-
-
-def ordered(found, preferred=()) -> list[str]:
-    """``found`` names in ``preferred`` order first, then the rest sorted."""
-    found = [str(x) for x in dict.fromkeys(found) if isinstance(x, str) or pd.notna(x)]
-    first = [p for p in dict.fromkeys(preferred) if p in found]
-    return first + sorted(x for x in found if x not in first)
 
 
 @dataclass
@@ -233,12 +225,8 @@ def paired(
                             "optimizer_b": opt_b,
                             "n_pairs": res.n_pairs,
                             "n_unpaired": unpaired,
-                            "mean_a": float(np.nanmean(a.loc[common, m]))
-                            if len(common)
-                            else math.nan,
-                            "mean_b": float(np.nanmean(b.loc[common, m]))
-                            if len(common)
-                            else math.nan,
+                            "mean_a": describe(a.loc[common, m]).mean,
+                            "mean_b": describe(b.loc[common, m]).mean,
                             "mean_diff": res.mean_diff,
                             "diff_ci_low": res.ci_low,
                             "diff_ci_high": res.ci_high,
@@ -251,6 +239,35 @@ def paired(
                         }
                     )
     return pd.DataFrame(rows)
+
+
+def paired_folds(per_unit: pd.DataFrame, models, optimizers, metric: str = "auc") -> pd.DataFrame:
+    """The paired plot's table: per model, one row per (fold, seed) and one column per optimizer
+    holding that unit's ``metric``; ``label`` names the row (``f{fold}``, ``f{fold}s{seed}`` when
+    there are several seeds). Rows and optimizers without any defined value are left out."""
+    frames = []
+    for model in models:
+        mine = per_unit[per_unit["model"] == model]
+        if mine.empty:
+            continue
+        wide = mine.pivot_table(
+            index=["fold", "seed"], columns="optimizer", values=metric, aggfunc="first"
+        )
+        wide = wide[[o for o in optimizers if o in wide.columns]].reset_index()
+        one_seed = mine["seed"].nunique() == 1
+        wide.insert(0, "model", model)
+        wide.insert(
+            3,
+            "label",
+            [
+                f"f{fold}" if one_seed else f"f{fold}s{seed}"
+                for fold, seed in zip(wide["fold"], wide["seed"], strict=True)
+            ],
+        )
+        frames.append(wide)
+    if not frames:
+        return pd.DataFrame(columns=["model", "fold", "seed", "label"])
+    return pd.concat(frames, ignore_index=True).rename_axis(columns=None)
 
 
 def confusion(preds: pd.DataFrame, threshold: float) -> pd.DataFrame:
@@ -274,7 +291,23 @@ def confusion(preds: pd.DataFrame, threshold: float) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", "optimizer", "threshold", "tn", "fp", "fn", "tp"])
 
 
-def reliability(labels, probs, n_bins: int = 10) -> pd.DataFrame:
+def confusion_shares(confusion: pd.DataFrame) -> pd.DataFrame:
+    """The confusion counts with each cell's share of its true class (the matrix's row): ``tn`` and
+    ``fp`` over the benign images, ``fn`` and ``tp`` over the malignant ones; 0 for an empty row."""
+    out = confusion.copy()
+    benign = (out["tn"] + out["fp"]).to_numpy(dtype=float)
+    malignant = (out["fn"] + out["tp"]).to_numpy(dtype=float)
+    for cell, total in (("tn", benign), ("fp", benign), ("fn", malignant), ("tp", malignant)):
+        count = out[cell].to_numpy(dtype=float)
+        out[f"{cell}_share"] = np.divide(count, total, out=np.zeros_like(count), where=total > 0)
+    return out
+
+
+#: Equal-width bins of P(malignant) of the reliability diagrams (those of the ECE).
+RELIABILITY_BINS = 10
+
+
+def reliability(labels, probs, n_bins: int = RELIABILITY_BINS) -> pd.DataFrame:
     """Equal-width bins of P(malignant), the bins of ``expected_calibration_error``."""
     rows = [
         {
@@ -290,21 +323,40 @@ def reliability(labels, probs, n_bins: int = 10) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def mean_roc(groups, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std (ddof=1) of the units' TPR interpolated on a common FPR ``grid``."""
-    curves = []
-    for labels, probs in groups:
+def reliability_bins(preds: pd.DataFrame, n_bins: int = RELIABILITY_BINS) -> pd.DataFrame:
+    """:func:`reliability` per (model, optimizer), test predictions pooled over folds."""
+    frames = []
+    for (model, opt), part in preds.groupby(["model", "optimizer"], sort=False):
+        bins = reliability(part["label"], part["prob_malignant"], n_bins)
+        frames.append(bins.assign(model=model, optimizer=opt))
+    cols = ["model", "optimizer", "bin", "lower", "upper", "n", "mean_predicted", "observed_rate"]
+    return pd.concat(frames)[cols].reset_index(drop=True) if frames else pd.DataFrame(columns=cols)
+
+
+#: False positive rates at which the folds' ROC curves are averaged.
+ROC_GRID = np.linspace(0, 1, 201)
+
+
+def mean_roc(preds: pd.DataFrame, grid: np.ndarray = ROC_GRID) -> pd.DataFrame:
+    """Per (model, optimizer) and false positive rate of ``grid``: mean, std and number of the
+    units' true positive rates (each unit's test ROC interpolated on the grid, starting at 0).
+    Units whose test fold holds a single class have no ROC and are left out."""
+    frames = []
+    for (model, opt, _), part in preds.groupby(["model", "optimizer", "run_id"], sort=False):
+        labels = part["label"].to_numpy()
         if len(np.unique(labels)) < 2:
             continue
-        fpr, tpr, _ = roc_curve(labels, probs)
+        fpr, tpr, _ = roc_curve(labels, part["prob_malignant"].to_numpy())
         tpr_grid = np.interp(grid, fpr, tpr)
         tpr_grid[0] = 0.0
-        curves.append(tpr_grid)
-    if not curves:
-        return np.full_like(grid, np.nan), np.full_like(grid, np.nan)
-    arr = np.vstack(curves)
-    std = arr.std(axis=0, ddof=1) if len(arr) > 1 else np.zeros_like(grid)
-    return arr.mean(axis=0), std
+        frames.append(
+            pd.DataFrame({"model": model, "optimizer": opt, "fpr": grid, "tpr": tpr_grid})
+        )
+    curves = (
+        pd.concat(frames) if frames else pd.DataFrame(columns=["model", "optimizer", "fpr", "tpr"])
+    )
+    out = describe_by(curves, ["model", "optimizer", "fpr"], "tpr")
+    return out.rename(columns={"mean": "tpr_mean", "std": "tpr_std"})
 
 
 def sites(preds: pd.DataFrame, threshold: float, confidence: float = 0.95) -> pd.DataFrame:
@@ -330,7 +382,7 @@ def sites(preds: pd.DataFrame, threshold: float, confidence: float = 0.95) -> pd
             "n_units": len(per),
             "n_images": len(part),
         }
-        for m in ("auc", "accuracy", "sensitivity", "specificity"):
+        for m in SITE_METRICS:
             row.update(stats.interval_columns(per_df[m], m, confidence))
         rows.append(row)
     out = pd.DataFrame(rows)
@@ -344,25 +396,6 @@ def images(preds: pd.DataFrame) -> pd.DataFrame:
     """One row per test image (the readers' calls do not depend on the model)."""
     cols = [c for c in ("id", "site", "label", *clinical.READERS) if c in preds]
     return preds[cols].drop_duplicates("id").sort_values("id").reset_index(drop=True)
-
-
-def reader_points(
-    imgs: pd.DataFrame,
-) -> dict[str, tuple[clinical.OperatingPoint, clinical.ReaderCalls]]:
-    """Each reader's operating point on the images where that reader gave a category."""
-    out = {}
-    for reader in clinical.READERS:
-        if reader not in imgs:
-            continue
-        calls = clinical.reader_calls(imgs[reader].tolist())
-        valid = calls.valid
-        if not valid.any():
-            continue
-        point = clinical.operating_point(
-            imgs["label"].to_numpy()[valid], calls.positive[valid].astype(int)
-        )
-        out[reader] = (point, calls)
-    return out
 
 
 def readers_table(imgs: pd.DataFrame) -> pd.DataFrame:
@@ -391,6 +424,16 @@ def readers_table(imgs: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def readers_by_model(preds: pd.DataFrame) -> pd.DataFrame:
+    """:func:`readers_table` on the test images of each model (the points of its ROC figure)."""
+    frames = []
+    for model, part in preds.groupby("model", sort=False):
+        table = readers_table(images(part))
+        table.insert(0, "model", model)
+        frames.append(table)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def agreement_table(imgs: pd.DataFrame) -> pd.DataFrame:

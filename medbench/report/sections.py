@@ -13,46 +13,11 @@ import yaml
 from medbench.report import document as d
 from medbench.report import figures, results
 from medbench.report.analysis import Analysis, config_value
+from medbench.report.formatting import fci, fnum, fp, fpm, fsig, seconds
 from medbench.report.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
-from medbench.tracking import ExperimentRecord
-
-# -- formatting --------------------------------------------------------------------------------
-
-
-def fnum(x, digits: int = 3) -> str:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return "n/a"
-    return f"{x:.{digits}f}" if math.isfinite(x) else "n/a"
-
-
-def fpm(mean, std, digits: int = 3) -> str:
-    if not math.isfinite(float(mean)):
-        return "n/a"
-    return fnum(mean, digits) + ("" if not math.isfinite(float(std)) else f" ± {fnum(std, digits)}")
-
-
-def fci(low, high, digits: int = 3) -> str:
-    if not (math.isfinite(float(low)) and math.isfinite(float(high))):
-        return ""
-    return f"[{fnum(low, digits)}, {fnum(high, digits)}]"
-
-
-def fsig(x, digits: int = 4) -> str:
-    """Significant digits, for quantities of any scale (Hessian eigenvalues, traces)."""
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return "n/a"
-    return f"{x:.{digits}g}" if math.isfinite(x) else "n/a"
-
-
-def fp(p) -> str:
-    p = float(p)
-    if not math.isfinite(p):
-        return "n/a"
-    return "< 0.001" if p < 0.001 else f"{p:.3g}"
+from medbench.report.vocab import metric_label, reader_style
+from medbench.tracking import ExperimentRecord, schema
+from medbench.tracking.reader import tag_column
 
 
 def _cell(row, metric: str, digits: int = 3) -> str:
@@ -73,30 +38,6 @@ def _sig_cell(row, key: str) -> str:
 def _folds(row) -> str:
     done = f"{int(row['n_finished'])}/{int(row['n_expected'])}"
     return done if row["complete"] else f"{done} (incomplete)"
-
-
-def _seconds(x) -> str:
-    x = float(x)
-    if not math.isfinite(x):
-        return "n/a"
-    if x >= 3600:
-        return f"{x / 3600:.2f} h"
-    if x >= 120:
-        return f"{x / 60:.1f} min"
-    return f"{x:.2f} s"
-
-
-LABELS = {
-    "auc": "AUC",
-    "accuracy": "Accuracy",
-    "sensitivity": "Sensitivity",
-    "specificity": "Specificity",
-    "f1": "F1",
-    "balanced_accuracy": "Balanced accuracy",
-    "ece": "ECE",
-    "brier": "Brier",
-}
-READER_NAMES = {"birads_reader1": "Reader 1", "birads_reader2": "Reader 2"}
 
 
 # -- the document ------------------------------------------------------------------------------
@@ -266,15 +207,17 @@ def _dataset(c: _Ctx) -> None:
 
     c.doc.add(d.Heading("Dataset"))
     parents = c.record.parents
-    col = "tag.medbench.dataset_card"
+    col = tag_column(schema.TAG_DATASET_CARD)
     names = sorted(set(parents[col].dropna())) if col in parents else []
-    fp = c.record.tags.get("medbench.dataset_fingerprint")
+    fp = c.record.tags.get(schema.TAG_FINGERPRINT)
     if fp:
         c.doc.add(
             d.Paragraph(f"Dataset fingerprint (ids, labels, sites, folds, image bytes): `{fp}`.")
         )
     if not names:
-        c.doc.add(d.Paragraph("The runs name no data card (tag `medbench.dataset_card`)."))
+        c.doc.add(
+            d.Paragraph(f"The runs name no data card (tag `{schema.TAG_DATASET_CARD}`).")
+        )
     for name in names:
         if name not in list_cards():
             c.doc.add(d.Paragraph(f"Data card `{name}`: not among the cards medbench ships."))
@@ -345,13 +288,13 @@ def _protocol(c: _Ctx) -> None:
 
 
 ENV_TAGS = (
-    ("medbench.version", "medbench"),
-    ("medbench.torch", "PyTorch"),
-    ("medbench.python", "Python"),
-    ("medbench.platform", "Platform"),
-    ("medbench.device", "Device"),
-    ("medbench.config_hash", "Config hash"),
-    ("medbench.dataset_fingerprint", "Dataset fingerprint"),
+    (schema.TAG_VERSION, "medbench"),
+    (schema.TAG_TORCH, "PyTorch"),
+    (schema.TAG_PYTHON, "Python"),
+    (schema.TAG_PLATFORM, "Platform"),
+    (schema.TAG_DEVICE, "Device"),
+    (schema.TAG_CONFIG_HASH, "Config hash"),
+    (schema.TAG_FINGERPRINT, "Dataset fingerprint"),
 )
 
 
@@ -359,7 +302,7 @@ def _environment(c: _Ctx) -> None:
     folds = c.record.folds
     rows = []
     for tag, label in ENV_TAGS:
-        col = f"tag.{tag}"
+        col = tag_column(tag)
         if col in folds and folds[col].notna().any():
             counts = folds[col].dropna().value_counts()
             value = (
@@ -386,7 +329,7 @@ def _discrimination(c: _Ctx) -> None:
             cell = _cell(r, m)
             if r[f"{m}_n"] < r["n_finished"]:  # e.g. no AUC on a single-class test fold
                 cell += f" (defined on {int(r[f'{m}_n'])} folds)"
-            row[LABELS[m]] = cell
+            row[metric_label(m, capitalised=True)] = cell
         rows.append(row)
     c.table(
         pd.DataFrame(rows),
@@ -446,7 +389,7 @@ def _paired(c: _Ctx) -> None:
         rows.append(
             {
                 "Model": r["model"],
-                "Metric": LABELS[r["metric"]],
+                "Metric": metric_label(r["metric"], capitalised=True),
                 "B − A": f"{r['optimizer_b']} − {r['optimizer_a']}",
                 "Pairs": f"{r['n_pairs']}"
                 + (f" ({r['n_unpaired']} unpaired left out)" if r["n_unpaired"] else ""),
@@ -463,7 +406,7 @@ def _paired(c: _Ctx) -> None:
         "paired",
     )
     caveats = [
-        f"{r['model']}, {LABELS[r['metric']]}, {r['optimizer_b']} − {r['optimizer_a']}: {r['caveat']}"
+        f"{r['model']}, {metric_label(r['metric'], capitalised=True)}, {r['optimizer_b']} − {r['optimizer_a']}: {r['caveat']}"
         for r in a.paired.to_dict("records")
         if r["caveat"]
     ]
@@ -499,9 +442,9 @@ def _training(c: _Ctx) -> None:
                     "Optimizer": r["optimizer"],
                     "Folds": r["n_units"],
                     "Epochs run": fpm(r["epochs_mean"], r["epochs_std"], 1),
-                    "Time per epoch": f"{_seconds(r['epoch_time_s_mean'])} ± {_seconds(r['epoch_time_s_std'])}",
-                    "Total training time": f"{_seconds(r['train_time_s_mean'])} ± {_seconds(r['train_time_s_std'])}",
-                    "Time to best val AUC": f"{_seconds(r['time_to_best_val_auc_s_mean'])} ± {_seconds(r['time_to_best_val_auc_s_std'])}",
+                    "Time per epoch": f"{seconds(r['epoch_time_s_mean'])} ± {seconds(r['epoch_time_s_std'])}",
+                    "Total training time": f"{seconds(r['train_time_s_mean'])} ± {seconds(r['train_time_s_std'])}",
+                    "Time to best val AUC": f"{seconds(r['time_to_best_val_auc_s_mean'])} ± {seconds(r['time_to_best_val_auc_s_std'])}",
                 }
             )
         c.table(pd.DataFrame(rows), "Mean ± std over folds.", "cost")
@@ -549,8 +492,7 @@ def _calibration(c: _Ctx) -> None:
             "Model": r["model"],
             "Optimizer": r["optimizer"],
             "Folds": _folds(r),
-            "ECE": _cell(r, "ece"),
-            "Brier": _cell(r, "brier"),
+            **{metric_label(m, capitalised=True): _cell(r, m) for m in results.CALIBRATION_METRICS},
         }
         for r in a.calibration.to_dict("records")
     ]
@@ -573,10 +515,7 @@ def _sites(c: _Ctx) -> None:
             "Site": r["site"],
             "Folds": r["n_units"],
             "Images": r["n_images"],
-            "AUC": _cell(r, "auc"),
-            "Accuracy": _cell(r, "accuracy"),
-            "Sensitivity": _cell(r, "sensitivity"),
-            "Specificity": _cell(r, "specificity"),
+            **{metric_label(m, capitalised=True): _cell(r, m) for m in results.SITE_METRICS},
         }
         for r in a.sites.to_dict("records")
     ]
@@ -604,7 +543,7 @@ def _clinical(c: _Ctx) -> None:
     )
     rows = [
         {
-            "Reader": READER_NAMES.get(r["reader"], r["reader"]),
+            "Reader": reader_style(r["reader"]).name,
             "Images": r["n_images"],
             "Used": r["n_used"],
             "Missing (left out)": r["n_missing"],
@@ -636,7 +575,7 @@ def _clinical(c: _Ctx) -> None:
                 "Model": r["model"],
                 "Optimizer": r["optimizer"],
                 "Seed": r["seed"],
-                "Reader": READER_NAMES.get(r["reader"], r["reader"]),
+                "Reader": reader_style(r["reader"]).name,
                 "Images": r["n_images"],
                 "Reader sens / spec": f"{fnum(r['reader_sensitivity'])} / {fnum(r['reader_specificity'])}",
                 "Model sensitivity at reader's specificity": fnum(
@@ -679,7 +618,7 @@ def _flatness(c: _Ctx) -> None:
             "Top Hessian eigenvalue": _sig_cell(r, "hessian_top_eigenvalue"),
             "Hessian trace": _sig_cell(r, "hessian_trace"),
             "SAM sharpness": _sig_cell(r, "sam_sharpness"),
-            "Cost per fold": _seconds(r["seconds_mean"]),
+            "Cost per fold": seconds(r["seconds_mean"]),
             "Samples": fnum(r["n_samples_mean"], 0),
         }
         for r in a.flatness.to_dict("records")

@@ -1,4 +1,6 @@
-"""Statistics over folds: t intervals, a seeded AUC bootstrap and paired tests between optimizers.
+"""Statistics over folds: interval cells of a table, a seeded AUC bootstrap and paired tests
+between optimizers. Means, standard deviations and t intervals come from
+:func:`medbench.metrics.describe`, shared with the engine.
 
 Cross-validation gives few paired units (5 folds, times the seeds), so every test result carries
 a plain-language caveat about what that number of pairs can and cannot show.
@@ -13,44 +15,17 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
+from medbench.metrics import describe
+
 #: Bootstrap settings of the pooled AUC: fixed, so that a report rebuilt anywhere gives the same CI.
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
 
 
-@dataclass(frozen=True)
-class Interval:
-    """Mean, sample standard deviation (ddof=1) and a t confidence interval of the mean."""
-
-    mean: float
-    std: float
-    low: float
-    high: float
-    n: int
-
-
-def _finite(values) -> np.ndarray:
-    v = np.asarray(values, dtype=float).ravel()
-    return v[np.isfinite(v)]
-
-
-def t_interval(values, confidence: float = 0.95) -> Interval:
-    """Student-t interval of the mean of the finite ``values`` (NaN bounds below two values)."""
-    v = _finite(values)
-    n = len(v)
-    if n == 0:
-        return Interval(math.nan, math.nan, math.nan, math.nan, 0)
-    mean = float(v.mean())
-    if n == 1:
-        return Interval(mean, math.nan, math.nan, math.nan, 1)
-    std = float(v.std(ddof=1))
-    half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
-    return Interval(mean, std, mean - half, mean + half, n)
-
-
 def interval_columns(values, name: str, confidence: float = 0.95) -> dict[str, float]:
-    """``name_mean``, ``name_std``, ``name_ci_low``, ``name_ci_high``, ``name_n``: a table row's cells."""
-    ci = t_interval(values, confidence)
+    """``name_mean``, ``name_std``, ``name_ci_low``, ``name_ci_high``, ``name_n``: a table row's cells
+    (:func:`medbench.metrics.describe`)."""
+    ci = describe(values, confidence)
     return {
         f"{name}_mean": ci.mean,
         f"{name}_std": ci.std,
@@ -177,7 +152,7 @@ def paired_test(a, b, confidence: float = 0.95, alpha: float = 0.05) -> PairedTe
     diff = b - a
     n = len(diff)
     nonzero = int(np.count_nonzero(diff))
-    ci = t_interval(diff, confidence)
+    ci = describe(diff, confidence)
     t_stat = t_p = w_stat = w_p = math.nan
     if n >= 2 and nonzero > 0:
         # equal differences (t undefined) and ties (Wilcoxon falls back to its normal

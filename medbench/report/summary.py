@@ -1,4 +1,5 @@
-"""PROVISIONAL: the closing summary from the analysis (the report engineer's version replaces it)."""
+"""The command line's closing table, taken from the analysis so that it agrees with the report
+to the last digit: per model and optimizer, finished and failed folds, test AUC and accuracy."""
 
 from __future__ import annotations
 
@@ -6,43 +7,74 @@ import math
 
 import pandas as pd
 
+from medbench.report.analysis import Analysis
+from medbench.report.formatting import fpm
 
-def summary_table(a) -> pd.DataFrame:
-    rows = []
-    probs = a.inventory.problems
-    for r in a.performance.to_dict("records"):
-        failed = 0
-        if not probs.empty:
-            failed = int(
-                (
-                    (probs["model"] == r["model"])
-                    & (probs["optimizer"] == r["optimizer"])
-                    & (probs["status"] == "FAILED")
-                ).sum()
-            )
-        rows.append(
-            {
-                "model": r["model"],
-                "optimizer": r["optimizer"],
-                "runs": int(r["n_finished"]),
-                "failed": failed,
-                "auc_mean": r["auc_mean"],
-                "auc_std": r["auc_std"],
-                "accuracy_mean": r["accuracy_mean"],
-                "accuracy_std": r["accuracy_std"],
-            }
-        )
-    return pd.DataFrame(rows)
+SUMMARY_COLUMNS = [
+    "model",
+    "optimizer",
+    "runs",
+    "failed",
+    "auc_mean",
+    "auc_std",
+    "accuracy_mean",
+    "accuracy_std",
+]
+
+
+def summary_table(analysis: Analysis) -> pd.DataFrame:
+    """Model × optimizer: finished and failed folds, test AUC and accuracy over folds.
+
+    Parameters
+    ----------
+    analysis : Analysis
+        The analysis of the experiment, as made by :func:`medbench.report.analysis.analyse`.
+
+    Returns
+    -------
+    DataFrame
+        One row per row of ``analysis.performance`` with columns ``model``, ``optimizer``,
+        ``runs`` (finished folds that count), ``failed`` (fold runs that failed and were not
+        rerun successfully), ``auc_mean``, ``auc_std``, ``accuracy_mean``, ``accuracy_std``:
+        the performance table's own numbers, recomputed from the predictions.
+    """
+    problems = analysis.inventory.problems
+    failed = problems[problems["status"] == "FAILED"].groupby(["model", "optimizer"]).size()
+    rows = [
+        {
+            "model": r["model"],
+            "optimizer": r["optimizer"],
+            "runs": int(r["n_finished"]),
+            "failed": int(failed.get((r["model"], r["optimizer"]), 0)),
+            **{c: r[c] for c in SUMMARY_COLUMNS[4:]},
+        }
+        for r in analysis.performance.to_dict("records")
+    ]
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
 def render_summary(summary: pd.DataFrame) -> str:
-    def pm(m: float, s: float) -> str:
-        return "undefined" if math.isnan(m) else f"{m:.3f} ± {s:.3f}"
+    """The table of :func:`summary_table` as fixed-width text, one line per model × optimizer.
+
+    Parameters
+    ----------
+    summary : DataFrame
+        As returned by :func:`summary_table`.
+
+    Returns
+    -------
+    str
+        Columns ``model``, ``optimizer``, ``test AUC``, ``test accuracy`` (mean ± std over folds,
+        three decimals as in the report; the mean alone for a single fold, "undefined" for none)
+        and ``runs`` (with "(N failed)" when some failed).
+    """
+
+    def cell(mean: float, std: float) -> str:
+        return "undefined" if not math.isfinite(mean) else fpm(mean, std)
 
     lines = [f"{'model':<16} {'optimizer':<10} {'test AUC':<16} {'test accuracy':<16} runs"]
     for r in summary.itertuples():
         runs = f"{r.runs}" + (f" ({r.failed} failed)" if r.failed else "")
-        lines.append(
-            f"{r.model:<16} {r.optimizer:<10} {pm(r.auc_mean, r.auc_std):<16} {pm(r.accuracy_mean, r.accuracy_std):<16} {runs}"
-        )
+        auc, accuracy = cell(r.auc_mean, r.auc_std), cell(r.accuracy_mean, r.accuracy_std)
+        lines.append(f"{r.model:<16} {r.optimizer:<10} {auc:<16} {accuracy:<16} {runs}")
     return "\n".join(lines)

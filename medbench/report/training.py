@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from medbench.metrics import describe_by
 from medbench.report import stats
 from medbench.tracking import FLATNESS_FILE
 
@@ -27,16 +28,12 @@ def _unit_curves(curves: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
 
 
 def learning_curves(curves: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std (ddof=1) and number of units of each per-epoch metric, per (model, optimizer, epoch).
+    """Mean, std and number of units of each per-epoch metric, per (model, optimizer, epoch)
+    (:func:`medbench.metrics.describe_by`).
 
     Early stopping ends runs at different epochs: later epochs average over fewer units (``n``).
     """
-    uc = _unit_curves(curves, units)
-    if uc.empty:
-        return pd.DataFrame(columns=["model", "optimizer", "metric", "step", "mean", "std", "n"])
-    g = uc.groupby(["model", "optimizer", "metric", "step"], sort=True)["value"]
-    out = g.agg(mean="mean", std=lambda v: v.std(ddof=1) if len(v) > 1 else 0.0, n="count")
-    return out.reset_index()
+    return describe_by(_unit_curves(curves, units), ["model", "optimizer", "metric", "step"])
 
 
 def unit_costs(curves: pd.DataFrame, units: pd.DataFrame, folds: pd.DataFrame) -> pd.DataFrame:
@@ -124,9 +121,9 @@ def summarise(per_unit: pd.DataFrame, keys, confidence: float = 0.95) -> pd.Data
 def landscape(artifacts: dict, units: pd.DataFrame) -> pd.DataFrame:
     """1-D loss landscape per (model, optimizer): mean and std over units at each step along the
     direction (``alpha``); units measured on other grids are interpolated onto the first one."""
-    rows = []
+    frames = []
     for (model, opt), part in units.groupby(["model", "optimizer"], sort=False):
-        grid, losses = None, []
+        grid = None
         for run_id in part["run_id"]:
             flat = artifacts.get(run_id, {}).get(FLATNESS_FILE) or {}
             a = np.asarray(flat.get("landscape_alphas") or [], dtype=float)
@@ -137,20 +134,14 @@ def landscape(artifacts: dict, units: pd.DataFrame) -> pd.DataFrame:
             a, v = a[order], v[order]
             if grid is None:
                 grid = a
-            losses.append(v if np.array_equal(a, grid) else np.interp(grid, a, v))
-        if grid is None:
-            continue
-        arr = np.vstack(losses)
-        std = arr.std(axis=0, ddof=1) if len(arr) > 1 else np.zeros(len(grid))
-        for alpha, mean, sd in zip(grid, arr.mean(axis=0), std, strict=True):
-            rows.append(
-                {
-                    "model": model,
-                    "optimizer": opt,
-                    "alpha": alpha,
-                    "loss_mean": mean,
-                    "loss_std": sd,
-                    "n": len(arr),
-                }
+            loss = v if np.array_equal(a, grid) else np.interp(grid, a, v)
+            frames.append(
+                pd.DataFrame({"model": model, "optimizer": opt, "alpha": grid, "loss": loss})
             )
-    return pd.DataFrame(rows, columns=["model", "optimizer", "alpha", "loss_mean", "loss_std", "n"])
+    curves = (
+        pd.concat(frames)
+        if frames
+        else pd.DataFrame(columns=["model", "optimizer", "alpha", "loss"])
+    )
+    out = describe_by(curves, ["model", "optimizer", "alpha"], "loss")
+    return out.rename(columns={"mean": "loss_mean", "std": "loss_std"})

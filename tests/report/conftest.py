@@ -1,4 +1,5 @@
-"""Fixtures of the report tests: the small store of ``mlflow_store`` and its report, built once."""
+"""Fixtures of the report tests: the small store of ``mlflow_store`` and its report, built once;
+the generated record of ``generated`` and its analysis."""
 
 from __future__ import annotations
 
@@ -25,3 +26,17 @@ def built(_empty_store, tmp_path_factory):
         store = make_store(uri)
         out = build_report(EXPERIMENT, tracking_uri=uri, out_dir=root / "out")
     return store, out
+
+
+@pytest.fixture(scope="module")
+def generated():
+    from tests.report.generated import make_record
+
+    return make_record()
+
+
+@pytest.fixture(scope="module")
+def analysis(generated):
+    from medbench.report.analysis import analyse
+
+    return analyse(generated)

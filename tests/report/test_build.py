@@ -356,3 +356,17 @@ def test_report_logged_to_parent_runs(built):
     for pid in store.parent_ids.values():
         names = {a.path.split("/", 1)[1] for a in client.list_artifacts(pid, "report")}
         assert names == expected
+
+
+def test_closing_table_agrees_with_the_report_to_the_last_digit(built):
+    from medbench.report.analysis import analyse
+    from medbench.report.build import read_experiment
+    from medbench.report.summary import render_summary, summary_table
+    from tests.report.mlflow_store import EXPERIMENT
+
+    store, out = built
+    md = (out / "report.md").read_text()
+    lines = render_summary(summary_table(analyse(read_experiment(EXPERIMENT, store.uri))))
+    for line in lines.splitlines()[1:]:
+        model, opt, auc, accuracy, _ = re.split(r"\s{2,}", line)  # cells hold single spaces
+        assert f"| {model} | {opt} | " in md and f" | {auc} | {accuracy} | " in md, line

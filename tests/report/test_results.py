@@ -1,8 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from medbench.report import results, training
-from medbench.report.figures import OPTIMIZER_COLOURS, optimizer_colours
+from medbench.report import results
 
 
 def _runs(rows):
@@ -52,30 +51,14 @@ def test_finished_run_without_predictions_is_a_problem():
     assert "predictions.csv" in inv.problems.loc[0, "reason"]
 
 
-def test_ordering_puts_the_config_first_then_known_then_alphabetical():
-    found = ["zeta", "sam", "adam", "alpha", "gcsam"]
-    assert results.ordered(found, ["gcsam", "sam", "gcsam", "adam"]) == [
-        "gcsam",
-        "sam",
-        "adam",
-        "alpha",
-        "zeta",
-    ]
-
-
-def test_colours_fixed_for_known_optimizers_and_deterministic_for_others():
-    a = optimizer_colours(["sam", "adam", "zeta", "alpha"])
-    b = optimizer_colours(["alpha", "zeta", "adam", "sam"])
-    assert a == b
-    assert a["adam"] == OPTIMIZER_COLOURS["adam"] and a["sam"] == OPTIMIZER_COLOURS["sam"]
-    assert len(set(a.values())) == 4 and a["alpha"] != a["zeta"]
-
-
 def test_mean_roc_interpolates_on_the_grid():
     grid = np.linspace(0, 1, 11)
-    perfect = (np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.8, 0.9]))
-    mean, std = results.mean_roc([perfect, perfect], grid)
-    assert mean[0] == 0 and np.all(mean[1:] == 1) and np.all(std == 0)
+    perfect = pd.DataFrame({"label": [0, 0, 1, 1], "prob_malignant": [0.1, 0.2, 0.8, 0.9]})
+    preds = pd.concat([perfect.assign(model="m", optimizer="adam", run_id=r) for r in ("r1", "r2")])
+    roc = results.mean_roc(preds, grid)
+    assert np.array_equal(roc["fpr"], grid) and set(roc["n"]) == {2}
+    assert roc["tpr_mean"].iloc[0] == 0 and np.all(roc["tpr_mean"].iloc[1:] == 1)
+    assert np.all(roc["tpr_std"] == 0)
 
 
 def test_reliability_bins_match_the_ece_binning():
@@ -88,20 +71,3 @@ def test_reliability_bins_match_the_ece_binning():
     ece = (used["n"] * (used["observed_rate"] - used["mean_predicted"]).abs()).sum() / len(y)
     assert ece == expected_calibration_error(y, p)
     assert bins.loc[9, "n"] == 2  # p = 1.0 falls in the last bin
-
-
-def test_time_to_best_validation_auc_sums_epochs_up_to_the_best():
-    units = pd.DataFrame([{"run_id": "r", "model": "m", "optimizer": "adam", "fold": 1, "seed": 0}])
-    curves = pd.DataFrame(
-        [
-            *({"run_id": "r", "metric": "epoch_time_s", "step": s, "value": 2.0} for s in range(4)),
-            *(
-                {"run_id": "r", "metric": "val_auc", "step": s, "value": v}
-                for s, v in enumerate([0.6, 0.8, 0.7, 0.75])
-            ),
-            *({"run_id": "r", "metric": "train_loss", "step": s, "value": 1.0} for s in range(4)),
-        ]
-    )
-    cost = training.unit_costs(curves, units, pd.DataFrame({"run_id": ["r"]})).iloc[0]
-    assert cost["time_to_best_val_auc_s"] == 4.0  # epochs 0 and 1
-    assert cost["train_time_s"] == 8.0 and cost["epochs"] == 4  # no train_time_s: sum of epochs

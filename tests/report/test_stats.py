@@ -5,29 +5,13 @@ import pytest
 from scipy import stats as sps
 from sklearn.metrics import roc_auc_score
 
+from medbench.metrics import describe
 from medbench.report.stats import (
     bootstrap_auc,
     caveat,
     paired_test,
-    t_interval,
     wilcoxon_min_p,
 )
-
-
-def test_t_interval_matches_scipy():
-    v = np.array([0.81, 0.84, 0.79, 0.88, 0.83])
-    ci = t_interval(v)
-    lo, hi = sps.t.interval(0.95, len(v) - 1, loc=v.mean(), scale=sps.sem(v))
-    assert (ci.mean, ci.std, ci.low, ci.high, ci.n) == pytest.approx(
-        (v.mean(), v.std(ddof=1), lo, hi, 5)
-    )
-    assert t_interval([0.7, np.nan, 0.9]).n == 2  # undefined values are left out
-
-
-def test_t_interval_small_samples():
-    assert t_interval([]).n == 0 and math.isnan(t_interval([]).mean)
-    one = t_interval([0.8])
-    assert one.mean == 0.8 and math.isnan(one.std) and math.isnan(one.low)
 
 
 def test_bootstrap_matches_a_sklearn_loop_and_is_deterministic():
@@ -61,7 +45,7 @@ def test_paired_test_matches_scipy():
     w = sps.wilcoxon(b - a)
     assert (res.t_statistic, res.t_p) == pytest.approx((t.statistic, t.pvalue))
     assert (res.wilcoxon_statistic, res.wilcoxon_p) == pytest.approx((w.statistic, w.pvalue))
-    ci = t_interval(b - a)
+    ci = describe(b - a)
     assert (res.mean_diff, res.ci_low, res.ci_high) == pytest.approx((ci.mean, ci.low, ci.high))
     assert res.n_pairs == 7 and res.wilcoxon_min_p == pytest.approx(2**-6)
 

@@ -1,0 +1,58 @@
+"""Numbers as the report and the command line print them: fixed decimals, mean ± std, intervals,
+p-values and durations; anything undefined prints as "n/a" (or nothing, for a spread)."""
+
+from __future__ import annotations
+
+import math
+
+
+def _number(x, spec: str) -> str:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return "n/a"
+    return format(x, spec) if math.isfinite(x) else "n/a"
+
+
+def fnum(x, digits: int = 3) -> str:
+    """``x`` with ``digits`` decimals; "n/a" when it is not a finite number."""
+    return _number(x, f".{digits}f")
+
+
+def fpm(mean, std, digits: int = 3) -> str:
+    """ "mean ± std"; the mean alone when the std is undefined (a single fold)."""
+    if not math.isfinite(float(mean)):
+        return "n/a"
+    return fnum(mean, digits) + ("" if not math.isfinite(float(std)) else f" ± {fnum(std, digits)}")
+
+
+def fci(low, high, digits: int = 3) -> str:
+    """ "[low, high]"; empty when a bound is undefined."""
+    if not (math.isfinite(float(low)) and math.isfinite(float(high))):
+        return ""
+    return f"[{fnum(low, digits)}, {fnum(high, digits)}]"
+
+
+def fsig(x, digits: int = 4) -> str:
+    """Significant digits, for quantities of any scale (Hessian eigenvalues, traces)."""
+    return _number(x, f".{digits}g")
+
+
+def fp(p) -> str:
+    """A p-value: three significant digits, "< 0.001" below that."""
+    p = float(p)
+    if not math.isfinite(p):
+        return "n/a"
+    return "< 0.001" if p < 0.001 else f"{p:.3g}"
+
+
+def seconds(x) -> str:
+    """A duration in s, min or h, whichever reads best."""
+    x = float(x)
+    if not math.isfinite(x):
+        return "n/a"
+    if x >= 3600:
+        return f"{x / 3600:.2f} h"
+    if x >= 120:
+        return f"{x / 60:.1f} min"
+    return f"{x:.2f} s"

@@ -1,0 +1,84 @@
+"""The report's vocabulary: metric labels, the optimizer order, optimizer colours and reader styles.
+
+One home for every name a reader sees, so that a table header, a figure axis and a legend say the
+same thing, and an optimizer has the same place and colour in every table and figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pandas as pd
+
+#: How a metric is named inside a sentence or an axis label ("Test accuracy per fold").
+METRIC_LABELS = {
+    "auc": "AUC",
+    "accuracy": "accuracy",
+    "sensitivity": "sensitivity",
+    "specificity": "specificity",
+    "f1": "F1",
+    "balanced_accuracy": "balanced accuracy",
+    "ece": "ECE",
+    "brier": "Brier",
+}
+
+
+def metric_label(metric: str, capitalised: bool = False) -> str:
+    """The metric's label; ``capitalised`` for a table header ("Accuracy", "AUC")."""
+    label = METRIC_LABELS.get(metric, metric)
+    return label[:1].upper() + label[1:] if capitalised else label
+
+
+#: Known optimizers first, in the order a reader expects them; others follow alphabetically.
+KNOWN_OPTIMIZERS = ("adam", "sam", "gcsam", "asam", "sgd", "adamw")
+
+
+def ordered(found: Iterable, preferred: Iterable[str] = ()) -> list[str]:
+    """``found`` names in ``preferred`` order first, then the rest sorted."""
+    found = [str(x) for x in dict.fromkeys(found) if isinstance(x, str) or pd.notna(x)]
+    first = [p for p in dict.fromkeys(preferred) if p in found]
+    return first + sorted(x for x in found if x not in first)
+
+
+#: Okabe & Ito (2008), fixed per known optimizer so a colour means the same in every report.
+OPTIMIZER_COLOURS = {
+    "adam": "#0072B2",  # blue
+    "sam": "#E69F00",  # orange
+    "gcsam": "#009E73",  # bluish green
+    "asam": "#CC79A7",  # reddish purple
+    "sgd": "#D55E00",  # vermillion
+    "adamw": "#56B4E9",  # sky blue
+}
+#: For other optimizers, in alphabetical order of their names (Paul Tol's muted scheme).
+EXTRA_COLOURS = ("#882255", "#44AA99", "#332288", "#999933", "#117733", "#AA4499", "#DDCC77")
+
+
+def optimizer_colours(names: Iterable[str]) -> dict[str, str]:
+    """Fixed colours for known optimizers; unknown ones get the extra colours in name order."""
+    names = list(names)
+    out = {n: OPTIMIZER_COLOURS[n] for n in names if n in OPTIMIZER_COLOURS}
+    unknown = sorted(n for n in names if n not in OPTIMIZER_COLOURS)
+    for i, name in enumerate(unknown):
+        out[name] = EXTRA_COLOURS[i % len(EXTRA_COLOURS)]
+    return out
+
+
+@dataclass(frozen=True)
+class ReaderStyle:
+    """How a radiologist is named and drawn: readers are black and grey, never an optimizer colour."""
+
+    name: str
+    marker: str
+    colour: str
+
+
+READER_STYLES = {
+    "birads_reader1": ReaderStyle("Reader 1", "s", "#000000"),
+    "birads_reader2": ReaderStyle("Reader 2", "D", "#777777"),
+}
+
+
+def reader_style(reader: str) -> ReaderStyle:
+    """The reader's style; a reader column without one is named by the column, a black circle."""
+    return READER_STYLES.get(reader, ReaderStyle(reader, "o", "#000000"))

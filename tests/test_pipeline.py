@@ -1,0 +1,97 @@
+"""The pipeline end to end: the report reads what the engine writes, and the CLI's closing
+table is the report's own numbers."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from medbench.pipeline import run_benchmark
+from medbench.report.analysis import analyse
+from medbench.report.build import read_experiment
+from medbench.report.summary import render_summary
+from medbench.tracking import schema
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory, _empty_store):
+    """A tiny grid run once through the real engine, with flatness, and its report."""
+    import shutil
+
+    from medbench.config import load_config
+    from medbench.data.synthetic import generate
+
+    root = tmp_path_factory.mktemp("pipeline")
+    generate(root / "bus", n=60, seed=3)
+    shutil.copy(_empty_store, root / "mlflow.db")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setenv("MEDBENCH_CACHE_DIR", str(root / "cache"))
+        config = load_config(
+            "demo",
+            [
+                "name=roundtrip",
+                "models=[smallcnn]",
+                "optimizers=[adam, sam]",
+                "data.image_size=16",
+                "data.folds=stratified",
+                "data.n_folds=2",
+                "train.epochs=2",
+                "train.batch_size=16",
+                "flatness.n_samples=16",
+                "flatness.power_iters=2",
+                "flatness.hutchinson_samples=2",
+                "flatness.landscape_points=3",
+                f"tracking.uri=sqlite:///{root / 'mlflow.db'}",
+                f"report.out={root / 'report'}",
+            ],
+            data_root=str(root / "bus"),
+        )
+        result = run_benchmark(config, progress=False)
+        record = read_experiment("roundtrip", config.tracking.uri)
+    return result, record, analyse(record)
+
+
+def test_report_recomputes_what_the_engine_logged(grid):
+    _, record, a = grid
+    logged = record.folds.set_index("run_id")
+    assert len(a.per_unit) == 4
+    for unit in a.per_unit.itertuples():
+        for metric in ("auc", "accuracy", "sensitivity", "specificity", "f1", "ece", "brier"):
+            assert getattr(unit, metric) == pytest.approx(
+                logged.at[unit.run_id, schema.test_metric(metric)], abs=1e-12
+            ), metric
+    cost = a.cost_per_unit.set_index("run_id")
+    flat = a.flatness_per_unit.set_index("run_id")
+    curves = a.curves
+    for run_id, row in logged.iterrows():
+        assert cost.at[run_id, "train_time_s"] == pytest.approx(row["train_time_s"])
+        assert cost.at[run_id, "epochs"] == 2
+        for metric in schema.FLATNESS_METRICS:
+            assert flat.at[run_id, metric] == pytest.approx(row[metric]), metric
+    assert set(curves["metric"]) >= {"train_loss", "val_auc", "epoch_time_s"}
+    assert set(curves["step"]) == {0, 1}
+    preds = record.predictions
+    assert list(preds.columns[4:]) == list(schema.PREDICTION_COLUMNS)
+
+
+def test_closing_table_is_the_reports_numbers(grid, capsys):
+    result, _, a = grid
+    summary = result.summary
+    perf = a.performance.set_index(["model", "optimizer"])
+    for row in summary.itertuples():
+        assert row.auc_mean == perf.at[(row.model, row.optimizer), "auc_mean"]
+        assert row.accuracy_std == perf.at[(row.model, row.optimizer), "accuracy_std"]
+    text = render_summary(summary)
+    table = pd.read_csv(result.report_dir / "table_performance.csv")
+    for row in table.itertuples():
+        assert f"{row.auc_mean:.3f} ± {row.auc_std:.3f}" in text
+
+
+def test_parent_aggregates_equal_the_childrens(grid):
+    _, record, _ = grid
+    for parent in record.parents.itertuples(index=False):
+        kids = record.folds[record.folds["parent_run_id"] == parent.run_id]
+        values = kids[schema.test_metric("auc")]
+        assert getattr(parent, schema.cv_mean("test_auc")) == pytest.approx(values.mean())
+        assert math.isclose(getattr(parent, schema.cv_std("test_auc")), values.std(ddof=1))
