@@ -53,7 +53,7 @@ class FlatnessResult:
     power_hvps: int = 0  # HVPs of the power iteration: power_iters (2x at a saddle) is the cap
 
     def metrics(self) -> dict[str, float]:
-        """Scalar metrics under the names of the MLflow contract (issue 9)."""
+        """Scalar metrics under their MLflow names (``tracking.schema.FLATNESS_METRICS``)."""
         return {
             "hessian_top_eigenvalue": self.top_eigenvalue,
             "hessian_trace": self.trace,

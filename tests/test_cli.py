@@ -22,3 +22,18 @@ def test_list_models(capsys):
     assert main(["list", "models"]) == 0
     names = capsys.readouterr().out.split()
     assert {"resnet18", "smallcnn", "vit_b_16", "swin_t"} <= set(names)
+
+
+def test_a_meaningless_setting_stops_before_any_data_or_store(capsys, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from medbench.cli import main
+
+    monkeypatch.setenv("MEDBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    assert main(["run", "demo", "--set", "optimizer.rho=0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "medbench: error: optimizer.rho: must be > 0 for sam, gcsam (rho 0 makes SAM plain "
+        "gradient descent with twice the cost)"
+    ]
+    assert not (tmp_path / "cache").exists() and not Path("mlflow.db").exists()

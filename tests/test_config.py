@@ -91,3 +91,55 @@ def test_hash_ignores_store_executor_and_grid_extent():
     other = load_config("demo", ["optimizer.lr=0.5"])
     assert config_hash(base) == config_hash(same)
     assert config_hash(base) != config_hash(other)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        (["optimizer.rho=0"], r"optimizer\.rho: must be > 0 for sam, gcsam"),
+        (["optimizers=[adam]", "optimizer.rho=0"], r"optimizer\.rho: must be > 0 when flatness"),
+        (["optimizer.lr=-1"], r"optimizer\.lr: must be > 0, got -1"),
+        (["optimizer.lr=.nan"], r"optimizer\.lr: must be a finite number"),
+        (["optimizer.rho=.inf"], r"optimizer\.rho: must be a finite number"),
+        (["optimizer.weight_decay=-0.1"], r"optimizer\.weight_decay: must be >= 0"),
+        (["optimizer.momentum=-1"], r"optimizer\.momentum: must be >= 0"),
+        (["train.epochs=0"], r"train\.epochs: must be at least 1, got 0"),
+        (["train.batch_size=0"], r"train\.batch_size: must be at least 1, got 0"),
+        (["train.threshold=1.5"], r"train\.threshold: must be < 1"),
+        (["train.threshold=0"], r"train\.threshold: must be > 0"),
+        (["train.threads=-2"], r"train\.threads: must be >= 0"),
+        (["train.device=tpu"], r"train\.device: 'tpu' is not a device"),
+        (["data.image_size=0"], r"data\.image_size: must be at least 1, got 0"),
+        (["data.val_fraction=1.0"], r"data\.val_fraction: must be < 1, got 1\.0"),
+        (["data.n_folds=1"], r"data\.n_folds: must be >= 2"),
+        (["flatness.landscape_points=1"], r"flatness\.landscape_points: must be >= 2, got 1"),
+        (["flatness.n_samples=0"], r"flatness\.n_samples: must be at least 1"),
+        (["executor.cpus_per_job=0"], r"executor\.cpus_per_job: must be > 0"),
+    ],
+)
+def test_meaningless_settings_fail_at_load(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config("demo", overrides)
+
+
+def test_rho_zero_is_fine_without_sam_or_flatness():
+    cfg = load_config("demo", ["optimizers=[adam]", "optimizer.rho=0", "flatness.enabled=false"])
+    assert cfg.optimizer.rho == 0
+
+
+def test_what_enters_the_hash_and_the_dataset_key_comes_from_field_metadata():
+    from medbench.config import dataset_settings
+
+    base = load_config("demo")
+    assert config_hash(base) == config_hash(load_config("demo", ["train.checkpoint_every=5"]))
+    assert config_hash(base) != config_hash(load_config("demo", ["flatness.power_tol=0.01"]))
+    keys = set(dataset_settings(base.data))
+    assert keys == {
+        "root",
+        "sheet",
+        "folds",
+        "n_folds",
+        "image_size",
+        "synthetic.n",
+        "synthetic.seed",
+    }

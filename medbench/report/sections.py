@@ -215,9 +215,7 @@ def _dataset(c: _Ctx) -> None:
             d.Paragraph(f"Dataset fingerprint (ids, labels, sites, folds, image bytes): `{fp}`.")
         )
     if not names:
-        c.doc.add(
-            d.Paragraph(f"The runs name no data card (tag `{schema.TAG_DATASET_CARD}`).")
-        )
+        c.doc.add(d.Paragraph(f"The runs name no data card (tag `{schema.TAG_DATASET_CARD}`)."))
     for name in names:
         if name not in list_cards():
             c.doc.add(d.Paragraph(f"Data card `{name}`: not among the cards medbench ships."))
