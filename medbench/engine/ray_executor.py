@@ -27,7 +27,8 @@ def _import_ray():
         import ray
     except ImportError:
         raise ConfigError(
-            "executor.kind: 'ray' needs Ray; install it with: pip install 'medbench[ray]'"
+            "executor.kind: 'ray' needs Ray; install it with: pip install 'ray[default]' "
+            "(or the project with its extra: pip install '.[ray]')"
         ) from None
     return ray
 
