@@ -117,6 +117,8 @@ class TrainConfig:
     freeze_bn_second_pass: bool = setting(False)  # SAM family: keep BN stats in the 2nd pass
     device: str = setting("auto")  # auto | cpu | cuda | cuda:N
     amp: str = setting("auto", choices=("auto", "bf16", "off"))  # auto: bf16 on CUDA
+    # TF32 matmuls and convolutions on CUDA; default: PyTorch's (convolutions on, matmuls off)
+    tf32: str = setting("default", choices=("default", "on", "off"))
     channels_last: str = setting("auto", choices=("auto", "on", "off"))  # auto: on CUDA
     compile: bool = setting(False)  # torch.compile the model (CUDA)
     threshold: float = setting(0.5, gt=0.0, lt=1.0)  # P(malignant) called malignant
@@ -239,14 +241,18 @@ def _fields(cls_or_obj: Any) -> list[dataclasses.Field]:
 
 def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     hints = typing.get_type_hints(cls)
-    known = [f.name for f in _fields(cls)]
+    fields = {f.name: f for f in _fields(cls)}
     kwargs = {}
     for key, value in data.items():
-        if key not in known:
+        if key not in fields:
             full = f"{prefix}{key}"
+            known = list(fields)
             raise ConfigError(
                 f"{full}: unknown key{closest(key, known)}; valid keys here: {', '.join(known)}"
             )
+        choices = fields[key].metadata.get("choices") or ()
+        if isinstance(value, bool) and "off" in choices:  # YAML reads a bare off/on as a bool
+            value = "on" if value else "off"
         kwargs[key] = _coerce(value, hints[key], f"{prefix}{key}")
     return cls(**kwargs)
 

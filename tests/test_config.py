@@ -143,3 +143,22 @@ def test_what_enters_the_hash_and_the_dataset_key_comes_from_field_metadata():
         "synthetic.n",
         "synthetic.seed",
     }
+
+
+def test_bare_on_and_off_read_as_choices():
+    cfg = load_config("demo", ["train.amp=off", "train.channels_last=on"])
+    assert cfg.train.amp == "off" and cfg.train.channels_last == "on"
+
+
+def test_every_value_of_the_paper_config_cites_its_source():
+    from importlib import resources
+
+    text = (resources.files("medbench") / "configs" / "paper.yaml").read_text()
+    tags = ("[paper]", "[script]", "[release]", "[medbench]")
+    for line in text.splitlines():
+        body = line.split("#", 1)[0]
+        if ":" in body and not body.rstrip().endswith(":"):  # a key with a value
+            assert any(t in line for t in tags), line
+    paper = load_config("paper")
+    assert paper.train.amp == "off" and paper.train.tf32 == "off"
+    assert "vit_b_16" not in paper.models

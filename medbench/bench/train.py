@@ -76,7 +76,7 @@ def bench_train(
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
             start = time.perf_counter()
-            _, wait = train_epoch(net, net, opt, loader, epoch, dev, precision)
+            wait = train_epoch(net, net, opt, loader, epoch, dev, precision).data_time_s
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
             if epoch:

@@ -22,6 +22,14 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def set_tf32(device: torch.device, mode: str) -> None:
+    """``on``/``off``: TF32 for CUDA matmuls and cuDNN convolutions; ``default``: leave them."""
+    if device.type != "cuda" or mode == "default":
+        return
+    torch.backends.cuda.matmul.allow_tf32 = mode == "on"
+    torch.backends.cudnn.allow_tf32 = mode == "on"
+
+
 @dataclass(frozen=True)
 class Precision:
     """How tensors are laid out and computed on the device (bf16 autocast, channels_last)."""
@@ -39,7 +47,14 @@ class Precision:
             channels_last=(channels_last == "on") or (channels_last == "auto" and cuda),
         )
 
+    #: The autocast dtype (bf16: the range of fp32, no loss scaling needed).
+    dtype = torch.bfloat16
+
     def context(self, device: torch.device):
         if not self.autocast:
             return nullcontext()
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        return torch.autocast(device_type=device.type, dtype=self.dtype)
+
+    def describe(self) -> str:
+        """'bf16 autocast' or 'fp32', for messages and reports."""
+        return "bf16 autocast" if self.autocast else "fp32"

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
+
 from medbench.config import Config, config_hash, dump_yaml
 from medbench.data.dataset import Dataset, prepare_dataset
 from medbench.engine.device import resolve_device
@@ -93,23 +95,29 @@ def _open_parents(
 def close_parent(
     tracker: Tracker, parent_id: str, expected: int, interrupted: bool = False
 ) -> dict[str, float]:
-    """Recompute a parent's cross-validation aggregates from its child runs and end it."""
+    """Recompute a parent's cross-validation aggregates from its child runs and end it when
+    its last fold run ended (its duration in the UI is then its own, not the whole grid's)."""
     children = tracker.child_metrics(parent_id)
-    status = children["status"] if not children.empty else []
-    finished = children[status == "FINISHED"] if not children.empty else children
-    n_failed = int((status == "FAILED").sum()) if not children.empty else 0
-    metrics: dict[str, float] = {s.CV_N_FINISHED: float(len(finished)), s.CV_N_FAILED: n_failed}
+    if children.empty:
+        children = pd.DataFrame(columns=["status", "end_time"])
+    finished = children[children["status"] == "FINISHED"]
+    n_failed = int((children["status"] == "FAILED").sum())
+    metrics: dict[str, float] = {}
     for name in s.AGGREGATED_METRICS:
-        if not finished.empty and name in finished:
+        if name in finished:
             summary = describe(finished[name])
             metrics[s.cv_mean(name)], metrics[s.cv_std(name)] = summary.mean, summary.std
-    tracker.log_aggregates(parent_id, metrics)
+    tracker.log_aggregates(parent_id, metrics, len(finished), n_failed)
+    ends = pd.to_numeric(children["end_time"], errors="coerce").dropna()
+    end_time = int(ends.max()) if len(ends) else None
     if len(finished) == expected:
-        tracker.finish(parent_id, "FINISHED")
+        tracker.finish(parent_id, "FINISHED", end_time=end_time)
     elif interrupted:
         tracker.finish(parent_id, "KILLED")
     elif n_failed:
-        tracker.finish(parent_id, "FAILED", f"{n_failed} of {expected} folds failed")
+        tracker.finish(
+            parent_id, "FAILED", f"{n_failed} of {expected} folds failed", end_time=end_time
+        )
     return metrics
 
 

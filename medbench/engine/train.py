@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -35,8 +36,9 @@ from torch import nn
 from medbench.config import Config
 from medbench.data.folds import FoldSplit
 from medbench.data.loader import BatchLoader
-from medbench.engine.device import Precision
+from medbench.engine.device import Precision, set_tf32
 from medbench.engine.jobs import Job, data_seed, derive_seed, init_seed
+from medbench.errors import MedbenchWarning
 from medbench.metrics import binary_metrics
 from medbench.models import build_model
 from medbench.paths import atomic_write
@@ -67,6 +69,7 @@ class FoldResult:
     test_loss: float
     best_epoch: int
     train_time_s: float
+    gradient_evals: int  # forward-backward passes on training batches, all epochs
     history: list[dict[str, float]]
     flatness: dict[str, Any] | None = None
 
@@ -80,6 +83,7 @@ def new_state() -> dict[str, Any]:
         "bad_epochs": 0,  # epochs since the last improvement
         "history": [],  # per-epoch metrics
         "train_time_s": 0.0,
+        "gradient_evals": 0,  # forward-backward passes on training batches
     }
 
 
@@ -138,6 +142,7 @@ def setup(job: Job, config: Config, data: FoldData, device: torch.device) -> Fit
     if tc.threads:
         torch.set_num_threads(tc.threads)
     precision = Precision.for_device(device, tc.amp, tc.channels_last)
+    set_tf32(device, tc.tf32)
     torch.manual_seed(init_seed(job))
     model = build_model(job.model, num_classes=2, image_size=config.data.image_size).to(device)
     if precision.channels_last:
@@ -178,6 +183,17 @@ def setup(job: Job, config: Config, data: FoldData, device: torch.device) -> Fit
     )
 
 
+@dataclass
+class EpochStats:
+    """What one pass over the training split did."""
+
+    loss: float  # mean training loss
+    data_time_s: float  # seconds spent waiting for batches
+    gradient_evals: int  # forward-backward passes (two per SAM step)
+    fidelity: float | None = None  # SAM family, first step: see medbench.optim.fidelity
+    norm_ratio: float | None = None
+
+
 def train_epoch(
     net: nn.Module,
     model: nn.Module,
@@ -187,20 +203,23 @@ def train_epoch(
     device: torch.device,
     precision: Precision,
     freeze_bn_second_pass: bool = False,
-) -> tuple[float, float]:
-    """One pass over the training split; returns (mean loss, seconds spent waiting for batches).
+) -> EpochStats:
+    """One pass over the training split.
 
     ``net`` is what runs forward (possibly ``torch.compile``d), ``model`` the module it wraps.
-    SAM-family optimizers take two forward-backward passes per batch. The loss is accumulated on
-    the device: one host sync per epoch, not per step.
+    SAM-family optimizers take two forward-backward passes per batch; on the epoch's first step
+    the fidelity of their perturbation in the compute dtype is measured. The loss is accumulated
+    on the device: one host sync per epoch, not per step.
     """
     from medbench.optim import SAM, disable_running_stats, enable_running_stats
+    from medbench.optim.fidelity import cast_parameters, perturbation_fidelity
 
     two_step = isinstance(optimizer, SAM)
     model.train()
     data_time = 0.0
     total = torch.zeros((), device=device, dtype=torch.float64)
-    seen = 0
+    seen = evals = 0
+    fidelity = norm_ratio = None
     batches = loader.epoch(epoch)
     while True:
         t_data = time.perf_counter()
@@ -212,8 +231,21 @@ def train_epoch(
         with precision.context(device):
             loss = F.cross_entropy(net(x).float(), y)
         loss.backward()
+        evals += 1
         if two_step:
+            measure = fidelity is None
+            if measure:
+                before = {id(p): p.detach().clone() for p in model.parameters()}
             optimizer.first_step(zero_grad=True)
+            if measure:
+                fidelity, norm_ratio = perturbation_fidelity(
+                    before,
+                    optimizer.perturbation,
+                    cast_parameters(model),
+                    precision.dtype if precision.autocast else None,
+                )
+                del before
+            evals += 1
             if freeze_bn_second_pass:
                 disable_running_stats(model)
             with precision.context(device):
@@ -226,7 +258,7 @@ def train_epoch(
             optimizer.zero_grad(set_to_none=True)
         total += loss.detach().double() * len(y)
         seen += len(y)
-    return float(total.item()) / max(seen, 1), data_time
+    return EpochStats(float(total.item()) / max(seen, 1), data_time, evals, fidelity, norm_ratio)
 
 
 def evaluate(
@@ -260,7 +292,7 @@ def fit_epoch(fit: Fit) -> dict[str, float]:
     # dropout etc. draw from a generator reseeded per epoch: a resumed job continues exactly
     torch.manual_seed(derive_seed("epoch", init_seed(fit.job), epoch))
     start = time.perf_counter()
-    train_loss, data_time = train_epoch(
+    stats = train_epoch(
         fit.net,
         fit.model,
         fit.optimizer,
@@ -270,21 +302,26 @@ def fit_epoch(fit: Fit) -> dict[str, float]:
         fit.precision,
         tc.freeze_bn_second_pass,
     )
-    if not math.isfinite(train_loss):
-        raise Diverged(f"training loss became {train_loss} in epoch {epoch}")
+    if not math.isfinite(stats.loss):
+        raise Diverged(f"training loss became {stats.loss} in epoch {epoch}")
+    fit.state["gradient_evals"] = fit.state.get("gradient_evals", 0) + stats.gradient_evals
     if fit.scheduler is not None:
         fit.scheduler.step()
     val_loss, val_probs, val_labels = evaluate(fit.net, fit.val, fit.device, fit.precision)
     vm = binary_metrics(val_labels, val_probs, tc.threshold)
-    return {
-        "train_loss": train_loss,
+    metrics = {
+        "train_loss": stats.loss,
         "val_loss": val_loss,
         "val_auc": vm["auc"],
         "val_accuracy": vm["accuracy"],
         "epoch_time_s": time.perf_counter() - start,
-        "data_time_s": data_time,
+        "data_time_s": stats.data_time_s,
         "lr": fit.optimizer.param_groups[0]["lr"],
     }
+    if stats.fidelity is not None:
+        metrics["perturbation_fidelity"] = stats.fidelity
+        metrics["perturbation_norm_ratio"] = stats.norm_ratio
+    return metrics
 
 
 def test_selected(fit: Fit) -> FoldResult:
@@ -318,6 +355,7 @@ def test_selected(fit: Fit) -> FoldResult:
         test_loss=test_loss,
         best_epoch=fit.state["best_epoch"],
         train_time_s=fit.state["train_time_s"],
+        gradient_evals=fit.state.get("gradient_evals", 0),
         history=fit.state["history"],
     )
 
@@ -447,6 +485,31 @@ class Progress(Base):
         )
 
 
+#: Below this cosine the network sees too little of SAM's perturbation for the arm to be SAM.
+FIDELITY_WARNING = 0.9
+
+
+class FidelityWarning(Base):
+    """Warns once per job when the compute dtype erases SAM's perturbation."""
+
+    def __init__(self) -> None:
+        self.warned = False
+
+    def epoch_completed(self, fit: Fit, metrics: dict[str, float]) -> None:
+        value = metrics.get("perturbation_fidelity")
+        if self.warned or value is None or not value < FIDELITY_WARNING:
+            return
+        self.warned = True
+        warnings.warn(
+            f"{fit.job.run_name}: under {fit.precision.describe()} the weight perturbation the "
+            f"network sees has cosine {value:.2f} with the one {fit.job.optimizer} intends "
+            f"(below {FIDELITY_WARNING}): this arm is partly its base optimizer plus noise; "
+            "train in fp32 (train.amp: off) for a faithful comparison",
+            MedbenchWarning,
+            stacklevel=2,
+        )
+
+
 class Flatness(Base):
     """Flatness of the selected checkpoint on a seeded subset of this fold's training data."""
 
@@ -484,7 +547,7 @@ def default_handlers(
     meta: dict[str, Any] | None = None,
 ) -> list[Handler]:
     """The engine's handlers, in the order they must run (selection before checkpointing)."""
-    handlers: list[Handler] = [Selection()]
+    handlers: list[Handler] = [Selection(), FidelityWarning()]
     if checkpoint is not None:
         handlers.append(Checkpointer(checkpoint, meta))
     if log is not None:

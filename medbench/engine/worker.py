@@ -125,9 +125,10 @@ def run_job(spec: JobSpec, progress: bool = False) -> JobOutcome:
         if ref.run_id != resume:
             tracker.delete(ref.run_id)
     device = resolve_device(config.train.device)
+    fold = fold_data(dataset, config, job)
     if resume is None:
         ckpt.unlink(missing_ok=True)
-        run_id = _start_run(tracker, spec, dataset, device)
+        run_id = _start_run(tracker, spec, dataset, fold, device)
         logged: set[int] = set()
     else:
         run_id = resume
@@ -145,7 +146,7 @@ def run_job(spec: JobSpec, progress: bool = False) -> JobOutcome:
     bar = _progress_bar(spec) if progress else None
     handlers = default_handlers(config, ckpt, log, bar, meta={"run_id": run_id})
     try:
-        result = train_job(job, config, fold_data(dataset, config, job), device, handlers)
+        result = train_job(job, config, fold, device, handlers)
     except Diverged as err:
         reason = f"diverged: {err}"
         tracker.finish(run_id, Status.FAILED, reason)
@@ -171,6 +172,7 @@ def run_job(spec: JobSpec, progress: bool = False) -> JobOutcome:
         best_epoch=result.best_epoch,
         train_time_s=result.train_time_s,
     )
+    tracker.log_compute(run_id, {"gradient_evals": result.gradient_evals})
     if result.flatness is not None:
         tracker.log_flatness(run_id, result.flatness)
     tracker.finish(run_id, Status.FINISHED)
@@ -178,7 +180,9 @@ def run_job(spec: JobSpec, progress: bool = False) -> JobOutcome:
     return JobOutcome(job, Status.FINISHED, run_id)
 
 
-def _start_run(tracker: Tracker, spec: JobSpec, dataset: Dataset, device: torch.device) -> str:
+def _start_run(
+    tracker: Tracker, spec: JobSpec, dataset: Dataset, fold: FoldData, device: torch.device
+) -> str:
     job = spec.job
     run_id = tracker.start_child(
         spec.parent_id,
@@ -193,6 +197,9 @@ def _start_run(tracker: Tracker, spec: JobSpec, dataset: Dataset, device: torch.
             "optimizer": job.optimizer,
             "init_seed": init_seed(job),
             "data_seed": data_seed(job),
+            "n_train": len(fold.split.train),
+            "n_val": len(fold.split.val),
+            "n_test": len(fold.split.test),
         },
         spec.config_hash,
         spec.fingerprint,

@@ -89,6 +89,13 @@ class SAM(Optimizer):
         # (params, e(w)) per bucket while the weights sit at w + e(w); empty otherwise.
         self._perturbation: list[tuple[list[Tensor], list[Tensor]]] = []
 
+    @property
+    def perturbation(self) -> list[tuple[Tensor, Tensor]]:
+        """(parameter, e(w)) pairs while the weights sit at ``w + e(w)``; empty otherwise."""
+        return [
+            pair for params, e_w in self._perturbation for pair in zip(params, e_w, strict=True)
+        ]
+
     def _extra_defaults(self) -> dict[str, Any]:
         """Per-group settings a subclass adds to rho and adaptive."""
         return {}

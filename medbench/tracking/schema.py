@@ -40,7 +40,17 @@ def job_key(model: str, optimizer: str, fold: object, seed: int) -> str:
     return f"{child_run_name(model, optimizer, fold)}/seed{seed}"
 
 
+def trial_run_name(model: str, optimizer: str, fold: object, trial: int) -> str:
+    """Run name of one tuning trial, nested under its fold run: ``resnet18/sam/fold3/trial2``."""
+    return f"{child_run_name(model, optimizer, fold)}/trial{trial}"
+
+
 # -- tags --------------------------------------------------------------------------------------
+
+#: Experiment tag that makes the MLflow UI (3.x) open the experiment on its runs ("Model
+#: training") rather than on GenAI traces.
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
 TAG_VERSION = "medbench.version"
 TAG_CONFIG_HASH = "medbench.config_hash"
@@ -50,6 +60,12 @@ TAG_PARENT = "medbench.parent"  # parent runs: parent_run_name(...)
 TAG_FAILURE = "medbench.failure"  # why a run FAILED or was KILLED, one line
 TAG_TRACEBACK = "medbench.traceback"  # the end of the traceback of an unexpected error
 TAG_DATASET_CARD = "medbench.dataset_card"  # parent runs: the data card describing the data
+#: Parent runs: how many of its fold runs finished / failed (tags: constant counts would sort
+#: first among the metrics of the UI's charts and run comparison).
+TAG_N_FINISHED = "medbench.n_finished"
+TAG_N_FAILED = "medbench.n_failed"
+TAG_TUNED = "medbench.tuned"  # fold runs whose lr/rho were chosen by tuning: "true"
+TAG_TRIAL = "medbench.trial"  # tuning trial runs: the trial's key (resume)
 #: Where a fold run ran (child runs): the report's environment table.
 TAG_DEVICE = "medbench.device"
 TAG_PYTHON = "medbench.python"
@@ -84,9 +100,27 @@ PARENT_PARAMS: dict[str, str | None] = {
     "folds": "data.folds",
     "augment": "data.augment",
     "freeze_bn_second_pass": "train.freeze_bn_second_pass",
+    "amp": "train.amp",
+    "tf32": "train.tf32",
 }
-#: Child params: the job and the seeds derived from it.
-CHILD_PARAMS = ("fold", "seed", "model", "optimizer", "init_seed", "data_seed")
+#: Child params: the job, the seeds derived from it, and the sizes of its split (images the
+#: model was fit on, validation images used for selection, test images). With tuning, the fold
+#: run's ``lr`` and ``rho`` are the chosen values.
+CHILD_PARAMS = (
+    "fold",
+    "seed",
+    "model",
+    "optimizer",
+    "init_seed",
+    "data_seed",
+    "n_train",
+    "n_val",
+    "n_test",
+    "lr",
+    "rho",
+)
+#: Params of a tuning trial run: the values it tried.
+TRIAL_PARAMS = ("trial", "lr", "rho")
 
 # -- metrics -----------------------------------------------------------------------------------
 
@@ -99,6 +133,10 @@ EPOCH_METRICS = (
     "epoch_time_s",
     "data_time_s",
     "lr",
+    # SAM family: how faithfully the compute dtype carries the perturbation e, on the epoch's
+    # first step: cosine(e, cast(w + e) - cast(w)) and the norm ratio of the two (1.0 in fp32)
+    "perturbation_fidelity",
+    "perturbation_norm_ratio",
 )
 TEST_PREFIX = "test_"
 
@@ -111,6 +149,15 @@ def test_metric(name: str) -> str:
 #: Final metrics of a finished child run (besides per-site and flatness metrics).
 TEST_METRICS = tuple(test_metric(m) for m in METRIC_NAMES)
 FINAL_METRICS = (*TEST_METRICS, "test_loss", "best_epoch", "train_time_s")
+#: Compute a fold run used: forward-backward passes on training batches (SAM takes two per
+#: step), and when the first epoch reached the target validation AUC (left out when never).
+COMPUTE_METRICS = (
+    "gradient_evals",
+    "time_to_target_s",
+    "gradient_evals_to_target",
+    "tuning_time_s",
+    "tuning_gradient_evals",
+)
 #: Per-site test metrics: test_{metric}_site_{site}.
 SITE_METRICS = ("auc", "accuracy")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")
@@ -123,12 +170,12 @@ def site_metric(metric: str, site: str) -> str:
 
 #: Flatness of the best checkpoint (child runs), when measured.
 FLATNESS_METRICS = ("hessian_top_eigenvalue", "hessian_trace", "sam_sharpness")
+#: Its uncertainty and cost, logged beside it.
+FLATNESS_EXTRA_METRICS = ("hessian_trace_stderr", "flatness_time_s")
 #: Parent metrics: cross-validation aggregates of these child metrics, ``cv_{name}_mean``/``_std``.
 AGGREGATED_METRICS = tuple(
     test_metric(m) for m in ("auc", "accuracy", "sensitivity", "specificity", "f1")
 )
-CV_N_FINISHED = "cv_n_finished"
-CV_N_FAILED = "cv_n_failed"
 
 
 def cv_mean(metric: str) -> str:
@@ -137,6 +184,11 @@ def cv_mean(metric: str) -> str:
 
 def cv_std(metric: str) -> str:
     return f"cv_{metric}_std"
+
+
+def external_metric(dataset: str, metric: str) -> str:
+    """A test metric on an external dataset: ``external_busbra_auc``."""
+    return f"external_{_UNSAFE.sub('_', str(dataset))}_{metric}"
 
 
 # -- artifacts ---------------------------------------------------------------------------------
@@ -156,5 +208,12 @@ PREDICTION_COLUMNS: dict[str, str] = {
     "birads_reader1": "str",
     "birads_reader2": "str",
 }
+
+
+def external_predictions_file(dataset: str) -> str:
+    """Predictions of a fold's selected checkpoint on an external dataset (same columns)."""
+    return f"predictions_external_{re.sub(r'[^A-Za-z0-9_.-]', '_', str(dataset))}.csv"
+
+
 #: The columns every ``predictions.csv`` must have (readers' columns may be empty).
 REQUIRED_PREDICTION_COLUMNS = ("id", "site", "fold", "label", "prob_malignant")

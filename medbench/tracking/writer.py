@@ -58,9 +58,10 @@ class Tracker:
         self.uri = uri
         self.client = client(uri)
         found = self.client.get_experiment_by_name(experiment)
+        kind = {s.TAG_EXPERIMENT_KIND: s.EXPERIMENT_KIND}
         if found is None:
             try:
-                self.experiment_id = self.client.create_experiment(experiment)
+                self.experiment_id = self.client.create_experiment(experiment, tags=kind)
             except Exception:  # noqa: BLE001 - another worker created it first
                 found = self.client.get_experiment_by_name(experiment)
                 if found is None:
@@ -72,6 +73,8 @@ class Tracker:
                     f"experiment {experiment!r} is deleted in {uri}; restore it (mlflow experiments restore) or pick another name"
                 )
             self.experiment_id = found.experiment_id
+            if s.TAG_EXPERIMENT_KIND not in found.tags:  # made before medbench tagged it
+                self.client.set_experiment_tag(self.experiment_id, *next(iter(kind.items())))
         self.experiment = experiment
 
     # -- finding runs again (resume) ----------------------------------------------------------
@@ -211,16 +214,27 @@ class Tracker:
         self.client.log_text(run_id, predictions[ordered].to_csv(index=False), s.PREDICTIONS_FILE)
 
     def log_flatness(self, run_id: str, flatness: Mapping[str, Any]) -> None:
-        """Flatness of a fold's best checkpoint: ``FLATNESS_FILE`` and its scalar metrics."""
+        """Flatness of a fold's best checkpoint: ``FLATNESS_FILE`` and its scalar metrics (the
+        measures, the trace's standard error and the cost in seconds)."""
         self.client.log_text(run_id, json.dumps(flatness, indent=2, default=str), s.FLATNESS_FILE)
-        self._log_metrics(run_id, {k: flatness[k] for k in s.FLATNESS_METRICS if k in flatness})
+        metrics = {k: flatness[k] for k in s.FLATNESS_METRICS if k in flatness}
+        metrics["hessian_trace_stderr"] = flatness.get("hessian_trace_stderr")
+        metrics["flatness_time_s"] = flatness.get("seconds")
+        self._log_metrics(run_id, metrics)
 
-    def log_aggregates(self, parent_id: str, metrics: Mapping[str, float]) -> None:
-        """A parent's cross-validation aggregates (``cv_*``)."""
-        allowed = [s.CV_N_FINISHED, s.CV_N_FAILED]
-        allowed += [f(m) for m in s.AGGREGATED_METRICS for f in (s.cv_mean, s.cv_std)]
+    def log_compute(self, run_id: str, metrics: Mapping[str, float]) -> None:
+        """What a fold run cost (``COMPUTE_METRICS``)."""
+        _check(metrics, s.COMPUTE_METRICS, "compute metrics")
+        self._log_metrics(run_id, metrics)
+
+    def log_aggregates(
+        self, parent_id: str, metrics: Mapping[str, float], n_finished: int, n_failed: int
+    ) -> None:
+        """A parent's cross-validation aggregates (``cv_*``) and its run counts (tags)."""
+        allowed = [f(m) for m in s.AGGREGATED_METRICS for f in (s.cv_mean, s.cv_std)]
         _check(metrics, allowed, "parent metrics")
         self._log_metrics(parent_id, metrics)
+        self.set_tags(parent_id, {s.TAG_N_FINISHED: n_finished, s.TAG_N_FAILED: n_failed})
 
     def log_config(self, parent_id: str, text: str) -> None:
         self.client.log_text(parent_id, text, s.CONFIG_FILE)
@@ -257,11 +271,19 @@ class Tracker:
     def set_status(self, run_id: str, status: str) -> None:
         self.client.update_run(run_id, status=str(getattr(status, "value", status)))
 
-    def finish(self, run_id: str, status: str = "FINISHED", reason: str | None = None) -> None:
-        """End a run; ``reason`` (why it FAILED or was KILLED) goes to ``TAG_FAILURE``."""
+    def finish(
+        self,
+        run_id: str,
+        status: str = "FINISHED",
+        reason: str | None = None,
+        end_time: int | None = None,
+    ) -> None:
+        """End a run; ``reason`` (why it FAILED or was KILLED) goes to ``TAG_FAILURE``;
+        ``end_time`` (ms since the epoch) defaults to now."""
         if reason:
             self.set_tags(run_id, {s.TAG_FAILURE: reason[:4000]})
-        self.client.set_terminated(run_id, status=str(getattr(status, "value", status)))
+        status = str(getattr(status, "value", status))
+        self.client.set_terminated(run_id, status=status, end_time=end_time)
 
     def delete(self, run_id: str) -> None:
         self.client.delete_run(run_id)
@@ -273,7 +295,15 @@ class Tracker:
             filter_string=f"tags.`{s.TAG_PARENT_RUN_ID}` = '{parent_id}'",
             max_results=5000,
         )
-        rows = [{"run_id": r.info.run_id, "status": r.info.status, **r.data.metrics} for r in runs]
+        rows = [
+            {
+                "run_id": r.info.run_id,
+                "status": r.info.status,
+                "end_time": r.info.end_time,
+                **r.data.metrics,
+            }
+            for r in runs
+        ]
         return pd.DataFrame(rows)
 
 

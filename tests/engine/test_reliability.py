@@ -26,8 +26,10 @@ def test_divergence_fails_the_job_and_the_grid_goes_on(tiny_config, monkeypatch)
     real = train.train_epoch
 
     def adam_diverges(net, model, optimizer, loader, epoch, *args, **kwargs):
-        loss, wait = real(net, model, optimizer, loader, epoch, *args, **kwargs)
-        return (math.nan if epoch == 1 and not isinstance(optimizer, SAM) else loss), wait
+        stats = real(net, model, optimizer, loader, epoch, *args, **kwargs)
+        if epoch == 1 and not isinstance(optimizer, SAM):
+            stats.loss = math.nan
+        return stats
 
     monkeypatch.setattr(train, "train_epoch", adam_diverges)
     config = tiny_config("report.enabled=true", "report.out=rep")

@@ -1,0 +1,73 @@
+"""Does the compute dtype carry SAM's perturbation? Fidelity of ``e(w)`` under low precision.
+
+Under bf16 autocast, convolutions and linear layers compute with ``bf16(w)``. SAM moves the
+weights to ``w + e`` with ``||e|| = rho`` spread over millions of weights, so each element of
+``e`` is tiny next to ``w``: ``bf16(w + e)`` often equals ``bf16(w)`` and the network sees little
+of the intended perturbation. This module measures what it sees, ``cast(w + e) - cast(w)``,
+against the intended ``e``: the cosine between them (the *fidelity*) and the ratio of their
+norms. In float32 both are 1.0 up to float32 rounding.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+import torch
+from torch import Tensor, nn
+
+#: Modules whose parameters autocast feeds to its lower-precision kernels.
+CAST_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.MultiheadAttention)
+
+
+def cast_parameters(model: nn.Module) -> set[int]:
+    """Ids of the parameters autocast computes with in the lower precision."""
+    return {
+        id(p)
+        for module in model.modules()
+        if isinstance(module, CAST_MODULES)
+        for p in module.parameters(recurse=False)
+    }
+
+
+def perturbation_fidelity(
+    before: Mapping[int, Tensor],
+    pairs: Iterable[tuple[Tensor, Tensor]],
+    cast: set[int],
+    dtype: torch.dtype | None,
+) -> tuple[float, float]:
+    """Cosine and norm ratio between the intended ``e`` and the perturbation the forward sees.
+
+    Parameters
+    ----------
+    before : mapping of int to Tensor
+        The weights ``w`` before the ascent step, by parameter id.
+    pairs : iterable of (Tensor, Tensor)
+        (parameter now at ``w + e``, ``e``), as :attr:`medbench.optim.SAM.perturbation` gives.
+    cast : set of int
+        Ids of the parameters computed in ``dtype`` (:func:`cast_parameters`); the others are
+        used as they are stored.
+    dtype : torch.dtype or None
+        The autocast dtype (e.g. ``torch.bfloat16``), or None without autocast.
+
+    Returns
+    -------
+    (float, float)
+        ``cos(e, seen)`` and ``||seen|| / ||e||``; NaN when ``e`` is zero.
+    """
+    dot = seen_sq = e_sq = 0.0
+    for p, e in pairs:
+        w = before[id(p)]
+        lowered = dtype is not None and id(p) in cast
+        p = p.detach()
+        now, then = (p.to(dtype), w.to(dtype)) if lowered else (p, w)
+        seen = now.double() - then.double()
+        e64 = e.double()
+        dot += float((seen * e64).sum())
+        seen_sq += float((seen * seen).sum())
+        e_sq += float((e64 * e64).sum())
+    if e_sq == 0.0:
+        return math.nan, math.nan
+    if seen_sq == 0.0:
+        return 0.0, 0.0
+    return dot / math.sqrt(seen_sq * e_sq), math.sqrt(seen_sq / e_sq)
