@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.medbench-installed
 
-.PHONY: demo test lint bench venv clean
+.PHONY: demo test lint bench venv clean showcase
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,13 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/medbench demo
+
+# The committed showcase report (reports/demo): the demo from a clean cache and a new store,
+# in a temporary folder, so that it is what a fresh clone produces on this machine.
+showcase: $(STAMP)
+	rm -rf reports/demo
+	tmp=$$(mktemp -d) && cd $$tmp && MEDBENCH_CACHE_DIR=$$tmp/cache \
+	  $(CURDIR)/$(VENV)/bin/medbench demo --set report.out=$(CURDIR)/reports/demo && rm -rf $$tmp
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -20,7 +20,7 @@ import torch
 from medbench.config import DataConfig, dataset_settings
 from medbench.data.folds import assign_folds, fold_ids
 from medbench.data.manifest import read_manifest
-from medbench.data.synthetic import MARKER, generate
+from medbench.data.synthetic import GENERATOR_VERSION, MARKER, generate
 from medbench.data.transforms import PreprocessSettings, load_cached
 from medbench.paths import cache_dir
 
@@ -46,7 +46,9 @@ _PREPARED: dict[str, Dataset] = {}
 
 def synthetic_root(synthetic) -> Path:
     """Where the synthetic dataset of ``data.synthetic`` is generated (once) in the cache."""
-    return cache_dir() / "synthetic" / f"bus-n{synthetic.n}-seed{synthetic.seed}"
+    return (
+        cache_dir() / "synthetic" / f"bus-n{synthetic.n}-seed{synthetic.seed}-v{GENERATOR_VERSION}"
+    )
 
 
 def dataset_fingerprint(manifest: pd.DataFrame, digests: list[str]) -> str:

@@ -298,3 +298,38 @@ def test_a_small_cnn_learns_it_but_not_perfectly(default):
     auc = roc_auc_score(y[test].numpy(), prob.numpy())
     print(f"SmallCNN 64x64, 8 epochs, test fold 5: AUC {auc:.3f}")
     assert 0.75 < auc < 0.99, auc
+
+
+@pytest.mark.slow
+def test_same_bytes_whatever_simd_numpy_uses(tmp_path):
+    """NumPy's AVX2/AVX-512 kernels differ in the last bits; the generator must not care."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    digests = []
+    for disabled in ("", "X86_V3", "X86_V3 X86_V4 AVX512_ICL"):
+        out = tmp_path / f"syn-{len(digests)}"
+        env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": disabled}
+        code = f"from medbench.data.synthetic import generate; generate({str(out)!r}, n=40, seed=5)"
+        subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+        h = hashlib.sha256()
+        for path in sorted(p for p in out.rglob("*") if p.is_file()):
+            h.update(path.relative_to(out).as_posix().encode() + path.read_bytes())
+        digests.append(h.hexdigest())
+    assert len(set(digests)) == 1
+
+
+def test_the_audit_finds_every_planted_near_duplicate(default):
+    from medbench.data.audit import audit_dataset
+
+    report = audit_dataset(default.root)
+    found = {
+        frozenset(pair)
+        for pair in zip(report.near_duplicates["id_a"], report.near_duplicates["id_b"], strict=True)
+    }
+    planted = {frozenset((d.original, d.copy)) for d in default.near_duplicates}
+    assert planted <= found
+    meta, _ = read_card("synthetic_bus")
+    assert meta["near_duplicates"] == len(planted) == 9
