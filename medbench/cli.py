@@ -82,20 +82,34 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    if args.what == "models":
-        from medbench.models import list_models
+    from medbench.config import describe_configs
+    from medbench.models import MODELS
+    from medbench.optim.registry import describe_optimizers
 
-        names = list_models()
-    elif args.what == "optimizers":
-        from medbench.optim import list_optimizers
-
-        names = list_optimizers()
-    else:
-        from medbench.config import list_configs
-
-        names = list_configs()
-    print("\n".join(names))
+    sections = {
+        "models": {name: MODELS[name].description for name in sorted(MODELS)},
+        "optimizers": describe_optimizers(),
+        "configs": describe_configs(),
+    }
+    chosen = [args.what] if args.what else list(sections)
+    for i, what in enumerate(chosen):
+        if len(chosen) > 1:
+            print(("\n" if i else "") + what)
+        entries = sections[what]
+        width = max(map(len, entries))
+        for name, text in entries.items():
+            print(f"  {name:<{width}}  {text}" if len(chosen) > 1 else f"{name:<{width}}  {text}")
     return 0
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1-65535)")
+    return port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)"
     )
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--port", type=_port, default=5000, help="TCP port, 1-65535 (default 5000)")
     p.add_argument(
         "--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI or ./mlflow.db)"
     )
@@ -178,8 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports/bench", help="where bench.json and bench.md go")
     p.set_defaults(func=_cmd_bench)
 
-    p = sub.add_parser("list", help="list shipped models, optimizers or configs")
-    p.add_argument("what", choices=["models", "optimizers", "configs"])
+    p = sub.add_parser("list", help="list the models, optimizers and shipped configs")
+    p.add_argument("what", nargs="?", choices=["models", "optimizers", "configs"])
     p.set_defaults(func=_cmd_list)
     return parser
 

@@ -396,6 +396,15 @@ def list_configs() -> list[str]:
     return sorted(_shipped())
 
 
+def describe_configs() -> dict[str, str]:
+    """Name -> the first line of the shipped config's leading comment."""
+    out = {}
+    for name, path in sorted(_shipped().items()):
+        first = path.read_text(encoding="utf-8").splitlines()[0] if path.is_file() else ""
+        out[name] = first.lstrip("# ").strip() if first.startswith("#") else ""
+    return out
+
+
 def _read_text(name_or_path: str | Path) -> tuple[str, str]:
     """(YAML text, where it came from) of a config file or a shipped config's name."""
     path = Path(name_or_path)

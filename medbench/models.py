@@ -43,6 +43,7 @@ class ModelSpec:
 
     build: Callable[[int, int], nn.Module]  # (num_classes, image_size) -> module
     source: str
+    description: str
     min_image_size: int = 32
 
 
@@ -79,17 +80,31 @@ def _monai_resnet18(num_classes: int, image_size: int) -> nn.Module:
 
 
 MODELS: dict[str, ModelSpec] = {
-    "smallcnn": ModelSpec(lambda k, s: SmallCNN(num_classes=k), "medbench", 16),
-    "resnet18": ModelSpec(_torchvision("resnet18"), "torchvision"),
-    "resnet50": ModelSpec(_torchvision("resnet50"), "torchvision"),
-    "densenet121": ModelSpec(_torchvision("densenet121"), "torchvision"),
-    "efficientnet_b0": ModelSpec(_torchvision("efficientnet_b0"), "torchvision"),
-    "vgg16": ModelSpec(_torchvision("vgg16"), "torchvision"),
-    "vit_b_16": ModelSpec(_torchvision("vit_b_16"), "torchvision", 32),
-    "swin_t": ModelSpec(_torchvision("swin_t"), "torchvision", 64),
-    "monai_densenet121": ModelSpec(_monai_densenet121, "monai"),
-    "monai_efficientnet_b0": ModelSpec(_monai_efficientnet_b0, "monai"),
-    "monai_resnet18": ModelSpec(_monai_resnet18, "monai"),
+    "smallcnn": ModelSpec(
+        lambda k, s: SmallCNN(num_classes=k),
+        "medbench",
+        "four conv blocks, 0.1 M parameters: the CPU demo's model",
+        16,
+    ),
+    "resnet18": ModelSpec(_torchvision("resnet18"), "torchvision", "ResNet-18, 11 M parameters"),
+    "resnet50": ModelSpec(
+        _torchvision("resnet50"), "torchvision", "ResNet-50, 24 M: the authors' GCSAM model"
+    ),
+    "densenet121": ModelSpec(_torchvision("densenet121"), "torchvision", "DenseNet-121, 7 M"),
+    "efficientnet_b0": ModelSpec(
+        _torchvision("efficientnet_b0"), "torchvision", "EfficientNet-B0, 4 M"
+    ),
+    "vgg16": ModelSpec(_torchvision("vgg16"), "torchvision", "VGG-16, 134 M"),
+    "vit_b_16": ModelSpec(
+        _torchvision("vit_b_16"),
+        "torchvision",
+        "ViT-B/16, 86 M (needs far more data than BUS sets from scratch)",
+        32,
+    ),
+    "swin_t": ModelSpec(_torchvision("swin_t"), "torchvision", "Swin-T, 28 M", 64),
+    "monai_densenet121": ModelSpec(_monai_densenet121, "monai", "MONAI's DenseNet-121"),
+    "monai_efficientnet_b0": ModelSpec(_monai_efficientnet_b0, "monai", "MONAI's EfficientNet-B0"),
+    "monai_resnet18": ModelSpec(_monai_resnet18, "monai", "MONAI's ResNet-18"),
 }
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from medbench.config import Config, load_config
-from medbench.engine.grid import GridResult, run_grid
+from medbench.engine.grid import GridPlan, GridResult, run_grid
 
 
 @dataclass
@@ -35,18 +35,29 @@ def run_benchmark(
     executor: str | None = None,
     ray_address: str | None = None,
     report: bool = True,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> BenchmarkResult:
-    """Load the config, run (or resume) the grid, build the report, print the summary.
+    """Load the config, print the plan, run (or resume) the grid, build the report, print the
+    summary and where to look next.
 
-    An interrupted grid prints the summary of what finished and re-raises KeyboardInterrupt.
+    ``progress``: progress bars (True), one line per finished job (False), or bars only when
+    stderr is a terminal (None). An interrupted grid prints the summary of what finished and
+    re-raises KeyboardInterrupt.
     """
     from medbench.report.analysis import analyse
     from medbench.report.build import read_experiment, write_report
     from medbench.report.summary import render_summary, summary_table
 
     cfg = config if isinstance(config, Config) else load_config(config, overrides, data_root)
-    grid = run_grid(cfg, executor=executor, ray_address=ray_address, progress=progress)
+    if progress is None:
+        progress = sys.stderr.isatty()
+    grid = run_grid(
+        cfg,
+        executor=executor,
+        ray_address=ray_address,
+        progress=progress,
+        on_plan=lambda plan: print(render_plan(plan), file=sys.stderr, flush=True),
+    )
     record = read_experiment(cfg.name, grid.tracking_uri, select=grid.select)
     analysis = analyse(record)
     result = BenchmarkResult(grid, summary_table(analysis))
@@ -57,8 +68,63 @@ def run_benchmark(
         result.report_dir = write_report(record, analysis, cfg.report.out)
     print(render_summary(result.summary))
     if result.report_dir is not None:
-        print(f"report: {result.report_dir / 'report.md'}")
+        print(f"report: {result.report_dir / 'report.html'} (and report.md, figures, tables)")
+    print(
+        "compare the runs in the MLflow UI: medbench ui, then open "
+        f"{runs_url(record.experiment_id)}"
+    )
     return result
+
+
+def runs_url(experiment_id: str, host: str = "127.0.0.1", port: int = 5000) -> str:
+    """The MLflow UI's runs view of one experiment, as ``medbench ui`` serves it."""
+    return f"http://{host}:{port}/#/experiments/{experiment_id}/runs"
+
+
+def render_plan(plan: GridPlan) -> str:
+    """What is about to run: experiment and store, dataset, grid, device, report."""
+    from medbench.engine.device import Precision, resolve_device
+    from medbench.report.build import default_out_dir
+
+    cfg, ds = plan.config, plan.dataset
+    n_mal = int(ds.manifest["label"].sum())
+    where = (
+        f"synthetic BUS (n={cfg.data.synthetic.n}, seed {cfg.data.synthetic.seed}) generated in {ds.root}"
+        if ds.generated
+        else str(ds.root)
+    )
+    prepared = (
+        f"{ds.decoded} images preprocessed in {ds.seconds:.1f} s"
+        if ds.decoded
+        else "images from the preprocessing cache"
+    )
+    grid = (
+        f"{len(cfg.models)} model(s) x {len(cfg.optimizers)} optimizer(s) x {len(ds.folds)} folds"
+        f" x {len(cfg.seeds)} seed(s) = {len(plan.jobs)} jobs of up to {cfg.train.epochs} epochs"
+    )
+    done = len(plan.jobs) - len(plan.todo)
+    grid += f"; {done} already finished, {len(plan.todo)} to run" if done else ""
+    if plan.executor == "ray":
+        device = (
+            f"Ray tasks ({cfg.executor.gpus_per_job:g} GPU, {cfg.executor.cpus_per_job:g} CPU each)"
+        )
+    else:
+        dev = resolve_device(cfg.train.device)
+        precision = Precision.for_device(dev, cfg.train.amp, cfg.train.channels_last).describe()
+        import torch
+
+        threads = cfg.train.threads or torch.get_num_threads()
+        device = f"{dev.type}, {precision}" + (f", {threads} threads" if dev.type == "cpu" else "")
+    out = Path(cfg.report.out) if cfg.report.out else default_out_dir(cfg.name)
+    lines = [
+        f"experiment  {cfg.name} (id {plan.experiment_id}) in {plan.tracking_uri}",
+        f"dataset     {where}: {len(ds.manifest)} images ({n_mal} malignant), "
+        f"folds: {cfg.data.folds}; {prepared}",
+        f"grid        {grid}",
+        f"device      {device}",
+        f"report      {out / 'report.html' if cfg.report.enabled else 'off'}",
+    ]
+    return "\n".join(lines)
 
 
 def run_demo(overrides: list[str] | None = None, report: bool = True) -> BenchmarkResult:

@@ -33,3 +33,13 @@ def mlflow_uri(_empty_store, tmp_path):
     target = tmp_path / "mlflow.db"
     shutil.copy(_empty_store, target)
     return f"sqlite:///{target}"
+
+
+@pytest.fixture(scope="session")
+def tiny_bus(tmp_path_factory):
+    """A small synthetic dataset in the GDPH&SYSUCC layout (shared, read-only)."""
+    from medbench.data.synthetic import generate
+
+    root = tmp_path_factory.mktemp("tiny-bus") / "bus"
+    generate(root, n=60, seed=3)
+    return root

@@ -37,3 +37,18 @@ def test_a_meaningless_setting_stops_before_any_data_or_store(capsys, tmp_path, 
         "gradient descent with twice the cost)"
     ]
     assert not (tmp_path / "cache").exists() and not Path("mlflow.db").exists()
+
+
+def test_list_describes_every_model_optimizer_and_config(capsys):
+    from medbench.cli import main
+    from medbench.config import list_configs
+    from medbench.models import list_models
+    from medbench.optim import list_optimizers
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in [*list_models(), *list_optimizers(), *list_configs()]:
+        line = next(line for line in out.splitlines() if line.split()[:1] == [name])
+        assert len(line.split()) > 2, line  # a name and a description
+    assert main(["list", "optimizers"]) == 0
+    assert "GCSAM (Hassan et al. 2025)" in capsys.readouterr().out

@@ -95,3 +95,45 @@ def test_parent_aggregates_equal_the_childrens(grid):
         values = kids[schema.test_metric("auc")]
         assert getattr(parent, schema.cv_mean("test_auc")) == pytest.approx(values.mean())
         assert math.isclose(getattr(parent, schema.cv_std("test_auc")), values.std(ddof=1))
+
+
+@pytest.mark.slow
+def test_a_log_without_a_terminal_is_short_and_plain(tmp_path, tiny_bus):
+    """Without a TTY: the plan first, one line per finished job, no progress bars or escape
+    codes, and the last lines name report.html and the MLflow UI's runs view."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MEDBENCH_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    overrides = [
+        "models=[smallcnn]",
+        "optimizers=[adam, sam]",
+        "data.image_size=16",
+        "data.folds=stratified",
+        "data.n_folds=2",
+        "train.epochs=2",
+        "flatness.enabled=false",
+        "report.out=rep",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "medbench", "run", "demo", "--data-root", str(tiny_bus)]
+        + [arg for item in overrides for arg in ("--set", item)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    log = proc.stderr + proc.stdout
+    assert "\x1b" not in log and "\r" not in log
+    assert len(log.splitlines()) < 40, log
+    err = proc.stderr.splitlines()
+    assert err[0].startswith("experiment  medbench-demo (id ")
+    assert any(line.startswith("grid        1 model(s) x 2 optimizer(s) x 2 folds") for line in err)
+    jobs = [line for line in err if line.startswith("[")]
+    assert len(jobs) == 4 and all("FINISHED  test AUC" in line for line in jobs)
+    out = proc.stdout.splitlines()
+    assert out[-2].startswith("report: rep/report.html")
+    assert out[-1].startswith("compare the runs in the MLflow UI: medbench ui, then open http")

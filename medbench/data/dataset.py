@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,9 @@ class Dataset:
     labels: torch.Tensor  # int64 (N,)
     fingerprint: str  # see dataset_fingerprint
     card: str | None  # name of the data card that describes this dataset, when one does
+    generated: bool = False  # the synthetic dataset, written (or found) in the cache
+    decoded: int = 0  # images decoded into the preprocessing cache this time (0: all cached)
+    seconds: float = 0.0  # time to prepare it
 
     @property
     def folds(self) -> list:
@@ -76,6 +80,7 @@ def prepare_dataset(data: DataConfig, fold_seed: int, progress: bool = False) ->
     key = json.dumps([dataset_settings(data), fold_seed], sort_keys=True, default=str)
     if key in _PREPARED:
         return _PREPARED[key]
+    start = time.perf_counter()
     if data.root:
         root = Path(data.root).expanduser()
     else:
@@ -95,6 +100,9 @@ def prepare_dataset(data: DataConfig, fold_seed: int, progress: bool = False) ->
         labels=torch.tensor(manifest["label"].to_numpy(dtype=np.int64)),
         fingerprint=dataset_fingerprint(manifest, cached.digests),
         card=card,
+        generated=not data.root,
+        decoded=cached.decoded,
+        seconds=time.perf_counter() - start,
     )
     _PREPARED[key] = dataset
     return dataset

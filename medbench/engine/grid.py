@@ -9,8 +9,7 @@ never builds the report: :mod:`medbench.pipeline` joins grid, report and summary
 from __future__ import annotations
 
 import signal
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +39,19 @@ class GridResult:
     def select(self) -> tuple[str, str]:
         """(config hash, dataset fingerprint): the runs of this grid among an experiment's."""
         return config_hash(self.config), self.fingerprint
+
+
+@dataclass
+class GridPlan:
+    """What a grid will do, known before any training: for the command line's plan."""
+
+    config: Config
+    tracking_uri: str
+    experiment_id: str
+    executor: str
+    dataset: Dataset
+    jobs: list[Job]
+    todo: list[Job]  # the jobs not finished yet
 
 
 def parent_params(config: Config, model: str, optimizer: str) -> dict[str, Any]:
@@ -144,8 +156,11 @@ def run_grid(
     executor: str | None = None,
     ray_address: str | None = None,
     progress: bool = True,
+    on_plan: Callable[[GridPlan], None] | None = None,
 ) -> GridResult:
-    """Run (or resume) every job of ``config`` and record it in MLflow."""
+    """Run (or resume) every job of ``config`` and record it in MLflow.
+
+    ``on_plan`` sees what will run (after the dataset is prepared, before any training)."""
     uri = resolve_tracking_uri(config.tracking.uri)
     check_store(uri)  # before any data or training work
     kind = executor or config.executor.kind
@@ -174,11 +189,8 @@ def run_grid(
         for job in todo
     ]
     outcomes = [JobOutcome(job, Status.SKIPPED) for job in jobs if job in finished]
-    if finished:
-        print(
-            f"resuming: {len(finished)} of {len(jobs)} jobs already finished, {len(todo)} to run",
-            file=sys.stderr,
-        )
+    if on_plan is not None:
+        on_plan(GridPlan(config, uri, tracker.experiment_id, kind, dataset, jobs, todo))
     with _sigterm_as_interrupt():
         if kind == "ray":
             from medbench.engine.ray_executor import run_on_ray

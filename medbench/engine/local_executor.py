@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import sys
+
 from medbench.engine.worker import JobOutcome, JobSpec, Status, run_job
 
 
+def report_line(outcome: JobOutcome, done: int, total: int) -> None:
+    """Without progress bars (logs, CI): one line per finished job on stderr."""
+    print(f"[{done:>{len(str(total))}}/{total}] {outcome.line()}", file=sys.stderr, flush=True)
+
+
 def run_local(specs: list[JobSpec], progress: bool = True) -> tuple[list[JobOutcome], bool]:
-    """Run every job; returns the outcomes and whether the user interrupted the grid."""
+    """Run every job; returns the outcomes and whether the user interrupted the grid.
+
+    ``progress``: tqdm bars (a terminal) or one line per finished job (logs)."""
     outcomes: list[JobOutcome] = []
     bar = None
     if progress and specs:
@@ -17,7 +26,9 @@ def run_local(specs: list[JobSpec], progress: bool = True) -> tuple[list[JobOutc
         for spec in specs:
             outcome = run_job(spec, progress=progress)
             outcomes.append(outcome)
-            if bar is not None:
+            if bar is None:
+                report_line(outcome, len(outcomes), len(specs))
+            else:
                 bar.update(1)
                 if outcome.status == Status.FAILED:
                     bar.write(f"medbench: warning: {spec.job.run_name} failed: {outcome.reason}")

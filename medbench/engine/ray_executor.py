@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from medbench.config import ExecutorConfig
+from medbench.engine.local_executor import report_line
 from medbench.engine.worker import JobOutcome, JobSpec, Status, close_runs, run_job
 from medbench.errors import ConfigError, TrackingError
 from medbench.paths import cache_dir
@@ -104,7 +105,9 @@ def run_on_ray(
             except Exception as err:  # noqa: BLE001 - RayTaskError, WorkerCrashedError, ...
                 outcome = _lost(spec, err)
             outcomes.append(outcome)
-            if bar is not None:
+            if bar is None:
+                report_line(outcome, len(outcomes), len(specs))
+            else:
                 bar.update(1)
                 if outcome.status == Status.FAILED:
                     bar.write(f"medbench: warning: {spec.job.run_name} failed: {outcome.reason}")

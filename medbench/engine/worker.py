@@ -60,6 +60,23 @@ class JobOutcome:
     run_id: str | None = None
     reason: str | None = None  # why it FAILED or was KILLED, one line
     retryable: bool = False  # a failure another attempt may not repeat (not a divergence)
+    test_auc: float | None = None  # FINISHED: for the one-line progress report
+    epochs: int | None = None
+    seconds: float | None = None
+
+    def line(self) -> str:
+        """One line for logs: job, status and, when it finished, its test AUC and cost."""
+        text = f"{self.job.run_name:<28} {self.status.value}"
+        if self.status == Status.FINISHED and self.epochs is not None:
+            auc = (
+                "n/a"
+                if self.test_auc is None or self.test_auc != self.test_auc
+                else f"{self.test_auc:.3f}"
+            )
+            text += f"  test AUC {auc}  {self.epochs} epochs  {self.seconds:.1f} s"
+        elif self.reason:
+            text += f": {self.reason}"
+        return text
 
 
 def fold_data(dataset: Dataset, config: Config, job: Job) -> FoldData:
@@ -177,7 +194,14 @@ def run_job(spec: JobSpec, progress: bool = False) -> JobOutcome:
         tracker.log_flatness(run_id, result.flatness)
     tracker.finish(run_id, Status.FINISHED)
     ckpt.unlink(missing_ok=True)
-    return JobOutcome(job, Status.FINISHED, run_id)
+    return JobOutcome(
+        job,
+        Status.FINISHED,
+        run_id,
+        test_auc=result.test["auc"],
+        epochs=len(result.history),
+        seconds=result.train_time_s,
+    )
 
 
 def _start_run(

@@ -28,12 +28,25 @@ class BaseSpec:
 
     cls: type[Optimizer]
     settings: tuple[str, ...]
+    description: str
 
 
 BASES: dict[str, BaseSpec] = {
-    "adam": BaseSpec(torch.optim.Adam, ("lr", "betas", "eps", "weight_decay", "amsgrad")),
-    "adamw": BaseSpec(torch.optim.AdamW, ("lr", "betas", "eps", "weight_decay", "amsgrad")),
-    "sgd": BaseSpec(torch.optim.SGD, ("lr", "momentum", "dampening", "weight_decay", "nesterov")),
+    "adam": BaseSpec(
+        torch.optim.Adam,
+        ("lr", "betas", "eps", "weight_decay", "amsgrad"),
+        "Adam (Kingma & Ba 2015): the baseline and the base of the SAM family",
+    ),
+    "adamw": BaseSpec(
+        torch.optim.AdamW,
+        ("lr", "betas", "eps", "weight_decay", "amsgrad"),
+        "AdamW: Adam with decoupled weight decay",
+    ),
+    "sgd": BaseSpec(
+        torch.optim.SGD,
+        ("lr", "momentum", "dampening", "weight_decay", "nesterov"),
+        "SGD with momentum",
+    ),
 }
 
 
@@ -43,6 +56,7 @@ class SamSpec:
 
     cls: type[SAM]
     settings: tuple[str, ...]
+    description: str
     fixed: tuple[tuple[str, Any], ...] = ()
 
 
@@ -51,9 +65,18 @@ _GC_SETTINGS = ("gc_conv_only", "gc_norm")
 
 # Adding an optimizer is one entry here (or in BASES for a plain torch optimizer).
 SAM_FAMILY: dict[str, SamSpec] = {
-    "sam": SamSpec(SAM, _SAM_SETTINGS),
-    "asam": SamSpec(SAM, ("base", "rho"), fixed=(("adaptive", True),)),
-    "gcsam": SamSpec(GCSAM, _SAM_SETTINGS + _GC_SETTINGS),
+    "sam": SamSpec(SAM, _SAM_SETTINGS, "SAM (Foret et al. 2021) around Adam: 2 passes per step"),
+    "asam": SamSpec(
+        SAM,
+        ("base", "rho"),
+        "ASAM (Kwon et al. 2021): SAM with a neighbourhood scaled by |w|",
+        fixed=(("adaptive", True),),
+    ),
+    "gcsam": SamSpec(
+        GCSAM,
+        _SAM_SETTINGS + _GC_SETTINGS,
+        "GCSAM (Hassan et al. 2025): SAM ascending along the centralized gradient",
+    ),
 }
 
 #: Every setting some optimizer of the registry understands.
@@ -61,6 +84,12 @@ OPTIMIZER_SETTINGS: frozenset[str] = frozenset(
     {s for spec in BASES.values() for s in spec.settings}
     | {s for spec in SAM_FAMILY.values() for s in spec.settings}
 )
+
+
+def describe_optimizers() -> dict[str, str]:
+    """Name -> one-line description, for ``medbench list``."""
+    specs = {**BASES, **SAM_FAMILY}
+    return {name: specs[name].description for name in list_optimizers()}
 
 
 def list_optimizers() -> list[str]:

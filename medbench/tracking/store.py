@@ -20,6 +20,8 @@ from medbench.errors import TrackingError
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+#: MLflow's INFO lines (creating database tables, ...) are not news to a medbench user.
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 def resolve_tracking_uri(configured: str | None = None) -> str:
@@ -98,6 +100,15 @@ def serve_ui(host: str = "127.0.0.1", port: int = 5000, tracking_uri: str | None
             f"medbench: warning: the MLflow UI will be reachable from other machines on {host}:{port}",
             file=sys.stderr,
         )
+    shown = "localhost" if host in ("0.0.0.0", "::") else host
+    experiments = [
+        e
+        for e in client(uri).search_experiments(max_results=200)
+        if e.name != "Default" or client(uri).search_runs([e.experiment_id], max_results=1)
+    ]
+    print(f"MLflow UI on http://{shown}:{port} (store {uri}); Ctrl-C stops it")
+    for e in experiments:
+        print(f"  {e.name}: http://{shown}:{port}/#/experiments/{e.experiment_id}/runs")
     args = [
         sys.executable,
         "-m",
@@ -110,7 +121,6 @@ def serve_ui(host: str = "127.0.0.1", port: int = 5000, tracking_uri: str | None
         "--port",
         str(int(port)),
     ]
-    print(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl-C stops it")
     try:
         return subprocess.call(args)  # noqa: S603 - argument list, no shell
     except KeyboardInterrupt:

@@ -1,16 +1,5 @@
 import pytest
 
-from medbench.data.synthetic import generate
-
-
-@pytest.fixture(scope="session")
-def tiny_bus(tmp_path_factory):
-    """A small synthetic dataset in the GDPH&SYSUCC layout (shared, read-only)."""
-    root = tmp_path_factory.mktemp("tiny-bus") / "bus"
-    generate(root, n=60, seed=3)
-    return root
-
-
 TINY = [
     "models=[smallcnn]",
     "optimizers=[adam, gcsam]",

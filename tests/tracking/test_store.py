@@ -45,3 +45,27 @@ def test_ui_serves_the_store_on_this_machine(monkeypatch, mlflow_uri):
     assert isinstance(args, list)  # an argument list: no shell string is built from user input
     assert args[args.index("--host") + 1] == "127.0.0.1"
     assert args[args.index("--backend-store-uri") + 1] == mlflow_uri
+
+
+def test_ui_prints_each_experiments_runs_view(monkeypatch, mlflow_uri, capsys):
+    import medbench.tracking.store as store
+    from medbench.tracking import Tracker
+
+    tracker = Tracker(mlflow_uri, "demo-like")
+    monkeypatch.setattr(store.subprocess, "call", lambda args: 0)
+    store.serve_ui(tracking_uri=mlflow_uri, port=5123)
+    out = capsys.readouterr().out
+    assert f"demo-like: http://127.0.0.1:5123/#/experiments/{tracker.experiment_id}/runs" in out
+    assert "Default" not in out  # MLflow's empty default experiment is not listed
+    kind = tracker.client.get_experiment(tracker.experiment_id).tags
+    assert kind["mlflow.experimentKind"] == "custom_model_development"
+
+
+@pytest.mark.parametrize("port", ["70000", "0", "http"])
+def test_ui_refuses_a_port_that_is_not_one(port, capsys):
+    from medbench.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["ui", "--port", port])
+    assert exit_.value.code == 2
+    assert "is not a TCP port (1-65535)" in capsys.readouterr().err
