@@ -23,10 +23,23 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
         )
 
 
+def _exit_code(result) -> int:
+    """1 when any job failed (said in one line), else 0."""
+    failed = [o for o in result.outcomes if o.status == "FAILED"]
+    if not failed:
+        return 0
+    print(
+        f"medbench: error: {len(failed)} of {len(result.outcomes)} jobs failed "
+        f"(first: {failed[0].job.run_name}: {failed[0].reason}); the report lists them",
+        file=sys.stderr,
+    )
+    return 1
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from medbench.pipeline import run_benchmark
 
-    run_benchmark(
+    result = run_benchmark(
         args.config,
         data_root=args.data_root,
         overrides=args.set,
@@ -34,14 +47,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         ray_address=args.ray_address,
         report=not args.no_report,
     )
-    return 0
+    return _exit_code(result)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from medbench.pipeline import run_demo
 
-    run_demo(overrides=args.set, report=not args.no_report)
-    return 0
+    return _exit_code(run_demo(overrides=args.set, report=not args.no_report))
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import unquote
 
 from medbench.errors import TrackingError
 
@@ -48,19 +49,54 @@ def client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
+def sqlite_path(uri: str) -> Path:
+    """The database file of a ``sqlite:`` URI, as SQLAlchemy opens it (percent-decoded).
+
+    Raises TrackingError for an in-memory store and for a ``?`` in the path, which SQLAlchemy
+    would read as the start of options and so write the database somewhere else.
+    """
+    rest = uri.split(":///", 1)[1] if ":///" in uri else ""
+    path, sep, options = rest.partition("?")
+    if not path or path == ":memory:":
+        raise TrackingError(f"tracking store {uri}: an in-memory SQLite store cannot hold results")
+    if sep:
+        raise TrackingError(
+            f"tracking store {uri}: '?' starts SQLite options, so the database would be written "
+            f"to {unquote(path)!r}; rename the file, or write '?' as %3F"
+        )
+    return Path(unquote(path)).expanduser()
+
+
+def _create_tables(uri: str, folder: Path) -> None:
+    """Create a new SQLite store's tables under a lock on its folder: two processes starting
+    on the same new store would otherwise race to create them and one would crash."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no flock; MLflow's own retry applies
+        client(uri).search_experiments(max_results=1)
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        client(uri).search_experiments(max_results=1)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 def check_store(uri: str, timeout: float = 10.0) -> None:
     """Fail with one line, before any training, when the store cannot be used."""
     if uri.startswith("sqlite:"):
-        db = uri.split(":///", 1)[-1] if ":///" in uri else ""
-        if not db or db == ":memory:":
-            raise TrackingError(
-                f"tracking store {uri}: an in-memory SQLite store cannot hold results"
-            )
-        folder = Path(db).expanduser().resolve().parent
+        db = sqlite_path(uri)
+        folder = db.resolve().parent
         if not folder.is_dir():
             raise TrackingError(f"tracking store {uri}: folder {folder} does not exist")
         if not os.access(folder, os.W_OK):
             raise TrackingError(f"tracking store {uri}: folder {folder} is not writable")
+        if db.exists() and not db.is_file():
+            raise TrackingError(f"tracking store {uri}: {db} is not a file")
+        if not db.exists() or db.stat().st_size == 0:
+            _create_tables(uri, folder)
         return
     if uri.startswith(("http://", "https://")):
         url = uri.rstrip("/") + "/health"
@@ -75,7 +111,13 @@ def check_store(uri: str, timeout: float = 10.0) -> None:
             raise TrackingError(f"tracking store {uri} is unreachable ({reason})") from None
         return
     if uri.startswith("file:") or "://" not in uri:
-        folder = Path(uri.removeprefix("file://").removeprefix("file:")).expanduser()
+        folder = Path(unquote(uri.removeprefix("file://").removeprefix("file:"))).expanduser()
+        if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() != "true":
+            raise TrackingError(
+                f"tracking store {uri}: a plain folder is MLflow's old file store, which MLflow 3 "
+                f"no longer opens; use a SQLite file, e.g. sqlite:///{folder / 'mlflow.db'} "
+                "(or set MLFLOW_ALLOW_FILE_STORE=true to keep the file store)"
+            )
         parent = folder if folder.exists() else folder.parent
         if not parent.is_dir() or not os.access(parent, os.W_OK):
             raise TrackingError(

@@ -151,3 +151,45 @@ def test_ui_binds_to_this_machine_by_default():
     from medbench.cli import build_parser
 
     assert build_parser().parse_args(["ui"]).host == "127.0.0.1"
+
+
+def test_run_exits_non_zero_and_says_how_many_jobs_failed(
+    tiny_bus, mlflow_uri, monkeypatch, capsys
+):
+    import medbench.engine.train as train
+
+    real = train.train_epoch
+
+    def diverges(*args, **kwargs):
+        stats = real(*args, **kwargs)
+        stats.loss = math.nan
+        return stats
+
+    monkeypatch.setattr(train, "train_epoch", diverges)
+    sets = [*TINY, f"tracking.uri={mlflow_uri}", "name=tiny"]
+    argv = ["run", "demo", "--data-root", str(tiny_bus), "--no-report"]
+    code = main(argv + [arg for item in sets for arg in ("--set", item)])
+    assert code == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(
+        "medbench: error: 6 of 6 jobs failed (first: smallcnn/adam/fold0: diverged"
+    )
+
+
+def test_processes_starting_on_one_new_store_do_not_race(tmp_path):
+    """MLflow creates a new SQLite store's tables on first use; four processes at once used to
+    collide, and one died with a traceback."""
+    import subprocess
+    import sys
+
+    uri = f"sqlite:///{tmp_path / 'new.db'}"
+    code = (
+        "from medbench.tracking import Tracker, check_store;"
+        f"check_store({uri!r}); Tracker({uri!r}, 'shared').client.search_runs(['1'])"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    errors = [p.communicate()[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], errors

@@ -69,3 +69,29 @@ def test_ui_refuses_a_port_that_is_not_one(port, capsys):
         main(["ui", "--port", port])
     assert exit_.value.code == 2
     assert "is not a TCP port (1-65535)" in capsys.readouterr().err
+
+
+def test_a_working_folder_with_spaces_and_accents_is_fine(tmp_path, monkeypatch):
+    work = tmp_path / "my runs" / "étude"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    uri = resolve_tracking_uri(None)
+    assert "%20" in uri  # MLflow percent-encodes its default
+    check_store(uri)
+
+
+@pytest.mark.parametrize(
+    ("uri", "match"),
+    [
+        (
+            "sqlite:///my?store.db",
+            r"'\?' starts SQLite options, so the database would be written to 'my'",
+        ),
+        ("{tmp}/plain", r"a plain folder is MLflow's old file store.* sqlite:////"),
+        ("file://{tmp}/plain", r"a plain folder is MLflow's old file store"),
+    ],
+)
+def test_stores_mlflow_would_misread_are_refused(uri, match, tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    with pytest.raises(TrackingError, match=match):
+        check_store(uri.format(tmp=tmp_path))
