@@ -112,8 +112,16 @@ def load_experiment(
     # Runs of earlier configs in the same experiment would otherwise be pooled as extra folds.
     ignored = 0
     hash_col, fp_col = tag_column(s.TAG_CONFIG_HASH), tag_column(s.TAG_FINGERPRINT)
+    # Runs that other tools logged into the same experiment carry no medbench tags: left out.
+    ours = frame[hash_col].notna() if hash_col in frame else pd.Series(False, index=frame.index)
+    if not ours.any():
+        raise TrackingError(
+            f"experiment {name!r} in {uri} holds no medbench runs ({len(frame)} runs of other tools)"
+        )
+    ignored = int((~ours).sum())
+    frame = frame[ours]
     roots = frame[frame["parent_run_id"].isna()]
-    if hash_col in frame and fp_col in frame and not roots.empty:
+    if fp_col in frame and not roots.empty:
         if select is None:
             latest = roots.sort_values("start_time").iloc[-1]
             select = (latest[hash_col], latest[fp_col])
@@ -122,9 +130,9 @@ def load_experiment(
             raise TrackingError(
                 f"experiment {name!r} has no runs of config {select[0]} on dataset {select[1][:12]}"
             )
-        ignored = int((~keep).sum())
+        ignored += int((~keep).sum())
         frame = frame[keep]
-        runs = [r for r in runs if r.info.run_id in set(frame["run_id"])]
+    runs = [r for r in runs if r.info.run_id in set(frame["run_id"])]
     is_child = frame["parent_run_id"].notna()
     parents = frame[~is_child].copy()
     folds = frame[is_child].copy()
