@@ -27,6 +27,10 @@ class TrackingError(MedbenchError):
     """The MLflow tracking store cannot be reached or used."""
 
 
+class StorageError(MedbenchError):
+    """A folder or file medbench writes (cache, checkpoint, report) cannot be written."""
+
+
 def closest(name: str, known: list[str] | tuple[str, ...]) -> str:
     """Return ' (did you mean X?)' for the closest known name, or '' when none is close."""
     import difflib

@@ -3,11 +3,14 @@ checkpoints), and how it writes there without leaving half-written files."""
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
+
+from medbench.errors import StorageError
 
 
 def cache_dir() -> Path:
@@ -19,15 +22,59 @@ def cache_dir() -> Path:
     return Path(base).expanduser() / "medbench"
 
 
+def storage_error(path: Path, err: OSError, what: str = "cannot write") -> StorageError:
+    """One line naming the place and the cause ('no space left on device', 'read-only ...')."""
+    reason = (err.strerror or str(err)).lower() if isinstance(err, OSError) else str(err)
+    hint = ""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = "; free some space, or point MEDBENCH_CACHE_DIR at a larger disk"
+    elif isinstance(err, OSError) and err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        hint = "; set MEDBENCH_CACHE_DIR to a writable folder"
+    return StorageError(f"{path}: {what} ({reason}){hint}")
+
+
+def ensure_folder(path: Path) -> Path:
+    """``path`` as a writable folder (made if missing), or a StorageError naming it."""
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                inside = "" if folder == path else f" (so {path} cannot be made)"
+                raise StorageError(f"{folder}: exists and is not a folder{inside}")
+            break
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise storage_error(path, err, "cannot create the folder") from err
+    if not os.access(path, os.W_OK):
+        raise storage_error(path, PermissionError(errno.EACCES, "not writable"), "cannot write")
+    return path
+
+
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Write ``path`` through a temp file in its folder and a rename: a crash leaves the old file
-    or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    or the new one, never half of one. A full or read-only disk is a StorageError naming it."""
+    ensure_folder(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    except OSError as err:
+        raise storage_error(path, err) from err
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        cause = _os_error(err)
+        if cause is not None:  # torch.save wraps the OSError of a full disk in a RuntimeError
+            raise storage_error(path, cause) from err
         raise
+
+
+def _os_error(err: BaseException | None) -> OSError | None:
+    """The OSError in an exception's chain (itself, its cause or its context), if any."""
+    seen = 0
+    while err is not None and seen < 10:
+        if isinstance(err, OSError):
+            return err
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return None

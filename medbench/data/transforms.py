@@ -28,7 +28,7 @@ from monai.transforms import Compose, Transform
 
 from medbench.data.images import decode_workers, read_rgb
 from medbench.errors import MedbenchError
-from medbench.paths import atomic_write, cache_dir
+from medbench.paths import atomic_write, cache_dir, ensure_folder
 
 #: Bump when the preprocessing changes so that old cache entries are not reused.
 PREPROCESS_VERSION = 1
@@ -131,7 +131,7 @@ def load_cached(
     Errors while decoding name the file (``DataError`` from :func:`read_rgb`).
     """
     folder = (root or cache_dir() / "images") / settings.key()
-    folder.mkdir(parents=True, exist_ok=True)
+    ensure_folder(folder)
     digests = [file_digest(p) for p in paths]
     targets = [folder / digest[:2] / f"{digest}.npy" for digest in digests]
     todo = {

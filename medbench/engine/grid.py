@@ -8,6 +8,7 @@ never builds the report: :mod:`medbench.pipeline` joins grid, report and summary
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -191,15 +192,21 @@ def run_grid(
     outcomes = [JobOutcome(job, Status.SKIPPED) for job in jobs if job in finished]
     if on_plan is not None:
         on_plan(GridPlan(config, uri, tracker.experiment_id, kind, dataset, jobs, todo))
-    with _sigterm_as_interrupt():
-        if kind == "ray":
-            from medbench.engine.ray_executor import run_on_ray
+    try:
+        with _sigterm_as_interrupt():
+            if kind == "ray":
+                from medbench.engine.ray_executor import run_on_ray
 
-            done, interrupted = run_on_ray(specs, config.executor, address, progress=progress)
-        else:
-            from medbench.engine.local_executor import run_local
+                done, interrupted = run_on_ray(specs, config.executor, address, progress=progress)
+            else:
+                from medbench.engine.local_executor import run_local
 
-            done, interrupted = run_local(specs, progress=progress)
+                done, interrupted = run_local(specs, progress=progress)
+    except Exception:  # a full disk, a lost store: close what can be closed, then say why
+        with contextlib.suppress(Exception):
+            for pid in parent_ids.values():
+                close_parent(tracker, pid, len(dataset.folds) * len(config.seeds), True)
+        raise
     outcomes += done
     expected = len(dataset.folds) * len(config.seeds)
     for pid in parent_ids.values():

@@ -13,6 +13,7 @@ duplicates a run and never loses a finished one.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import platform
 import traceback
@@ -27,6 +28,7 @@ from medbench.data.folds import split_fold
 from medbench.engine.device import resolve_device
 from medbench.engine.jobs import Job, data_seed, derive_seed, init_seed
 from medbench.engine.train import Diverged, FoldData, default_handlers, load_checkpoint, train_job
+from medbench.errors import StorageError, TrackingError
 from medbench.paths import cache_dir
 from medbench.tracking import Tracker
 from medbench.tracking import schema as s
@@ -172,6 +174,10 @@ def run_job(spec: JobSpec, progress: bool = False) -> JobOutcome:
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into one by the grid: checkpoint kept
         tracker.finish(run_id, Status.KILLED, "interrupted by the user")
         return JobOutcome(job, Status.KILLED, run_id, "interrupted by the user")
+    except (StorageError, TrackingError) as err:  # a full disk, a lost store: stop the grid
+        with contextlib.suppress(TrackingError):
+            tracker.finish(run_id, Status.FAILED, str(err))
+        raise
     except Exception as err:  # noqa: BLE001 - one broken job must not stop the grid
         reason = f"{type(err).__name__}: {err}"
         tracker.set_tags(run_id, {s.TAG_TRACEBACK: traceback.format_exc()[-4000:]})

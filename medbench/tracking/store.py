@@ -7,6 +7,7 @@ A store that cannot be used fails here, with one line, before any data or traini
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -46,6 +47,12 @@ def client(uri: str):
     """An ``MlflowClient`` on ``uri``: runs are addressed by id, no global active run."""
     from mlflow import MlflowClient
 
+    # the variable set above only works when mlflow is first imported after this module
+    level = os.environ.get("MLFLOW_LOGGING_LEVEL", "WARNING").upper()
+    logging.getLogger("mlflow").setLevel(getattr(logging, level, logging.WARNING))
+    # it logs every failed SQL statement with a traceback; medbench says it in one line (the
+    # TrackingError of medbench.tracking.writer), and --debug shows the whole chain
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     return MlflowClient(tracking_uri=uri)
 
 

@@ -51,12 +51,38 @@ def _check(names: Iterable[str], allowed: Iterable[str], what: str) -> None:
         raise ValueError(f"{what} not in the MLflow schema: {', '.join(unknown)}")
 
 
+class _Guarded:
+    """An MlflowClient whose failures are one-line TrackingErrors naming the store (a store
+    deleted or unreachable mid-run must not end in a traceback)."""
+
+    def __init__(self, inner, uri: str) -> None:
+        self._inner, self._uri = inner, uri
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            try:
+                return attr(*args, **kwargs)
+            except TrackingError:
+                raise
+            except Exception as err:  # noqa: BLE001 - MLflow, SQLAlchemy, HTTP: all the same here
+                first = (str(err).strip().splitlines() or [""])[0][:300]
+                raise TrackingError(
+                    f"tracking store {self._uri}: {name} failed ({type(err).__name__}: {first})"
+                ) from err
+
+        return call
+
+
 class Tracker:
     """Writes one experiment's runs. Cheap to create; one per process (Ray workers make their own)."""
 
     def __init__(self, uri: str, experiment: str) -> None:
         self.uri = uri
-        self.client = client(uri)
+        self.client = _Guarded(client(uri), uri)
         found = self.client.get_experiment_by_name(experiment)
         kind = {s.TAG_EXPERIMENT_KIND: s.EXPERIMENT_KIND}
         if found is None:

@@ -1,0 +1,51 @@
+import errno
+
+import pytest
+
+from medbench.errors import StorageError
+from medbench.paths import atomic_write, ensure_folder
+
+
+def test_a_full_disk_is_one_line_naming_the_file(tmp_path):
+    target = tmp_path / "ckpt" / "job.pt"
+
+    def full(f):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(StorageError, match=r"job\.pt: cannot write \(no space left on device\)"):
+        atomic_write(target, full)
+    assert list(target.parent.iterdir()) == []  # no temp file left behind
+
+
+def test_torch_save_wrapping_the_os_error_is_recognised(tmp_path):
+    def wrapped(f):
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as err:
+            raise RuntimeError("PytorchStreamWriter failed writing file data") from err
+
+    with pytest.raises(StorageError, match="no space left on device"):
+        atomic_write(tmp_path / "x.pt", wrapped)
+
+
+def test_a_cache_folder_that_is_a_file(tmp_path):
+    blocker = tmp_path / "cache"
+    blocker.write_text("not a folder")
+    with pytest.raises(StorageError, match=r"cache: exists and is not a folder"):
+        ensure_folder(blocker)
+    with pytest.raises(
+        StorageError, match=r"cache: exists and is not a folder \(so .*images cannot"
+    ):
+        ensure_folder(blocker / "images")
+
+
+def test_cache_folder_a_file_at_the_command_line(tmp_path, monkeypatch, capsys, tiny_bus):
+    from medbench.cli import main
+
+    blocker = tmp_path / "cache"
+    blocker.write_text("x")
+    monkeypatch.setenv("MEDBENCH_CACHE_DIR", str(blocker))
+    code = main(["run", "demo", "--data-root", str(tiny_bus), "--set", "data.image_size=16"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("medbench: error: ") and "cache" in err[0] and "not a folder" in err[0]
