@@ -11,6 +11,10 @@ def _isolated_env(tmp_path_factory, tmp_path, monkeypatch):
     cache = tmp_path_factory.getbasetemp() / "medbench-cache"
     monkeypatch.setenv("MEDBENCH_CACHE_DIR", str(cache))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # tests that query runs with mlflow.set_tracking_uri leave it set for the whole process
+    import mlflow.tracking._tracking_service.utils as tracking_utils
+
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", None)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     yield
 
