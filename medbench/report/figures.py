@@ -17,6 +17,7 @@ from pathlib import Path
 import matplotlib as mpl
 import matplotlib.lines
 import matplotlib.patches
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -97,6 +98,27 @@ FOLD_GREYS = ("#222222", "#555555", "#888888")
 
 def fold_marker(i: int) -> str:
     return FOLD_MARKERS[i % len(FOLD_MARKERS)]
+
+
+def _label_points(ax, points: list[tuple[float, float, str, str]], dx: float) -> None:
+    """Label points ``(x, y, text, colour)`` at ``x + dx`` (right-aligned when ``dx`` < 0), the
+    labels of one column at least 5% of the final y-range apart, so coinciding folds stay
+    readable. Call it after everything else is drawn."""
+    low, high = ax.get_ylim()
+    for x in dict.fromkeys(p[0] for p in points):
+        column = [p for p in points if p[0] == x and math.isfinite(p[1])]
+        heights = _spread_labels([p[1] for p in column], 0.05 * (high - low))
+        for (_, y, text, colour), y_label in zip(column, heights, strict=True):
+            ax.annotate(
+                text,
+                (x, y),
+                xytext=(x + dx, y_label),
+                textcoords="data",
+                fontsize=7,
+                va="center",
+                ha="right" if dx < 0 else "left",
+                color=colour,
+            )
 
 
 def _spread_labels(ys: Sequence[float], gap: float) -> np.ndarray:
@@ -252,8 +274,6 @@ def paired_folds(
             mine = _rows(wide, model=model).reset_index(drop=True)
             cols = [o for o in optimizers if o in mine and mine[o].notna().any()]
             values = mine[cols].astype(float).to_numpy() if cols else np.empty((len(mine), 0))
-            finite = values[np.isfinite(values)]
-            gap = 0.06 * (np.ptp(finite) if len(finite) > 1 and np.ptp(finite) > 0 else 0.05)
             place = [list(folds).index(f) for f in mine["fold"]]
             for i, k in enumerate(place):
                 grey = FOLD_GREYS[k % len(FOLD_GREYS)]
@@ -271,23 +291,13 @@ def paired_folds(
                         mew=0.8,
                         zorder=3,
                     )
-            for j, dx, ha in ((0, -0.12, "right"), (len(cols) - 1, 0.12, "left")):
-                ys = values[:, j] if cols else np.array([])
-                ok = np.isfinite(ys)
-                if not ok.any():
-                    continue
-                placed = _spread_labels(ys[ok], gap)
-                for i, y_point, y_label in zip(np.flatnonzero(ok), ys[ok], placed, strict=True):
-                    ax.annotate(
-                        mine.at[i, "label"],
-                        (j, y_point),
-                        xytext=(j + dx, y_label),
-                        textcoords="data",
-                        fontsize=7,
-                        va="center",
-                        ha=ha,
-                        color=FOLD_GREYS[place[i] % len(FOLD_GREYS)],
-                    )
+            if cols:
+                for j, dx in ((0, -0.12), (len(cols) - 1, 0.12)):
+                    labels = [
+                        (j, values[i, j], mine.at[i, "label"], FOLD_GREYS[k % len(FOLD_GREYS)])
+                        for i, k in enumerate(place)
+                    ]
+                    _label_points(ax, labels, dx)
             ax.set_xticks(range(len(cols)), cols)
             ax.set_xlim(-0.8, len(cols) - 0.2)
             ax.set_xlabel("Optimizer")
@@ -322,18 +332,13 @@ def differences(
                 ax = axes[i, k]
                 ax.axhspan(-rope, rope, color="#dddddd", alpha=0.6, lw=0, label=f"ROPE ±{rope:g}")
                 ax.axhline(0, color="#777777", lw=0.8)
+                labels: list[tuple[float, float, str, str]] = []
                 for x, (a, b) in enumerate(pairs):
                     d = _rows(diffs, model=model, metric=metric, optimizer_a=a, optimizer_b=b)
                     t = _rows(tests, model=model, metric=metric, optimizer_a=a, optimizer_b=b)
                     if t.empty:
                         continue
-                    values = d["diff"].to_numpy(dtype=float)
-                    finite = values[np.isfinite(values)]
-                    gap = 0.07 * (
-                        np.ptp(finite) if len(finite) > 1 and np.ptp(finite) > 0 else 0.02
-                    )
-                    labels_at = _spread_labels(np.nan_to_num(values), gap)
-                    for (_, r), y_label in zip(d.iterrows(), labels_at, strict=True):
+                    for _, r in d.iterrows():
                         f = list(folds).index(r["fold"])
                         grey = FOLD_GREYS[f % len(FOLD_GREYS)]
                         ax.plot(
@@ -345,16 +350,7 @@ def differences(
                             mfc="none",
                             color=grey,
                         )
-                        ax.annotate(
-                            f"f{r['fold']}",
-                            (x - 0.12, r["diff"]),
-                            xytext=(x - 0.22, y_label),
-                            textcoords="data",
-                            fontsize=6.5,
-                            va="center",
-                            ha="right",
-                            color=grey,
-                        )
+                        labels.append((x - 0.12, r["diff"], f"f{r['fold']}", grey))
                     r = t.iloc[0]
                     lo, hi = r["corrected_ci_low"], r["corrected_ci_high"]
                     yerr = None
@@ -381,6 +377,7 @@ def differences(
                     )
                 ax.set_xticks(range(len(pairs)), [f"{b} − {a}" for a, b in pairs])
                 ax.set_xlim(-0.6, len(pairs) - 0.4)
+                _label_points(ax, labels, -0.1)
                 ax.set_ylabel(f"Difference in test {metric_label(metric)}")
                 ax.set_title(f"{model}: {metric_label(metric)}, B − A per fold", pad=12)
         handles = [
@@ -491,12 +488,13 @@ def compute(
 ) -> Figure:
     """Test AUC (mean over folds, 95% bootstrap CI) against the training compute (gradient
     evaluations, median over folds; log scale): one colour per optimizer, one marker per model."""
-    fig, axes = _subplots(1, 1, 5.6, 4.0)
+    fig, axes = _subplots(1, 1, 5.6, 4.4)
     ax = axes[0, 0]
     markers = ("o", "s", "^", "D", "v", "P", "X", "*")
+    shown = [o for o in optimizers if o in set(performance["optimizer"])]
     with mpl.rc_context(STYLE):
         for i, model in enumerate(models):
-            for opt in optimizers:
+            for j, opt in enumerate(shown):
                 perf = _rows(performance, model=model, optimizer=opt)
                 spend = _rows(cost_summary, model=model, optimizer=opt)
                 if perf.empty or spend.empty:
@@ -504,6 +502,8 @@ def compute(
                 x, r = spend.iloc[0]["gradient_evals_median"], perf.iloc[0]
                 if not (math.isfinite(x) and x > 0 and math.isfinite(r["auc_mean"])):
                     continue
+                # equal budgets (SAM and GCSAM) would hide each other: a small dodge in log space
+                x *= 10 ** (0.01 * (j - (len(shown) - 1) / 2))
                 lo, hi = r["auc_ci_low"], r["auc_ci_high"]
                 yerr = [[r["auc_mean"] - lo], [hi - r["auc_mean"]]] if math.isfinite(lo) else None
                 ax.errorbar(
@@ -516,29 +516,28 @@ def compute(
                     color=colours[opt],
                     mec="white",
                 )
-                ax.annotate(
-                    f"{model}/{opt}",
-                    (x, r["auc_mean"]),
-                    xytext=(5, 3),
-                    textcoords="offset points",
-                    fontsize=7,
-                    color="#444444",
-                )
         ax.set_xscale("log")
-        ax.set_xlabel("Training compute: gradient evaluations per fold (median, log scale)")
+        count = mpl.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}")
+        ax.xaxis.set_major_formatter(count)
+        low, high = ax.get_xlim()
+        if high < 10 * low:  # within a decade the minor ticks carry the numbers
+            ax.xaxis.set_minor_formatter(count)
+            ax.tick_params(axis="x", which="minor", labelsize=7)
+        ax.set_xlabel("Gradient evaluations per fold run (median over folds, log scale)")
         ax.set_ylabel("Test ROC AUC (mean over folds, 95% CI)")
         ax.set_title("Test AUC against training compute")
         handles = [
             mpl.lines.Line2D([], [], ls="none", marker="o", color=colours[o], label=o)
-            for o in optimizers
-            if o in set(performance["optimizer"])
-        ] + [
-            mpl.lines.Line2D(
-                [], [], ls="none", marker=markers[i % len(markers)], color="#444444", label=m
-            )
-            for i, m in enumerate(models)
+            for o in shown
         ]
-        ax.legend(handles=handles, loc="lower right", fontsize=7)
+        if len(models) > 1:
+            handles += [
+                mpl.lines.Line2D(
+                    [], [], ls="none", marker=markers[i % len(markers)], color="#444444", label=m
+                )
+                for i, m in enumerate(models)
+            ]
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6))
     return fig
 
 

@@ -166,8 +166,8 @@ def _overview(c: _Ctx) -> None:
             )
         )
     n_runs = len(rec.folds)
-    times = pd.to_numeric(rec.folds.get("start_time"), errors="coerce").dropna()
-    ends = pd.to_numeric(rec.folds.get("end_time"), errors="coerce").dropna()
+    times = pd.to_numeric(rec.folds.get("start_time", pd.Series()), errors="coerce").dropna()
+    ends = pd.to_numeric(rec.folds.get("end_time", pd.Series()), errors="coerce").dropna()
     span = ""
     if len(times) and len(ends):
         fmt = "%Y-%m-%d %H:%M UTC"
@@ -211,12 +211,18 @@ def _verdict(c: _Ctx) -> None:
         rows = a.verdict[a.verdict["model"] == model]
         if not rows.empty:
             c.doc.add(d.Paragraph(_verdict_text(model, rows, a)))
+    readers = not a.readers.empty and int(a.readers["n_used"].sum()) > 0
     for model in a.models:
         c.image(
             f"roc/{model}",
             f"{model}: mean test ROC over folds per optimizer (band: interquartile range over "
-            "folds; AUC mean ± std in the legend) and the two readers' operating points "
-            "(BI-RADS ≥ 4a called malignant) on the same test images.",
+            "folds; AUC mean ± std in the legend)"
+            + (
+                " and the two readers' operating points (BI-RADS ≥ 4a called malignant) on the "
+                "same test images."
+                if readers
+                else "."
+            ),
         )
     c.image(
         "differences",
@@ -241,12 +247,13 @@ def _verdict_text(model: str, rows: pd.DataFrame, a: Analysis) -> str:
     b = best.iloc[0]
     if b["optimizer"] == baseline:
         text.append(
-            f"{baseline} had the highest mean test AUC, {fnum(b['mean'])} over {b['n_folds']} folds."
+            f"{baseline} had the highest mean test AUC, {fnum(b['mean'])} over "
+            f"{_folds(b['n_folds'])}."
         )
     else:
         text.append(
             f"{b['optimizer']} had the highest mean test AUC, {fnum(b['mean'])} over "
-            f"{b['n_folds']} folds, against {fnum(base['mean'])} for {baseline}."
+            f"{_folds(b['n_folds'])}, against {fnum(base['mean'])} for {baseline}."
         )
     others = rows[(rows["optimizer"] != baseline) & rows["diff"].notna()]
     if others.empty:
@@ -255,10 +262,12 @@ def _verdict_text(model: str, rows: pd.DataFrame, a: Analysis) -> str:
         f"{r['optimizer']} {fsigned(r['diff'])} ({_interval(r['ci_low'], r['ci_high'])})"
         for r in others.to_dict("records")
     )
-    text.append(f"Difference in AUC from {baseline}: {diffs}.")
+    text.append(f"Difference in AUC from {baseline} over the folds both finished: {diffs}.")
     family = int(others["family_size"].max())
     significant = others[others["p_holm"] < 0.05]
-    if significant.empty:
+    if others["p_holm"].isna().all():
+        text.append("Too few paired folds for a test.")
+    elif significant.empty:
         text.append(
             f"None of these differences is statistically significant after Holm's adjustment over "
             f"the {_comparisons(family)} of this report (smallest adjusted p "
@@ -275,6 +284,10 @@ def _verdict_text(model: str, rows: pd.DataFrame, a: Analysis) -> str:
         )
     text += [_in_words(r, baseline, a.rope) for r in others.to_dict("records")]
     return " ".join(text)
+
+
+def _folds(n: int) -> str:
+    return "1 fold" if int(n) == 1 else f"{int(n)} folds"
 
 
 def _comparisons(n: int) -> str:
@@ -397,18 +410,18 @@ def _how_to_read(c: _Ctx) -> None:
             else "One seed per fold."
         ),
         "**Intervals never leave what is possible.** Metrics in [0, 1] (AUC, accuracy, "
-        "sensitivity, specificity, F1, balanced accuracy, ECE, Brier) get a 95% percentile "
+        "sensitivity, specificity, F1, balanced accuracy, Brier) get a 95% percentile "
         f"bootstrap interval over test images ({a.n_resamples} resamples, seed "
         f"{a.bootstrap_seed}, stratified by fold, site and label): the uncertainty from the "
         "finite test sets, given the trained fold models. Readers' sensitivity and specificity "
-        "get Wilson intervals. Times, gradient evaluations and curvatures are given as median "
-        "and interquartile range over folds. ± is the standard deviation over folds.",
+        "get Wilson intervals. ECE, times, gradient evaluations and curvatures are given as "
+        "median and quartiles over folds. ± is the standard deviation over folds.",
         "**Comparisons.** The effect comes first: the mean difference B − A over folds with its "
         "95% interval from the corrected resampled t-test (Nadeau & Bengio 2003), which widens "
-        "the ordinary paired t interval because the folds' training sets overlap (variance × "
-        "(1/k + n_test/n_train) instead of 1/k). Its p-value is adjusted with Holm–Bonferroni "
-        f"over every pairwise comparison of one metric in this report, all models (family "
-        f"size: {family}); **significant** means Holm-adjusted p < 0.05.",
+        "the ordinary paired t interval because the folds' training sets overlap: variance × "
+        f"(1/k + n_test/n_train) instead of 1/k, {_ratio_text(a)}. Its p-value is adjusted with "
+        "Holm–Bonferroni over every pairwise comparison of one metric in this report, all "
+        f"models (family size: {family}); **significant** means Holm-adjusted p < 0.05.",
         "**How likely is each optimizer better?** The Bayesian correlated t-test (Benavoli et "
         "al. 2017; same corrected scale) gives the probability that A is better, that the two "
         f"are practically equivalent (difference within ±{a.rope:g}, `report.rope`), and that "
@@ -428,6 +441,20 @@ def _how_to_read(c: _Ctx) -> None:
         "weighted by the bin's share of the images.",
     ]
     c.doc.add(d.Heading("How to read these numbers"), d.Bullets(items))
+
+
+def _ratio_text(a: Analysis) -> str:
+    """What n_test / n_train was, and where it came from."""
+    if a.paired.empty or a.paired["test_train_ratio"].isna().all():
+        return "n_test/n_train being each fold's test and training sizes"
+    ratio = float(a.paired["test_train_ratio"].mean())
+    if a.per_unit["n_train"].notna().all():
+        return f"n_test/n_train = {ratio:.3f} here (the mean over folds of the logged sizes)"
+    return (
+        f"n_test/n_train ≈ {ratio:.3f} here: these runs did not log `n_train`, so the images "
+        "outside each test fold stand in (validation images included, which understates the "
+        "correction a little)"
+    )
 
 
 def _protocol(c: _Ctx) -> None:
@@ -461,8 +488,9 @@ def _protocol(c: _Ctx) -> None:
         f"{', '.join(map(str, seeds)) or 'n/a'}. Each fold in turn is the test set.{size_text}",
         f"Validation split: {val_text} of the training folds is held out for model selection.",
         f"Selection rule: early stopping on `{es.get('monitor', 'val_auc')}` of the validation "
-        f"split (patience {es.get('patience', 'n/a')} epochs, at most "
-        f"{config_value(cfg, 'train.epochs', 'n/a')} epochs); the best checkpoint on the "
+        "split ("
+        + (f"patience {es['patience']} epochs, " if "patience" in es else "")
+        + f"at most {config_value(cfg, 'train.epochs', 'n/a')} epochs); the best checkpoint on the "
         "validation split is evaluated once on the test fold. The test fold is never used for "
         "early stopping or selection.",
         "Paired design: for one (model, fold, seed), every optimizer starts from the same initial "
@@ -573,7 +601,7 @@ def _paired(c: _Ctx) -> None:
                 "Metric": metric_label(r["metric"], capitalised=True),
                 "B − A": f"{r['optimizer_b']} − {r['optimizer_a']}",
                 "Folds": f"{r['n_folds']}"
-                + (f" ({r['n_unpaired']} unpaired runs left out)" if r["n_unpaired"] else ""),
+                + (f" ({r['n_unpaired']} unpaired run(s) left out)" if r["n_unpaired"] else ""),
                 "Mean difference [95% CI]": f"{fsigned(r['mean_diff'])} "
                 f"[{fsigned(r['corrected_ci_low'])}, {fsigned(r['corrected_ci_high'])}]"
                 if math.isfinite(r["corrected_ci_low"])
