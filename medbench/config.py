@@ -158,6 +158,9 @@ class ExecutorConfig:
 class ReportConfig:
     enabled: bool = True
     out: str | None = None  # default reports/<name>
+    # half-width of the region of practical equivalence of the Bayesian correlated t-test, in
+    # the compared metric's units (0.01 = one AUC or accuracy point)
+    rope: float = setting(0.01, ge=0.0, lt=1.0, hashed=False)
 
 
 @dataclass

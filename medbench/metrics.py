@@ -181,6 +181,71 @@ def binary_metrics(
     }
 
 
+def resampled_metrics(
+    labels: np.ndarray, probs: np.ndarray, weights: np.ndarray, threshold: float = 0.5
+) -> dict[str, np.ndarray]:
+    """Every metric of :data:`METRIC_NAMES` on many resamples of one test set at once.
+
+    Parameters
+    ----------
+    labels : array-like of int, shape (n,)
+        True classes, 0 benign and 1 malignant.
+    probs : array-like of float, shape (n,)
+        Predicted P(malignant).
+    weights : array-like of int, shape (n_resamples, n) or (n,)
+        How many times each image is drawn in each resample (a bootstrap's counts).
+    threshold : float, default=0.5
+        As in :func:`binary_metrics`.
+
+    Returns
+    -------
+    dict of str to ndarray, shape (n_resamples,)
+        Per resample, what :func:`binary_metrics` gives on ``np.repeat(labels, w)``,
+        ``np.repeat(probs, w)`` (tied scores count one half in the AUC, as in scikit-learn);
+        NaN where that metric is undefined.
+    """
+    y = np.asarray(labels).astype(int)
+    p = np.asarray(probs, dtype=float)
+    w = np.atleast_2d(np.asarray(weights, dtype=float))
+    total = w.sum(axis=1)
+    if len(y) == 0:
+        return {name: np.full(len(w), math.nan) for name in METRIC_NAMES}
+    pos, calls = y == 1, p >= threshold
+    tp, fn = w @ (pos & calls), w @ (pos & ~calls)
+    tn, fp = w @ (~pos & ~calls), w @ (~pos & calls)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sens, spec = tp / (tp + fn), tn / (tn + fp)
+        balanced = np.where(np.isnan(sens), spec, np.where(np.isnan(spec), sens, (sens + spec) / 2))
+        # calibration: per equal-width bin |sum(y - p)| / n is |observed - predicted| * n_b / n
+        bins = np.clip((p * 10).astype(int), 0, 9)
+        residual = np.zeros((len(y), 10))
+        residual[np.arange(len(y)), bins] = y - p
+        return {
+            "auc": _resampled_auc(pos, p, w),
+            "accuracy": (tp + tn) / total,
+            "sensitivity": sens,
+            "specificity": spec,
+            "f1": 2 * tp / (2 * tp + fp + fn),
+            "balanced_accuracy": balanced,
+            "ece": np.abs(w @ residual).sum(axis=1) / total,
+            "brier": w @ (p - y) ** 2 / total,
+        }
+
+
+def _resampled_auc(pos: np.ndarray, p: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Mann-Whitney AUC per row of counts ``w``: scores grouped by value, ties count one half."""
+    order = np.argsort(p, kind="stable")
+    sorted_p = p[order]
+    starts = np.flatnonzero(np.r_[True, sorted_p[1:] != sorted_p[:-1]])
+    ws, is_pos = w[:, order], pos[order]
+    pos_at = np.add.reduceat(ws * is_pos, starts, axis=1)
+    neg_at = np.add.reduceat(ws * ~is_pos, starts, axis=1)
+    neg_below = np.cumsum(neg_at, axis=1) - neg_at
+    pairs = pos_at.sum(axis=1) * neg_at.sum(axis=1)
+    wins = (pos_at * (neg_below + 0.5 * neg_at)).sum(axis=1)
+    return np.divide(wins, pairs, out=np.full(len(w), math.nan), where=pairs > 0)
+
+
 # -- over folds ----------------------------------------------------------------------------------
 
 
@@ -225,8 +290,30 @@ def describe(values, confidence: float = 0.95) -> Interval:
     return Interval(mean, std, mean - half, mean + half, n)
 
 
+@dataclass(frozen=True)
+class Quartiles:
+    """Median and interquartile range: how positive quantities (times, curvatures) are summarised,
+    so that no bound falls below zero when every value is positive."""
+
+    median: float
+    q25: float
+    q75: float
+    n: int  # finite values summarised
+
+
+def quartiles(values) -> Quartiles:
+    """``numpy.quantile`` (linear interpolation) at 0.25, 0.5, 0.75 of the finite values."""
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return Quartiles(math.nan, math.nan, math.nan, 0)
+    q25, median, q75 = np.quantile(v, [0.25, 0.5, 0.75])
+    return Quartiles(float(median), float(q25), float(q75), len(v))
+
+
 def describe_by(frame: pd.DataFrame, by: Sequence[str], value: str = "value") -> pd.DataFrame:
-    """Mean, sample std and count of ``frame[value]`` per group: curves summarised over units.
+    """Mean, sample std, quartiles and count of ``frame[value]`` per group: curves summarised over
+    units.
 
     Parameters
     ----------
@@ -240,12 +327,20 @@ def describe_by(frame: pd.DataFrame, by: Sequence[str], value: str = "value") ->
     Returns
     -------
     DataFrame
-        Columns ``*by, mean, std, n``, sorted by ``by``; ``std`` follows :func:`describe` (NaN
-        below two values). ``mean`` is pandas' grouped mean, whose compensated summation can
-        differ from :func:`describe`'s in the last digit.
+        Columns ``*by, mean, std, q25, q75, n``, sorted by ``by``; ``std`` follows
+        :func:`describe` (NaN below two values), ``q25``/``q75`` :func:`quartiles` (the band a
+        figure draws: inside the values' range, so never below zero for a loss). ``mean`` is
+        pandas' grouped mean, whose compensated summation can differ from :func:`describe`'s in
+        the last digit.
     """
     values = pd.to_numeric(frame[value], errors="coerce")
     values = values.where(np.isfinite(values))
     groups = frame.assign(**{value: values}).groupby(list(by), sort=True)[value]
-    out = groups.agg(mean="mean", std=lambda v: describe(v).std, n="count")
+    out = groups.agg(
+        mean="mean",
+        std=lambda v: describe(v).std,
+        q25=lambda v: quartiles(v).q25,
+        q75=lambda v: quartiles(v).q75,
+        n="count",
+    )
     return out.reset_index()

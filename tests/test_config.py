@@ -115,11 +115,20 @@ def test_hash_ignores_store_executor_and_grid_extent():
         (["flatness.landscape_points=1"], r"flatness\.landscape_points: must be >= 2, got 1"),
         (["flatness.n_samples=0"], r"flatness\.n_samples: must be at least 1"),
         (["executor.cpus_per_job=0"], r"executor\.cpus_per_job: must be > 0"),
+        (["report.rope=-0.01"], r"report\.rope: must be >= 0"),
+        (["report.rope=1"], r"report\.rope: must be < 1"),
     ],
 )
 def test_meaningless_settings_fail_at_load(overrides, match):
     with pytest.raises(ConfigError, match=match):
         load_config("demo", overrides)
+
+
+def test_report_rope_changes_no_result_hash():
+    base = load_config("demo")
+    wider = load_config("demo", ["report.rope=0.02"])
+    assert base.report.rope == 0.01 and wider.report.rope == 0.02
+    assert config_hash(base) == config_hash(wider)
 
 
 def test_rho_zero_is_fine_without_sam_or_flatness():

@@ -13,7 +13,15 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from medbench.metrics import binary_metrics, describe, describe_by, expected_calibration_error
+from medbench.metrics import (
+    METRIC_NAMES,
+    binary_metrics,
+    describe,
+    describe_by,
+    expected_calibration_error,
+    quartiles,
+    resampled_metrics,
+)
 
 
 def test_against_scikit_learn():
@@ -81,10 +89,43 @@ def test_describe_by_summarises_each_point_of_the_curves():
         }
     )
     out = describe_by(frame, ["step"]).set_index("step")
-    assert list(out.columns) == ["mean", "std", "n"]
+    assert list(out.columns) == ["mean", "std", "q25", "q75", "n"]
+    assert (out.loc[0, "q25"], out.loc[0, "q75"]) == pytest.approx((1.5, 2.5))  # of 1, 2, 3
     assert list(out["n"]) == [3, 2, 2]
     assert out.loc[0, "mean"] == pytest.approx(2.0) and out.loc[0, "std"] == pytest.approx(1.0)
     assert out.loc[1, "mean"] == pytest.approx(0.6)
     assert out.loc[1, "std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
     single = describe_by(frame[frame["run"] == "a"], ["step"])
     assert single["std"].isna().all() and list(single["mean"]) == [1.0, 0.5, 0.2]
+
+
+def test_quartiles_are_numpys_over_the_finite_values():
+    q = quartiles([3.0, 1.0, np.nan, 2.0, 10.0])
+    assert (q.q25, q.median, q.q75, q.n) == pytest.approx(
+        (*np.quantile([1.0, 2.0, 3.0, 10.0], [0.25, 0.5, 0.75]), 4)
+    )
+    assert math.isnan(quartiles([]).median) and quartiles([]).n == 0
+
+
+def test_resampled_metrics_equal_binary_metrics_on_the_repeated_sample():
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 2, 40)
+    probs = np.round(np.clip(0.3 * labels + 0.7 * rng.random(40), 0, 1), 1)  # many ties
+    counts = rng.multinomial(40, np.full(40, 1 / 40), size=25)
+    counts[0] = 1  # the sample itself
+    got = resampled_metrics(labels, probs, counts, threshold=0.4)
+    for r, w in enumerate(counts):
+        want = binary_metrics(np.repeat(labels, w), np.repeat(probs, w), threshold=0.4)
+        for name in METRIC_NAMES:
+            assert got[name][r] == pytest.approx(want[name], abs=1e-12, nan_ok=True), name
+    # tied scores count one half, as in scikit-learn's weighted AUC
+    assert got["auc"][3] == pytest.approx(roc_auc_score(labels, probs, sample_weight=counts[3]))
+
+
+def test_resampled_metrics_undefined_where_binary_metrics_are():
+    got = resampled_metrics([1, 1, 0], [0.9, 0.2, 0.4], [[1, 1, 0], [0, 0, 3]])
+    assert math.isnan(got["auc"][0]) and math.isnan(got["specificity"][0])
+    assert got["sensitivity"][0] == 0.5 and got["balanced_accuracy"][0] == 0.5
+    assert math.isnan(got["sensitivity"][1]) and got["balanced_accuracy"][1] == 1.0
+    empty = resampled_metrics([], [], np.zeros((2, 0)))
+    assert all(np.isnan(v).all() and len(v) == 2 for v in empty.values())

@@ -3,9 +3,11 @@
 One direction, each module one concern:
 
 - ``results`` and ``training``: tables from the runs (test metrics recomputed from each fold's
-  ``predictions.csv``; curves, cost and flatness), with ``stats`` (interval cells, bootstrap,
-  paired tests) and ``clinical`` (the readers' BI-RADS calls). Means, standard deviations and
-  t intervals all come from :func:`medbench.metrics.describe` / :func:`~medbench.metrics.describe_by`.
+  ``predictions.csv``, seeds averaged within each fold; curves, cost, fidelity and flatness),
+  with ``stats`` (stratified bootstrap counts, percentile and Wilson intervals, the corrected
+  resampled and Bayesian correlated t-tests, Holm) and ``clinical`` (the readers' BI-RADS calls,
+  kappas). Means, standard deviations and quartiles come from :func:`medbench.metrics.describe`,
+  :func:`~medbench.metrics.quartiles` and :func:`~medbench.metrics.describe_by`.
 - ``analysis``: :func:`analyse` computes every number once: each table, what each figure draws,
   and the closing summary.
 - ``vocab``: metric labels, optimizer order and colours, reader names and markers.

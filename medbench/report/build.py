@@ -165,7 +165,10 @@ TABLE_FILES = {
     "per_fold": "table_per_fold.csv",
     "performance": "table_performance.csv",
     "pooled": "table_pooled_auc.csv",
+    "seed_spread": "table_seed_spread.csv",
+    "fold_differences": "table_fold_differences.csv",
     "paired": "table_paired_tests.csv",
+    "paired_pooled": "table_paired_pooled_auc.csv",
     "calibration": "table_calibration.csv",
     "confusion": "table_confusion.csv",
     "sites": "table_sites.csv",
@@ -173,6 +176,7 @@ TABLE_FILES = {
     "agreement": "table_reader_agreement.csv",
     "vs_readers": "table_model_vs_readers.csv",
     "curves": "table_learning_curves.csv",
+    "fidelity": "table_fidelity.csv",
     "cost_per_fold": "table_cost_per_fold.csv",
     "cost": "table_cost.csv",
     "flatness_per_fold": "table_flatness_per_fold.csv",
@@ -188,7 +192,10 @@ def write_tables(a: Analysis, out: Path) -> dict[str, Path]:
         "per_fold": a.per_unit,
         "performance": a.performance,
         "pooled": a.pooled,
+        "seed_spread": a.seed_spread,
+        "fold_differences": a.fold_differences,
         "paired": a.paired,
+        "paired_pooled": a.paired_pooled,
         "calibration": a.calibration,
         "confusion": a.confusion,
         "sites": a.sites,
@@ -196,6 +203,7 @@ def write_tables(a: Analysis, out: Path) -> dict[str, Path]:
         "agreement": a.agreement,
         "vs_readers": a.vs_readers,
         "curves": a.curves,
+        "fidelity": a.fidelity,
         "cost_per_fold": a.cost_per_unit,
         "cost": a.cost,
         "flatness_per_fold": a.flatness_per_unit,
@@ -222,6 +230,7 @@ def draw_figures(a: Analysis, out: Path) -> dict[str, figures.FigureFiles]:
         return made
     models = [m for m in a.models if (a.per_unit["model"] == m).any()]
     opts = [o for o in a.optimizers if (a.per_unit["optimizer"] == o).any()]
+    folds = sorted(a.fold_means["fold"].unique())  # the order of the folds' markers
 
     def keep(key: str, fig, stem: str) -> None:
         made[key] = figures.save(fig, out, stem)
@@ -245,27 +254,40 @@ def draw_figures(a: Analysis, out: Path) -> dict[str, figures.FigureFiles]:
         if not a.landscape.empty and (a.landscape["model"] == model).any():
             keep(
                 f"flatness/{model}",
-                figures.flatness(
-                    a.landscape, a.flatness_per_unit, a.flatness, model, opts, colours
-                ),
+                figures.flatness(a.landscape, a.flatness_folds, a.flatness, model, opts, colours),
                 f"fig_flatness_{_safe(model)}",
             )
     keep(
         "intervals",
-        figures.intervals(a.performance, a.per_unit, models, opts, colours),
+        figures.intervals(a.performance, a.fold_means, models, opts, colours),
         "fig_auc_accuracy_ci",
     )
     keep(
         "paired",
-        figures.paired_folds(a.paired_folds, models, opts, colours),
+        figures.paired_folds(a.paired_folds, models, opts, colours, folds),
         "fig_paired_folds_auc",
     )
+    if not a.paired.empty:
+        keep(
+            "differences",
+            figures.differences(
+                a.fold_differences,
+                a.paired,
+                models,
+                list(dict.fromkeys(a.paired["metric"])),
+                a.rope,
+                folds,
+            ),
+            "fig_differences",
+        )
     if not a.curves.empty:
         keep("learning", figures.learning(a.curves, models, opts, colours), "fig_learning_curves")
-    if not a.cost_per_unit.empty:
-        keep(
-            "cost",
-            figures.cost(a.cost, a.cost_per_unit, models, opts, colours),
-            "fig_training_cost",
-        )
+    if not a.cost.empty:
+        keep("cost", figures.cost(a.cost, models, opts, colours), "fig_training_cost")
+        if a.cost["gradient_evals_n"].gt(0).any():
+            keep(
+                "compute",
+                figures.compute(a.performance, a.cost, models, opts, colours),
+                "fig_auc_vs_compute",
+            )
     return made

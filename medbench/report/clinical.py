@@ -12,11 +12,17 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import cohen_kappa_score, roc_curve
+from sklearn.metrics import roc_curve
 
 from medbench.data import birads
 from medbench.data.cells import is_blank
 from medbench.metrics import confusion_counts
+from medbench.report.stats import (
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    percentile_interval,
+    stratified_counts,
+)
 
 READERS = ("birads_reader1", "birads_reader2")
 
@@ -110,36 +116,133 @@ def specificity_at_sensitivity(labels, probs, sensitivity: float) -> tuple[float
     return _best_given_floor(labels, probs, sensitivity, floor_on_specificity=False)
 
 
+def sensitivity_at_specificity_resampled(labels, probs, calls, counts) -> np.ndarray:
+    """:func:`sensitivity_at_specificity` at the reader's own specificity, on many resamples.
+
+    Parameters
+    ----------
+    labels, probs : array-like, shape (n,)
+        True classes and the model's P(malignant).
+    calls : array-like of int, shape (n,)
+        The reader's calls (1 = malignant) on the same images.
+    counts : array-like of int, shape (n_resamples, n)
+        How often each image is drawn in each resample (:func:`~medbench.report.stats.stratified_counts`).
+
+    Returns
+    -------
+    ndarray, shape (n_resamples,)
+        Per resample, the model's best sensitivity among thresholds whose specificity is at least
+        the reader's specificity in that resample: both vary with the images drawn.
+    """
+    y = np.asarray(labels).astype(int)
+    p = np.asarray(probs, dtype=float)
+    w = np.atleast_2d(np.asarray(counts, dtype=float))
+    pos, negative_call = y == 1, np.asarray(calls).astype(int) == 0
+    order = np.argsort(p, kind="stable")
+    sorted_p = p[order]
+    starts = np.flatnonzero(np.r_[True, sorted_p[1:] != sorted_p[:-1]])
+    ws = w[:, order]
+    pos_at = np.add.reduceat(ws * pos[order], starts, axis=1)
+    neg_at = np.add.reduceat(ws * ~pos[order], starts, axis=1)
+    n_pos, n_neg = pos_at.sum(axis=1, keepdims=True), neg_at.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # threshold at each distinct score (called positive at >= it), then +inf (no positive)
+        spec = np.hstack([(np.cumsum(neg_at, axis=1) - neg_at) / n_neg, np.ones_like(n_neg)])
+        sens = np.hstack(
+            [(n_pos - np.cumsum(pos_at, axis=1) + pos_at) / n_pos, np.zeros_like(n_pos)]
+        )
+        floor = (w @ (~pos & negative_call))[:, None] / n_neg
+    first = np.argmax(spec >= floor - _TOL, axis=1)  # sens falls as the threshold rises
+    out = sens[np.arange(len(w)), first]
+    out[(n_pos[:, 0] == 0) | (n_neg[:, 0] == 0)] = math.nan
+    return out
+
+
+#: Positions of the BI-RADS assessment categories on their ordinal scale, for weighted kappa; a
+#: plain "4" (no subcategory given) sits with 4b, the middle of category 4.
+ORDINAL = {"1": 0, "2": 1, "3": 2, "4a": 3, "4": 4, "4b": 4, "4c": 5, "5": 6, "6": 7}
+#: The kappas of reader agreement: on the calls, on the categories unweighted, and on the ordinal
+#: categories with linear and quadratic weights.
+KAPPAS = ("kappa_calls", "kappa_categories", "kappa_linear", "kappa_quadratic")
+
+
+def kappa_from_confusion(confusion, weights: str = "none") -> np.ndarray:
+    """Cohen's kappa of confusion matrices ``(..., K, K)`` as scikit-learn computes it:
+    ``1 − Σ w·O / Σ w·E`` with ``E`` the product of the margins over ``n`` and ``w`` the
+    disagreement weights (``none``: 0 on the diagonal, 1 elsewhere; ``linear``: |i − j|;
+    ``quadratic``: (i − j)²). NaN where the expected disagreement is 0 (one category only)."""
+    o = np.asarray(confusion, dtype=float)
+    i, j = np.indices(o.shape[-2:])
+    w = {"none": (i != j).astype(float), "linear": np.abs(i - j), "quadratic": (i - j) ** 2.0}[
+        weights
+    ]
+    n = o.sum(axis=(-2, -1))[..., None, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = o.sum(axis=-1)[..., :, None] * o.sum(axis=-2)[..., None, :] / n
+        observed_w, expected_w = (w * o).sum(axis=(-2, -1)), (w * expected).sum(axis=(-2, -1))
+        return np.where(expected_w > 0, 1 - observed_w / expected_w, math.nan)
+
+
 @dataclass(frozen=True)
 class Agreement:
-    """Cohen's kappa between the two readers on images both assessed."""
+    """Agreement between the two readers on the images both assessed; every kappa of
+    :data:`KAPPAS` with its percentile bootstrap interval over those images."""
 
-    kappa_calls: float  # on the binary calls (≥ 4a)
-    kappa_categories: float  # on the categories, unweighted
     n: int
     percent_agreement: float  # share of equal binary calls
+    kappa: dict[str, float]
+    low: dict[str, float]
+    high: dict[str, float]
+
+    @property
+    def kappa_calls(self) -> float:  # on the binary calls (>= 4a)
+        return self.kappa["kappa_calls"]
+
+    @property
+    def kappa_categories(self) -> float:  # on the categories, unweighted
+        return self.kappa["kappa_categories"]
 
 
-def reader_agreement(reader1, reader2) -> Agreement:
-    """Cohen's kappa (scikit-learn) on the images where both readers gave a category."""
+def _codes(values: list) -> tuple[np.ndarray, int]:
+    levels = sorted(set(values))
+    index = {v: k for k, v in enumerate(levels)}
+    return np.array([index[v] for v in values], dtype=int), len(levels)
+
+
+def reader_agreement(
+    reader1,
+    reader2,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    confidence: float = 0.95,
+) -> Agreement:
+    """Cohen's kappas on the images where both readers gave a category, with a percentile
+    bootstrap over those images (``stratified_counts`` with one stratum)."""
     r1, r2 = reader_calls(reader1), reader_calls(reader2)
     both = r1.valid & r2.valid
     n = int(both.sum())
+    nan = dict.fromkeys(KAPPAS, math.nan)
     if n == 0:
-        return Agreement(math.nan, math.nan, 0, math.nan)
-    c1, c2 = r1.positive[both].astype(int), r2.positive[both].astype(int)
+        return Agreement(0, math.nan, nan, nan, nan)
     k1 = [c for c, keep in zip(r1.categories, both, strict=True) if keep]
     k2 = [c for c, keep in zip(r2.categories, both, strict=True) if keep]
-    return Agreement(
-        kappa_calls=_kappa(c1, c2),
-        kappa_categories=_kappa(k1, k2),
-        n=n,
-        percent_agreement=float((c1 == c2).mean()),
+    calls = (r1.positive[both].astype(int), r2.positive[both].astype(int), 2)
+    cats, n_cats = _codes(k1 + k2)
+    ordinal = np.array([ORDINAL[c] for c in k1 + k2])
+    scales = {
+        "kappa_calls": (calls, "none"),
+        "kappa_categories": ((cats[:n], cats[n:], n_cats), "none"),
+        "kappa_linear": ((ordinal[:n], ordinal[n:], len(set(ORDINAL.values()))), "linear"),
+        "kappa_quadratic": ((ordinal[:n], ordinal[n:], len(set(ORDINAL.values()))), "quadratic"),
+    }
+    counts = np.vstack(
+        [np.ones(n, dtype=np.int32), stratified_counts(np.zeros(n), n_resamples, seed)]
     )
-
-
-def _kappa(a, b) -> float:
-    # sklearn gives NaN (with a warning) when both raters use one value only
-    if len(set(a) | set(b)) < 2:
-        return math.nan
-    return float(cohen_kappa_score(a, b))
+    kappa, low, high = {}, {}, {}
+    for name, ((a, b, levels), weights) in scales.items():
+        pairs = np.zeros((n, levels * levels))
+        pairs[np.arange(n), a * levels + b] = 1
+        values = kappa_from_confusion((counts @ pairs).reshape(-1, levels, levels), weights)
+        kappa[name] = float(values[0])
+        low[name], high[name] = percentile_interval(values[1:], confidence)
+    return Agreement(n, float((calls[0] == calls[1]).mean()), kappa, low, high)

@@ -1,7 +1,10 @@
 """The report as a list of blocks, rendered twice: Markdown (GitHub, relative links) and one
-self-contained HTML file (figures embedded as data URIs, no external resource of any kind).
+self-contained HTML file (figures embedded as data URIs, no external resource of any kind; the
+only links are the table of contents and the CSV files beside the report).
 
-Inline text may use ``code`` and **bold**; everything else is escaped.
+Inline text may use ``code`` and **bold**; everything else is escaped. A :class:`Contents` block
+lists the level-2 headings of the whole document, wherever they are; a :class:`Details` block
+folds its blocks away (``<details>``, which GitHub renders in Markdown too).
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 import base64
 import html
 import re
+import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,12 +58,74 @@ class Image:
 
 
 @dataclass
+class Banner:
+    """A notice the reader must not miss (e.g. that the data are synthetic)."""
+
+    title: str
+    text: str
+
+
+@dataclass
+class Contents:
+    """The table of contents: a link to every level-2 heading of the document."""
+
+    title: str = "Contents"
+
+
+@dataclass
+class Details:
+    """Blocks folded away under a one-line summary (an appendix)."""
+
+    summary: str
+    blocks: list = field(default_factory=list)
+
+    def add(self, *blocks) -> None:
+        self.blocks.extend(blocks)
+
+
+@dataclass
 class Document:
     title: str
     blocks: list = field(default_factory=list)
 
     def add(self, *blocks) -> None:
         self.blocks.extend(blocks)
+
+
+def walk(blocks) -> Iterator:
+    """Every block in document order, those inside :class:`Details` included."""
+    for b in blocks:
+        yield b
+        if isinstance(b, Details):
+            yield from walk(b.blocks)
+
+
+def _slug(text: str) -> str:
+    """A heading's anchor as GitHub makes it: lower case, punctuation dropped, spaces to '-'."""
+    plain = re.sub(r"[`*]", "", text).lower()
+    kept = "".join(ch for ch in plain if ch in " -_" or unicodedata.category(ch)[0] in "LMN")
+    return kept.replace(" ", "-")
+
+
+def anchors(doc: Document) -> dict[int, str]:
+    """The anchor of each heading (by ``id``), numbered like GitHub's when a text repeats."""
+    seen: dict[str, int] = {_slug(doc.title): 1}
+    out = {}
+    for b in walk(doc.blocks):
+        if isinstance(b, Heading):
+            base = _slug(b.text)
+            n = seen.get(base, 0)
+            seen[base] = n + 1
+            out[id(b)] = base if n == 0 else f"{base}-{n}"
+    return out
+
+
+def _contents(doc: Document) -> list[tuple[str, str]]:
+    """(text, anchor) of every level-2 heading."""
+    slugs = anchors(doc)
+    return [
+        (b.text, slugs[id(b)]) for b in walk(doc.blocks) if isinstance(b, Heading) and b.level == 2
+    ]
 
 
 # -- Markdown ----------------------------------------------------------------------------------
@@ -70,7 +137,12 @@ def _md_cell(value) -> str:
 
 def to_markdown(doc: Document) -> str:
     out = [f"# {doc.title}", ""]
-    for b in doc.blocks:
+    _md_blocks(doc.blocks, doc, out)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _md_blocks(blocks, doc: Document, out: list[str]) -> None:
+    for b in blocks:
         if isinstance(b, Heading):
             out += ["#" * b.level + " " + b.text, ""]
         elif isinstance(b, Paragraph):
@@ -97,9 +169,16 @@ def to_markdown(doc: Document) -> str:
                 f"*{b.caption}* ([SVG]({b.svg}))",
                 "",
             ]
+        elif isinstance(b, Banner):
+            out += [f"> **{b.title}** {b.text}", ""]
+        elif isinstance(b, Contents):
+            out += [f"**{b.title}:** " + " · ".join(f"[{t}](#{a})" for t, a in _contents(doc)), ""]
+        elif isinstance(b, Details):
+            out += ["<details>", f"<summary>{html.escape(b.summary)}</summary>", ""]
+            _md_blocks(b.blocks, doc, out)
+            out += ["</details>", ""]
         else:  # pragma: no cover - a block type without a renderer is a bug
             raise TypeError(f"unknown block {type(b).__name__}")
-    return "\n".join(out).rstrip("\n") + "\n"
 
 
 # -- HTML --------------------------------------------------------------------------------------
@@ -115,6 +194,13 @@ pre{background:#f6f8fa;padding:.8em;overflow-x:auto;font-size:.85em}
 code{background:#f6f8fa;padding:0 .2em}pre code{padding:0;background:none}
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption,.caption{font-style:italic;color:#555;font-size:.9em}
+.csv{font-size:.85em;margin-top:-.6em}
+.banner{border:2px solid #b00020;background:#fff4f4;padding:.6em .9em;margin:1em 0}
+.banner strong{color:#b00020}
+nav.toc{background:#f6f8fa;padding:.5em 1em;margin:1em 0}nav.toc ol{margin:.3em 0;padding:0}
+nav.toc li{display:inline;margin-right:1.2em}
+details{border:1px solid #ddd;padding:.4em .9em;margin:1em 0}
+summary{cursor:pointer;font-weight:600}
 """
 
 
@@ -153,10 +239,17 @@ def to_html(doc: Document, folder: Path) -> str:
         f"<title>{html.escape(doc.title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(doc.title)}</h1>",
     ]
-    for b in doc.blocks:
+    _html_blocks(doc.blocks, doc, anchors(doc), folder, out)
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def _html_blocks(
+    blocks, doc: Document, slugs: dict[int, str], folder: Path, out: list[str]
+) -> None:
+    for b in blocks:
         if isinstance(b, Heading):
-            slug = re.sub(r"[^a-z0-9]+", "-", b.text.lower()).strip("-")
-            out.append(f'<h{b.level} id="{slug}">{_inline(b.text)}</h{b.level}>')
+            out.append(f'<h{b.level} id="{slugs[id(b)]}">{_inline(b.text)}</h{b.level}>')
         elif isinstance(b, Paragraph):
             out.append(f"<p>{_inline(b.text)}</p>")
         elif isinstance(b, Bullets):
@@ -168,10 +261,13 @@ def to_html(doc: Document, folder: Path) -> str:
                 out.append(f'<p class="caption">{_inline(b.caption)}</p>')
             head = "".join(f"<th>{html.escape(str(c))}</th>" for c in b.frame.columns)
             body = "".join(
-                "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+                "<tr>" + "".join(f"<td>{_inline(v)}</td>" for v in row) + "</tr>"
                 for row in b.frame.itertuples(index=False)
             )
             out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            if b.csv:
+                name = html.escape(b.csv, quote=True)
+                out.append(f'<p class="csv">Full precision: <a href="{name}">{name}</a></p>')
         elif isinstance(b, Image):
             path = folder / b.svg
             alt = html.escape(b.alt or b.caption, quote=True)
@@ -179,7 +275,19 @@ def to_html(doc: Document, folder: Path) -> str:
                 f'<figure><img src="{data_uri(path)}" alt="{alt}"{_width(path)}>'
                 f"<figcaption>{_inline(b.caption)}</figcaption></figure>"
             )
+        elif isinstance(b, Banner):
+            out.append(
+                f'<div class="banner" role="note"><strong>{html.escape(b.title)}</strong> '
+                f"{_inline(b.text)}</div>"
+            )
+        elif isinstance(b, Contents):
+            items = "".join(f'<li><a href="#{a}">{_inline(t)}</a></li>' for t, a in _contents(doc))
+            out.append(
+                f'<nav class="toc"><strong>{html.escape(b.title)}</strong><ol>{items}</ol></nav>'
+            )
+        elif isinstance(b, Details):
+            out.append(f"<details><summary>{html.escape(b.summary)}</summary>")
+            _html_blocks(b.blocks, doc, slugs, folder, out)
+            out.append("</details>")
         else:  # pragma: no cover
             raise TypeError(f"unknown block {type(b).__name__}")
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"

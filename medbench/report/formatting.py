@@ -56,3 +56,34 @@ def seconds(x) -> str:
     if x >= 120:
         return f"{x / 60:.1f} min"
     return f"{x:.2f} s"
+
+
+def fsigned(x, digits: int = 3) -> str:
+    """A difference with its sign: "+0.006", "-0.012"; "n/a" when undefined."""
+    return _number(x, f"+.{digits}f")
+
+
+def fpercent(p) -> str:
+    """A probability in percent: "45%", "< 1%" and "> 99%" at the ends; "n/a" when undefined."""
+    p = float(p)
+    if not math.isfinite(p):
+        return "n/a"
+    if p < 0.005:
+        return "< 1%"
+    if p > 0.995:
+        return "> 99%"
+    return f"{100 * p:.0f}%"
+
+
+def fquartiles(median, q25, q75, fmt=fnum) -> str:
+    """ "median (q25–q75)": the summary of a positive quantity; the median alone when the
+    quartiles coincide with it (a single fold)."""
+    text = fmt(median)
+    if text == "n/a" or (float(q25) == float(median) == float(q75)):
+        return text
+    return f"{text} ({fmt(q25)}–{fmt(q75)})"
+
+
+def fcount(x) -> str:
+    """A large count with thousands separators: "1,234,567"; "n/a" when undefined."""
+    return _number(x, ",.0f")

@@ -8,20 +8,36 @@ and the rows they belong to are marked incomplete, never silently averaged over.
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_curve
 
-from medbench.metrics import METRIC_NAMES, binary_metrics, calibration_bins, describe, describe_by
+from medbench.metrics import (
+    METRIC_NAMES,
+    binary_metrics,
+    calibration_bins,
+    describe,
+    describe_by,
+    quartiles,
+    resampled_metrics,
+)
 from medbench.report import clinical, stats
+from medbench.tracking.reader import param_column
 
 #: Metrics of the main table (all at the config's threshold except AUC).
 SUMMARY_METRICS = ("auc", "accuracy", "sensitivity", "specificity", "f1", "balanced_accuracy")
 CALIBRATION_METRICS = ("ece", "brier")
 SITE_METRICS = ("auc", "accuracy", "sensitivity", "specificity")
 PAIRED_METRICS = ("auc", "accuracy")
+#: Metrics summarised by median and quartiles over folds rather than a bootstrap interval: the
+#: ECE estimate is biased upward on small test sets (each bin's |observed − predicted| gains from
+#: noise), so its bootstrap distribution lies above the estimate and a percentile interval can
+#: miss it altogether.
+QUARTILE_METRICS = ("ece",)
 
 
 @dataclass
@@ -129,55 +145,205 @@ def unit_predictions(predictions: pd.DataFrame, units: pd.DataFrame) -> pd.DataF
     return out
 
 
-def unit_metrics(preds: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """One row per unit: every metric of :func:`medbench.metrics.binary_metrics` on its test fold."""
+def unit_metrics(preds: pd.DataFrame, threshold: float, folds: pd.DataFrame) -> pd.DataFrame:
+    """One row per unit: every metric of :func:`medbench.metrics.binary_metrics` on its test fold,
+    with the sizes of its split (``n_train``: images the model was fit on, validation excluded;
+    ``n_val``; from the fold run's params, NaN when the run did not log them)."""
+    sizes = pd.DataFrame({"run_id": folds.get("run_id", pd.Series(dtype=str))})
+    for name in ("n_train", "n_val"):
+        sizes[name] = pd.to_numeric(
+            folds.get(param_column(name), pd.Series(math.nan, index=folds.index)), errors="coerce"
+        )
+    sizes = sizes.drop_duplicates("run_id").set_index("run_id")
     rows = []
     for keys, part in preds.groupby(_UNIT_COLS, sort=False):
         m = binary_metrics(part["label"].to_numpy(), part["prob_malignant"].to_numpy(), threshold)
+        run_id = keys[0]
         rows.append(
             {
                 **dict(zip(_UNIT_COLS, keys, strict=True)),
+                "n_train": sizes.at[run_id, "n_train"] if run_id in sizes.index else math.nan,
+                "n_val": sizes.at[run_id, "n_val"] if run_id in sizes.index else math.nan,
                 "n_test": len(part),
                 "n_malignant": int(part["label"].sum()),
                 **m,
             }
         )
-    cols = [*_UNIT_COLS, "n_test", "n_malignant", *METRIC_NAMES]
+    cols = [*_UNIT_COLS, "n_train", "n_val", "n_test", "n_malignant", *METRIC_NAMES]
     return pd.DataFrame(rows, columns=cols).sort_values(["model", "optimizer", "seed", "fold"])
 
 
+def fold_means(per_unit: pd.DataFrame, columns) -> pd.DataFrame:
+    """Per (model, optimizer, fold): the mean over seeds of ``columns`` and the number of seeds.
+
+    The fold is the unit of analysis: seeds of one fold share its test images, so they are
+    averaged before any interval or test (a NaN of one seed, e.g. no AUC, gives NaN)."""
+    keys = ["model", "optimizer", "fold"]
+    if per_unit.empty:
+        return pd.DataFrame(columns=[*keys, "n_seeds", *columns])
+    grouped = per_unit.groupby(keys, sort=False)
+    out = grouped[list(columns)].agg(lambda v: v.mean(skipna=False))
+    out.insert(0, "n_seeds", grouped.size())
+    return out.reset_index()
+
+
+# -- intervals of bounded metrics ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Resampling:
+    """One stratified bootstrap of each model's test images, shared by every optimizer of the
+    model (so that intervals of differences are paired) and every table of the report."""
+
+    ids: dict[str, pd.Index]  # per model: its test image ids, the columns of ``counts``
+    counts: dict[str, np.ndarray]  # per model: (n_resamples, n_images) draws
+    n_resamples: int
+    seed: int
+
+    def columns(self, model: str, ids) -> np.ndarray:
+        """The counts of these images of ``model``, in the given order."""
+        return self.counts[model][:, self.ids[model].get_indexer(ids)]
+
+
+def resampling(
+    preds: pd.DataFrame,
+    n_resamples: int = stats.BOOTSTRAP_RESAMPLES,
+    seed: int = stats.BOOTSTRAP_SEED,
+) -> Resampling:
+    """Per model, :func:`~medbench.report.stats.stratified_counts` of its test images (sorted by
+    id) stratified by fold, site and label: every resample keeps each fold's size, class balance
+    and sites, as the cross-validation design fixes them."""
+    ids, counts = {}, {}
+    for model, part in preds.groupby("model", sort=True):
+        images = part.drop_duplicates("id").sort_values("id")
+        site = images["site"] if "site" in images else pd.Series("", index=images.index)
+        strata = (
+            images["fold"].astype(str)
+            + "|"
+            + site.fillna("").astype(str)
+            + "|"
+            + images["label"].astype(str)
+        )
+        ids[model] = pd.Index(images["id"])
+        counts[model] = stats.stratified_counts(strata.to_numpy(), n_resamples, seed)
+    return Resampling(ids, counts, n_resamples, seed)
+
+
+def resampled_fold_mean(
+    preds: pd.DataFrame, boot: Resampling, threshold: float, metrics
+) -> dict[str, np.ndarray]:
+    """Per resample, each metric's mean over folds of its mean over seeds (the estimate the tables
+    show), for the predictions of one (model, optimizer) (optionally one site's images only)."""
+    per_fold: dict[str, list[np.ndarray]] = {m: [] for m in metrics}
+    for (model, _), fold_part in preds.groupby(["model", "fold"], sort=True):
+        seeds = []
+        for _, unit in fold_part.groupby("seed", sort=True):
+            w = boot.columns(model, unit["id"])
+            seeds.append(resampled_metrics(unit["label"], unit["prob_malignant"], w, threshold))
+        for m in metrics:
+            per_fold[m].append(np.mean([s[m] for s in seeds], axis=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a metric undefined on every fold
+        return {
+            m: np.nanmean(np.vstack(v), axis=0) if v else np.full(boot.n_resamples, math.nan)
+            for m, v in per_fold.items()
+        }
+
+
+def bounded_columns(
+    values, samples: np.ndarray, name: str, confidence: float = 0.95
+) -> dict[str, float]:
+    """``name_mean``, ``name_std``, ``name_ci_low``, ``name_ci_high``, ``name_n`` of a metric in
+    [0, 1]: mean and std over folds (:func:`medbench.metrics.describe`), percentile bootstrap
+    interval of that mean over test images (inside [0, 1] like every resample)."""
+    ci = describe(values, confidence)
+    low, high = stats.percentile_interval(samples, confidence)
+    return {
+        f"{name}_mean": ci.mean,
+        f"{name}_std": ci.std,
+        f"{name}_ci_low": low,
+        f"{name}_ci_high": high,
+        f"{name}_n": ci.n,
+    }
+
+
 def summarise(
-    per_unit: pd.DataFrame, status: pd.DataFrame, metrics, confidence: float = 0.95
+    per_unit: pd.DataFrame,
+    status: pd.DataFrame,
+    metrics,
+    preds: pd.DataFrame,
+    boot: Resampling,
+    threshold: float,
+    confidence: float = 0.95,
 ) -> pd.DataFrame:
-    """Per (model, optimizer): mean, std, t CI and n of each metric over units."""
+    """Per (model, optimizer): mean and std over folds (seeds averaged within each fold) and a
+    percentile bootstrap interval over test images of each metric (:func:`bounded_columns`);
+    metrics of :data:`QUARTILE_METRICS` get their median and quartiles over folds instead of the
+    interval (``_median``, ``_q25``, ``_q75``)."""
+    folds = fold_means(per_unit, metrics)
     rows = []
     for st in status.itertuples(index=False):
-        part = per_unit[(per_unit["model"] == st.model) & (per_unit["optimizer"] == st.optimizer)]
+        part = folds[(folds["model"] == st.model) & (folds["optimizer"] == st.optimizer)]
+        mine = preds[(preds["model"] == st.model) & (preds["optimizer"] == st.optimizer)]
+        boot_metrics = [m for m in metrics if m not in QUARTILE_METRICS]
+        samples = resampled_fold_mean(mine, boot, threshold, boot_metrics) if len(mine) else {}
         row = {
             "model": st.model,
             "optimizer": st.optimizer,
             "n_finished": st.n_finished,
             "n_expected": st.n_expected,
             "complete": st.complete,
+            "n_folds": len(part),
+            "n_seeds": int(part["n_seeds"].max()) if len(part) else 0,
         }
         for m in metrics:
-            row.update(stats.interval_columns(part[m], m, confidence))
+            if m in QUARTILE_METRICS:
+                ci, q = describe(part[m]), quartiles(part[m])
+                row.update({f"{m}_mean": ci.mean, f"{m}_std": ci.std, f"{m}_median": q.median})
+                row.update({f"{m}_q25": q.q25, f"{m}_q75": q.q75, f"{m}_n": q.n})
+            else:
+                row.update(bounded_columns(part[m], samples.get(m, np.array([])), m, confidence))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def pooled_auc(
-    preds: pd.DataFrame,
-    n_resamples: int = stats.BOOTSTRAP_RESAMPLES,
-    seed: int = stats.BOOTSTRAP_SEED,
-) -> pd.DataFrame:
-    """Out-of-fold AUC per (model, optimizer, seed): every test fold pooled, bootstrap CI."""
+def seed_spread(per_unit: pd.DataFrame, metrics) -> pd.DataFrame:
+    """How much the seeds of one fold disagree, beside how much the folds do: per (model,
+    optimizer, metric), the pooled within-fold std over seeds (root mean of the folds'
+    variances, ddof=1) and the std over folds of the seed means. Empty with one seed per fold."""
+    counts = per_unit.groupby(["model", "optimizer", "fold"]).size()
+    if counts.empty or counts.max() < 2:
+        return pd.DataFrame()
+    folds = fold_means(per_unit, metrics)
+    rows = []
+    for (model, opt), part in per_unit.groupby(["model", "optimizer"], sort=False):
+        mine = folds[(folds["model"] == model) & (folds["optimizer"] == opt)]
+        for m in metrics:
+            within = part.groupby("fold")[m].var(ddof=1).dropna()
+            rows.append(
+                {
+                    "model": model,
+                    "optimizer": opt,
+                    "metric": m,
+                    "n_folds": len(mine),
+                    "n_seeds": int(mine["n_seeds"].max()),
+                    "seed_std": float(np.sqrt(within.mean())) if len(within) else math.nan,
+                    "fold_std": describe(mine[m]).std,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def pooled_auc(preds: pd.DataFrame, boot: Resampling, confidence: float = 0.95) -> pd.DataFrame:
+    """Out-of-fold AUC per (model, optimizer, seed): every test fold pooled and ranked together,
+    with the percentile interval of the stratified bootstrap over images. It is conditional on the
+    fitted fold models and also penalises calibration differences between them, so it is another
+    quantity than the mean of the folds' AUCs."""
     rows = []
     for (model, opt, s), part in preds.groupby(["model", "optimizer", "seed"], sort=False):
-        part = part.sort_values(["fold", "id"], kind="stable")
-        ci = stats.bootstrap_auc(
-            part["label"].to_numpy(), part["prob_malignant"].to_numpy(), n_resamples, seed
-        )
+        w = np.vstack([np.ones(len(part)), boot.columns(model, part["id"])])
+        aucs = resampled_metrics(part["label"], part["prob_malignant"], w)["auc"]
+        low, high = stats.percentile_interval(aucs[1:], confidence)
         rows.append(
             {
                 "model": model,
@@ -185,88 +351,219 @@ def pooled_auc(
                 "seed": s,
                 "n_folds": part["fold"].nunique(),
                 "n_images": len(part),
-                "auc": ci.estimate,
-                "ci_low": ci.low,
-                "ci_high": ci.high,
-                "n_resamples": ci.n_resamples,
-                "n_valid_resamples": ci.n_valid,
-                "bootstrap_seed": ci.seed,
+                "auc": float(aucs[0]),
+                "ci_low": low,
+                "ci_high": high,
+                "n_resamples": boot.n_resamples,
+                "n_valid_resamples": int(np.isfinite(aucs[1:]).sum()),
+                "bootstrap_seed": boot.seed,
             }
         )
     cols = ["model", "optimizer", "seed", "n_folds", "n_images", "auc", "ci_low", "ci_high"]
     return pd.DataFrame(rows, columns=[*cols, "n_resamples", "n_valid_resamples", "bootstrap_seed"])
 
 
-def paired(
-    per_unit: pd.DataFrame, models, optimizers, metrics=PAIRED_METRICS, confidence: float = 0.95
+# -- comparisons between optimizers ----------------------------------------------------------------
+
+
+def _pairs(optimizers) -> list[tuple[str, str]]:
+    """Every later optimizer (B) against every earlier one (A), in the given order."""
+    return [(a, b) for i, a in enumerate(optimizers) for b in optimizers[i + 1 :]]
+
+
+def fold_differences(
+    per_unit: pd.DataFrame, models, optimizers, metrics=PAIRED_METRICS
 ) -> pd.DataFrame:
-    """Every later optimizer (B) against every earlier one (A), per model and metric, over the
-    (fold, seed) units both finished; the difference is B − A."""
+    """B − A per fold, per model, metric and pair of optimizers: each side averaged over the seeds
+    both finished in that fold, and the fold's n_test / n_train (mean over those runs; without a
+    logged ``n_train``, the images outside the test fold stand in, validation included)."""
     rows = []
     for model in models:
         mine = per_unit[per_unit["model"] == model]
-        for i, opt_a in enumerate(optimizers):
-            for opt_b in optimizers[i + 1 :]:
-                a = mine[mine["optimizer"] == opt_a].set_index(["fold", "seed"])
-                b = mine[mine["optimizer"] == opt_b].set_index(["fold", "seed"])
-                if a.empty or b.empty:
-                    continue
-                common = a.index.intersection(b.index).sort_values()
-                unpaired = len(a.index.union(b.index)) - len(common)
+        n_images = mine.drop_duplicates(["fold", "seed"]).groupby("seed")["n_test"].sum()
+        for opt_a, opt_b in _pairs(optimizers):
+            a = mine[mine["optimizer"] == opt_a].set_index(["fold", "seed"])
+            b = mine[mine["optimizer"] == opt_b].set_index(["fold", "seed"])
+            if a.empty or b.empty:
+                continue
+            common = a.index.intersection(b.index).sort_values()
+            for fold in dict.fromkeys(common.get_level_values(0)):
+                keys = [k for k in common if k[0] == fold]
+                both = pd.concat([a.loc[keys], b.loc[keys]])
+                fallback = np.array([n_images.get(s, math.nan) for _, s in both.index])
+                n_train = both["n_train"].fillna(
+                    pd.Series(fallback - both["n_test"].to_numpy(), index=both.index)
+                )
+                ratio = float((both["n_test"] / n_train).mean())
                 for m in metrics:
-                    res = stats.paired_test(
-                        a.loc[common, m].to_numpy(), b.loc[common, m].to_numpy(), confidence
-                    )
+                    value_a = float(a.loc[keys, m].mean(skipna=False))
+                    value_b = float(b.loc[keys, m].mean(skipna=False))
                     rows.append(
                         {
                             "model": model,
                             "metric": m,
                             "optimizer_a": opt_a,
                             "optimizer_b": opt_b,
-                            "n_pairs": res.n_pairs,
-                            "n_unpaired": unpaired,
-                            "mean_a": describe(a.loc[common, m]).mean,
-                            "mean_b": describe(b.loc[common, m]).mean,
-                            "mean_diff": res.mean_diff,
-                            "diff_ci_low": res.ci_low,
-                            "diff_ci_high": res.ci_high,
-                            "t_statistic": res.t_statistic,
-                            "t_p": res.t_p,
-                            "wilcoxon_statistic": res.wilcoxon_statistic,
-                            "wilcoxon_p": res.wilcoxon_p,
-                            "wilcoxon_min_p": res.wilcoxon_min_p,
-                            "caveat": res.caveat,
+                            "fold": fold,
+                            "n_seeds": len(keys),
+                            "value_a": value_a,
+                            "value_b": value_b,
+                            "diff": value_b - value_a,
+                            "test_train_ratio": ratio,
                         }
                     )
+    cols = ["model", "metric", "optimizer_a", "optimizer_b", "fold", "n_seeds", "value_a"]
+    return pd.DataFrame(rows, columns=[*cols, "value_b", "diff", "test_train_ratio"])
+
+
+def paired(
+    per_unit: pd.DataFrame,
+    diffs: pd.DataFrame,
+    models,
+    optimizers,
+    rope: float,
+    metrics=PAIRED_METRICS,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Every later optimizer (B) against every earlier one (A), per model and metric, over the
+    folds both finished (``diffs``, :func:`fold_differences`; the difference is B − A).
+
+    Per row: the classical paired t-test and Wilcoxon over folds; the corrected resampled t-test
+    (the primary test) with its interval; Holm's adjustment of its p over every comparison of the
+    same metric in the report (all models: ``family_size``); the Bayesian correlated t-test with
+    the region of practical equivalence ``[-rope, rope]``."""
+    rows = []
+    for model in models:
+        mine = per_unit[per_unit["model"] == model]
+        for opt_a, opt_b in _pairs(optimizers):
+            a = mine[mine["optimizer"] == opt_a].set_index(["fold", "seed"])
+            b = mine[mine["optimizer"] == opt_b].set_index(["fold", "seed"])
+            if a.empty or b.empty:
+                continue
+            common = a.index.intersection(b.index)
+            for m in metrics:
+                d = diffs[
+                    (diffs["model"] == model)
+                    & (diffs["metric"] == m)
+                    & (diffs["optimizer_a"] == opt_a)
+                    & (diffs["optimizer_b"] == opt_b)
+                ]
+                d = d[np.isfinite(d["diff"])]
+                res = stats.paired_test(d["value_a"], d["value_b"], confidence)
+                ratio = float(d["test_train_ratio"].mean()) if len(d) else math.nan
+                nb = stats.corrected_resampled_ttest(d["diff"], ratio, confidence)
+                bayes = stats.bayesian_correlated_ttest(d["diff"], ratio, rope)
+                rows.append(
+                    {
+                        "model": model,
+                        "metric": m,
+                        "optimizer_a": opt_a,
+                        "optimizer_b": opt_b,
+                        "n_pairs": int(d["n_seeds"].sum()),
+                        "n_unpaired": len(a.index.union(b.index)) - len(common),
+                        "mean_a": describe(d["value_a"]).mean,
+                        "mean_b": describe(d["value_b"]).mean,
+                        "mean_diff": res.mean_diff,
+                        "diff_ci_low": res.ci_low,
+                        "diff_ci_high": res.ci_high,
+                        "t_statistic": res.t_statistic,
+                        "t_p": res.t_p,
+                        "wilcoxon_statistic": res.wilcoxon_statistic,
+                        "wilcoxon_p": res.wilcoxon_p,
+                        "wilcoxon_min_p": res.wilcoxon_min_p,
+                        "caveat": res.caveat,
+                        "n_folds": nb.n_folds,
+                        "test_train_ratio": ratio,
+                        "corrected_t": nb.t_statistic,
+                        "corrected_t_p": nb.p,
+                        "corrected_ci_low": nb.ci_low,
+                        "corrected_ci_high": nb.ci_high,
+                        "p_holm": math.nan,
+                        "family_size": 0,
+                        "rope": rope,
+                        "p_a_better": bayes.p_a_better,
+                        "p_equivalent": bayes.p_equivalent,
+                        "p_b_better": bayes.p_b_better,
+                    }
+                )
+    out = pd.DataFrame(rows)
+    for _, family in out.groupby("metric", sort=False) if rows else ():
+        p = family["corrected_t_p"].to_numpy()
+        out.loc[family.index, "p_holm"] = stats.holm(p)
+        out.loc[family.index, "family_size"] = int(np.isfinite(p).sum())
+    return out
+
+
+def paired_pooled(
+    preds: pd.DataFrame, boot: Resampling, models, optimizers, confidence: float = 0.95
+) -> pd.DataFrame:
+    """Paired bootstrap of the out-of-fold AUC between optimizers: per model and pair, the pooled
+    AUC of each optimizer averaged over the seeds both finished, on the images both predicted, and
+    B − A with its percentile interval; both optimizers are scored on the same resamples of images
+    (stratified by fold, site and label). ``p_bootstrap`` is twice the smaller share of resamples
+    on either side of 0 (capped at 1)."""
+    rows = []
+    for model in models:
+        mine = preds[preds["model"] == model]
+        for opt_a, opt_b in _pairs(optimizers):
+            a, b = mine[mine["optimizer"] == opt_a], mine[mine["optimizer"] == opt_b]
+            seeds = sorted(set(a["seed"]) & set(b["seed"]))
+            if not seeds:
+                continue
+            scores: dict[str, list[np.ndarray]] = {"a": [], "b": []}
+            images = set()
+            for s in seeds:
+                pa, pb = a[a["seed"] == s], b[b["seed"] == s]
+                ids = sorted(set(pa["id"]) & set(pb["id"]))
+                images.update(ids)
+                w = np.vstack([np.ones(len(ids)), boot.columns(model, ids)])
+                for side, part in (("a", pa), ("b", pb)):
+                    part = part.set_index("id").loc[ids]
+                    scores[side].append(
+                        resampled_metrics(part["label"], part["prob_malignant"], w)["auc"]
+                    )
+            mean_a, mean_b = np.mean(scores["a"], axis=0), np.mean(scores["b"], axis=0)
+            diff = mean_b - mean_a
+            low, high = stats.percentile_interval(diff[1:], confidence)
+            finite = diff[1:][np.isfinite(diff[1:])]
+            share = min((finite <= 0).mean(), (finite >= 0).mean()) if len(finite) else math.nan
+            rows.append(
+                {
+                    "model": model,
+                    "optimizer_a": opt_a,
+                    "optimizer_b": opt_b,
+                    "n_seeds": len(seeds),
+                    "n_images": len(images),
+                    "auc_a": float(mean_a[0]),
+                    "auc_b": float(mean_b[0]),
+                    "auc_diff": float(diff[0]),
+                    "ci_low": low,
+                    "ci_high": high,
+                    "p_bootstrap": min(1.0, 2 * share),
+                    "n_resamples": boot.n_resamples,
+                    "bootstrap_seed": boot.seed,
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def paired_folds(per_unit: pd.DataFrame, models, optimizers, metric: str = "auc") -> pd.DataFrame:
-    """The paired plot's table: per model, one row per (fold, seed) and one column per optimizer
-    holding that unit's ``metric``; ``label`` names the row (``f{fold}``, ``f{fold}s{seed}`` when
-    there are several seeds). Rows and optimizers without any defined value are left out."""
+    """The paired plot's table: per model, one row per fold and one column per optimizer holding
+    that fold's ``metric`` (mean over its seeds); ``label`` names the row (``f{fold}``). Rows and
+    optimizers without any defined value are left out."""
     frames = []
+    folds = fold_means(per_unit, [metric])
     for model in models:
-        mine = per_unit[per_unit["model"] == model]
+        mine = folds[folds["model"] == model]
         if mine.empty:
             continue
-        wide = mine.pivot_table(
-            index=["fold", "seed"], columns="optimizer", values=metric, aggfunc="first"
-        )
+        wide = mine.pivot_table(index="fold", columns="optimizer", values=metric, aggfunc="first")
         wide = wide[[o for o in optimizers if o in wide.columns]].reset_index()
-        one_seed = mine["seed"].nunique() == 1
         wide.insert(0, "model", model)
-        wide.insert(
-            3,
-            "label",
-            [
-                f"f{fold}" if one_seed else f"f{fold}s{seed}"
-                for fold, seed in zip(wide["fold"], wide["seed"], strict=True)
-            ],
-        )
+        wide.insert(2, "label", [f"f{fold}" for fold in wide["fold"]])
         frames.append(wide)
     if not frames:
-        return pd.DataFrame(columns=["model", "fold", "seed", "label"])
+        return pd.DataFrame(columns=["model", "fold", "label"])
     return pd.concat(frames, ignore_index=True).rename_axis(columns=None)
 
 
@@ -338,11 +635,13 @@ ROC_GRID = np.linspace(0, 1, 201)
 
 
 def mean_roc(preds: pd.DataFrame, grid: np.ndarray = ROC_GRID) -> pd.DataFrame:
-    """Per (model, optimizer) and false positive rate of ``grid``: mean, std and number of the
-    units' true positive rates (each unit's test ROC interpolated on the grid, starting at 0).
-    Units whose test fold holds a single class have no ROC and are left out."""
+    """Per (model, optimizer) and false positive rate of ``grid``: mean, std, quartiles and number
+    of the folds' true positive rates (each unit's test ROC interpolated on the grid, starting at
+    0, then averaged over the seeds of its fold). Units whose test fold holds a single class have
+    no ROC and are left out."""
     frames = []
-    for (model, opt, _), part in preds.groupby(["model", "optimizer", "run_id"], sort=False):
+    keys = ["model", "optimizer", "fold", "run_id"]
+    for (model, opt, fold, _), part in preds.groupby(keys, sort=False):
         labels = part["label"].to_numpy()
         if len(np.unique(labels)) < 2:
             continue
@@ -350,40 +649,48 @@ def mean_roc(preds: pd.DataFrame, grid: np.ndarray = ROC_GRID) -> pd.DataFrame:
         tpr_grid = np.interp(grid, fpr, tpr)
         tpr_grid[0] = 0.0
         frames.append(
-            pd.DataFrame({"model": model, "optimizer": opt, "fpr": grid, "tpr": tpr_grid})
+            pd.DataFrame(
+                {"model": model, "optimizer": opt, "fold": fold, "fpr": grid, "tpr": tpr_grid}
+            )
         )
-    curves = (
-        pd.concat(frames) if frames else pd.DataFrame(columns=["model", "optimizer", "fpr", "tpr"])
+    cols = ["model", "optimizer", "fold", "fpr", "tpr"]
+    curves = pd.concat(frames) if frames else pd.DataFrame(columns=cols)
+    per_fold = curves.groupby(cols[:4], sort=False, as_index=False)["tpr"].mean()
+    out = describe_by(per_fold, ["model", "optimizer", "fpr"], "tpr")
+    return out.rename(
+        columns={"mean": "tpr_mean", "std": "tpr_std", "q25": "tpr_q25", "q75": "tpr_q75"}
     )
-    out = describe_by(curves, ["model", "optimizer", "fpr"], "tpr")
-    return out.rename(columns={"mean": "tpr_mean", "std": "tpr_std"})
 
 
-def sites(preds: pd.DataFrame, threshold: float, confidence: float = 0.95) -> pd.DataFrame:
-    """Per (model, optimizer, site): test metrics of each unit's images from that site, then mean,
-    std and t CI over units. Images with no site are left out."""
+def sites(
+    preds: pd.DataFrame, threshold: float, boot: Resampling, confidence: float = 0.95
+) -> pd.DataFrame:
+    """Per (model, optimizer, site): test metrics of each unit's images from that site, averaged
+    over the seeds of each fold; mean and std over folds and a bootstrap interval
+    (:func:`bounded_columns`). Images with no site are left out."""
     if "site" not in preds:
         return pd.DataFrame()
     known = preds[preds["site"].notna() & (preds["site"].astype(str).str.strip() != "")]
     rows = []
     for (model, opt, site), part in known.groupby(["model", "optimizer", "site"], sort=False):
         per = []
-        for _, unit in part.groupby(["fold", "seed"]):
-            per.append(
-                binary_metrics(
-                    unit["label"].to_numpy(), unit["prob_malignant"].to_numpy(), threshold
-                )
+        for (fold, seed), unit in part.groupby(["fold", "seed"]):
+            m = binary_metrics(
+                unit["label"].to_numpy(), unit["prob_malignant"].to_numpy(), threshold
             )
-        per_df = pd.DataFrame(per)
+            per.append({"model": model, "optimizer": opt, "fold": fold, "seed": seed, **m})
+        folds = fold_means(pd.DataFrame(per), SITE_METRICS)
+        samples = resampled_fold_mean(part, boot, threshold, SITE_METRICS)
         row = {
             "model": model,
             "optimizer": opt,
             "site": site,
+            "n_folds": len(folds),
             "n_units": len(per),
-            "n_images": len(part),
+            "n_images": part["id"].nunique(),
         }
         for m in SITE_METRICS:
-            row.update(stats.interval_columns(per_df[m], m, confidence))
+            row.update(bounded_columns(folds[m], samples[m], m, confidence))
         rows.append(row)
     out = pd.DataFrame(rows)
     return out.sort_values(["model", "optimizer", "site"]).reset_index(drop=True) if rows else out
@@ -398,8 +705,9 @@ def images(preds: pd.DataFrame) -> pd.DataFrame:
     return preds[cols].drop_duplicates("id").sort_values("id").reset_index(drop=True)
 
 
-def readers_table(imgs: pd.DataFrame) -> pd.DataFrame:
-    """Per reader: images, calls used, missing and stray values left out, operating point."""
+def readers_table(imgs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Per reader: images, calls used, missing and stray values left out, operating point with
+    Wilson intervals of its sensitivity and specificity."""
     rows = []
     for reader in clinical.READERS:
         values = imgs[reader].tolist() if reader in imgs else [None] * len(imgs)
@@ -408,6 +716,8 @@ def readers_table(imgs: pd.DataFrame) -> pd.DataFrame:
         point = clinical.operating_point(
             imgs["label"].to_numpy()[valid], calls.positive[valid].astype(int)
         )
+        sens_ci = stats.wilson_interval(point.tp, point.tp + point.fn, confidence)
+        spec_ci = stats.wilson_interval(point.tn, point.tn + point.fp, confidence)
         rows.append(
             {
                 "reader": reader,
@@ -416,7 +726,11 @@ def readers_table(imgs: pd.DataFrame) -> pd.DataFrame:
                 "n_missing": calls.n_missing,
                 "n_stray": calls.n_stray,
                 "sensitivity": point.sensitivity,
+                "sensitivity_ci_low": sens_ci[0],
+                "sensitivity_ci_high": sens_ci[1],
                 "specificity": point.specificity,
+                "specificity_ci_low": spec_ci[0],
+                "specificity_ci_high": spec_ci[1],
                 "tp": point.tp,
                 "fn": point.fn,
                 "tn": point.tn,
@@ -437,29 +751,34 @@ def readers_by_model(preds: pd.DataFrame) -> pd.DataFrame:
 
 
 def agreement_table(imgs: pd.DataFrame) -> pd.DataFrame:
-    """Cohen's kappa between the two readers on the images both assessed."""
+    """Agreement between the readers on the images both assessed: Cohen's kappa on the calls, on
+    the categories (unweighted) and on the ordinal categories with linear and quadratic weights,
+    each with a percentile bootstrap interval over those images."""
     if not all(r in imgs for r in clinical.READERS):
         return pd.DataFrame()
     ag = clinical.reader_agreement(
         imgs[clinical.READERS[0]].tolist(), imgs[clinical.READERS[1]].tolist()
     )
-    return pd.DataFrame(
-        [
-            {
-                "n_images": len(imgs),
-                "n_both_assessed": ag.n,
-                "kappa_calls": ag.kappa_calls,
-                "kappa_categories": ag.kappa_categories,
-                "percent_agreement_calls": ag.percent_agreement,
-            }
-        ]
-    )
+    row = {
+        "n_images": len(imgs),
+        "n_both_assessed": ag.n,
+        "percent_agreement_calls": ag.percent_agreement,
+    }
+    for name in clinical.KAPPAS:
+        row.update(
+            {name: ag.kappa[name], f"{name}_ci_low": ag.low[name], f"{name}_ci_high": ag.high[name]}
+        )
+    return pd.DataFrame([row])
 
 
-def model_vs_readers(preds: pd.DataFrame) -> pd.DataFrame:
+def model_vs_readers(
+    preds: pd.DataFrame, boot: Resampling, confidence: float = 0.95
+) -> pd.DataFrame:
     """Per (model, optimizer, seed, reader), on the pooled test images the reader assessed: the
-    reader's operating point, the model's sensitivity at the reader's specificity and its
-    specificity at the reader's sensitivity (best threshold on the pooled ROC)."""
+    reader's operating point, the model's sensitivity at the reader's specificity (with a
+    percentile interval of the stratified bootstrap over those images, the reader's specificity
+    recomputed in each resample) and its specificity at the reader's sensitivity (best threshold
+    on the pooled ROC)."""
     rows = []
     for (model, opt, s), part in preds.groupby(["model", "optimizer", "seed"], sort=False):
         for reader in clinical.READERS:
@@ -471,9 +790,14 @@ def model_vs_readers(preds: pd.DataFrame) -> pd.DataFrame:
                 continue
             y = part["label"].to_numpy()[valid]
             p = part["prob_malignant"].to_numpy()[valid]
-            point = clinical.operating_point(y, calls.positive[valid].astype(int))
+            c = calls.positive[valid].astype(int)
+            point = clinical.operating_point(y, c)
             sens, thr_sens = clinical.sensitivity_at_specificity(y, p, point.specificity)
             spec, thr_spec = clinical.specificity_at_sensitivity(y, p, point.sensitivity)
+            w = boot.columns(model, part["id"].to_numpy()[valid])
+            low, high = stats.percentile_interval(
+                clinical.sensitivity_at_specificity_resampled(y, p, c, w), confidence
+            )
             rows.append(
                 {
                     "model": model,
@@ -485,9 +809,72 @@ def model_vs_readers(preds: pd.DataFrame) -> pd.DataFrame:
                     "reader_sensitivity": point.sensitivity,
                     "reader_specificity": point.specificity,
                     "model_sensitivity_at_reader_specificity": sens,
+                    "model_sensitivity_at_reader_specificity_ci_low": low,
+                    "model_sensitivity_at_reader_specificity_ci_high": high,
                     "threshold_at_reader_specificity": thr_sens,
                     "model_specificity_at_reader_sensitivity": spec,
                     "threshold_at_reader_sensitivity": thr_spec,
                 }
             )
     return pd.DataFrame(rows)
+
+
+# -- the verdict ---------------------------------------------------------------------------------
+
+#: The optimizer every other one is compared with in the verdict, when it ran.
+BASELINE = "adam"
+
+
+def against_baseline(
+    performance: pd.DataFrame, paired_table: pd.DataFrame, optimizers, metric: str = "auc"
+) -> pd.DataFrame:
+    """The verdict's numbers: per model and optimizer, the mean ``metric`` over folds, whether it
+    is the model's highest, and the difference from the baseline (:data:`BASELINE`, else the first
+    optimizer) as ``paired`` tests it, turned round when the baseline is the pair's B: the
+    difference optimizer − baseline with its corrected interval, the Holm-adjusted p and the
+    Bayesian probabilities that the optimizer is better, equivalent, or worse."""
+    rows = []
+    for model, part in performance.groupby("model", sort=False):
+        present = [o for o in optimizers if o in set(part["optimizer"])]
+        if not present:
+            continue
+        baseline = BASELINE if BASELINE in present else present[0]
+        means = part.set_index("optimizer")[f"{metric}_mean"]
+        best = means.idxmax() if means.notna().any() else None
+        for opt in present:
+            row = {
+                "model": model,
+                "optimizer": opt,
+                "baseline": baseline,
+                "mean": means[opt],
+                "n_folds": int(part.set_index("optimizer").at[opt, f"{metric}_n"]),
+                "best": opt == best,
+            }
+            if opt == baseline or paired_table.empty:
+                rows.append(row)
+                continue
+            found = paired_table[
+                (paired_table["model"] == model) & (paired_table["metric"] == metric)
+            ]
+            fwd = found[(found["optimizer_a"] == baseline) & (found["optimizer_b"] == opt)]
+            rev = found[(found["optimizer_a"] == opt) & (found["optimizer_b"] == baseline)]
+            if len(fwd) + len(rev):
+                r, sign = (fwd.iloc[0], 1) if len(fwd) else (rev.iloc[0], -1)
+                low, high = sign * r["corrected_ci_low"], sign * r["corrected_ci_high"]
+                row.update(
+                    {
+                        "diff": sign * r["mean_diff"],
+                        "ci_low": min(low, high),
+                        "ci_high": max(low, high),
+                        "p_holm": r["p_holm"],
+                        "family_size": r["family_size"],
+                        "rope": r["rope"],
+                        "p_better": r["p_b_better"] if sign == 1 else r["p_a_better"],
+                        "p_equivalent": r["p_equivalent"],
+                        "p_worse": r["p_a_better"] if sign == 1 else r["p_b_better"],
+                    }
+                )
+            rows.append(row)
+    cols = ["model", "optimizer", "baseline", "mean", "n_folds", "best", "diff", "ci_low"]
+    cols += ["ci_high", "p_holm", "family_size", "rope", "p_better", "p_equivalent", "p_worse"]
+    return pd.DataFrame(rows, columns=cols)

@@ -1,9 +1,13 @@
-"""Statistics over folds: interval cells of a table, a seeded AUC bootstrap and paired tests
-between optimizers. Means, standard deviations and t intervals come from
-:func:`medbench.metrics.describe`, shared with the engine.
+"""Statistics of the report, as pure functions: resampling counts of a stratified bootstrap,
+percentile and Wilson intervals, and the comparisons between optimizers.
 
-Cross-validation gives few paired units (5 folds, times the seeds), so every test result carries
-a plain-language caveat about what that number of pairs can and cannot show.
+The unit of a comparison is the fold (seeds are averaged within a fold before anything here is
+called). Cross-validation training sets overlap, so the ordinary paired t-test over folds is
+anti-conservative; the primary test is the corrected resampled t-test of Nadeau & Bengio (2003),
+whose variance ``(1/k + n_test/n_train) · var(d)`` also scales the posterior of the Bayesian
+correlated t-test (Benavoli, Corani, Demšar & Zaffalon, JMLR 2017). Holm–Bonferroni adjusts over a
+family of comparisons. Every test result carries a plain-language caveat about what that number
+of folds can and cannot show.
 """
 
 from __future__ import annotations
@@ -17,79 +21,73 @@ from scipy import stats as sps
 
 from medbench.metrics import describe
 
-#: Bootstrap settings of the pooled AUC: fixed, so that a report rebuilt anywhere gives the same CI.
+#: Bootstrap settings: fixed, so that a report rebuilt anywhere gives the same intervals.
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
 
 
-def interval_columns(values, name: str, confidence: float = 0.95) -> dict[str, float]:
-    """``name_mean``, ``name_std``, ``name_ci_low``, ``name_ci_high``, ``name_n``: a table row's cells
-    (:func:`medbench.metrics.describe`)."""
-    ci = describe(values, confidence)
-    return {
-        f"{name}_mean": ci.mean,
-        f"{name}_std": ci.std,
-        f"{name}_ci_low": ci.low,
-        f"{name}_ci_high": ci.high,
-        f"{name}_n": ci.n,
-    }
+# -- resampling ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class BootstrapCI:
-    """A statistic on the full sample and its percentile bootstrap interval."""
+def stratified_counts(
+    strata, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED
+) -> np.ndarray:
+    """Counts of a bootstrap that resamples items with replacement within each stratum.
 
-    estimate: float
-    low: float
-    high: float
-    n_resamples: int  # resamples drawn
-    n_valid: int  # resamples with both classes (the others have no AUC and are skipped)
-    seed: int
+    Parameters
+    ----------
+    strata : array-like, shape (n,)
+        The stratum of each item (e.g. ``"fold|site|label"``); strata are drawn in sorted order
+        of their text, the items of one stratum in the given order (sort them, e.g. by id, for
+        counts that do not depend on how the items were listed).
+    n_resamples : int
+        Resamples drawn.
+    seed : int
+        Seed of ``numpy.random.default_rng``.
 
-
-def _rank_auc(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """Row-wise ROC AUC by the Mann-Whitney rank sum (ties get average ranks, as in sklearn)."""
-    ranks = sps.rankdata(probs, axis=1)
-    pos = labels == 1
-    n_pos = pos.sum(axis=1)
-    n_neg = labels.shape[1] - n_pos
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return ((ranks * pos).sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-
-
-def bootstrap_auc(
-    labels,
-    probs,
-    n_resamples: int = BOOTSTRAP_RESAMPLES,
-    seed: int = BOOTSTRAP_SEED,
-    confidence: float = 0.95,
-    chunk: int = 250,
-) -> BootstrapCI:
-    """AUC with a percentile bootstrap CI over images.
-
-    Resample ``i`` takes the indices ``numpy.random.default_rng(seed).integers(0, n, (n_resamples,
-    n))[i]``; resamples holding a single class are skipped; the bounds are
-    ``numpy.percentile(aucs, [2.5, 97.5])`` for 95%. Anyone can redo it with scikit-learn.
+    Returns
+    -------
+    ndarray of int32, shape (n_resamples, n)
+        How often each item is drawn in each resample: per stratum of ``m`` items, a
+        multinomial(m, uniform) draw, i.e. ``m`` draws with replacement. Every resample keeps the
+        size of every stratum (a fold's class balance stays that of the fold).
     """
-    y = np.asarray(labels).astype(int)
-    p = np.asarray(probs, dtype=float)
-    n = len(y)
-    if n == 0 or len(np.unique(y)) < 2:
-        return BootstrapCI(math.nan, math.nan, math.nan, n_resamples, 0, seed)
-    estimate = float(_rank_auc(y[None, :], p[None, :])[0])
-    idx = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
-    aucs = np.concatenate(
-        [
-            _rank_auc(y[idx[s : s + chunk]], p[idx[s : s + chunk]])
-            for s in range(0, n_resamples, chunk)
-        ]
-    )
-    aucs = aucs[np.isfinite(aucs)]
-    if len(aucs) == 0:
-        return BootstrapCI(estimate, math.nan, math.nan, n_resamples, 0, seed)
+    keys = np.asarray([str(s) for s in strata])
+    out = np.zeros((n_resamples, len(keys)), dtype=np.int32)
+    rng = np.random.default_rng(seed)
+    for key in np.unique(keys):
+        idx = np.flatnonzero(keys == key)
+        out[:, idx] = rng.multinomial(len(idx), np.full(len(idx), 1 / len(idx)), size=n_resamples)
+    return out
+
+
+def percentile_interval(samples, confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of the finite ``samples`` (NaN, NaN when there are none)."""
+    v = np.asarray(samples, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return math.nan, math.nan
     tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(aucs, [tail, 100 - tail])
-    return BootstrapCI(estimate, float(low), float(high), n_resamples, len(aucs), seed)
+    low, high = np.percentile(v, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def wilson_interval(successes: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``successes / n``: always inside [0, 1].
+
+    ``successes`` may be a mean count (e.g. over seeds on the same images). NaN without trials.
+    """
+    if not n > 0 or not math.isfinite(successes):
+        return math.nan, math.nan
+    z = float(sps.norm.ppf(0.5 + confidence / 2))
+    phat = successes / n
+    denom = 1 + z * z / n
+    centre = (phat + z * z / (2 * n)) / denom
+    half = z * math.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+# -- paired comparisons over folds -----------------------------------------------------------------
 
 
 def wilcoxon_min_p(n_pairs: int) -> float:
@@ -103,7 +101,7 @@ def wilcoxon_min_p(n_pairs: int) -> float:
 
 
 def caveat(n_pairs: int, n_nonzero: int, alpha: float = 0.05) -> str:
-    """Plain-language limits of paired tests with this many pairs ('' when there is nothing to say)."""
+    """Plain-language limits of paired tests over this many folds ('' when there is nothing to say)."""
     if n_pairs == 0:
         return "No fold finished under both optimizers: nothing to compare."
     if n_pairs == 1:
@@ -116,11 +114,11 @@ def caveat(n_pairs: int, n_nonzero: int, alpha: float = 0.05) -> str:
         notes.append(
             f"With {n_nonzero} non-zero paired differences the two-sided Wilcoxon test cannot go "
             f"below p = {min_p:.4g}, so it can never reach p < {alpha:g} whatever the results; "
-            "the t-test and the interval lean on roughly normal differences."
+            "the t-tests and the intervals lean on roughly normal differences."
         )
     if n_pairs < 10:
         notes.append(
-            f"With only {n_pairs} pairs the tests have little power: p ≥ {alpha:g} does not show "
+            f"With only {n_pairs} folds the tests have little power: p ≥ {alpha:g} does not show "
             "that the optimizers perform alike."
         )
     return " ".join(notes)
@@ -128,7 +126,7 @@ def caveat(n_pairs: int, n_nonzero: int, alpha: float = 0.05) -> str:
 
 @dataclass(frozen=True)
 class PairedTest:
-    """B − A over paired units (fold, seed): mean difference, its t CI and two tests."""
+    """B − A over paired folds: mean difference, its (uncorrected) t CI and two classical tests."""
 
     n_pairs: int
     mean_diff: float
@@ -175,3 +173,104 @@ def paired_test(a, b, confidence: float = 0.95, alpha: float = 0.05) -> PairedTe
         wilcoxon_min_p=wilcoxon_min_p(nonzero),
         caveat=caveat(n, nonzero, alpha),
     )
+
+
+@dataclass(frozen=True)
+class CorrectedTest:
+    """Corrected resampled t-test of B − A over k folds (Nadeau & Bengio 2003)."""
+
+    n_folds: int  # k
+    mean_diff: float
+    ratio: float  # mean over folds of n_test / n_train
+    scale: float  # sqrt((1/k + ratio) · var(d)): the corrected standard error
+    t_statistic: float
+    df: int
+    p: float  # two-sided
+    ci_low: float
+    ci_high: float
+
+
+def corrected_resampled_ttest(diff, ratio: float, confidence: float = 0.95) -> CorrectedTest:
+    """Nadeau & Bengio's corrected resampled t-test on per-fold differences ``d = b − a``.
+
+    ``t = mean(d) / sqrt((1/k + ratio) · var(d))`` with ``var`` the sample variance (ddof=1),
+    ``df = k − 1``, two-sided ``p = 2 · t.sf(|t|, k − 1)``; the interval is
+    ``mean(d) ± t.ppf((1 + confidence) / 2, k − 1) · sqrt((1/k + ratio) · var(d))``. ``ratio`` is
+    n_test / n_train (training sets of k folds overlap, so the folds' differences are correlated;
+    ``ratio = 0`` gives the ordinary paired t-test). Non-finite differences are left out; with
+    fewer than two folds everything is NaN; with equal differences the interval is the point and
+    the test is undefined (NaN).
+    """
+    d = np.asarray(diff, dtype=float)
+    d = d[np.isfinite(d)]
+    k = len(d)
+    if k < 2 or not math.isfinite(ratio):
+        mean = float(d.mean()) if k else math.nan
+        return CorrectedTest(
+            k, mean, ratio, math.nan, math.nan, max(k - 1, 0), math.nan, *(math.nan,) * 2
+        )
+    mean = float(d.mean())
+    scale = math.sqrt((1 / k + ratio) * float(d.var(ddof=1)))
+    df = k - 1
+    if scale == 0:
+        return CorrectedTest(k, mean, ratio, 0.0, math.nan, df, math.nan, mean, mean)
+    t = mean / scale
+    half = float(sps.t.ppf(0.5 + confidence / 2, df)) * scale
+    p = float(2 * sps.t.sf(abs(t), df))
+    return CorrectedTest(k, mean, ratio, scale, t, df, p, mean - half, mean + half)
+
+
+@dataclass(frozen=True)
+class BayesianComparison:
+    """Posterior probabilities of the Bayesian correlated t-test with a region of practical
+    equivalence (ROPE) ``[-rope, rope]`` on B − A."""
+
+    rope: float
+    p_a_better: float  # P(B − A < −rope)
+    p_equivalent: float  # P(|B − A| ≤ rope)
+    p_b_better: float  # P(B − A > rope)
+
+
+def bayesian_correlated_ttest(diff, ratio: float, rope: float) -> BayesianComparison:
+    """Bayesian correlated t-test (Benavoli et al. 2017) on per-fold differences ``d = b − a``.
+
+    The posterior of the mean difference is Student t with ``k − 1`` degrees of freedom, location
+    ``mean(d)`` and scale ``sqrt((1/k + ratio) · var(d))``, the scale of
+    :func:`corrected_resampled_ttest`; the probabilities are its mass below ``−rope``, inside
+    ``[−rope, rope]`` and above ``rope``, as ``baycomp.CorrelatedTTest`` computes them (it fixes
+    ``ratio`` at ``1/(k − 1)``). Equal differences give a point mass; fewer than two folds give NaN.
+    """
+    d = np.asarray(diff, dtype=float)
+    d = d[np.isfinite(d)]
+    k = len(d)
+    if k < 2 or not math.isfinite(ratio):
+        return BayesianComparison(rope, math.nan, math.nan, math.nan)
+    mean = float(d.mean())
+    scale = math.sqrt((1 / k + ratio) * float(d.var(ddof=1)))
+    if scale == 0:
+        if rope == 0 and mean == 0:
+            p_a = p_b = 0.5
+        else:
+            p_a, p_b = float(mean < -rope), float(mean > rope)
+    else:
+        posterior = sps.t(k - 1, loc=mean, scale=scale)
+        p_a, p_b = float(posterior.cdf(-rope)), float(posterior.sf(rope))
+    return BayesianComparison(rope, p_a, max(0.0, 1 - p_a - p_b), p_b)
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values of one family (NaN stays NaN and is not counted).
+
+    With the ``m`` finite p-values sorted, ``p_(i)`` becomes ``max_{j ≤ i} (m − j + 1) · p_(j)``,
+    capped at 1; rejecting where the adjusted p < alpha is Holm's step-down procedure.
+    """
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, math.nan)
+    idx = np.flatnonzero(np.isfinite(p))
+    m = len(idx)
+    if m == 0:
+        return out
+    order = idx[np.argsort(p[idx], kind="stable")]
+    adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out[order] = np.minimum(adjusted, 1.0)
+    return out

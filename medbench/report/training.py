@@ -1,7 +1,11 @@
-"""How training went: learning curves, cost and flatness of the finished runs.
+"""How training went: learning curves, cost, compute, the SAM perturbation's fidelity and the
+flatness of the finished runs.
 
-Read from the per-epoch metrics (``step`` = epoch) and the ``flatness.json`` artifact of each
-child run; only usable units (finished runs with predictions) are summarised.
+Read from the per-epoch metrics (``step`` = epoch), the final metrics and the ``flatness.json``
+artifact of each child run; only usable units (finished runs with predictions) are summarised.
+Seeds are averaged within each fold first, as for the test metrics; positive quantities (times,
+gradient evaluations, curvatures) are summarised by their median and interquartile range over
+folds, which never falls below zero when the values do not.
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ import math
 import numpy as np
 import pandas as pd
 
-from medbench.metrics import describe_by
-from medbench.report import stats
+from medbench.metrics import describe, describe_by, quartiles
 from medbench.tracking import FLATNESS_FILE
 
 FLATNESS_KEYS = ("hessian_top_eigenvalue", "hessian_trace", "sam_sharpness", "seconds", "n_samples")
-COST_KEYS = ("epochs", "epoch_time_s", "train_time_s", "time_to_best_val_auc_s")
+COST_KEYS = ("epochs", "epoch_time_s", "train_time_s", "time_to_best_epoch_s", "gradient_evals")
+#: Below this cosine the SAM arm is partly its base optimizer plus noise (the engine's
+#: ``FIDELITY_WARNING``, which warns during training).
+FIDELITY_THRESHOLD = 0.9
 
 
 def _unit_curves(curves: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
@@ -27,32 +33,49 @@ def _unit_curves(curves: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
     return units.merge(curves, on="run_id", how="inner")
 
 
-def learning_curves(curves: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std and number of units of each per-epoch metric, per (model, optimizer, epoch)
-    (:func:`medbench.metrics.describe_by`).
+def _fold_average(frame: pd.DataFrame, by: list[str], value: str = "value") -> pd.DataFrame:
+    """Mean of ``value`` over the seeds of each fold, per ``by`` (which holds ``fold``)."""
+    if frame.empty:
+        return frame
+    return frame.groupby(by, sort=False, as_index=False)[value].mean()
 
-    Early stopping ends runs at different epochs: later epochs average over fewer units (``n``).
+
+def learning_curves(curves: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
+    """Mean, std, quartiles and number of folds of each per-epoch metric, per (model, optimizer,
+    epoch), seeds averaged within each fold first (:func:`medbench.metrics.describe_by`).
+
+    Early stopping ends runs at different epochs: later epochs average over fewer folds (``n``).
     """
-    return describe_by(_unit_curves(curves, units), ["model", "optimizer", "metric", "step"])
+    per_fold = _fold_average(
+        _unit_curves(curves, units), ["model", "optimizer", "fold", "metric", "step"]
+    )
+    return describe_by(per_fold, ["model", "optimizer", "metric", "step"])
 
 
 def unit_costs(curves: pd.DataFrame, units: pd.DataFrame, folds: pd.DataFrame) -> pd.DataFrame:
-    """Per unit: epochs run, mean time per epoch, total training time, and the training time
-    until the epoch of the best validation AUC (sum of ``epoch_time_s`` up to that epoch)."""
+    """Per unit: epochs run, mean time per epoch, total training time, the selected epoch
+    (the run's ``best_epoch``), the training time until the end of that epoch (sum of
+    ``epoch_time_s`` up to it) and the gradient evaluations (forward-backward passes; SAM makes
+    two per step). A run without ``best_epoch`` has no time to it (NaN)."""
     uc = _unit_curves(curves, units)
-    total = folds.set_index("run_id")["train_time_s"] if "train_time_s" in folds else pd.Series()
+    logged = folds.drop_duplicates("run_id").set_index("run_id") if "run_id" in folds else None
+
+    def final(run_id: str, name: str) -> float:
+        if logged is None or name not in logged or run_id not in logged.index:
+            return math.nan
+        return _num(logged.at[run_id, name])
+
     rows = []
     for unit in units.itertuples(index=False):
         mine = uc[uc["run_id"] == unit.run_id]
         et = mine[mine["metric"] == "epoch_time_s"].sort_values("step")
-        va = mine[mine["metric"] == "val_auc"].sort_values("step")
         tl = mine[mine["metric"] == "train_loss"]
+        best = final(unit.run_id, "best_epoch")
         to_best = math.nan
-        if not va.empty and not et.empty:
-            best_step = va["step"].to_numpy()[int(np.argmax(va["value"].to_numpy()))]
-            to_best = float(et.loc[et["step"] <= best_step, "value"].sum())
-        train_time = total.get(unit.run_id, math.nan)
-        if not isinstance(train_time, float) or not math.isfinite(train_time):
+        if math.isfinite(best) and not et.empty:
+            to_best = float(et.loc[et["step"] <= best, "value"].sum())
+        train_time = final(unit.run_id, "train_time_s")
+        if not math.isfinite(train_time):
             train_time = float(et["value"].sum()) if not et.empty else math.nan
         if et.empty and not math.isfinite(train_time):
             continue  # nothing timed for this run
@@ -63,13 +86,45 @@ def unit_costs(curves: pd.DataFrame, units: pd.DataFrame, folds: pd.DataFrame) -
                 "optimizer": unit.optimizer,
                 "fold": unit.fold,
                 "seed": unit.seed,
+                "best_epoch": best,
                 "epochs": int(tl["step"].nunique()) if not tl.empty else int(et["step"].nunique()),
                 "epoch_time_s": float(et["value"].mean()) if not et.empty else math.nan,
                 "train_time_s": float(train_time),
-                "time_to_best_val_auc_s": to_best,
+                "time_to_best_epoch_s": to_best,
+                "gradient_evals": final(unit.run_id, "gradient_evals"),
             }
         )
-    return pd.DataFrame(rows, columns=["run_id", "model", "optimizer", "fold", "seed", *COST_KEYS])
+    cols = ["run_id", "model", "optimizer", "fold", "seed", "best_epoch", *COST_KEYS]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def fidelity(curves: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, optimizer) that logged it: how faithfully the compute dtype carried the SAM
+    perturbation (cosine between the intended ``e`` and what the forward pass saw, on each epoch's
+    first step): runs, epochs measured, minimum and mean fidelity, epochs below
+    :data:`FIDELITY_THRESHOLD`, and the range of the norm ratio."""
+    uc = _unit_curves(curves, units)
+    fid = uc[uc["metric"] == "perturbation_fidelity"]
+    ratio = uc[uc["metric"] == "perturbation_norm_ratio"]
+    rows = []
+    for (model, opt), part in fid.groupby(["model", "optimizer"], sort=False):
+        values = part["value"].astype(float)
+        r = ratio[(ratio["model"] == model) & (ratio["optimizer"] == opt)]["value"].astype(float)
+        rows.append(
+            {
+                "model": model,
+                "optimizer": opt,
+                "n_runs": part["run_id"].nunique(),
+                "n_epochs": len(values),
+                "fidelity_min": float(values.min()),
+                "fidelity_mean": float(values.mean()),
+                "n_below_threshold": int((values < FIDELITY_THRESHOLD).sum()),
+                "threshold": FIDELITY_THRESHOLD,
+                "norm_ratio_min": float(r.min()) if len(r) else math.nan,
+                "norm_ratio_max": float(r.max()) if len(r) else math.nan,
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def flatness_units(artifacts: dict, units: pd.DataFrame, folds: pd.DataFrame) -> pd.DataFrame:
@@ -107,20 +162,34 @@ def _num(value) -> float:
         return math.nan
 
 
-def summarise(per_unit: pd.DataFrame, keys, confidence: float = 0.95) -> pd.DataFrame:
-    """Mean, std, t CI and n of ``keys`` per (model, optimizer)."""
+def summarise(per_unit: pd.DataFrame, keys) -> pd.DataFrame:
+    """Per (model, optimizer), over folds (seeds averaged within each fold): mean, std (for
+    reference), and the median and interquartile range of each of ``keys``: the summary of
+    positive quantities, whose bounds stay positive."""
     rows = []
     for (model, opt), part in per_unit.groupby(["model", "optimizer"], sort=False):
-        row = {"model": model, "optimizer": opt, "n_units": len(part)}
+        folds = part.groupby("fold", sort=False)[list(keys)].mean()
+        row = {"model": model, "optimizer": opt, "n_units": len(part), "n_folds": len(folds)}
         for k in keys:
-            row.update(stats.interval_columns(part[k], k, confidence))
+            ci, q = describe(folds[k]), quartiles(folds[k])
+            row.update(
+                {
+                    f"{k}_mean": ci.mean,
+                    f"{k}_std": ci.std,
+                    f"{k}_median": q.median,
+                    f"{k}_q25": q.q25,
+                    f"{k}_q75": q.q75,
+                    f"{k}_n": q.n,
+                }
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def landscape(artifacts: dict, units: pd.DataFrame) -> pd.DataFrame:
-    """1-D loss landscape per (model, optimizer): mean and std over units at each step along the
-    direction (``alpha``); units measured on other grids are interpolated onto the first one."""
+    """1-D loss landscape per (model, optimizer): mean, std and quartiles over folds (seeds
+    averaged within each) at each step along the direction (``alpha``); units measured on other
+    grids are interpolated onto the first one."""
     frames = []
     for (model, opt), part in units.groupby(["model", "optimizer"], sort=False):
         grid = None
@@ -135,13 +204,17 @@ def landscape(artifacts: dict, units: pd.DataFrame) -> pd.DataFrame:
             if grid is None:
                 grid = a
             loss = v if np.array_equal(a, grid) else np.interp(grid, a, v)
+            fold = part.loc[part["run_id"] == run_id, "fold"].iloc[0]
             frames.append(
-                pd.DataFrame({"model": model, "optimizer": opt, "alpha": grid, "loss": loss})
+                pd.DataFrame(
+                    {"model": model, "optimizer": opt, "fold": fold, "alpha": grid, "loss": loss}
+                )
             )
-    curves = (
-        pd.concat(frames)
-        if frames
-        else pd.DataFrame(columns=["model", "optimizer", "alpha", "loss"])
+    cols = ["model", "optimizer", "fold", "alpha", "loss"]
+    curves = _fold_average(
+        pd.concat(frames) if frames else pd.DataFrame(columns=cols), cols[:4], "loss"
     )
     out = describe_by(curves, ["model", "optimizer", "alpha"], "loss")
-    return out.rename(columns={"mean": "loss_mean", "std": "loss_std"})
+    return out.rename(
+        columns={"mean": "loss_mean", "std": "loss_std", "q25": "loss_q25", "q75": "loss_q75"}
+    )

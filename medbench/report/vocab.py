@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 #: How a metric is named inside a sentence or an axis label ("Test accuracy per fold").
@@ -39,6 +40,26 @@ def ordered(found: Iterable, preferred: Iterable[str] = ()) -> list[str]:
     found = [str(x) for x in dict.fromkeys(found) if isinstance(x, str) or pd.notna(x)]
     first = [p for p in dict.fromkeys(preferred) if p in found]
     return first + sorted(x for x in found if x not in first)
+
+
+def in_order(frame: pd.DataFrame, models: Iterable[str], optimizers: Iterable[str]) -> pd.DataFrame:
+    """``frame``'s rows with models and optimizers in the report's order (the config's), in every
+    column that names one (``model``, ``optimizer``, ``optimizer_a``, ``optimizer_b``); the order
+    of rows is otherwise kept. Names outside the order go last."""
+    if frame is None or frame.empty:
+        return frame
+    ranks = {"model": list(models)} | {
+        c: list(optimizers) for c in ("optimizer", "optimizer_a", "optimizer_b")
+    }
+    keys = [c for c in ranks if c in frame.columns]
+    if not keys:
+        return frame
+    rank = [
+        frame[c].map(lambda v, names=ranks[c]: names.index(v) if v in names else len(names))
+        for c in keys
+    ]
+    # np.lexsort sorts by its last key first: models, then optimizers, then the row as it was
+    return frame.iloc[np.lexsort([np.arange(len(frame)), *rank[::-1]])].reset_index(drop=True)
 
 
 #: Okabe & Ito (2008), fixed per known optimizer so a colour means the same in every report.

@@ -106,6 +106,14 @@ def fold_predictions(opt: str, fold: int) -> pd.DataFrame:
     return out
 
 
+def split_sizes(fold: int) -> dict[str, int]:
+    """The params of a fold run's split: the test fold, and the other folds less a validation
+    share (``val_fraction``), as the engine logs them."""
+    n_rest = N_PER_FOLD * (len(FOLDS) - 1)
+    n_val = round(CONFIG["data"]["val_fraction"] * n_rest)
+    return {"n_train": n_rest - n_val, "n_val": n_val, "n_test": N_PER_FOLD}
+
+
 def make_store(uri: str) -> Store:
     tr = Tracker(uri, EXPERIMENT)
     parents, children, preds, flats, curves = {}, {}, {}, {}, {}
@@ -132,7 +140,13 @@ def make_store(uri: str) -> Store:
                 opt,
                 fold,
                 SEED,
-                {"fold": fold, "seed": SEED, "model": MODEL, "optimizer": opt},
+                {
+                    "fold": fold,
+                    "seed": SEED,
+                    "model": MODEL,
+                    "optimizer": opt,
+                    **split_sizes(fold),
+                },
                 "hash1",
                 "fp1",
                 tags=ENV,

@@ -29,6 +29,7 @@ from tests.report.mlflow_store import (
     OPTIMIZERS,
     READER_OVERRIDES,
     THRESHOLD,
+    split_sizes,
 )
 
 POSITIVE = {"4", "4a", "4b", "4c", "5", "6"}
@@ -88,6 +89,7 @@ def test_every_figure_written(built):
         f"fig_roc_{MODEL}",
         "fig_auc_accuracy_ci",
         "fig_paired_folds_auc",
+        "fig_differences",
         "fig_learning_curves",
         "fig_training_cost",
         f"fig_confusion_{MODEL}",
@@ -114,17 +116,24 @@ def test_performance_matches_sklearn(built):
         per = [sk_metrics(store.predictions[(opt, f)]) for f in folds]
         r = row(perf, model=MODEL, optimizer=opt)
         assert r["n_finished"] == len(folds) and r["n_expected"] == len(FOLDS)
+        assert r["n_folds"] == len(folds) and r["n_seeds"] == 1
         assert bool(r["complete"]) == (opt != FAILED[0])
         for m in ("auc", "accuracy", "sensitivity", "specificity", "f1", "balanced_accuracy"):
-            mean, std, lo, hi = t_ci([p[m] for p in per])
+            mean, std, _, _ = t_ci([p[m] for p in per])
             assert r[f"{m}_mean"] == pytest.approx(mean, abs=1e-12), m
             assert r[f"{m}_std"] == pytest.approx(std, abs=1e-12), m
-            assert r[f"{m}_ci_low"] == pytest.approx(lo, abs=1e-12), m
-            assert r[f"{m}_ci_high"] == pytest.approx(hi, abs=1e-12), m
+            # a bootstrap interval over images: possible values only, around the mean
+            assert 0 <= r[f"{m}_ci_low"] <= r[f"{m}_mean"] <= r[f"{m}_ci_high"] <= 1, m
         for f, p in zip(folds, per, strict=True):
             fr = row(per_fold, optimizer=opt, fold=f)
             for m, v in p.items():
                 assert fr[m] == pytest.approx(v, abs=1e-12), (opt, f, m)
+            sizes = split_sizes(f)
+            assert (fr["n_train"], fr["n_val"], fr["n_test"]) == (
+                sizes["n_train"],
+                sizes["n_val"],
+                sizes["n_test"],
+            )
 
 
 def test_calibration_matches_sklearn(built):
@@ -133,10 +142,13 @@ def test_calibration_matches_sklearn(built):
     for opt in OPTIMIZERS:
         per = [sk_metrics(store.predictions[(opt, f)]) for f in finished(store, opt)]
         r = row(cal, optimizer=opt)
-        for m in ("ece", "brier"):
-            mean, std, lo, hi = t_ci([p[m] for p in per])
-            assert (r[f"{m}_mean"], r[f"{m}_std"]) == pytest.approx((mean, std), abs=1e-12)
-            assert (r[f"{m}_ci_low"], r[f"{m}_ci_high"]) == pytest.approx((lo, hi), abs=1e-12)
+        mean, std, _, _ = t_ci([p["brier"] for p in per])
+        assert (r["brier_mean"], r["brier_std"]) == pytest.approx((mean, std), abs=1e-12)
+        assert 0 <= r["brier_ci_low"] <= r["brier_mean"] <= r["brier_ci_high"] <= 1
+        # ECE: median and quartiles over folds (its bootstrap would lie above the estimate)
+        q25, median, q75 = np.quantile([p["ece"] for p in per], [0.25, 0.5, 0.75])
+        assert (r["ece_median"], r["ece_q25"], r["ece_q75"]) == pytest.approx((median, q25, q75))
+        assert "ece_ci_low" not in cal
 
 
 def pooled_predictions(store, opt):
@@ -145,19 +157,27 @@ def pooled_predictions(store, opt):
 
 
 def test_pooled_auc_matches_sklearn(built):
-    # bootstrap_auc itself is checked against a scikit-learn loop in test_stats
-    from medbench.report.stats import bootstrap_auc
+    from medbench.report.stats import stratified_counts
 
     store, out = built
     pooled = table(out, "table_pooled_auc.csv")
+    # the resamples: every test image of the model, by id, stratified by fold, site and label
+    images = pd.concat(store.predictions.values()).drop_duplicates("id").sort_values("id")
+    strata = images["fold"].astype(str) + "|" + images["site"] + "|" + images["label"].astype(str)
     for opt in OPTIMIZERS:
         pred = pooled_predictions(store, opt)
         y, p = pred["label"].to_numpy(), pred["prob_malignant"].to_numpy()
         r = row(pooled, optimizer=opt)
         assert r["n_images"] == len(y) and r["n_folds"] == len(finished(store, opt))
         assert r["auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
-        ci = bootstrap_auc(y, p, int(r["n_resamples"]), int(r["bootstrap_seed"]))
-        assert (r["ci_low"], r["ci_high"]) == (ci.low, ci.high)
+        counts = stratified_counts(
+            strata.to_numpy(), int(r["n_resamples"]), int(r["bootstrap_seed"])
+        )
+        cols = pd.Index(images["id"]).get_indexer(pred["id"])
+        aucs = [roc_auc_score(y, p, sample_weight=w) for w in counts[:, cols]]
+        assert (r["ci_low"], r["ci_high"]) == pytest.approx(
+            tuple(np.percentile(aucs, [2.5, 97.5])), abs=1e-12
+        )
         assert r["ci_low"] < r["auc"] < r["ci_high"]
 
 
@@ -166,11 +186,12 @@ def test_paired_tests_match_scipy(built):
     paired = table(out, "table_paired_tests.csv")
     common = [f for f in FOLDS if all((o, f) in store.predictions for o in OPTIMIZERS)]
     a, b = OPTIMIZERS
+    ratio = np.mean([split_sizes(f)["n_test"] / split_sizes(f)["n_train"] for f in common])
     for metric in ("auc", "accuracy"):
         va = np.array([sk_metrics(store.predictions[(a, f)])[metric] for f in common])
         vb = np.array([sk_metrics(store.predictions[(b, f)])[metric] for f in common])
         r = row(paired, metric=metric, optimizer_a=a, optimizer_b=b)
-        assert r["n_pairs"] == len(common) and r["n_unpaired"] == 1
+        assert r["n_pairs"] == r["n_folds"] == len(common) and r["n_unpaired"] == 1
         mean, _, lo, hi = t_ci(vb - va)
         assert (r["mean_diff"], r["diff_ci_low"], r["diff_ci_high"]) == pytest.approx(
             (mean, lo, hi), abs=1e-12
@@ -182,6 +203,10 @@ def test_paired_tests_match_scipy(built):
             (w.statistic, w.pvalue), abs=1e-12
         )
         assert "cannot go below" in r["caveat"]  # 3 pairs: Wilcoxon can never reach 0.05
+        scale = np.sqrt((1 / len(common) + ratio) * np.var(vb - va, ddof=1))
+        assert r["test_train_ratio"] == pytest.approx(ratio)
+        assert r["corrected_t_p"] == pytest.approx(2 * sps.t.sf(abs(mean / scale), len(common) - 1))
+        assert r["family_size"] == 1 and r["p_holm"] == pytest.approx(r["corrected_t_p"])
 
 
 def test_confusion_and_sites_match_sklearn(built):
@@ -199,12 +224,11 @@ def test_confusion_and_sites_match_sklearn(built):
                 sk_metrics(by_site(store.predictions[(opt, f)], site)) for f in finished(store, opt)
             ]
             r = row(sites, optimizer=opt, site=site)
-            assert r["n_units"] == len(per)
+            assert r["n_units"] == r["n_folds"] == len(per)
             for m in ("auc", "accuracy", "sensitivity", "specificity"):
-                mean, std, lo, hi = t_ci([p[m] for p in per])
-                assert (r[f"{m}_mean"], r[f"{m}_std"], r[f"{m}_ci_low"], r[f"{m}_ci_high"]) == (
-                    pytest.approx((mean, std, lo, hi), abs=1e-12)
-                )
+                mean, std, _, _ = t_ci([p[m] for p in per])
+                assert (r[f"{m}_mean"], r[f"{m}_std"]) == pytest.approx((mean, std), abs=1e-12)
+                assert 0 <= r[f"{m}_ci_low"] <= r[f"{m}_ci_high"] <= 1
 
 
 def by_site(pred, site):
@@ -234,6 +258,11 @@ def test_readers_and_kappa_match_sklearn(built):
         assert r["n_missing"] + r["n_stray"] > 0
         assert r["sensitivity"] == pytest.approx(recall_score(y, calls))
         assert r["specificity"] == pytest.approx(recall_score(1 - y, 1 - calls))
+        tp, n_pos = int(((calls == 1) & (y == 1)).sum()), int((y == 1).sum())
+        wilson = sps.binomtest(tp, n_pos).proportion_ci(0.95, method="wilson")
+        assert (r["sensitivity_ci_low"], r["sensitivity_ci_high"]) == pytest.approx(
+            (wilson.low, wilson.high)
+        )
     assert (readers["n_stray"] > 0).any()
     both = images["birads_reader1"].map(norm).notna() & images["birads_reader2"].map(norm).notna()
     c1 = images.loc[both, "birads_reader1"].map(norm)
@@ -244,6 +273,13 @@ def test_readers_and_kappa_match_sklearn(built):
     assert ag["kappa_calls"] == pytest.approx(
         cohen_kappa_score(c1.isin(POSITIVE), c2.isin(POSITIVE))
     )
+    ordinal = {"1": 0, "2": 1, "3": 2, "4a": 3, "4": 4, "4b": 4, "4c": 5, "5": 6, "6": 7}
+    for weights in ("linear", "quadratic"):
+        want = cohen_kappa_score(
+            c1.map(ordinal), c2.map(ordinal), weights=weights, labels=list(range(8))
+        )
+        assert ag[f"kappa_{weights}"] == pytest.approx(want)
+        assert -1 <= ag[f"kappa_{weights}_ci_low"] < want < ag[f"kappa_{weights}_ci_high"] <= 1
     # the upper-case "4A" and the plain "4" count as positive calls
     assert "4A" in READER_OVERRIDES["birads_reader1"].values()
 
@@ -269,6 +305,9 @@ def test_model_vs_readers_matches_sklearn(built):
             assert r["model_sensitivity_at_reader_specificity"] == pytest.approx(
                 tpr[(1 - fpr) >= spec_r - 1e-12].max()
             )
+            low = r["model_sensitivity_at_reader_specificity_ci_low"]
+            high = r["model_sensitivity_at_reader_specificity_ci_high"]
+            assert 0 <= low <= r["model_sensitivity_at_reader_specificity"] <= high <= 1
             assert r["model_specificity_at_reader_sensitivity"] == pytest.approx(
                 (1 - fpr)[tpr >= sens_r - 1e-12].max()
             )
@@ -282,15 +321,20 @@ def test_flatness_and_cost_tables(built):
         folds = finished(store, opt)
         r = row(flat, optimizer=opt)
         for key in ("hessian_top_eigenvalue", "hessian_trace", "sam_sharpness"):
-            mean, std, lo, hi = t_ci([store.flatness[(opt, f)][key] for f in folds])
+            values = [store.flatness[(opt, f)][key] for f in folds]
+            mean, std, _, _ = t_ci(values)
             assert (r[f"{key}_mean"], r[f"{key}_std"]) == pytest.approx((mean, std))
-            assert (r[f"{key}_ci_low"], r[f"{key}_ci_high"]) == pytest.approx((lo, hi))
+            q25, median, q75 = np.quantile(values, [0.25, 0.5, 0.75])
+            assert (r[f"{key}_median"], r[f"{key}_q25"], r[f"{key}_q75"]) == pytest.approx(
+                (median, q25, q75)
+            )
         c = row(cost, optimizer=opt)
-        assert c["n_units"] == len(folds) and c["epochs_mean"] == 6
-        assert c["train_time_s_mean"] == pytest.approx(6.5 if opt == "adam" else 12.5)
+        assert c["n_units"] == len(folds) and c["epochs_median"] == 6
+        assert c["train_time_s_median"] == pytest.approx(6.5 if opt == "adam" else 12.5)
+        assert c["epoch_time_s_q25"] > 0
 
 
-def test_learning_curves_and_time_to_best(built):
+def test_learning_curves_and_time_to_the_selected_epoch(built):
     store, out = built
     curves = table(out, "table_learning_curves.csv")
     cost = table(out, "table_cost_per_fold.csv")
@@ -303,12 +347,14 @@ def test_learning_curves_and_time_to_best(built):
                 assert (r["mean"], r["std"], r["n"]) == pytest.approx(
                     (v.mean(), v.std(ddof=1), len(v))
                 )
+                assert (r["q25"], r["q75"]) == pytest.approx(tuple(np.quantile(v, [0.25, 0.75])))
         for f in folds:
             hist = store.curves[(opt, f)]
-            best = int(np.argmax([h["val_auc"] for h in hist]))
             r = row(cost, optimizer=opt, fold=f)
-            assert r["time_to_best_val_auc_s"] == pytest.approx(
-                sum(h["epoch_time_s"] for h in hist[: best + 1])
+            # the store's runs selected epoch 3 (their best_epoch), not the argmax of val AUC
+            assert r["best_epoch"] == 3
+            assert r["time_to_best_epoch_s"] == pytest.approx(
+                sum(h["epoch_time_s"] for h in hist[:4])
             )
             assert r["epoch_time_s"] == pytest.approx(np.mean([h["epoch_time_s"] for h in hist]))
 
@@ -316,9 +362,9 @@ def test_learning_curves_and_time_to_best(built):
 def test_markdown_links_resolve_and_show_the_failure(built):
     _, out = built
     md = (out / "report.md").read_text()
-    links = re.findall(r"\]\(([^)\s]+)\)", md)
+    links = re.findall(r"\]\(([^)\s#]+)\)", md)
     assert links and all((out / link).is_file() for link in links), links
-    assert len([x for x in links if x.endswith(".png")]) == 8
+    assert len([x for x in links if x.endswith(".png")]) == 9
     assert FAILURE in md and "3/4 (incomplete)" in md
     fails = table(out, "table_failed_runs.csv")
     r = row(fails, optimizer=FAILED[0], fold=FAILED[1])
@@ -326,25 +372,45 @@ def test_markdown_links_resolve_and_show_the_failure(built):
     # the Markdown shows the same numbers as the CSV, rounded
     perf = row(table(out, "table_performance.csv"), optimizer="adam")
     assert f"{perf['auc_mean']:.3f} ± {perf['auc_std']:.3f}" in md
-    for part in (
-        "## Configuration",
-        "threshold: 0.4",
+    # the answer first, the configuration folded into the appendix
+    order = [
+        "SYNTHETIC DATA",
+        "**Contents:**",
+        "## Verdict",
+        "fig_roc_tiny.png",
+        "fig_differences.png",
+        "## How to read these numbers",
         "## Protocol",
-        "never used",
-        "## Environment",
-    ):
-        assert part in md
+        "## Appendix",
+        "<details>",
+        "### Configuration",
+        "threshold: 0.4",
+        "### Environment",
+        "</details>",
+    ]
+    places = [md.index(part) for part in order]
+    assert places == sorted(places), order
+    assert "never used" in md
 
 
-def test_html_is_self_contained(built):
+def test_html_is_self_contained_with_contents_and_csv_links(built):
     _, out = built
     html = (out / "report.html").read_text()
-    srcs = re.findall(r"""\b(?:src|href)\s*=\s*["']([^"']*)["']""", html, flags=re.I)
+    srcs = re.findall(r"""\bsrc\s*=\s*["']([^"']*)["']""", html, flags=re.I)
+    hrefs = re.findall(r"""\bhref\s*=\s*["']([^"']*)["']""", html, flags=re.I)
     images = re.findall(r"<img\b", html)
-    assert len(images) == 8
+    assert len(images) == 9
     assert srcs and all(s.startswith("data:image/svg+xml;base64,") for s in srcs)
     assert "<script" not in html and "<link" not in html and "url(" not in html
     assert FAILURE in html
+    # the table of contents points at headings that exist; the CSV links at files beside it
+    anchors = [h[1:] for h in hrefs if h.startswith("#")]
+    ids = set(re.findall(r'\bid="([^"]+)"', html))
+    assert "verdict" in anchors and "appendix" in anchors and set(anchors) <= ids
+    csvs = [h for h in hrefs if not h.startswith("#")]
+    assert csvs and all(re.fullmatch(r"table_\w+\.csv", h) and (out / h).is_file() for h in csvs)
+    assert "table_paired_tests.csv" in csvs
+    assert '<div class="banner"' in html and "<details><summary>" in html
 
 
 def test_report_logged_to_parent_runs(built):
@@ -368,5 +434,6 @@ def test_closing_table_agrees_with_the_report_to_the_last_digit(built):
     md = (out / "report.md").read_text()
     lines = render_summary(summary_table(analyse(read_experiment(EXPERIMENT, store.uri))))
     for line in lines.splitlines()[1:]:
-        model, opt, auc, accuracy, _ = re.split(r"\s{2,}", line)  # cells hold single spaces
-        assert f"| {model} | {opt} | " in md and f" | {auc} | {accuracy} | " in md, line
+        _, opt, auc, accuracy, _ = re.split(r"\s{2,}", line)  # cells hold single spaces
+        row_md = next(x for x in md.splitlines() if x.startswith(f"| {opt} | ") and "±" in x)
+        assert f"| {auc} [" in row_md and f"| {accuracy} [" in row_md, line

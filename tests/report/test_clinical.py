@@ -5,12 +5,16 @@ import pytest
 from sklearn.metrics import cohen_kappa_score
 
 from medbench.report.clinical import (
+    ORDINAL,
+    kappa_from_confusion,
     operating_point,
     reader_agreement,
     reader_calls,
     sensitivity_at_specificity,
+    sensitivity_at_specificity_resampled,
     specificity_at_sensitivity,
 )
+from medbench.report.stats import stratified_counts
 
 
 def test_reader_calls_count_missing_and_stray():
@@ -64,3 +68,56 @@ def test_kappa_matches_sklearn_and_skips_unusable_rows():
     )
     assert ag.percent_agreement == pytest.approx(6 / 8)
     assert reader_agreement(["", "x"], ["2", "3"]).n == 0
+
+
+def test_weighted_kappas_match_sklearn_on_the_ordinal_scale():
+    r1 = ["2", "3", "4a", "4b", "5", "", "2", "4c", "3", "x", "4", "4a"]
+    r2 = ["3", "3", "4a", "3", "5", "4a", "2", "4c", "4b", "2", "4b", "5"]
+    ag = reader_agreement(r1, r2, n_resamples=200)
+    keep = [0, 1, 2, 3, 4, 6, 7, 8, 10, 11]
+    o1, o2 = [ORDINAL[r1[i]] for i in keep], [ORDINAL[r2[i]] for i in keep]
+    scale = sorted(set(ORDINAL.values()))  # every category, used or not, keeps its distance
+    for weights in ("linear", "quadratic"):
+        want = cohen_kappa_score(o1, o2, weights=weights, labels=scale)
+        assert ag.kappa[f"kappa_{weights}"] == pytest.approx(want)
+    # a plain 4 sits with 4b: rows 10 ("4" vs "4b") agree on the ordinal scale
+    assert ORDINAL["4"] == ORDINAL["4b"]
+    for name in ag.kappa:
+        assert ag.low[name] <= ag.kappa[name] <= ag.high[name] <= 1
+
+
+def test_kappa_bootstrap_is_sklearn_on_the_resampled_images():
+    rng = np.random.default_rng(5)
+    cats = ["2", "3", "4a", "4b", "4c", "5"]
+    r1 = list(rng.choice(cats, 60))
+    r2 = [c if rng.random() < 0.6 else str(rng.choice(cats)) for c in r1]
+    ag = reader_agreement(r1, r2, n_resamples=300, seed=2)
+    counts = stratified_counts(np.zeros(60), 300, 2)
+    o1, o2 = np.array([ORDINAL[c] for c in r1]), np.array([ORDINAL[c] for c in r2])
+    values = [
+        cohen_kappa_score(o1, o2, weights="quadratic", labels=range(8), sample_weight=w)
+        for w in counts
+    ]
+    assert (ag.low["kappa_quadratic"], ag.high["kappa_quadratic"]) == pytest.approx(
+        tuple(np.percentile(values, [2.5, 97.5]))
+    )
+
+
+def test_kappa_from_confusion_by_hand():
+    # 2x2: observed agreement 0.8, expected 0.5 -> kappa 0.6
+    assert kappa_from_confusion([[40, 10], [10, 40]]) == pytest.approx(0.6)
+    assert math.isnan(kappa_from_confusion([[10, 0], [0, 0]]))  # one category only
+
+
+def test_sensitivity_at_reader_specificity_resampled_equals_the_plain_function():
+    rng = np.random.default_rng(6)
+    y = rng.integers(0, 2, 50)
+    p = np.round(np.clip(0.3 * y + 0.7 * rng.random(50), 0, 1), 2)
+    calls = (rng.random(50) < np.where(y == 1, 0.85, 0.3)).astype(int)
+    counts = stratified_counts(y, 40, seed=1)
+    got = sensitivity_at_specificity_resampled(y, p, calls, np.vstack([np.ones(50), counts]))
+    for r, w in enumerate(np.vstack([np.ones(50, dtype=int), counts])):
+        yy, pp, cc = np.repeat(y, w), np.repeat(p, w), np.repeat(calls, w)
+        spec = operating_point(yy, cc).specificity
+        assert got[r] == pytest.approx(sensitivity_at_specificity(yy, pp, spec)[0]), r
+    assert got.min() >= 0 and got.max() <= 1
