@@ -108,17 +108,20 @@ def _open_parents(
 def close_parent(
     tracker: Tracker, parent_id: str, expected: int, interrupted: bool = False
 ) -> dict[str, float]:
-    """Recompute a parent's cross-validation aggregates from its child runs and end it when
-    its last fold run ended (its duration in the UI is then its own, not the whole grid's)."""
+    """Recompute a parent's cross-validation aggregates (over folds, seeds averaged within a
+    fold) from its child runs, and end it when its last fold run ended (its duration in the UI
+    is then its own, not the whole grid's)."""
     children = tracker.child_metrics(parent_id)
     if children.empty:
-        children = pd.DataFrame(columns=["status", "end_time"])
+        children = pd.DataFrame(columns=["status", "end_time", "fold"])
     finished = children[children["status"] == "FINISHED"]
     n_failed = int((children["status"] == "FAILED").sum())
     metrics: dict[str, float] = {}
     for name in s.AGGREGATED_METRICS:
         if name in finished:
-            summary = describe(finished[name])
+            # the unit is the fold: seeds share a test fold, so they are averaged first
+            per_fold = pd.to_numeric(finished[name], errors="coerce").groupby(finished["fold"])
+            summary = describe(per_fold.mean())
             metrics[s.cv_mean(name)], metrics[s.cv_std(name)] = summary.mean, summary.std
     tracker.log_aggregates(parent_id, metrics, len(finished), n_failed)
     ends = pd.to_numeric(children["end_time"], errors="coerce").dropna()

@@ -182,9 +182,9 @@ def _overview(c: _Ctx) -> None:
             "recomputed from the runs' `predictions.csv` artifacts (test folds only); rebuild it "
             f"with `medbench report {rec.name} --tracking-uri URI`."
             + (
-                f" {rec.ignored_runs} other run(s) of this experiment, made with another config or "
-                "dataset (config hash or dataset fingerprint), are left out: a report covers one "
-                "config, the latest."
+                f" {rec.ignored_runs} other run(s) of this experiment, made by another tool or "
+                "with another config or dataset (config hash or dataset fingerprint), are left "
+                "out: a report covers one config, the latest."
                 if getattr(rec, "ignored_runs", 0)
                 else ""
             )

@@ -315,7 +315,7 @@ class Tracker:
         self.client.delete_run(run_id)
 
     def child_metrics(self, parent_id: str) -> pd.DataFrame:
-        """One row per live child run of a parent: status and final metrics."""
+        """One row per live child run of a parent: status, fold, seed and final metrics."""
         runs = self.client.search_runs(
             [self.experiment_id],
             filter_string=f"tags.`{s.TAG_PARENT_RUN_ID}` = '{parent_id}'",
@@ -326,6 +326,8 @@ class Tracker:
                 "run_id": r.info.run_id,
                 "status": r.info.status,
                 "end_time": r.info.end_time,
+                "fold": r.data.params.get("fold"),
+                "seed": r.data.params.get("seed"),
                 **r.data.metrics,
             }
             for r in runs

@@ -129,3 +129,16 @@ def test_report_covers_one_config_of_an_experiment(tiny_config):
     )
     text = (rerun.report_dir / "report.md").read_text()
     assert "4 other run(s) of this experiment" in text and "| 3/3 |" in text
+
+
+def test_parent_aggregates_average_seeds_within_a_fold(tiny_config):
+    config = tiny_config("optimizers=[adam]", "seeds=[0, 1]")
+    run_benchmark(config, report=False, progress=False)
+    runs = _runs(config.tracking.uri)
+    kids = runs[runs["tags.mlflow.parentRunId"].notna()]
+    parent = runs[runs["tags.mlflow.parentRunId"].isna()].iloc[0]
+    per_fold = kids.groupby("params.fold")["metrics.test_auc"].mean()
+    assert len(kids) == 6 and len(per_fold) == 3
+    assert parent["metrics.cv_test_auc_mean"] == pytest.approx(per_fold.mean())
+    assert parent["metrics.cv_test_auc_std"] == pytest.approx(per_fold.std(ddof=1))
+    assert parent["tags.medbench.n_finished"] == "6"
