@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from medbench.paths import ensure_folder, storage_error
 from medbench.report import document as d
 from medbench.report import figures, vocab
 from medbench.report.analysis import Analysis, analyse
@@ -86,20 +89,30 @@ def write_report(
         The folder holding the report.
     """
     out = Path(out_dir) if out_dir else default_out_dir(record.name)
-    out.mkdir(parents=True, exist_ok=True)
-    tables = write_tables(analysis, out)
-    figs = draw_figures(analysis, out)
-    doc = compose(record, analysis, figs, tables)
-    (out / "report.md").write_text(d.to_markdown(doc), encoding="utf-8")
-    (out / "report.html").write_text(d.to_html(doc, out), encoding="utf-8")
-    files = [
-        out / "report.md",
-        out / "report.html",
-        *tables.values(),
-        *(p for f in figs.values() for p in (f.png, f.svg)),
-    ]
+    ensure_folder(out)
+    # Built in a hidden sibling and moved in when complete: an interrupted build (Ctrl-C,
+    # SIGTERM, a full disk) leaves the previous report as it was, never half of a new one.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    try:
+        tables = write_tables(analysis, tmp)
+        figs = draw_figures(analysis, tmp)
+        doc = compose(record, analysis, figs, tables)
+        (tmp / "report.md").write_text(d.to_markdown(doc), encoding="utf-8")
+        (tmp / "report.html").write_text(d.to_html(doc, tmp), encoding="utf-8")
+        names = [
+            *(p.name for p in tables.values()),
+            *(p.name for f in figs.values() for p in (f.png, f.svg)),
+            "report.md",
+            "report.html",  # last: once it is there, the report is whole
+        ]
+        for name in names:
+            os.replace(tmp / name, out / name)
+    except OSError as err:
+        raise storage_error(out, err, "cannot write the report") from err
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     if log and not record.parents.empty:
-        log_report(record.uri, list(record.parents["run_id"]), files)
+        log_report(record.uri, list(record.parents["run_id"]), [out / n for n in names])
     return out
 
 

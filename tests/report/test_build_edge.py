@@ -83,3 +83,43 @@ def test_seeds_are_paired_units_and_pooled_per_seed(mlflow_uri, tmp_path):
     assert set(paired["n_pairs"]) == {4}
     md = (out / "report.md").read_text()
     assert "Per site" not in md and "Clinical context" not in md  # no sites, no readers
+
+
+def test_sigterm_while_building_leaves_no_half_report(tmp_path, _empty_store):
+    """A kill during the build exits 130 with a message, and the report folder holds either the
+    previous report or nothing: never half of a new one."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.report.mlflow_store import make_store
+
+    shutil.copy(_empty_store, tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cwd = os.getcwd()
+    os.chdir(tmp_path)  # the SQLite store's artifacts live beside it
+    try:
+        store = make_store(uri)
+    finally:
+        os.chdir(cwd)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "medbench", "report", store.experiment]
+        + ["--tracking-uri", uri, "--out", str(out)],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while not any(p.name.startswith(".out.building-") for p in tmp_path.iterdir()):
+        assert proc.poll() is None and time.time() < deadline, "the build never started"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "medbench: interrupted"
+    assert not any(p.name.startswith(".out.building-") for p in tmp_path.iterdir())
+    assert list(out.iterdir()) == []  # nothing was moved in: no half report
