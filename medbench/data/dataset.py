@@ -19,7 +19,9 @@ import pandas as pd
 import torch
 
 from medbench.config import DataConfig, dataset_settings
+from medbench.data.cards import read_card
 from medbench.data.folds import assign_folds, fold_ids
+from medbench.data.labels import LABELS
 from medbench.data.manifest import read_manifest
 from medbench.data.synthetic import GENERATOR_VERSION, MARKER, generate
 from medbench.data.transforms import PreprocessSettings, load_cached
@@ -64,10 +66,21 @@ def dataset_fingerprint(manifest: pd.DataFrame, digests: list[str]) -> str:
 
 
 def _card(root: Path, manifest: pd.DataFrame) -> str | None:
+    """The data card that describes this very dataset: the synthetic one's when the generator
+    wrote it; the release's only when the counts per site and label are the release's (a folder
+    merely in the release's layout is not the release)."""
     if (root / MARKER).is_file():  # generated data, wherever it was written
         return "synthetic_bus"
     if manifest.attrs.get("layout") == "gdph_sysucc":
-        return "gdph_sysucc_bus"
+        meta, _ = read_card("gdph_sysucc_bus")
+        found = manifest.groupby(["site", "label"]).size()
+        expected = {
+            (site, LABELS[name]): n
+            for site, by_label in meta["counts"]["by_site"].items()
+            for name, n in by_label.items()
+        }
+        if {k: int(v) for k, v in found.items()} == expected:
+            return "gdph_sysucc_bus"
     return None
 
 

@@ -1002,7 +1002,13 @@ def _dataset(c: _Ctx) -> None:
             text += "; per site: " + ", ".join(f"{k} {v}" for k, v in counts.items())
         c.doc.add(d.Paragraph(text + "."))
     if not names:
-        c.doc.add(d.Paragraph(f"The runs name no data card (tag `{schema.TAG_DATASET_CARD}`)."))
+        c.doc.add(
+            d.Paragraph(
+                "No data card describes this dataset: a card is shown only for the dataset it "
+                "was written for (the GDPH&SYSUCC release with its 2,405 images, or the "
+                f"synthetic generator's output; tag `{schema.TAG_DATASET_CARD}` of the parent runs)."
+            )
+        )
     for name in names:
         if name not in list_cards():
             c.doc.add(d.Paragraph(f"Data card `{name}`: not among the cards medbench ships."))

@@ -84,3 +84,22 @@ def test_gdph_card_matches_the_reader(gdph):
     assert all(birads.category(v) in birads.CATEGORIES for v in meta["readers"]["values"])
     assert birads.category(meta["readers"]["positive_at"]) == "4a"
     assert meta["preprocessing"]["size"] == [256, 256] and meta["preprocessing"]["range"] == [0, 1]
+
+
+def test_the_release_card_applies_only_to_the_release_counts():
+    import pandas as pd
+
+    from medbench.data.dataset import _card
+
+    def manifest(counts):
+        rows = [(site, label) for (site, label), n in counts.items() for _ in range(n)]
+        frame = pd.DataFrame(rows, columns=["site", "label"])
+        frame.attrs["layout"] = "gdph_sysucc"
+        return frame
+
+    release = {("SYSUCC", 0): 443, ("SYSUCC", 1): 1116, ("GDPH", 0): 443, ("GDPH", 1): 403}
+    from pathlib import Path
+
+    assert _card(Path("/nowhere"), manifest(release)) == "gdph_sysucc_bus"
+    small = {("SYSUCC", 0): 20, ("SYSUCC", 1): 20, ("GDPH", 0): 10, ("GDPH", 1): 10}
+    assert _card(Path("/nowhere"), manifest(small)) is None

@@ -45,6 +45,12 @@ def test_run_on_a_real_release_layout(tmp_path, mlflow_uri):
     pred = client.download_artifacts(kids.iloc[0]["run_id"], "predictions.csv")
     text = Path(pred).read_text()
     assert "4a" in text and "4/5" not in text  # normalised readers, stray value left out
+    # a folder in the release's layout is not the release: the release's card does not apply
+    parents = mlflow.search_runs(experiment_names=["release"])
+    assert (
+        "tags.medbench.dataset_card" not in parents
+        or parents["tags.medbench.dataset_card"].isna().all()
+    )
 
 
 def test_run_on_the_flat_layout(tmp_path, mlflow_uri):
