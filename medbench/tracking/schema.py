@@ -66,6 +66,9 @@ TAG_N_FINISHED = "medbench.n_finished"
 TAG_N_FAILED = "medbench.n_failed"
 TAG_TUNED = "medbench.tuned"  # fold runs whose lr/rho were chosen by tuning: "true"
 TAG_TRIAL = "medbench.trial"  # tuning trial runs: the trial's key (resume)
+#: Fold runs whose site names had characters MLflow refuses in a metric name: JSON of
+#: {name used in test_*_site_NAME: the site's real name}.
+TAG_SITE_NAMES = "medbench.site_names"
 #: Where a fold run ran (child runs): the report's environment table.
 TAG_DEVICE = "medbench.device"
 TAG_PYTHON = "medbench.python"
@@ -163,9 +166,14 @@ SITE_METRICS = ("auc", "accuracy")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")
 
 
+def site_key(site: str) -> str:
+    """A site's name as metric names carry it: characters MLflow refuses become ``_``."""
+    return _UNSAFE.sub("_", str(site))
+
+
 def site_metric(metric: str, site: str) -> str:
-    """``test_auc_site_GDPH``; characters MLflow does not accept in a name become ``_``."""
-    return f"{test_metric(metric)}_site_{_UNSAFE.sub('_', str(site))}"
+    """``test_auc_site_GDPH`` (see :func:`site_key`)."""
+    return f"{test_metric(metric)}_site_{site_key(site)}"
 
 
 #: Flatness of the best checkpoint (child runs), when measured.

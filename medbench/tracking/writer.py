@@ -236,6 +236,9 @@ class Tracker:
             metrics.update({s.site_metric(k, site): v for k, v in values.items()})
         metrics.update(test_loss=test_loss, best_epoch=best_epoch, train_time_s=train_time_s)
         self._log_metrics(run_id, metrics)
+        renamed = {s.site_key(site): str(site) for site in sites if s.site_key(site) != site}
+        if renamed:
+            self.set_tags(run_id, {s.TAG_SITE_NAMES: json.dumps(renamed, ensure_ascii=False)})
         ordered = [c for c in s.PREDICTION_COLUMNS if c in predictions]
         self.client.log_text(run_id, predictions[ordered].to_csv(index=False), s.PREDICTIONS_FILE)
 

@@ -100,3 +100,24 @@ def pd_isna(value):
     import pandas as pd
 
     return value is None or pd.isna(value)
+
+
+def test_site_folders_with_odd_names_train_and_keep_their_names(tmp_path, mlflow_uri):
+    """'SYSUCC (2)', 'GDPH&1' and non-ASCII site folders: metric names are sanitised, the real
+    names kept in a tag and in predictions.csv, and no run is left RUNNING."""
+    import json
+
+    sites = {"SYSUCC (2)": (8, 8), "GDPH&1": (8, 8), "Hôpital": (8, 8)}
+    ds = gdph_layout(tmp_path / "odd", per_site=sites, folds=(1, 2), stray=None)
+    config = load_config(
+        "demo",
+        [*TINY, "optimizers=[adam]", "data.folds=sheet", f"tracking.uri={mlflow_uri}", "name=odd"],
+        data_root=str(ds.root),
+    )
+    run_benchmark(config, report=False, progress=False)
+    kids = _children(mlflow_uri, "odd")
+    assert set(kids["status"]) == {"FINISHED"}
+    assert {"metrics.test_auc_site_SYSUCC _2_", "metrics.test_auc_site_GDPH_1"} <= set(kids.columns)
+    names = json.loads(kids.iloc[0]["tags.medbench.site_names"])
+    assert names["SYSUCC _2_"] == "SYSUCC (2)" and names["GDPH_1"] == "GDPH&1"
+    assert names["H_pital"] == "Hôpital"
