@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from medbench.report import results, training, vocab
+from medbench.report import results, training, tuning, vocab
 from medbench.tracking import ExperimentRecord
 
 
@@ -54,6 +54,7 @@ class Analysis:
     flatness_per_unit: pd.DataFrame
     flatness: pd.DataFrame
     landscape: pd.DataFrame
+    protocol: tuning.Protocol  # tuning, compute at equal budgets, time to target
 
 
 def analyse(record: ExperimentRecord) -> Analysis:
@@ -116,4 +117,5 @@ def analyse(record: ExperimentRecord) -> Analysis:
         flatness_per_unit=flat_units,
         flatness=training.summarise(flat_units, training.FLATNESS_KEYS),
         landscape=training.landscape(record.artifacts, inv.units),
+        protocol=tuning.protocol(record, inv.units, per_unit, models, optimizers),
     )
