@@ -406,7 +406,16 @@ def _check_compute(config: Config) -> None:
         raise ConfigError(
             "train.scheduler: cosine needs a known number of epochs; a budget in seconds has none"
         )
-    space = config.tune.space
+    tune, space = config.tune, config.tune.space
+    if tune.enabled and tune.sampler == "grid":
+        for opt in config.optimizers:
+            size = space.grid_points ** (2 if opt in SAM_FAMILY else 1)
+            if tune.trials > size:
+                raise ConfigError(
+                    f"tune.trials: {tune.trials} trials exceed the grid of {opt} ({size} points); "
+                    "lower tune.trials or raise tune.space.grid_points, so that every optimizer "
+                    "tries distinct settings"
+                )
     for name in ("lr", "rho"):
         low, high = getattr(space, f"{name}_low"), getattr(space, f"{name}_high")
         if not low < high:
