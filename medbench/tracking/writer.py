@@ -180,11 +180,6 @@ class Tracker:
     def trials(self, fold_run_id: str) -> pd.DataFrame:
         """One row per trial run nested under a fold run: run_id, trial, status, failure,
         its ``TRIAL_PARAMS`` (as floats) and ``TRIAL_METRICS``; sorted by trial."""
-        runs = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.`{s.TAG_PARENT_RUN_ID}` = '{fold_run_id}'",
-            max_results=5000,
-        )
         rows = [
             {
                 "run_id": r.info.run_id,
@@ -193,7 +188,7 @@ class Tracker:
                 **{k: float(v) for k, v in r.data.params.items() if k in s.TRIAL_PARAMS},
                 **{k: v for k, v in r.data.metrics.items() if k in s.TRIAL_METRICS},
             }
-            for r in runs
+            for r in self._nested(fold_run_id)
             if s.TAG_TRIAL in r.data.tags
         ]
         columns = ["run_id", "status", "failure", *s.TRIAL_PARAMS, *s.TRIAL_METRICS]
@@ -352,11 +347,6 @@ class Tracker:
 
     def child_metrics(self, parent_id: str) -> pd.DataFrame:
         """One row per live child run of a parent: status and final metrics."""
-        runs = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.`{s.TAG_PARENT_RUN_ID}` = '{parent_id}'",
-            max_results=5000,
-        )
         rows = [
             {
                 "run_id": r.info.run_id,
@@ -364,9 +354,17 @@ class Tracker:
                 "end_time": r.info.end_time,
                 **r.data.metrics,
             }
-            for r in runs
+            for r in self._nested(parent_id)
         ]
         return pd.DataFrame(rows)
+
+    def _nested(self, parent_id: str) -> list:
+        """The live runs nested directly under ``parent_id``."""
+        return self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{s.TAG_PARENT_RUN_ID}` = '{parent_id}'",
+            max_results=5000,
+        )
 
 
 def log_report(uri: str, parent_ids: Iterable[str], files: Iterable[Path]) -> None:

@@ -38,6 +38,7 @@ def test_tuned_grid_on_a_hand_built_flat_dataset(tmp_path, mlflow_uri):
     tune.epochs=2`` on a dataset medbench did not generate."""
     ds = flat_layout(tmp_path / "flat", n_benign=12, n_malignant=12)
     sets = [*TINY, "data.n_folds=2", f"tracking.uri={mlflow_uri}", "name=flat-tuned", *TUNE]
+    sets += ["report.enabled=true", f"report.out={tmp_path / 'report'}"]
     argv = ["run", "demo", "--data-root", str(ds.root)]
     for item in sets:
         argv += ["--set", item]
@@ -77,6 +78,11 @@ def test_tuned_grid_on_a_hand_built_flat_dataset(tmp_path, mlflow_uri):
 
     record = load_experiment("flat-tuned", mlflow_uri)
     assert len(record.folds) == 4 and len(record.trials) == 8
+    chosen = pd.read_csv(tmp_path / "report" / "table_tuning_chosen.csv").set_index("run_id")
+    assert len(chosen) == 4
+    for _, fold in folds.iterrows():
+        assert chosen.at[fold["run_id"], "lr"] == float(fold["params.lr"])
+    assert "### Tuning and compute" in (tmp_path / "report" / "report.md").read_text()
 
 
 def test_trials_never_see_the_test_fold(tiny_config, monkeypatch):
@@ -254,3 +260,62 @@ def test_trial_config_scales_the_budget():
         ],
     )
     assert tuning.trial_config(explicit, {"lr": 0.01}).train.budget.gradient_evals == 400
+
+
+@pytest.mark.slow
+def test_sigkill_during_tuning_then_rerun_keeps_the_finished_trials(
+    tmp_path, tiny_bus, _empty_store
+):
+    """A hard kill of a real process after some trials: the rerun keeps every finished trial run,
+    deletes the one left RUNNING, and completes every study with the same number of trials."""
+    import shutil
+    import time
+
+    import yaml
+
+    from tests.engine.test_interrupt import _start
+
+    config = {
+        "name": "tuning-kill",
+        "models": ["smallcnn"],
+        "optimizers": ["adam", "gcsam"],
+        "data": {"folds": "stratified", "n_folds": 2, "image_size": 32},
+        "train": {"epochs": 2, "batch_size": 16, "threads": 1},
+        "tune": {"enabled": True, "trials": 3, "epochs": 15},
+        "flatness": {"enabled": False},
+        "report": {"enabled": False},
+    }
+    path = tmp_path / "tuning.yaml"
+    path.write_text(yaml.safe_dump(config))
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(_empty_store, work / "mlflow.db")
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    proc = _start(path, tiny_bus, work, tmp_path / "cache")
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    deadline = time.time() + 300
+    finished: list = []
+    while time.time() < deadline and len(finished) < 2:
+        assert proc.poll() is None, proc.communicate()
+        exp = client.get_experiment_by_name("tuning-kill")
+        if exp is not None:
+            finished = client.search_runs(
+                [exp.experiment_id],
+                "tags.`medbench.trial` != '' and attributes.status = 'FINISHED'",
+            )
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    before = {r.info.run_id for r in finished}
+    assert len(before) >= 2
+    left = _runs(uri, "tuning-kill")
+    assert "RUNNING" in set(left["status"])  # what the killed process was doing
+    rerun = _start(path, tiny_bus, work, tmp_path / "cache")
+    _, err = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, err
+    folds, trials = _split(_runs(uri, "tuning-kill"))
+    assert len(folds) == 4 and set(folds["status"]) == {"FINISHED"}
+    assert set(trials["status"]) == {"FINISHED"}
+    assert (trials.groupby("tags.mlflow.parentRunId").size() == 3).all()
+    assert before <= set(trials["run_id"])  # finished trials were not rerun
+    assert set(trials["tags.mlflow.parentRunId"]) == set(folds["run_id"])
