@@ -128,16 +128,16 @@ def trial_config(config: Config, params: dict[str, float]) -> Config:
     )
 
 
-def objective_of(history: list[dict[str, float]], objective: str) -> tuple[float, int]:
+def objective_of(history: list[dict[str, float]], objective: str) -> tuple[float, float]:
     """(best value of ``objective`` over the epochs, its epoch): highest AUC or lowest loss, the
-    first on ties; (NaN, -1) when no epoch has a finite value."""
+    first on ties; NaN for both when no epoch has a finite value."""
     values = np.array([row.get(objective, math.nan) for row in history], dtype=float)
     finite = np.flatnonzero(np.isfinite(values))
     if not len(finite):
-        return math.nan, -1
+        return math.nan, math.nan
     pick = np.argmax if objective == "val_auc" else np.argmin
     best = int(finite[pick(values[finite])])
-    return float(values[best]), int(history[best].get("epoch", best))
+    return float(values[best]), float(history[best].get("epoch", best))
 
 
 class _Watch(Base):

@@ -139,7 +139,8 @@ def run_job(spec: JobSpec, progress: bool = False) -> JobOutcome:
             run_id = prepared
             tracker.set_status(run_id, "RUNNING")
             tracker.set_tags(run_id, environment_tags(device))
-        logged: set[int] = set()
+        # a prepared run holds the epochs of an earlier attempt, which a rerun repeats
+        logged: set[int] = set() if prepared is None else tracker.logged_epochs(run_id)
     else:
         run_id = resume
         tracker.set_status(run_id, "RUNNING")

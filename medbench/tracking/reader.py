@@ -130,7 +130,9 @@ def load_experiment(
         frame = frame[keep]
         runs = [r for r in runs if r.info.run_id in set(frame["run_id"])]
     trial_col = tag_column(s.TAG_TRIAL)
-    is_trial = frame[trial_col].notna() if trial_col in frame else frame["run_id"].isna()
+    is_trial = (
+        frame[trial_col].notna() if trial_col in frame else pd.Series(False, index=frame.index)
+    )
     is_child = frame["parent_run_id"].notna() & ~is_trial
     parents = frame[~is_child & ~is_trial].copy()
     folds = frame[is_child].copy()

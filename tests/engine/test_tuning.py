@@ -85,22 +85,38 @@ def test_tuned_grid_on_a_hand_built_flat_dataset(tmp_path, mlflow_uri):
     assert "### Tuning and compute" in (tmp_path / "report" / "report.md").read_text()
 
 
-def test_trials_never_see_the_test_fold(tiny_config, monkeypatch):
-    seen = []
+def test_trials_never_see_the_test_fold_and_are_paired(tiny_config, monkeypatch):
+    from medbench.engine.train import Base
+
+    seen, starts = [], []
     real = tuning.fit_job
+
+    class Start(Base):
+        def started(self, fit):  # the initial weights and the first epoch's batch order
+            weights = {k: v.clone() for k, v in fit.model.state_dict().items()}
+            ids = fit.data.manifest["id"].to_numpy()[fit.train.order(0).numpy()]
+            starts.append((fit.job.fold, weights, ids))
 
     def spy(job, config, data, device, handlers):
         seen.append((job, data))
-        return real(job, config, data, device, handlers)
+        return real(job, config, data, device, [Start(), *handlers])
 
     monkeypatch.setattr(tuning, "fit_job", spy)
-    config = tiny_config(*TUNE, "optimizers=[gcsam]")
+    config = tiny_config(*TUNE)
     run_benchmark(config, report=False, progress=False)
     from medbench.data.dataset import prepare_dataset
     from medbench.engine.worker import fold_data
 
     dataset = prepare_dataset(config.data, 0)
-    assert len(seen) == 3 * 2  # 3 folds x 2 trials
+    assert len(seen) == 3 * 2 * 2  # 3 folds x 2 optimizers x 2 trials
+    # paired: every trial of a fold, whatever its optimizer, starts from the same weights and
+    # sees the same batches
+    for fold in (0, 1, 2):
+        mine = [s for s in starts if s[0] == fold]
+        assert len(mine) == 4
+        for _, weights, order in mine[1:]:
+            assert all(torch.equal(weights[k], mine[0][1][k]) for k in weights)
+            assert np.array_equal(order, mine[0][2])
     for job, data in seen:
         outer = fold_data(dataset, config, job).split
         ids = set(data.manifest["id"])
