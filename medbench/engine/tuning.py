@@ -104,7 +104,7 @@ def trial_data(fold: FoldData) -> FoldData:
     rows = torch.as_tensor(keep)
     return FoldData(
         images=fold.images.index_select(0, rows.to(fold.images.device)),
-        labels=fold.labels[rows],
+        labels=fold.labels[rows.to(fold.labels.device)],
         manifest=fold.manifest.iloc[keep].reset_index(drop=True),
         split=FoldSplit(
             fold=split.fold,
