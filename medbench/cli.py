@@ -148,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     p = sub.add_parser("run", help="run a benchmark grid from a config")
-    p.add_argument("config", help="a YAML file or the name of a shipped config (demo, paper)")
+    p.add_argument(
+        "config", help="a YAML file or the name of a shipped config (demo, demo-fair, paper, fair)"
+    )
     p.add_argument("--data-root", help="dataset folder (overrides data.root)")
     p.add_argument(
         "--executor", choices=["local", "ray"], help="where jobs run (overrides executor.kind)"

@@ -109,6 +109,16 @@ class EarlyStoppingConfig:
 
 
 @dataclass
+class BudgetConfig:
+    """How much training each job gets, the same for every optimizer (see engine.budget)."""
+
+    kind: str = setting("epochs", choices=("epochs", "gradient_evals", "seconds"))
+    # forward-backward passes on training batches; empty: train.epochs epochs of a one-pass step
+    gradient_evals: int | None = setting(None, ge=1)
+    seconds: float | None = setting(None, gt=0.0)  # wall time of training, validation included
+
+
+@dataclass
 class TrainConfig:
     epochs: int = setting(50, ge=1)
     batch_size: int = setting(32, ge=1)
@@ -124,6 +134,7 @@ class TrainConfig:
     threshold: float = setting(0.5, gt=0.0, lt=1.0)  # P(malignant) called malignant
     checkpoint_every: int = setting(1, ge=1, hashed=False)  # epochs between checkpoints
     threads: int = setting(0, ge=0)  # CPU threads (0: torch's default); CPU results depend on it
+    budget: BudgetConfig = setting(factory=BudgetConfig)  # epochs, gradient_evals or seconds
 
 
 @dataclass
@@ -138,6 +149,30 @@ class FlatnessConfig:
     hutchinson_samples: int = setting(10, ge=1)  # Rademacher vectors for the trace
     landscape_points: int = setting(21, ge=2)  # odd puts alpha = 0 on the grid
     landscape_radius: float = setting(1.0, gt=0.0)  # in filter-normalised units
+
+
+@dataclass
+class SearchSpaceConfig:
+    """Where tuning searches: log-uniform ranges; rho for the SAM family only."""
+
+    lr_low: float = setting(1e-5, gt=0.0)
+    lr_high: float = setting(1e-2, gt=0.0)
+    rho_low: float = setting(0.01, gt=0.0)
+    rho_high: float = setting(0.5, gt=0.0)
+    grid_points: int = setting(4, ge=2)  # sampler grid: log-spaced values per range
+
+
+@dataclass
+class TuneConfig:
+    """Per-optimizer tuning nested in each outer fold, the same number of trials for every
+    optimizer (see engine.tuning)."""
+
+    enabled: bool = setting(False)
+    trials: int = setting(8, ge=1)  # per (model, optimizer, fold, seed)
+    epochs: int = setting(5, ge=1)  # per trial; a compute budget is scaled by epochs/train.epochs
+    sampler: str = setting("tpe", choices=("tpe", "random", "grid"))
+    objective: str = setting("val_auc", choices=("val_auc", "val_loss"))  # on the validation split
+    space: SearchSpaceConfig = setting(factory=SearchSpaceConfig)
 
 
 @dataclass
@@ -161,6 +196,8 @@ class ReportConfig:
     # half-width of the region of practical equivalence of the Bayesian correlated t-test, in
     # the compared metric's units (0.01 = one AUC or accuracy point)
     rope: float = setting(0.01, ge=0.0, lt=1.0, hashed=False)
+    # time to target: the first epoch whose validation AUC reaches it (set per dataset)
+    target_val_auc: float = setting(0.85, gt=0.0, le=1.0)
 
 
 @dataclass
@@ -173,6 +210,7 @@ class Config:
     optimizer: OptimizerConfig = setting(factory=OptimizerConfig)
     train: TrainConfig = setting(factory=TrainConfig)
     flatness: FlatnessConfig = setting(factory=FlatnessConfig)
+    tune: TuneConfig = setting(factory=TuneConfig)
     tracking: TrackingConfig = setting(factory=TrackingConfig, hashed=False)
     executor: ExecutorConfig = setting(factory=ExecutorConfig, hashed=False)
     report: ReportConfig = setting(factory=ReportConfig, hashed=False)
@@ -346,11 +384,47 @@ def validate(config: Config) -> Config:
                 "optimizer.rho: must be > 0 when flatness.enabled (SAM sharpness is measured "
                 "at radius rho)"
             )
+    _check_compute(config)
     if not config.name or any(c in config.name for c in "/\\"):
         raise ConfigError(
             f"name: must be a non-empty experiment name without slashes, got {config.name!r}"
         )
     return config
+
+
+def _check_compute(config: Config) -> None:
+    """Rules of ``train.budget`` and ``tune``: settings that another one makes meaningless."""
+    budget = config.train.budget
+    for kind in ("gradient_evals", "seconds"):
+        if getattr(budget, kind) is not None and budget.kind != kind:
+            raise ConfigError(
+                f"train.budget.{kind}: only used with train.budget.kind: {kind} "
+                f"(kind is {budget.kind})"
+            )
+    if budget.kind == "seconds" and budget.seconds is None:
+        raise ConfigError(
+            "train.budget.seconds: set the wall time every job trains for with kind seconds"
+        )
+    if budget.kind == "seconds" and config.train.scheduler == "cosine":
+        raise ConfigError(
+            "train.scheduler: cosine needs a known number of epochs; a budget in seconds has none"
+        )
+    tune, space = config.tune, config.tune.space
+    if tune.enabled and tune.sampler == "grid":
+        for opt in config.optimizers:
+            size = space.grid_points ** (2 if opt in SAM_FAMILY else 1)
+            if tune.trials > size:
+                raise ConfigError(
+                    f"tune.trials: {tune.trials} trials exceed the grid of {opt} ({size} points); "
+                    "lower tune.trials or raise tune.space.grid_points, so that every optimizer "
+                    "tries distinct settings"
+                )
+    for name in ("lr", "rho"):
+        low, high = getattr(space, f"{name}_low"), getattr(space, f"{name}_high")
+        if not low < high:
+            raise ConfigError(
+                f"tune.space.{name}_high: must be above {name}_low ({low:g}), got {high:g}"
+            )
 
 
 # -- loading ------------------------------------------------------------------------------------

@@ -246,6 +246,38 @@ def _resampled_auc(pos: np.ndarray, p: np.ndarray, w: np.ndarray) -> np.ndarray:
     return np.divide(wins, pairs, out=np.full(len(w), math.nan), where=pairs > 0)
 
 
+# -- along training ------------------------------------------------------------------------------
+
+
+def time_to_target(
+    val_auc: Sequence[float], costs: dict[str, Sequence[float]], target: float
+) -> dict[str, float]:
+    """What training spent until the first epoch whose validation AUC reaches ``target``.
+
+    Parameters
+    ----------
+    val_auc : sequence of float
+        Validation AUC per epoch, in epoch order (NaN: undefined, never reaches the target).
+    costs : dict of str to sequence of float
+        Per-epoch costs by name (e.g. seconds, forward-backward passes), aligned with ``val_auc``.
+    target : float
+        The validation AUC to reach (``>=``).
+
+    Returns
+    -------
+    dict of str to float
+        Each cost summed over the epochs up to and including the first one at the target; empty
+        when no epoch reaches it (time to target is then undefined, not infinite).
+    """
+    for i, value in enumerate(val_auc):
+        if math.isfinite(value) and value >= target:
+            return {
+                name: float(np.sum(np.asarray(c[: i + 1], dtype=float)))
+                for name, c in costs.items()
+            }
+    return {}
+
+
 # -- over folds ----------------------------------------------------------------------------------
 
 

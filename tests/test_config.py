@@ -17,6 +17,17 @@ def test_shipped_configs_load():
     paper = load_config("paper")
     assert paper.data.image_size == 256 and paper.optimizer.lr == pytest.approx(1e-4)
     assert paper.optimizer.rho == pytest.approx(0.05) and paper.data.folds == "sheet"
+    assert not demo.tune.enabled and demo.train.budget.kind == "epochs"  # the demo stays fast
+    fair = load_config("fair")
+    assert fair.tune.enabled and fair.seeds == [0, 1, 2]
+    assert fair.train.budget.kind == "gradient_evals" and fair.train.amp == "off"
+    assert (fair.models, fair.optimizers, fair.data.image_size) == (
+        paper.models,
+        paper.optimizers,
+        paper.data.image_size,
+    )
+    demo_fair = load_config("demo-fair")
+    assert demo_fair.tune.enabled and demo_fair.data.root is None
 
 
 def test_overrides_are_typed_and_validated():
@@ -117,6 +128,28 @@ def test_hash_ignores_store_executor_and_grid_extent():
         (["executor.cpus_per_job=0"], r"executor\.cpus_per_job: must be > 0"),
         (["report.rope=-0.01"], r"report\.rope: must be >= 0"),
         (["report.rope=1"], r"report\.rope: must be < 1"),
+        (["train.budget.kind=seconds"], r"train\.budget\.seconds: set the wall time"),
+        (["train.budget.seconds=60"], r"train\.budget\.seconds: only used with .*kind: seconds"),
+        (
+            ["train.budget.kind=seconds", "train.budget.gradient_evals=10"],
+            r"train\.budget\.gradient_evals: only used with .*kind: gradient_evals",
+        ),
+        (["train.budget.kind=gradient_evals", "train.budget.gradient_evals=0"], r"must be at"),
+        (["train.budget.kind=time"], r"train\.budget\.kind: 'time' is not one of"),
+        (
+            ["train.budget.kind=seconds", "train.budget.seconds=9", "train.scheduler=cosine"],
+            r"train\.scheduler: cosine needs a known number of epochs",
+        ),
+        (["tune.trials=0"], r"tune\.trials: must be at least 1"),
+        (["tune.sampler=bayes"], r"tune\.sampler: 'bayes' is not one of tpe, random, grid"),
+        (["tune.objective=test_auc"], r"tune\.objective: 'test_auc' is not one of"),
+        (["tune.space.lr_low=0"], r"tune\.space\.lr_low: must be > 0"),
+        (["tune.space.rho_high=0.001"], r"tune\.space\.rho_high: must be above rho_low"),
+        (
+            ["tune.enabled=true", "tune.sampler=grid", "tune.trials=5"],
+            r"tune\.trials: 5 trials exceed the grid of adam \(4 points\)",
+        ),
+        (["report.target_val_auc=0"], r"report\.target_val_auc: must be > 0"),
     ],
 )
 def test_meaningless_settings_fail_at_load(overrides, match):

@@ -24,7 +24,8 @@ def test_wheel_runs_a_grid_from_another_folder_and_shows_the_card(tmp_path):
     assert build.returncode == 0, build.stderr[-2000:]
     (wheel,) = dist.glob("medbench-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert {"medbench/configs/demo.yaml", "medbench/configs/paper.yaml"} <= set(names)
+    configs = ("demo", "paper", "fair", "demo-fair")
+    assert {f"medbench/configs/{name}.yaml" for name in configs} <= set(names)
     assert {
         "medbench/data_cards/synthetic_bus.md",
         "medbench/data_cards/gdph_sysucc_bus.md",

@@ -1,7 +1,8 @@
 """The benchmark grid: jobs (model x optimizer x fold x seed), their parents, resume, aggregates.
 
 :func:`run_grid` prepares the dataset once, opens (or finds again) a parent run per (model,
-optimizer), hands the jobs that are not finished yet to an executor (local or Ray), and
+optimizer), hands the jobs that are not finished yet to an executor (local or Ray), with
+``tune.enabled`` each one's tuning trials first (:mod:`medbench.engine.tuning`), and
 recomputes each parent's cross-validation aggregates from the child runs that are there. It
 never builds the report: :mod:`medbench.pipeline` joins grid, report and summary.
 """
@@ -21,6 +22,8 @@ from medbench.config import Config, config_hash, dump_yaml
 from medbench.data.dataset import Dataset, prepare_dataset
 from medbench.engine.device import resolve_device
 from medbench.engine.jobs import Job, make_jobs
+from medbench.engine.tuning import TrialOutcome, Tuner
+from medbench.engine.work import job_work, no_follow
 from medbench.engine.worker import JobOutcome, JobSpec, Status
 from medbench.metrics import describe
 from medbench.tracking import Tracker, check_store, resolve_tracking_uri
@@ -195,22 +198,29 @@ def run_grid(
     outcomes = [JobOutcome(job, Status.SKIPPED) for job in jobs if job in finished]
     if on_plan is not None:
         on_plan(GridPlan(config, uri, tracker.experiment_id, kind, dataset, jobs, todo))
+    works, follow, tuner = [job_work(spec) for spec in specs], no_follow, None
+    if config.tune.enabled:  # each job's trials first, then the job with the chosen setting
+        tuner = Tuner(specs, tracker)
+        works, follow = tuner.start(), tuner.follow
     try:
         with _sigterm_as_interrupt():
             if kind == "ray":
                 from medbench.engine.ray_executor import run_on_ray
 
-                done, interrupted = run_on_ray(specs, config.executor, address, progress=progress)
+                done, interrupted = run_on_ray(
+                    works, config.executor, address, progress=progress, follow=follow
+                )
             else:
                 from medbench.engine.local_executor import run_local
 
-                done, interrupted = run_local(specs, progress=progress)
+                done, interrupted = run_local(works, progress=progress, follow=follow)
     except Exception:  # a full disk, a lost store: close what can be closed, then say why
         with contextlib.suppress(Exception):
             for pid in parent_ids.values():
                 close_parent(tracker, pid, len(dataset.folds) * len(config.seeds), True)
         raise
-    outcomes += done
+    outcomes += [o for o in done if not isinstance(o, TrialOutcome)]
+    outcomes += tuner.failed if tuner is not None else []
     expected = len(dataset.folds) * len(config.seeds)
     for pid in parent_ids.values():
         close_parent(tracker, pid, expected, interrupted)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from medbench.optim.registry import SAM_FAMILY
 from medbench.tracking import schema
 
 
@@ -51,6 +52,12 @@ def init_seed(job: Job) -> int:
 def data_seed(job: Job) -> int:
     """Seed of batch order and augmentation: the same for every optimizer and model of (fold, seed)."""
     return derive_seed("data", job.fold, job.seed)
+
+
+def hyperparameters(optimizer: str, lr: float, rho: float) -> dict[str, float]:
+    """The settings tuning searches for ``optimizer`` (and its fold run logs): ``lr``, and
+    ``rho`` for the SAM family."""
+    return {"lr": lr, "rho": rho} if optimizer in SAM_FAMILY else {"lr": lr}
 
 
 def make_jobs(

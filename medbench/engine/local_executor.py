@@ -1,39 +1,51 @@
-"""Run a grid's jobs one after another in this process (the default executor)."""
+"""Run a grid's work one unit after another in this process (the default executor)."""
 
 from __future__ import annotations
 
 import sys
 
-from medbench.engine.worker import JobOutcome, JobSpec, Status, run_job
+from medbench.engine.work import Follow, Work, no_follow
+from medbench.engine.worker import JobOutcome, Status
 
 
-def report_line(outcome: JobOutcome, done: int, total: int) -> None:
-    """Without progress bars (logs, CI): one line per finished job on stderr."""
-    print(f"[{done:>{len(str(total))}}/{total}] {outcome.line()}", file=sys.stderr, flush=True)
+def report_line(name: str, outcome: JobOutcome, done: int, total: int) -> None:
+    """Without progress bars (logs, CI): one line per finished job or trial on stderr."""
+    print(f"[{done:>{len(str(total))}}/{total}] {outcome.line(name)}", file=sys.stderr, flush=True)
 
 
-def run_local(specs: list[JobSpec], progress: bool = True) -> tuple[list[JobOutcome], bool]:
-    """Run every job; returns the outcomes and whether the user interrupted the grid.
+def run_local(
+    works: list[Work], progress: bool = True, follow: Follow = no_follow
+) -> tuple[list[JobOutcome], bool]:
+    """Run every work and what follows from it; returns the outcomes and whether the user
+    interrupted the grid. Work that follows runs next (depth first): one fold's tuning trials
+    and its job finish together before the next fold starts.
 
-    ``progress``: tqdm bars (a terminal) or one line per finished job (logs)."""
+    ``progress``: tqdm bars (a terminal) or one line per finished unit (logs)."""
     outcomes: list[JobOutcome] = []
+    queue = list(works)
     bar = None
-    if progress and specs:
+    if progress and queue:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(specs), desc="grid", unit="job")
+        bar = tqdm(total=len(queue), desc="grid", unit="run")
     try:
-        for spec in specs:
-            outcome = run_job(spec, progress=progress)
+        while queue:
+            work = queue.pop(0)
+            outcome = work.run(work.spec, progress=progress)
             outcomes.append(outcome)
             if bar is None:
-                report_line(outcome, len(outcomes), len(specs))
+                report_line(work.name, outcome, len(outcomes), len(outcomes) + len(queue))
             else:
                 bar.update(1)
                 if outcome.status == Status.FAILED:
-                    bar.write(f"medbench: warning: {spec.job.run_name} failed: {outcome.reason}")
+                    bar.write(f"medbench: warning: {work.name} failed: {outcome.reason}")
             if outcome.status == Status.KILLED:
                 return outcomes, True
+            more = follow(work, outcome)
+            queue[:0] = more
+            if bar is not None and more:
+                bar.total += len(more)
+                bar.refresh()
     except KeyboardInterrupt:
         return outcomes, True
     finally:

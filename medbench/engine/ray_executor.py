@@ -1,9 +1,10 @@
 """Run the grid's jobs as Ray tasks: on a laptop, a Kubernetes or a SLURM cluster alike.
 
-The driver creates the parent runs; each task runs :func:`~medbench.engine.worker.run_job`,
-which creates (or resumes) its own child run, so resume works exactly as with the local
-executor. Workers must reach the tracking store: a SQLite file is accepted only for a local Ray
-instance. A task whose job failed retryably (anything but a divergence) is retried
+The driver creates the parent runs; each task runs one :class:`~medbench.engine.work.Work`
+(a job, :func:`~medbench.engine.worker.run_job`, which creates or resumes its own child run, or
+a tuning trial), so resume works exactly as with the local executor; what follows from an
+outcome (a study's next trial) is submitted as soon as it is known. Workers must reach the
+tracking store: a SQLite file is accepted only for a local Ray instance. A task whose job failed retryably (anything but a divergence) is retried
 ``executor.max_retries`` times, then its run is closed as FAILED.
 """
 
@@ -15,7 +16,8 @@ from typing import Any
 
 from medbench.config import ExecutorConfig
 from medbench.engine.local_executor import report_line
-from medbench.engine.worker import JobOutcome, JobSpec, Status, close_runs, run_job
+from medbench.engine.work import Follow, Work, no_follow
+from medbench.engine.worker import JobOutcome, Status
 from medbench.errors import ConfigError, TrackingError
 from medbench.paths import cache_dir
 from medbench.tracking import is_local_uri
@@ -49,28 +51,33 @@ class JobFailed(RuntimeError):
     """Raised inside a task so that Ray retries a job whose failure may not repeat."""
 
 
-def _task(spec: JobSpec) -> JobOutcome:
-    outcome = run_job(spec)
+def _task(work: Work) -> JobOutcome:
+    outcome = work.run(work.spec)
     if outcome.status == Status.FAILED and outcome.retryable:
         raise JobFailed(outcome.reason)
     return outcome
 
 
-def _lost(spec: JobSpec, err: BaseException) -> JobOutcome:
+def _lost(work: Work, err: BaseException) -> JobOutcome:
     """The task failed for good (after its retries): its run must not stay RUNNING."""
     cause = getattr(err, "cause", None) or err
     reason = f"{type(cause).__name__}: {cause}".splitlines()[0][:500]
-    outcome = close_runs(spec, Status.FAILED, f"worker lost: {reason}")
+    outcome = work.close(work.spec, Status.FAILED, f"worker lost: {reason}")
     outcome.reason = reason
     return outcome
 
 
 def run_on_ray(
-    specs: list[JobSpec], executor: ExecutorConfig, address: str | None, progress: bool = True
+    works: list[Work],
+    executor: ExecutorConfig,
+    address: str | None,
+    progress: bool = True,
+    follow: Follow = no_follow,
 ) -> tuple[list[JobOutcome], bool]:
-    """Submit every job as a Ray task with the config's resources; collect the outcomes."""
+    """Submit every work as a Ray task with the config's resources, and what follows from each
+    outcome as it comes; collect the outcomes."""
     ray = _import_ray()
-    if not specs:
+    if not works:
         return [], False
     started = False
     if not ray.is_initialized():
@@ -89,33 +96,37 @@ def run_on_ray(
         max_retries=executor.max_retries,
         retry_exceptions=True,
     )
-    pending = {task.remote(spec): spec for spec in specs}
+    pending = {task.remote(work): work for work in works}
     outcomes: list[JobOutcome] = []
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(specs), desc=f"grid (ray, {len(specs)} tasks)", unit="job")
+        bar = tqdm(total=len(works), desc="grid (ray)", unit="run")
     try:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
-            spec = pending.pop(done[0])
+            work = pending.pop(done[0])
             try:
                 outcome = ray.get(done[0])
             except Exception as err:  # noqa: BLE001 - RayTaskError, WorkerCrashedError, ...
-                outcome = _lost(spec, err)
+                outcome = _lost(work, err)
             outcomes.append(outcome)
             if bar is None:
-                report_line(outcome, len(outcomes), len(specs))
+                report_line(work.name, outcome, len(outcomes), len(outcomes) + len(pending))
             else:
                 bar.update(1)
                 if outcome.status == Status.FAILED:
-                    bar.write(f"medbench: warning: {spec.job.run_name} failed: {outcome.reason}")
+                    bar.write(f"medbench: warning: {work.name} failed: {outcome.reason}")
+            for more in follow(work, outcome):
+                pending[task.remote(more)] = more
+                if bar is not None:
+                    bar.total += 1
     except KeyboardInterrupt:
         for ref in pending:
             ray.cancel(ref, force=True)
-        for spec in pending.values():
-            outcomes.append(close_runs(spec, Status.KILLED, "interrupted by the user"))
+        for work in pending.values():
+            outcomes.append(work.close(work.spec, Status.KILLED, "interrupted by the user"))
         return outcomes, True
     finally:
         if bar is not None:
@@ -123,5 +134,5 @@ def run_on_ray(
         if started:
             ray.shutdown()
     where = os.environ.get("RAY_ADDRESS", address or "a local Ray instance")
-    print(f"ray: {len(outcomes)} jobs done on {where}", file=sys.stderr)
+    print(f"ray: {len(outcomes)} tasks done on {where}", file=sys.stderr)
     return outcomes, False

@@ -36,6 +36,7 @@ from torch import nn
 from medbench.config import Config
 from medbench.data.folds import FoldSplit
 from medbench.data.loader import BatchLoader
+from medbench.engine.budget import Limits, limits, passes_per_step
 from medbench.engine.device import Precision, set_tf32
 from medbench.engine.jobs import Job, data_seed, derive_seed, init_seed
 from medbench.errors import MedbenchWarning
@@ -103,6 +104,7 @@ class Fit:
     train: BatchLoader
     val: BatchLoader
     test: BatchLoader
+    limits: Limits  # when training ends: train.budget for this job (engine.budget)
     state: dict[str, Any] = field(default_factory=new_state)
     best_weights: dict[str, torch.Tensor] = field(default_factory=dict)
     stop: bool = False
@@ -149,8 +151,9 @@ def setup(job: Job, config: Config, data: FoldData, device: torch.device) -> Fit
         model = model.to(memory_format=torch.channels_last)
     settings = {k: getattr(config.optimizer, k) for k in config.optimizer.__dataclass_fields__}
     optimizer = build_optimizer(job.optimizer, model.parameters(), **settings)
+    budget = limits(tc, -(-len(data.split.train) // tc.batch_size), passes_per_step(optimizer))
     scheduler = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=tc.epochs)
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=budget.epochs or tc.epochs)
         if tc.scheduler == "cosine"
         else None
     )
@@ -179,6 +182,7 @@ def setup(job: Job, config: Config, data: FoldData, device: torch.device) -> Fit
         ),
         val=BatchLoader(index=data.split.val, batch_size=eval_batch, **common),
         test=BatchLoader(index=data.split.test, batch_size=eval_batch, **common),
+        limits=budget,
         best_weights=copy.deepcopy(_module(model).state_dict()),
     )
 
@@ -203,13 +207,17 @@ def train_epoch(
     device: torch.device,
     precision: Precision,
     freeze_bn_second_pass: bool = False,
+    max_evals: int | None = None,
+    deadline: float | None = None,
 ) -> EpochStats:
-    """One pass over the training split.
+    """One pass over the training split, or its first steps when a budget ends it.
 
     ``net`` is what runs forward (possibly ``torch.compile``d), ``model`` the module it wraps.
     SAM-family optimizers take two forward-backward passes per batch; on the epoch's first step
     the fidelity of their perturbation in the compute dtype is measured. The loss is accumulated
-    on the device: one host sync per epoch, not per step.
+    on the device: one host sync per epoch, not per step. The epoch stops before a step that
+    would take more than ``max_evals`` passes or start after ``deadline`` (``time.perf_counter``;
+    the first step always runs, so an epoch the loop starts is never empty).
     """
     from medbench.optim import SAM, disable_running_stats, enable_running_stats
     from medbench.optim.fidelity import cast_parameters, perturbation_fidelity
@@ -221,7 +229,12 @@ def train_epoch(
     seen = evals = 0
     fidelity = norm_ratio = None
     batches = loader.epoch(epoch)
+    step_cost = 2 if two_step else 1
     while True:
+        if max_evals is not None and evals + step_cost > max_evals:
+            break
+        if deadline is not None and evals and time.perf_counter() >= deadline:
+            break
         t_data = time.perf_counter()
         try:
             x, y = next(batches)
@@ -292,6 +305,7 @@ def fit_epoch(fit: Fit) -> dict[str, float]:
     # dropout etc. draw from a generator reseeded per epoch: a resumed job continues exactly
     torch.manual_seed(derive_seed("epoch", init_seed(fit.job), epoch))
     start = time.perf_counter()
+    seconds_left = fit.limits.seconds_left(fit.state)
     stats = train_epoch(
         fit.net,
         fit.model,
@@ -301,6 +315,8 @@ def fit_epoch(fit: Fit) -> dict[str, float]:
         fit.device,
         fit.precision,
         tc.freeze_bn_second_pass,
+        max_evals=fit.limits.evals_left(fit.state),
+        deadline=None if seconds_left is None else start + seconds_left,
     )
     if not math.isfinite(stats.loss):
         raise Diverged(f"training loss became {stats.loss} in epoch {epoch}")
@@ -317,6 +333,7 @@ def fit_epoch(fit: Fit) -> dict[str, float]:
         "epoch_time_s": time.perf_counter() - start,
         "data_time_s": stats.data_time_s,
         "lr": fit.optimizer.param_groups[0]["lr"],
+        "epoch_gradient_evals": stats.gradient_evals,
     }
     if stats.fidelity is not None:
         metrics["perturbation_fidelity"] = stats.fidelity
@@ -360,14 +377,14 @@ def test_selected(fit: Fit) -> FoldResult:
     )
 
 
-def train_job(
+def fit_job(
     job: Job,
     config: Config,
     data: FoldData,
     device: torch.device,
     handlers: Sequence[Handler] = (),
-) -> FoldResult:
-    """Train ``job`` and test its selected checkpoint on the held-out fold.
+) -> Fit:
+    """Set up ``job`` and train it until its budget or early stopping ends it (no test).
 
     ``handlers`` run in order at each event; :func:`default_handlers` gives the engine's.
     Raises :class:`Diverged` on a NaN/infinite loss and lets ``KeyboardInterrupt`` through.
@@ -375,13 +392,25 @@ def train_job(
     fit = setup(job, config, data, device)
     for h in handlers:
         h.started(fit)
-    while fit.state["epoch"] < config.train.epochs and not fit.stop:
+    while not fit.limits.reached(fit.state) and not fit.stop:
         metrics = fit_epoch(fit)
         fit.state["history"].append({"epoch": fit.state["epoch"], **metrics})
         fit.state["train_time_s"] += metrics["epoch_time_s"]
         fit.state["epoch"] += 1
         for h in handlers:
             h.epoch_completed(fit, metrics)
+    return fit
+
+
+def train_job(
+    job: Job,
+    config: Config,
+    data: FoldData,
+    device: torch.device,
+    handlers: Sequence[Handler] = (),
+) -> FoldResult:
+    """Train ``job`` (:func:`fit_job`) and test its selected checkpoint on the held-out fold."""
+    fit = fit_job(job, config, data, device, handlers)
     result = test_selected(fit)
     for h in handlers:
         h.completed(fit, result)
@@ -403,7 +432,8 @@ class Selection(Base):
     """Keeps the weights of the best validation epoch and stops after ``patience`` bad epochs."""
 
     def started(self, fit: Fit) -> None:
-        fit.stop = fit.state["bad_epochs"] >= fit.config.train.early_stopping.patience
+        patience = fit.config.train.early_stopping.patience
+        fit.stop = fit.limits.early_stopping and fit.state["bad_epochs"] >= patience
 
     def epoch_completed(self, fit: Fit, metrics: dict[str, float]) -> None:
         es, state = fit.config.train.early_stopping, fit.state
@@ -413,7 +443,8 @@ class Selection(Base):
             fit.best_weights = copy.deepcopy(_module(fit.model).state_dict())
         else:
             state["bad_epochs"] += 1
-        fit.stop = state["bad_epochs"] >= es.patience
+        # under a compute budget every optimizer spends all of it: the budget ends training
+        fit.stop = fit.limits.early_stopping and state["bad_epochs"] >= es.patience
 
 
 def load_checkpoint(path: Path) -> dict[str, Any] | None:
@@ -445,7 +476,7 @@ class Checkpointer(Base):
 
     def epoch_completed(self, fit: Fit, metrics: dict[str, float]) -> None:
         done, tc = fit.state["epoch"], fit.config.train
-        if not (fit.stop or done == tc.epochs or done % tc.checkpoint_every == 0):
+        if not (fit.stop or fit.limits.reached(fit.state) or done % tc.checkpoint_every == 0):
             return
         snapshot = {
             "job": fit.job.key,
@@ -476,6 +507,8 @@ class Progress(Base):
         self.bar = bar
 
     def started(self, fit: Fit) -> None:
+        if fit.limits.epochs:
+            self.bar.total = fit.limits.epochs
         self.bar.update(fit.state["epoch"])
 
     def epoch_completed(self, fit: Fit, metrics: dict[str, float]) -> None:

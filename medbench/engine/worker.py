@@ -7,8 +7,9 @@ job ended in a typed way, so executors decide on retries from ``retryable``, nev
 
 Resume rule: a job whose child run is FINISHED (same config hash and dataset fingerprint) is
 skipped; an unfinished one continues from its checkpoint when the checkpoint belongs to that
-run, otherwise its run is deleted and the job starts afresh. So rerunning a command never
-duplicates a run and never loses a finished one.
+run, or in the run tuning prepared (``JobSpec.run_id``, which holds the trial runs), otherwise
+its run is deleted and the job starts afresh. So rerunning a command never duplicates a run and
+never loses a finished one.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import torch
 from medbench.config import Config
 from medbench.data.dataset import Dataset, prepare_dataset
 from medbench.data.folds import split_fold
+from medbench.engine.budget import to_target
 from medbench.engine.device import resolve_device
-from medbench.engine.jobs import Job, data_seed, derive_seed, init_seed
+from medbench.engine.jobs import Job, data_seed, derive_seed, hyperparameters, init_seed
 from medbench.engine.train import Diverged, FoldData, default_handlers, load_checkpoint, train_job
 from medbench.errors import StorageError, TrackingError
 from medbench.paths import cache_dir
@@ -53,6 +55,7 @@ class JobSpec:
     parent_id: str
     config_hash: str
     fingerprint: str  # of the dataset the grid prepared: a worker's data must match it
+    run_id: str | None = None  # the fold run tuning prepared (its trials nested in it)
 
 
 @dataclass
@@ -66,9 +69,10 @@ class JobOutcome:
     epochs: int | None = None
     seconds: float | None = None
 
-    def line(self) -> str:
-        """One line for logs: job, status and, when it finished, its test AUC and cost."""
-        text = f"{self.job.run_name:<28} {self.status.value}"
+    def line(self, name: str | None = None) -> str:
+        """One line for logs: the run's name, its status and, when a job finished, its test
+        AUC and cost."""
+        text = f"{name or self.job.run_name:<28} {self.status.value}"
         if self.status == Status.FINISHED and self.epochs is not None:
             auc = (
                 "n/a"
@@ -139,16 +143,24 @@ def run_job(spec: JobSpec, progress: bool = False) -> JobOutcome:
         return JobOutcome(job, Status.SKIPPED, done[0].run_id)
     ckpt = checkpoint_path(spec)
     saved_run = ((load_checkpoint(ckpt) or {}).get("meta") or {}).get("run_id")
-    resume = saved_run if saved_run in {r.run_id for r in refs} else None
+    ids = {r.run_id for r in refs}
+    resume = saved_run if saved_run in ids else None
+    prepared = spec.run_id if spec.run_id in ids else None
     for ref in refs:
-        if ref.run_id != resume:
+        if ref.run_id not in (resume, prepared):
             tracker.delete(ref.run_id)
     device = resolve_device(config.train.device)
     fold = fold_data(dataset, config, job)
     if resume is None:
         ckpt.unlink(missing_ok=True)
-        run_id = _start_run(tracker, spec, dataset, fold, device)
-        logged: set[int] = set()
+        if prepared is None:
+            run_id = start_fold_run(tracker, spec, dataset, fold, device)
+        else:
+            run_id = prepared
+            tracker.set_status(run_id, "RUNNING")
+            tracker.set_tags(run_id, environment_tags(device))
+        # a prepared run holds the epochs of an earlier attempt, which a rerun repeats
+        logged: set[int] = set() if prepared is None else tracker.logged_epochs(run_id)
     else:
         run_id = resume
         tracker.set_status(run_id, "RUNNING")
@@ -195,7 +207,8 @@ def run_job(spec: JobSpec, progress: bool = False) -> JobOutcome:
         best_epoch=result.best_epoch,
         train_time_s=result.train_time_s,
     )
-    tracker.log_compute(run_id, {"gradient_evals": result.gradient_evals})
+    target = to_target(result.history, config.report.target_val_auc)
+    tracker.log_compute(run_id, {"gradient_evals": result.gradient_evals, **target})
     if result.flatness is not None:
         tracker.log_flatness(run_id, result.flatness)
     tracker.finish(run_id, Status.FINISHED)
@@ -210,10 +223,14 @@ def run_job(spec: JobSpec, progress: bool = False) -> JobOutcome:
     )
 
 
-def _start_run(
+def start_fold_run(
     tracker: Tracker, spec: JobSpec, dataset: Dataset, fold: FoldData, device: torch.device
 ) -> str:
-    job = spec.job
+    """Create the job's fold run. Its ``lr`` and ``rho`` are the config's; with tuning, they are
+    logged once chosen (:mod:`medbench.engine.tuning`)."""
+    job, config = spec.job, spec.config
+    opt = config.optimizer
+    chosen = {} if config.tune.enabled else hyperparameters(job.optimizer, opt.lr, opt.rho)
     run_id = tracker.start_child(
         spec.parent_id,
         job.model,
@@ -230,6 +247,7 @@ def _start_run(
             "n_train": len(fold.split.train),
             "n_val": len(fold.split.val),
             "n_test": len(fold.split.test),
+            **chosen,
         },
         spec.config_hash,
         spec.fingerprint,

@@ -4,13 +4,14 @@ the summary only format and draw these numbers."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from medbench.metrics import METRIC_NAMES
-from medbench.report import results, stats, training, vocab
+from medbench.report import results, stats, training, tuning, vocab
 from medbench.tracking import ExperimentRecord
 
 
@@ -70,6 +71,7 @@ class Analysis:
     flatness_folds: pd.DataFrame  # flatness per fold (mean over its seeds)
     flatness: pd.DataFrame
     landscape: pd.DataFrame
+    protocol: tuning.Protocol  # tuning, compute at equal budgets, time to target
 
 
 def analyse(
@@ -154,6 +156,15 @@ def analyse(
         flatness=training.summarise(flat_units, training.FLATNESS_KEYS),
         landscape=training.landscape(record.artifacts, inv.units),
     )
+    protocol = tuning.protocol(record, inv.units, per_unit, models, optimizers)
+    protocol = dataclasses.replace(
+        protocol,
+        **{
+            f.name: vocab.in_order(getattr(protocol, f.name), models, optimizers)
+            for f in dataclasses.fields(protocol)
+            if isinstance(getattr(protocol, f.name), pd.DataFrame)
+        },
+    )
     return Analysis(
         models=models,
         optimizers=optimizers,
@@ -166,5 +177,6 @@ def analyse(
         images=imgs,
         readers=results.readers_table(imgs),
         agreement=results.agreement_table(imgs),
+        protocol=protocol,
         **{k: vocab.in_order(v, models, optimizers) for k, v in tables.items()},
     )

@@ -194,6 +194,14 @@ TABLE_FILES = {
     "cost": "table_cost.csv",
     "flatness_per_fold": "table_flatness_per_fold.csv",
     "flatness": "table_flatness.csv",
+    "tuning_chosen": "table_tuning_chosen.csv",
+    "tuning_trials": "table_tuning_trials.csv",
+    "total_cost_per_fold": "table_total_cost_per_fold.csv",
+    "total_cost": "table_total_cost.csv",
+    "time_to_target_per_fold": "table_time_to_target_per_fold.csv",
+    "time_to_target": "table_time_to_target.csv",
+    "compute_curves": "table_val_auc_by_compute.csv",
+    "equal_compute": "table_equal_compute.csv",
 }
 
 
@@ -221,6 +229,14 @@ def write_tables(a: Analysis, out: Path) -> dict[str, Path]:
         "cost": a.cost,
         "flatness_per_fold": a.flatness_per_unit,
         "flatness": a.flatness,
+        "tuning_chosen": a.protocol.chosen,
+        "tuning_trials": a.protocol.trials,
+        "total_cost_per_fold": a.protocol.cost_per_unit,
+        "total_cost": a.protocol.cost,
+        "time_to_target_per_fold": a.protocol.target_per_unit,
+        "time_to_target": a.protocol.to_target,
+        "compute_curves": a.protocol.compute_curves,
+        "equal_compute": a.protocol.equal_compute,
     }
     written = {}
     for key, frame in frames.items():
@@ -303,4 +319,20 @@ def draw_figures(a: Analysis, out: Path) -> dict[str, figures.FigureFiles]:
                 figures.compute(a.performance, a.cost, models, opts, colours),
                 "fig_auc_vs_compute",
             )
+    p = a.protocol
+    if not p.chosen.empty:
+        space = p.tune.get("space") or {}
+        bounds = {
+            name: tuple(space[f"{name}_{end}"] for end in ("low", "high"))
+            for name in ("lr", "rho")
+            if all(f"{name}_{end}" in space for end in ("low", "high"))
+        }
+        tuned = [m for m in models if (p.chosen["model"] == m).any()]
+        keep("tuning", figures.tuning_choices(p.chosen, bounds, tuned, opts, colours), "fig_tuning")
+    if not p.compute_curves.empty:
+        keep(
+            "compute_curves",
+            figures.compute_curves(p.compute_curves, p.target, models, opts, colours),
+            "fig_val_auc_by_compute",
+        )
     return made

@@ -657,3 +657,88 @@ def flatness(
         ax2.set_ylabel("Largest Hessian eigenvalue")
         ax2.set_title("Per fold (line: median)")
     return fig
+
+
+def tuning_choices(
+    chosen: pd.DataFrame,
+    bounds: Mapping[str, tuple[float, float]],
+    models: Sequence[str],
+    optimizers: Sequence[str],
+    colours: Mapping[str, str],
+) -> Figure:
+    """The ``lr`` (and ``rho``) tuning chose per optimizer, one dot per fold (and seed), on a
+    log axis between the search bounds (dashed); ``chosen`` is the protocol's ``chosen``."""
+    params = [p for p in ("lr", "rho") if chosen[p].notna().any()]
+    fig, axes = _subplots(len(models), len(params), 3.0 * len(params) + 1.0, 2.6 * len(models))
+    with mpl.rc_context(STYLE):
+        for i, model in enumerate(models):
+            mine = _rows(chosen, model=model)
+            for k, param in enumerate(params):
+                ax = axes[i, k]
+                cols = [o for o in optimizers if _rows(mine, optimizer=o)[param].notna().any()]
+                for j, opt in enumerate(cols):
+                    vals = _rows(mine, optimizer=opt)[param].dropna().to_numpy()
+                    offsets = np.linspace(-0.15, 0.15, len(vals)) if len(vals) > 1 else [0.0]
+                    ax.plot(
+                        j + np.asarray(offsets),
+                        vals,
+                        ls="none",
+                        marker="o",
+                        ms=5,
+                        color=colours[opt],
+                        alpha=0.8,
+                    )
+                for edge in bounds.get(param, ()):
+                    ax.axhline(edge, color="#999999", ls="--", lw=0.8)
+                ax.set_yscale("log")
+                ax.set_xticks(range(len(cols)), cols)
+                ax.set_xlim(-0.5, max(len(cols), 1) - 0.5)
+                ax.set_ylabel(f"Chosen {param}")
+                ax.set_title(f"{model}: {param} per fold")
+        fig.suptitle("Chosen by tuning on each fold's validation split (dashed: search bounds)")
+    return fig
+
+
+def compute_curves(
+    curves: pd.DataFrame,
+    target: float,
+    models: Sequence[str],
+    optimizers: Sequence[str],
+    colours: Mapping[str, str],
+) -> Figure:
+    """Validation AUC against forward-backward passes and against wall time of training, per
+    optimizer: mean ± std over folds at each epoch, placed at the mean cumulative cost there;
+    dotted: the target. ``curves`` is the protocol's ``compute_curves``."""
+    panels = [
+        ("evals", "Forward-backward passes", "passes"),
+        ("time_s", "Wall time of training", "time"),
+    ]
+    fig, axes = _subplots(len(models), 2, 8.0, 3.0 * len(models))
+    with mpl.rc_context(STYLE):
+        for i, model in enumerate(models):
+            for k, (key, label, short) in enumerate(panels):
+                ax = axes[i, k]
+                scale, unit = (
+                    (1.0, "")
+                    if key == "evals"
+                    else _time_unit(curves[key].tolist() if key in curves else [])
+                )
+                for opt in optimizers:
+                    part = _rows(curves, model=model, optimizer=opt).dropna(subset=[key])
+                    if part.empty:
+                        continue
+                    x = part[key].to_numpy(dtype=float) / scale
+                    ax.plot(
+                        x, part["val_auc_mean"], color=colours[opt], lw=1.6, marker=".", label=opt
+                    )
+                    mean, std = part["val_auc_mean"], part["val_auc_std"].fillna(0.0)
+                    low, high = np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1)
+                    ax.fill_between(x, low, high, color=colours[opt], alpha=0.15, lw=0)
+                ax.axhline(target, color="#555555", ls=":", lw=1)
+                ax.set_xlabel(f"{label} ({unit})" if unit else label)
+                ax.set_ylabel("Validation ROC AUC")
+                ax.set_title(f"{model}: validation AUC by {short}")
+                if ax.get_legend_handles_labels()[0] and k == 0:
+                    ax.legend(title="optimizer")
+        fig.suptitle(f"Mean ± std over folds; dotted: target {target:g}")
+    return fig

@@ -511,6 +511,194 @@ def _protocol(c: _Ctx) -> None:
     c.doc.add(d.Heading("Protocol"), d.Bullets(items))
 
 
+def _budget_text(p) -> str:
+    kind, epochs = p.budget.get("kind", "epochs"), p.epochs or "n/a"
+    if kind == "gradient_evals":
+        amount = p.budget.get("gradient_evals")
+        amount = f"{int(amount)}" if amount else f"as many as {epochs} epochs of Adam take"
+        return (
+            f"Equal compute: every run gets the same number of forward-backward passes on "
+            f"training batches ({amount}); a SAM or GCSAM step takes two, so Adam takes about "
+            "twice their steps. Training stops at the step that would exceed the budget (in "
+            "mid-epoch if need be); early stopping is off, the best validation epoch is selected."
+        )
+    if kind == "seconds":
+        return (
+            f"Equal compute: every run trains for {p.budget.get('seconds')} s of wall time "
+            "(validation included) on the same hardware; early stopping is off, the best "
+            "validation epoch is selected."
+        )
+    return (
+        f"Budget in epochs: at most {epochs} epochs per run, with early stopping. A SAM or GCSAM "
+        "step takes two forward-backward passes, so at equal epochs they spend about twice "
+        "Adam's compute (see the passes per run below)."
+    )
+
+
+def _tuning_text(p) -> str:
+    tune = p.tune
+    if not p.tuned:
+        return (
+            "No tuning: every optimizer used the configured lr (and rho), the same for all, "
+            "which favours whichever optimizer that value suits."
+        )
+    space = tune.get("space") or {}
+    ranges = f"lr log-uniform in [{space.get('lr_low')}, {space.get('lr_high')}]"
+    ranges += f"; rho (SAM family) log-uniform in [{space.get('rho_low')}, {space.get('rho_high')}]"
+    sampler = tune.get("sampler", "tpe")
+    if sampler == "grid":
+        ranges += f"; grid of {space.get('grid_points')} log-spaced values per range"
+    return (
+        f"Tuning, nested in each outer fold: for every (model, optimizer, fold, seed), "
+        f"{tune.get('trials')} trials of {tune.get('epochs')} epochs each (the same number for "
+        f"every optimizer; a compute budget is scaled by trial epochs / training epochs), "
+        f"sampler `{sampler}` (Optuna, seeded by model, fold, seed and trial: under random "
+        f"search every optimizer tries the same learning rates), objective the best "
+        f"`{p.objective}` of a trial on the validation split of the fold's training data. "
+        f"Trials never see the test fold. Search space: {ranges}. The best trial's setting is "
+        "then trained and tested as above; the lr and rho listed above are replaced by it."
+    )
+
+
+def _tuning_protocol(c: _Ctx) -> None:
+    p = c.a.protocol
+    c.doc.add(
+        d.Heading("Tuning and compute", 3),
+        d.Bullets(
+            [
+                _tuning_text(p),
+                _budget_text(p),
+                f"Time to target: the training time and passes until the first epoch whose "
+                f"validation AUC reaches {p.target:g} (`report.target_val_auc`).",
+            ]
+        ),
+    )
+    if not p.chosen.empty:
+        rows = [
+            {
+                "Model": r["model"],
+                "Optimizer": r["optimizer"],
+                "Fold": r["fold"],
+                "Seed": r["seed"],
+                "lr": fsig(r["lr"], 3),
+                "rho": fsig(r["rho"], 3) if math.isfinite(r["rho"]) else "",
+                "Trials (finished)": f"{r['n_trials']} ({r['n_finished']})",
+                f"Best trial {p.objective}": fnum(r[p.objective]),
+            }
+            for r in p.chosen.to_dict("records")
+        ]
+        c.table(
+            pd.DataFrame(rows),
+            "Setting chosen by tuning per fold run (its params `lr`, `rho`); every trial is a run "
+            "nested under its fold run (all trials: table_tuning_trials.csv).",
+            "tuning_chosen",
+        )
+        c.image("tuning", "Chosen lr (and rho) per optimizer; one dot per fold and seed.")
+    if not p.cost.empty:
+        rows = [
+            {
+                "Model": r["model"],
+                "Optimizer": r["optimizer"],
+                "Runs": r["n_units"],
+                "Training time": seconds(r["train_time_s_mean"]),
+                "Tuning time": seconds(r["tuning_time_s_mean"]),
+                "Total time": seconds(r["total_time_s_mean"]),
+                "Training passes": fnum(r["gradient_evals_mean"], 0),
+                "Tuning passes": fnum(r["tuning_gradient_evals_mean"], 0),
+                "Total passes": fnum(r["total_gradient_evals_mean"], 0),
+            }
+            for r in p.cost.to_dict("records")
+        ]
+        c.table(
+            pd.DataFrame(rows),
+            "Cost per run, mean over folds, tuning included in the total: wall time of training "
+            "(validation included) and forward-backward passes on training batches.",
+            "total_cost",
+        )
+    if not p.equal_compute.empty:
+        rows = [
+            {
+                "Model": r["model"],
+                "Optimizer": r["optimizer"],
+                "Runs": r["n_units"],
+                "Passes": fnum(r["gradient_evals_mean"], 0),
+                "Steps": fnum(r["steps_mean"], 0),
+                "Epochs": fnum(r["epochs_mean"], 1),
+                "Test AUC": _quartile_cell(r, "auc", fnum),
+                "Largest difference in passes within a fold": fnum(
+                    r["max_within_fold_difference"], 0
+                ),
+            }
+            for r in p.equal_compute.to_dict("records")
+        ]
+        c.table(
+            pd.DataFrame(rows),
+            "At equal compute: every optimizer had the same forward-backward passes per fold (to "
+            "within one step), so the test results of this report compare optimizers at equal "
+            "compute. Mean over folds; test AUC median (lower–upper quartile) over folds.",
+            "equal_compute",
+        )
+
+
+def _compute(c: _Ctx) -> None:
+    p = c.a.protocol
+    if p.compute_curves.empty:
+        return
+    c.doc.add(d.Heading("Compute and time to target"))
+    c.image(
+        "compute_curves",
+        "Validation AUC against forward-backward passes and against wall time of training, "
+        f"mean ± std over folds; dotted: the target {p.target:g}.",
+    )
+    rows = [
+        {
+            "Model": r["model"],
+            "Optimizer": r["optimizer"],
+            "Reached the target": f"{r['n_reached']}/{r['n_units']} runs",
+            "Time to target": _quartile_cell(r, "time_to_target_s", seconds),
+            "Passes to target": _quartile_cell(r, "gradient_evals_to_target", fcount),
+        }
+        for r in p.to_target.to_dict("records")
+    ]
+    c.table(
+        pd.DataFrame(rows),
+        f"Time and forward-backward passes until the first epoch with validation AUC ≥ "
+        f"{p.target:g}: median (lower–upper quartile) over the runs that reached it (a run that "
+        "never did has no time to target: it counts only in the first column).",
+        "time_to_target",
+    )
+
+
+ENV_TAGS = (
+    (schema.TAG_VERSION, "medbench"),
+    (schema.TAG_TORCH, "PyTorch"),
+    (schema.TAG_PYTHON, "Python"),
+    (schema.TAG_PLATFORM, "Platform"),
+    (schema.TAG_DEVICE, "Device"),
+    (schema.TAG_CONFIG_HASH, "Config hash"),
+    (schema.TAG_FINGERPRINT, "Dataset fingerprint"),
+)
+
+
+def _environment(c: _Ctx) -> None:
+    folds = c.record.folds
+    rows = []
+    for tag, label in ENV_TAGS:
+        col = tag_column(tag)
+        if col in folds and folds[col].notna().any():
+            counts = folds[col].dropna().value_counts()
+            value = (
+                str(counts.index[0])
+                if len(counts) == 1
+                else "; ".join(f"{k} ({v} runs)" for k, v in counts.items())
+            )
+        else:
+            value = c.record.tags.get(tag, "not recorded")
+        rows.append((label, value))
+    c.doc.add(d.Heading("Environment"), d.Paragraph("From the tags of the fold runs:"))
+    c.table(pd.DataFrame(rows, columns=["", "Value"]))
+
+
 # -- the details ---------------------------------------------------------------------------------
 
 
@@ -1070,9 +1258,11 @@ SECTIONS = (
     _verdict,
     _how_to_read,
     _protocol,
+    _tuning_protocol,
     _discrimination,
     _paired,
     _training,
+    _compute,
     _errors,
     _calibration,
     _sites,

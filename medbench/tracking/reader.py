@@ -10,7 +10,7 @@ import io
 import json
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,10 @@ class ExperimentRecord:
     config: dict[str, Any]  # the config that produced the runs (config.yaml of a parent)
     tags: dict[str, str]  # common tags (version, hash, fingerprint, environment)
     ignored_runs: int = 0  # runs of other configs or datasets in the same experiment, left out
+    #: one row per tuning trial run (nested under a fold run, never a fold itself): run_id,
+    #: parent_run_id (its fold run), model, optimizer, fold, seed (the fold run's), trial,
+    #: status, failure, param.*, metrics
+    trials: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def tag_column(tag: str) -> str:
@@ -133,8 +137,12 @@ def load_experiment(
         ignored += int((~keep).sum())
         frame = frame[keep]
     runs = [r for r in runs if r.info.run_id in set(frame["run_id"])]
-    is_child = frame["parent_run_id"].notna()
-    parents = frame[~is_child].copy()
+    trial_col = tag_column(s.TAG_TRIAL)
+    is_trial = (
+        frame[trial_col].notna() if trial_col in frame else pd.Series(False, index=frame.index)
+    )
+    is_child = frame["parent_run_id"].notna() & ~is_trial
+    parents = frame[~is_child & ~is_trial].copy()
     folds = frame[is_child].copy()
     for df in (parents, folds):
         for col in ("model", "optimizer"):
@@ -145,13 +153,15 @@ def load_experiment(
     folds["fold"] = as_number if as_number.notna().all() else fold
     folds["seed"] = pd.to_numeric(folds.get(param_column("seed")), errors="coerce")
     folds = folds.sort_values(["model", "optimizer", "seed", "fold"]).reset_index(drop=True)
+    trials = _trials(frame[is_trial], folds)
+    fold_ids = set(folds["run_id"])
 
     curve_rows = []
     predictions = []
     artifacts: dict[str, dict[str, Any]] = {}
     for run in runs:
         run_id = run.info.run_id
-        if run.data.tags.get(s.TAG_PARENT_RUN_ID) is None:
+        if run_id not in fold_ids:
             continue
         for metric in s.EPOCH_METRICS:
             if metric in run.data.metrics:
@@ -183,7 +193,7 @@ def load_experiment(
                 continue
     common = {}
     if not folds.empty:
-        first = next(r for r in runs if r.data.tags.get(s.TAG_PARENT_RUN_ID) is not None)
+        first = next(r for r in runs if r.info.run_id in fold_ids)
         common = {
             k: v
             for k, v in first.data.tags.items()
@@ -201,7 +211,21 @@ def load_experiment(
         config=config,
         tags=common,
         ignored_runs=ignored,
+        trials=trials,
     )
+
+
+def _trials(frame: pd.DataFrame, folds: pd.DataFrame) -> pd.DataFrame:
+    """Trial runs with their fold run's job (model, optimizer, fold, seed); trials whose fold run
+    is not among ``folds`` (deleted, another config) are left out."""
+    job = ["model", "optimizer", "fold", "seed"]
+    if frame.empty or folds.empty:
+        return pd.DataFrame(columns=["run_id", "parent_run_id", *job, "trial", "status"])
+    owners = folds[["run_id", *job]].rename(columns={"run_id": "parent_run_id"})
+    own = frame.dropna(axis=1, how="all")  # the wide frame's columns of other runs' metrics
+    out = own.merge(owners, on="parent_run_id", how="inner")
+    out["trial"] = pd.to_numeric(out.get(param_column("trial")), errors="coerce").astype("Int64")
+    return out.sort_values([*job, "trial"]).reset_index(drop=True)
 
 
 def _read_artifact(mlflow_client, run_id: str, name: str) -> str:

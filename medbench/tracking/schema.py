@@ -11,7 +11,9 @@ Layout of an experiment (named by the config's ``name``)::
                                           PARENT_METRICS, CONFIG_FILE, the report under REPORT_DIR
       {model}/{optimizer}/fold{k}         child run per (fold, seed): CHILD_PARAMS, EPOCH_METRICS
                                           (step = epoch), FINAL_METRICS, PREDICTIONS_FILE,
-                                          FLATNESS_FILE when measured
+                                          FLATNESS_FILE when measured, COMPUTE_METRICS
+        {model}/{optimizer}/fold{k}/trial{j}  tuning trial nested under its fold run: TRIAL_PARAMS,
+                                          TRIAL_METRICS (no test metric), tag TAG_TRIAL
 
 This module holds names only: it imports neither MLflow nor torch.
 """
@@ -122,8 +124,14 @@ CHILD_PARAMS = (
     "lr",
     "rho",
 )
-#: Params of a tuning trial run: the values it tried.
+#: Params of a tuning trial run: the values it tried (``rho`` for the SAM family only).
 TRIAL_PARAMS = ("trial", "lr", "rho")
+
+
+def trial_key(model: str, optimizer: str, fold: object, seed: int, trial: int) -> str:
+    """Identity of one tuning trial across reruns (tag ``TAG_TRIAL``; the resume key)."""
+    return f"{job_key(model, optimizer, fold, seed)}/trial{trial}"
+
 
 # -- metrics -----------------------------------------------------------------------------------
 
@@ -140,6 +148,8 @@ EPOCH_METRICS = (
     # first step: cosine(e, cast(w + e) - cast(w)) and the norm ratio of the two (1.0 in fp32)
     "perturbation_fidelity",
     "perturbation_norm_ratio",
+    # forward-backward passes on training batches in this epoch (two per SAM step)
+    "epoch_gradient_evals",
 )
 TEST_PREFIX = "test_"
 
@@ -161,6 +171,10 @@ COMPUTE_METRICS = (
     "tuning_time_s",
     "tuning_gradient_evals",
 )
+#: Metrics of a tuning trial run: its objective on the validation split (``val_auc`` or
+#: ``val_loss``, the best of its epochs), at which epoch, and what the trial cost. Never a test
+#: metric: a trial does not see the test fold.
+TRIAL_METRICS = ("val_auc", "val_loss", "best_epoch", "train_time_s", "gradient_evals")
 #: Per-site test metrics: test_{metric}_site_{site}.
 SITE_METRICS = ("auc", "accuracy")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")

@@ -182,6 +182,46 @@ class Tracker:
         }
         return self._start(name, params, tags, config_hash, fingerprint)
 
+    def start_trial(
+        self,
+        fold_run_id: str,
+        model: str,
+        optimizer: str,
+        fold: object,
+        seed: int,
+        trial: int,
+        params: Mapping[str, Any],
+        config_hash: str,
+        fingerprint: str,
+    ) -> str:
+        """Create one tuning trial's run nested under its fold run; ``params`` from ``TRIAL_PARAMS``."""
+        _check(params, s.TRIAL_PARAMS, "trial params")
+        tags = {
+            s.TAG_TRIAL: s.trial_key(model, optimizer, fold, seed, trial),
+            s.TAG_PARENT_RUN_ID: fold_run_id,
+        }
+        name = s.trial_run_name(model, optimizer, fold, trial)
+        return self._start(name, {"trial": trial, **params}, tags, config_hash, fingerprint)
+
+    def trials(self, fold_run_id: str) -> pd.DataFrame:
+        """One row per trial run nested under a fold run: run_id, trial, status, failure,
+        its ``TRIAL_PARAMS`` (as floats) and ``TRIAL_METRICS``; sorted by trial."""
+        rows = [
+            {
+                "run_id": r.info.run_id,
+                "status": r.info.status,
+                "failure": r.data.tags.get(s.TAG_FAILURE),
+                **{k: float(v) for k, v in r.data.params.items() if k in s.TRIAL_PARAMS},
+                **{k: v for k, v in r.data.metrics.items() if k in s.TRIAL_METRICS},
+            }
+            for r in self._nested(fold_run_id)
+            if s.TAG_TRIAL in r.data.tags
+        ]
+        columns = ["run_id", "status", "failure", *s.TRIAL_PARAMS, *s.TRIAL_METRICS]
+        frame = pd.DataFrame(rows, columns=columns)
+        frame["trial"] = frame["trial"].astype(int)
+        return frame.sort_values(["trial", "run_id"]).reset_index(drop=True)
+
     # -- writing -------------------------------------------------------------------------------
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
@@ -256,6 +296,23 @@ class Tracker:
         _check(metrics, s.COMPUTE_METRICS, "compute metrics")
         self._log_metrics(run_id, metrics)
 
+    def log_trial_result(self, run_id: str, metrics: Mapping[str, float]) -> None:
+        """A finished trial: its objective on the validation split and cost (``TRIAL_METRICS``)."""
+        _check(metrics, s.TRIAL_METRICS, "trial metrics")
+        self._log_metrics(run_id, metrics)
+
+    def log_tuning(
+        self, run_id: str, chosen: Mapping[str, float], cost: Mapping[str, float]
+    ) -> None:
+        """What tuning chose for a fold run (params ``lr``/``rho``, tag ``TAG_TUNED``) and what it
+        cost (``tuning_time_s``, ``tuning_gradient_evals``); once: a rerun logs nothing again."""
+        if self.client.get_run(run_id).data.tags.get(s.TAG_TUNED) == "true":
+            return
+        _check(chosen, ("lr", "rho"), "tuned params")
+        self.log_params(run_id, chosen)
+        self.log_compute(run_id, cost)
+        self.set_tags(run_id, {s.TAG_TUNED: "true"})
+
     def log_aggregates(
         self, parent_id: str, metrics: Mapping[str, float], n_finished: int, n_failed: int
     ) -> None:
@@ -319,11 +376,6 @@ class Tracker:
 
     def child_metrics(self, parent_id: str) -> pd.DataFrame:
         """One row per live child run of a parent: status, fold, seed and final metrics."""
-        runs = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.`{s.TAG_PARENT_RUN_ID}` = '{parent_id}'",
-            max_results=5000,
-        )
         rows = [
             {
                 "run_id": r.info.run_id,
@@ -333,9 +385,17 @@ class Tracker:
                 "seed": r.data.params.get("seed"),
                 **r.data.metrics,
             }
-            for r in runs
+            for r in self._nested(parent_id)
         ]
         return pd.DataFrame(rows)
+
+    def _nested(self, parent_id: str) -> list:
+        """The live runs nested directly under ``parent_id``."""
+        return self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{s.TAG_PARENT_RUN_ID}` = '{parent_id}'",
+            max_results=5000,
+        )
 
 
 def log_report(uri: str, parent_ids: Iterable[str], files: Iterable[Path]) -> None:

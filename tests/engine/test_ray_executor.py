@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 
 import mlflow
 import pytest
@@ -85,10 +86,11 @@ def _children(uri, name):
     return runs, kids[cols]
 
 
-@pytest.mark.slow
-def test_ray_grid_equals_local_grid(tiny_bus, mlflow_uri, mlflow_server):
-    common = [*TINY, "train.threads=1", "executor.cpus_per_job=1", "name=raytest"]
-    local = load_config("demo", [*common, f"tracking.uri={mlflow_uri}"], data_root=str(tiny_bus))
+@contextmanager
+def _local_then_ray(common, data_root, local_uri, server):
+    """Run the config ``common`` locally into ``local_uri``, then yield it for Ray on ``server``,
+    inside a local Ray instance."""
+    local = load_config("demo", [*common, f"tracking.uri={local_uri}"], data_root=str(data_root))
     run_benchmark(local, report=False, progress=False)
     ray.init(
         num_cpus=2,
@@ -96,18 +98,24 @@ def test_ray_grid_equals_local_grid(tiny_bus, mlflow_uri, mlflow_server):
         runtime_env={"env_vars": {"MEDBENCH_CACHE_DIR": os.environ["MEDBENCH_CACHE_DIR"]}},
     )
     try:
-        remote = load_config(
+        yield load_config(
             "demo",
-            [*common, f"tracking.uri={mlflow_server}", "executor.kind=ray"],
-            data_root=str(tiny_bus),
+            [*common, f"tracking.uri={server}", "executor.kind=ray"],
+            data_root=str(data_root),
         )
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_grid_equals_local_grid(tiny_bus, mlflow_uri, mlflow_server):
+    common = [*TINY, "train.threads=1", "executor.cpus_per_job=1", "name=raytest"]
+    with _local_then_ray(common, tiny_bus, mlflow_uri, mlflow_server) as remote:
         result = run_benchmark(remote, report=False, progress=False)
         assert {o.status for o in result.outcomes} == {"FINISHED"}
         # resume through Ray too: nothing left to run, no duplicates
         again = run_benchmark(remote, report=False, progress=False)
         assert {o.status for o in again.outcomes} == {"SKIPPED"}
-    finally:
-        ray.shutdown()
     runs_local, local_kids = _children(mlflow_uri, "raytest")
     runs_ray, ray_kids = _children(mlflow_server, "raytest")
     assert len(runs_ray) == len(runs_local) == 8
@@ -130,3 +138,35 @@ def test_cluster_address_with_local_sqlite_store_is_refused(tiny_bus, mlflow_uri
     )
     with pytest.raises(TrackingError, match=r"workers on other machines cannot reach"):
         run_benchmark(config, report=False, progress=False)
+
+
+@pytest.mark.slow
+def test_ray_runs_tuning_trials_as_tasks_like_the_local_executor(
+    tiny_bus, mlflow_uri, mlflow_server
+):
+    """Trials are Ray tasks too: the same trials, settings and chosen values as locally."""
+    common = [
+        *TINY,
+        "optimizers=[adam, gcsam]",
+        "data.n_folds=2",
+        "train.threads=1",
+        "executor.cpus_per_job=1",
+        "tune.enabled=true",
+        "tune.trials=2",
+        "tune.epochs=1",
+        "name=raytune",
+    ]
+    with _local_then_ray(common, tiny_bus, mlflow_uri, mlflow_server) as remote:
+        result = run_benchmark(remote, report=False, progress=False)
+        assert {o.status for o in result.outcomes} == {"FINISHED"} and len(result.outcomes) == 4
+    cols = ["status", "params.lr", "params.rho", "metrics.val_auc", "metrics.test_auc"]
+
+    def table(uri):
+        mlflow.set_tracking_uri(uri)
+        runs = mlflow.search_runs(experiment_names=["raytune"])
+        nested = runs[runs["tags.mlflow.parentRunId"].notna()]
+        return nested.set_index("tags.mlflow.runName")[cols].sort_index()
+
+    on_ray, here = table(mlflow_server), table(mlflow_uri)
+    assert len(on_ray) == 4 + 8  # fold runs and their trials
+    assert on_ray.equals(here)

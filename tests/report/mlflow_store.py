@@ -1,6 +1,6 @@
 """A small MLflow store written through the engine's own writer (medbench.tracking.Tracker), for
 the report tests: 1 model × 2 optimizers × 4 folds, two sites, two readers, flatness, one failed
-run. Every name comes from the tracking schema, so a rename there reaches these tests too."""
+run, and tuning: two trial runs nested under each fold run, the finished ones tuned. Every name comes from the tracking schema, so a rename there reaches these tests too."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ THRESHOLD = 0.4  # not 0.5: the report must take the config's threshold
 FAILED = ("sam", 3)
 FAILURE = "diverged: training loss became nan in epoch 3"
 N_PER_FOLD = 30
+TARGET = 0.7  # validation AUC of time to target
 ALPHAS = [-1.0, -0.5, 0.0, 0.5, 1.0]
 CONFIG = {
     "name": EXPERIMENT,
@@ -44,6 +45,15 @@ CONFIG = {
         "threshold": THRESHOLD,
         "early_stopping": {"monitor": "val_auc", "patience": 3},
     },
+    "tune": {
+        "enabled": True,
+        "trials": 2,
+        "epochs": 2,
+        "sampler": "random",
+        "objective": "val_auc",
+        "space": {"lr_low": 1e-4, "lr_high": 1e-2, "rho_low": 0.01, "rho_high": 0.5},
+    },
+    "report": {"target_val_auc": TARGET},
 }
 ENV = {
     TAG_DEVICE: "cpu: x86_64",
@@ -70,6 +80,7 @@ class Store:
     predictions: dict[tuple[str, int], pd.DataFrame]
     flatness: dict[tuple[str, int], dict]
     curves: dict[tuple[str, int], list[dict[str, float]]]  # per epoch, finished runs only
+    trials: dict[tuple[str, int], list[dict[str, float]]]  # lr, (rho), val_auc and cost per trial
 
 
 def fold_images(fold: int) -> pd.DataFrame:
@@ -114,9 +125,23 @@ def split_sizes(fold: int) -> dict[str, int]:
     return {"n_train": n_rest - n_val, "n_val": n_val, "n_test": N_PER_FOLD}
 
 
+def trial_results(opt: str, fold: int) -> list[dict[str, float]]:
+    """Two trials per fold run: the second has the better val_auc on even folds."""
+    out = []
+    for j in range(2):
+        row = {"lr": 10.0 ** -(2 + j + 0.1 * fold)}
+        if opt == "sam":
+            row["rho"] = 0.05 * (j + 1)
+        row.update(
+            val_auc=0.6 + 0.1 * ((j + fold) % 2), gradient_evals=12.0 * (j + 1), train_time_s=1.5
+        )
+        out.append(row)
+    return out
+
+
 def make_store(uri: str) -> Store:
     tr = Tracker(uri, EXPERIMENT)
-    parents, children, preds, flats, curves = {}, {}, {}, {}, {}
+    parents, children, preds, flats, curves, trials = {}, {}, {}, {}, {}, {}
     for opt in OPTIMIZERS:
         params = {
             "model": MODEL,
@@ -152,6 +177,12 @@ def make_store(uri: str) -> Store:
                 tags=ENV,
             )
             children[(opt, fold)] = cid
+            trials[(opt, fold)] = trial_results(opt, fold)
+            for j, trial in enumerate(trials[(opt, fold)]):
+                params = {k: trial[k] for k in ("lr", "rho") if k in trial}
+                tid = tr.start_trial(cid, MODEL, opt, fold, SEED, j, params, "hash1", "fp1")
+                tr.log_trial_result(tid, {k: trial[k] for k in trial if k not in params})
+                tr.finish(tid, "FINISHED")
             rng = np.random.default_rng(fold * 10 + len(opt))
             failed = (opt, fold) == FAILED
             n_epochs = 3 if failed else 6
@@ -167,12 +198,20 @@ def make_store(uri: str) -> Store:
                         + 0.01 * rng.random(),
                         "val_accuracy": 0.6 + 0.03 * epoch,
                         "epoch_time_s": (1.0 if opt == "adam" else 2.0) + 0.1 * rng.random(),
+                        "epoch_gradient_evals": 10.0 if opt == "adam" else 20.0,
                     }
                 )
                 tr.log_epoch(cid, epoch, history[-1])
             if failed:
                 tr.finish(cid, "FAILED", FAILURE)
                 continue
+            best = max(trials[(opt, fold)], key=lambda r: r["val_auc"])
+            tr.log_tuning(
+                cid,
+                {k: best[k] for k in ("lr", "rho") if k in best},
+                {"tuning_time_s": 3.0, "tuning_gradient_evals": 36.0},
+            )
+            tr.log_compute(cid, {"gradient_evals": 10.0 * n_epochs * (1 if opt == "adam" else 2)})
             pred = fold_predictions(opt, fold)
             tr.log_fold_result(
                 cid,
@@ -212,7 +251,7 @@ def make_store(uri: str) -> Store:
             tr.finish(pid, "FAILED", f"1 of {len(FOLDS)} folds failed")
         else:
             tr.finish(pid, "FINISHED")
-    return Store(uri, EXPERIMENT, parents, children, preds, flats, curves)
+    return Store(uri, EXPERIMENT, parents, children, preds, flats, curves, trials)
 
 
 CARD = """---

@@ -95,6 +95,8 @@ def test_every_figure_written(built):
         f"fig_confusion_{MODEL}",
         f"fig_reliability_{MODEL}",
         f"fig_flatness_{MODEL}",
+        "fig_tuning",
+        "fig_val_auc_by_compute",
     ]
     for stem in stems:
         for ext in ("png", "svg"):
@@ -364,7 +366,9 @@ def test_markdown_links_resolve_and_show_the_failure(built):
     md = (out / "report.md").read_text()
     links = re.findall(r"\]\(([^)\s#]+)\)", md)
     assert links and all((out / link).is_file() for link in links), links
-    assert len([x for x in links if x.endswith(".png")]) == 9
+    assert (
+        len([x for x in links if x.endswith(".png")]) == 12
+    )  # tuning, validation AUC by compute and AUC vs compute included
     assert FAILURE in md and "3/4 (incomplete)" in md
     fails = table(out, "table_failed_runs.csv")
     r = row(fails, optimizer=FAILED[0], fold=FAILED[1])
@@ -399,7 +403,7 @@ def test_html_is_self_contained_with_contents_and_csv_links(built):
     srcs = re.findall(r"""\bsrc\s*=\s*["']([^"']*)["']""", html, flags=re.I)
     hrefs = re.findall(r"""\bhref\s*=\s*["']([^"']*)["']""", html, flags=re.I)
     images = re.findall(r"<img\b", html)
-    assert len(images) == 9
+    assert len(images) == 12  # tuning, validation AUC by compute and AUC vs compute included
     assert srcs and all(s.startswith("data:image/svg+xml;base64,") for s in srcs)
     assert "<script" not in html and "<link" not in html and "url(" not in html
     assert FAILURE in html

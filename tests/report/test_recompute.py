@@ -174,7 +174,13 @@ def test_the_report_answers_first(seeded):
 
 #: CSVs of differences (may be negative) and their columns left out of the [0, 1] check.
 DIFFERENCE_TABLES = {"table_paired_tests.csv", "table_paired_pooled_auc.csv"}
-POSITIVE_TABLES = {"table_cost.csv", "table_flatness.csv"}
+POSITIVE_TABLES = {
+    "table_cost.csv",
+    "table_flatness.csv",
+    "table_time_to_target.csv",
+    "table_total_cost.csv",
+    "table_equal_compute.csv",
+}
 
 
 def test_every_interval_in_every_csv_is_possible(seeded):
@@ -191,6 +197,8 @@ def test_every_interval_in_every_csv_is_possible(seeded):
                 assert values.between(-1, 1).all(), (path.name, col)
             elif path.name in POSITIVE_TABLES:
                 assert (values >= 0).all(), (path.name, col)
+                if col.startswith("auc"):
+                    assert (values <= 1).all(), (path.name, col)
             elif path.name == "table_learning_curves.csv":
                 continue  # losses, AUCs and times together: checked per metric below
             else:

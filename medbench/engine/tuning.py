@@ -1,0 +1,430 @@
+"""Per-optimizer tuning with an equal budget, nested inside cross-validation.
+
+For each job (model, optimizer, outer fold, seed) a study of ``tune.trials`` trials searches the
+optimizer's ``lr`` (log-uniform) and, for the SAM family, ``rho``; every optimizer gets the same
+number of trials. A trial trains on the outer fold's training part and is scored on its
+validation split (``tune.objective``, the best of its ``tune.epochs`` epochs): the test fold
+never reaches a trial, its rows are not even in the trial's data (:func:`trial_data`). The best
+trial's setting is then trained and tested as an untuned job would be, in the same fold run,
+under which every trial is a nested run ``{model}/{optimizer}/fold{k}/trial{j}``.
+
+Trials are :class:`~medbench.engine.work.Work` run by the grid's executor (local or Ray): a
+study hands out its next trial when the previous one has ended (:class:`Tuner`), since TPE learns
+from the trials before. MLflow is the study's memory: each suggestion comes from a fresh Optuna
+study holding the trials read back from the fold run and a sampler seeded by (model, fold, seed,
+trial number), so a resumed study suggests exactly what an uninterrupted one would have, and a
+finished trial is never rerun. The seeds do not depend on the optimizer: under random search
+every optimizer tries the same learning rates, paired like the rest of the design (same initial
+weights and batches per (model, fold, seed)). Samplers: ``tpe`` (its first half of the trials,
+at most 10, are random), ``random``, ``grid`` (``space.grid_points`` log-spaced values per range,
+visited in a seeded order).
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from medbench.config import Config, SearchSpaceConfig, TuneConfig
+from medbench.data.dataset import prepare_dataset
+from medbench.data.folds import FoldSplit
+from medbench.engine.budget import scaled
+from medbench.engine.device import resolve_device
+from medbench.engine.jobs import Job, derive_seed, hyperparameters
+from medbench.engine.train import Base, Diverged, Fit, FoldData, default_handlers, fit_job
+from medbench.engine.work import Work, job_work
+from medbench.engine.worker import (
+    JobOutcome,
+    JobSpec,
+    Status,
+    environment_tags,
+    fold_data,
+    start_fold_run,
+)
+from medbench.optim.registry import SAM_FAMILY
+from medbench.tracking import Tracker
+from medbench.tracking import schema as s
+
+#: Why a trial that diverged FAILED: it counts as a trial (its setting was tried), unlike one
+#: that failed for another reason, which is rerun.
+DIVERGED = "diverged: "
+
+
+@dataclass
+class TrialSpec:
+    """One tuning trial: plain values only (picklable, for Ray)."""
+
+    job: Job
+    config: Config  # the grid's; the trial trains with trial_config(config, params)
+    tracking_uri: str
+    parent_id: str  # the job's parent run: where its fold run goes when there is none yet
+    config_hash: str
+    fingerprint: str
+    trial: int
+    params: dict[str, float]  # lr, and rho for the SAM family
+    fold_run_id: str | None = None  # None for a study's first trial: the trial creates it
+
+    @property
+    def name(self) -> str:
+        job = self.job
+        return s.trial_run_name(job.model, job.optimizer, job.fold, self.trial)
+
+    def job_spec(self) -> JobSpec:
+        return JobSpec(
+            self.job,
+            self.config,
+            self.tracking_uri,
+            self.parent_id,
+            self.config_hash,
+            self.fingerprint,
+            self.fold_run_id,
+        )
+
+
+@dataclass
+class TrialOutcome(JobOutcome):
+    trial: int = 0
+    fold_run_id: str | None = None
+
+
+# -- what a trial sees and does ---------------------------------------------------------------------
+
+
+def trial_data(fold: FoldData) -> FoldData:
+    """The part of an outer fold a trial may see: its training and validation rows (images,
+    labels and manifest rows), renumbered; the test fold's rows are left out."""
+    split = fold.split
+    keep = np.sort(np.concatenate([split.train, split.val]).astype(np.int64))
+    rows = torch.as_tensor(keep)
+    return FoldData(
+        images=fold.images.index_select(0, rows.to(fold.images.device)),
+        labels=fold.labels[rows.to(fold.labels.device)],
+        manifest=fold.manifest.iloc[keep].reset_index(drop=True),
+        split=FoldSplit(
+            fold=split.fold,
+            train=np.searchsorted(keep, split.train),
+            val=np.searchsorted(keep, split.val),
+            test=np.empty(0, dtype=np.int64),
+        ),
+    )
+
+
+def trial_config(config: Config, params: dict[str, float]) -> Config:
+    """The config a trial trains with: ``tune.epochs`` epochs (a compute budget scaled by
+    ``tune.epochs / train.epochs``), the trial's ``lr``/``rho``, no flatness."""
+    tune, train = config.tune, config.train
+    budget = scaled(train.budget, tune.epochs / train.epochs)
+    return replace(
+        config,
+        optimizer=replace(config.optimizer, **params),
+        train=replace(train, epochs=tune.epochs, budget=budget),
+        flatness=replace(config.flatness, enabled=False),
+    )
+
+
+def objective_of(history: list[dict[str, float]], objective: str) -> tuple[float, float]:
+    """(best value of ``objective`` over the epochs, its epoch): highest AUC or lowest loss, the
+    first on ties; NaN for both when no epoch has a finite value."""
+    values = np.array([row.get(objective, math.nan) for row in history], dtype=float)
+    finite = np.flatnonzero(np.isfinite(values))
+    if not len(finite):
+        return math.nan, math.nan
+    pick = np.argmax if objective == "val_auc" else np.argmin
+    best = int(finite[pick(values[finite])])
+    return float(values[best]), float(history[best].get("epoch", best))
+
+
+class _Watch(Base):
+    """Keeps the trial's Fit: what a trial that diverged had spent is still its cost."""
+
+    fit: Fit | None = None
+
+    def started(self, fit: Fit) -> None:
+        self.fit = fit
+
+
+def _cost(fit: Fit | None) -> dict[str, float]:
+    if fit is None:
+        return {}
+    return {
+        "train_time_s": fit.state["train_time_s"],
+        "gradient_evals": fit.state["gradient_evals"],
+    }
+
+
+def run_trial(spec: TrialSpec, progress: bool = False) -> TrialOutcome:
+    """Train one trial on the outer fold's training part and log its validation objective in a
+    trial run nested under the job's fold run (created here for the study's first trial)."""
+    job, config = spec.job, spec.config
+    dataset = prepare_dataset(config.data, min(config.seeds))
+    if dataset.fingerprint != spec.fingerprint:
+        reason = f"the dataset at {dataset.root} differs here from the grid's"
+        return TrialOutcome(job, Status.FAILED, None, reason, trial=spec.trial)
+    tracker = Tracker(spec.tracking_uri, config.name)
+    device = resolve_device(config.train.device)
+    fold = fold_data(dataset, config, job)
+    fold_run_id = spec.fold_run_id or _fold_run(tracker, spec.job_spec(), dataset, fold, device)
+    tracker.set_status(fold_run_id, "RUNNING")
+
+    def outcome(status: Status, run_id: str | None, reason: str | None = None, **kw):
+        return TrialOutcome(
+            job, status, run_id, reason, **kw, trial=spec.trial, fold_run_id=fold_run_id
+        )
+
+    earlier = tracker.trials(fold_run_id)
+    for row in earlier[earlier["trial"] == spec.trial].itertuples():
+        if row.status == Status.FINISHED:
+            return outcome(Status.SKIPPED, row.run_id)
+        tracker.delete(row.run_id)  # an interrupted or failed attempt: rerun
+    run_id = tracker.start_trial(
+        fold_run_id,
+        job.model,
+        job.optimizer,
+        job.fold,
+        job.seed,
+        spec.trial,
+        spec.params,
+        spec.config_hash,
+        spec.fingerprint,
+    )
+    tracker.set_tags(run_id, environment_tags(device))
+    cfg = trial_config(config, spec.params)
+    watch = _Watch()
+    try:
+        fit = fit_job(job, cfg, trial_data(fold), device, [watch, *default_handlers(cfg)])
+    except Diverged as err:
+        reason = f"{DIVERGED}{err}"
+        tracker.log_trial_result(run_id, _cost(watch.fit))
+        tracker.finish(run_id, Status.FAILED, reason)
+        return outcome(Status.FAILED, run_id, reason)
+    except KeyboardInterrupt:
+        reason = "interrupted by the user"
+        tracker.finish(run_id, Status.KILLED, reason)
+        tracker.finish(fold_run_id, Status.KILLED, f"{reason} (tuning, trial {spec.trial})")
+        return outcome(Status.KILLED, run_id, reason)
+    except Exception as err:  # noqa: BLE001 - one broken trial must not stop the grid
+        reason = f"{type(err).__name__}: {err}"
+        tracker.set_tags(run_id, {s.TAG_TRACEBACK: traceback.format_exc()[-4000:]})
+        tracker.finish(run_id, Status.FAILED, reason)
+        return outcome(Status.FAILED, run_id, reason, retryable=True)
+    value, epoch = objective_of(fit.state["history"], config.tune.objective)
+    tracker.log_trial_result(
+        run_id, {config.tune.objective: value, "best_epoch": epoch, **_cost(fit)}
+    )
+    tracker.finish(run_id, Status.FINISHED)
+    return outcome(Status.FINISHED, run_id)
+
+
+def _fold_run(tracker: Tracker, spec: JobSpec, dataset, fold: FoldData, device) -> str:
+    """The job's unfinished fold run (a retried first trial finds the one it made), else a new one."""
+    refs = tracker.find_child(spec.job.key, spec.config_hash, spec.fingerprint)
+    unfinished = [r.run_id for r in refs if r.status != Status.FINISHED]
+    if unfinished:
+        return unfinished[0]
+    return start_fold_run(tracker, spec, dataset, fold, device)
+
+
+def close_trial(spec: TrialSpec, status: Status, reason: str) -> TrialOutcome:
+    """Close a trial's RUNNING runs (and its fold run's) from outside its process."""
+    tracker = Tracker(spec.tracking_uri, spec.config.name)
+    if spec.fold_run_id is not None:
+        fold_runs = [spec.fold_run_id]
+    else:
+        refs = tracker.find_child(spec.job.key, spec.config_hash, spec.fingerprint)
+        fold_runs = [r.run_id for r in refs if r.status == "RUNNING"]
+    run_id = None
+    for fold_run_id in fold_runs:
+        trials = tracker.trials(fold_run_id)
+        for row in trials[
+            (trials["trial"] == spec.trial) & (trials["status"] == "RUNNING")
+        ].itertuples():
+            run_id = row.run_id
+            tracker.finish(row.run_id, status, reason)
+        tracker.finish(fold_run_id, status, f"{reason} (tuning, trial {spec.trial})")
+    fold_run = fold_runs[0] if fold_runs else None
+    return TrialOutcome(spec.job, status, run_id, reason, trial=spec.trial, fold_run_id=fold_run)
+
+
+# -- the search -----------------------------------------------------------------------------------
+
+
+def search_space(space: SearchSpaceConfig, optimizer: str):
+    """Optuna distributions of ``optimizer``'s settings: log-uniform ``lr`` (and ``rho``)."""
+    from optuna.distributions import FloatDistribution
+
+    out = {"lr": FloatDistribution(space.lr_low, space.lr_high, log=True)}
+    if optimizer in SAM_FAMILY:
+        out["rho"] = FloatDistribution(space.rho_low, space.rho_high, log=True)
+    return out
+
+
+def grid(space: SearchSpaceConfig, optimizer: str) -> dict[str, list[float]]:
+    """The ``grid`` sampler's points: ``grid_points`` log-spaced values per range."""
+    points = space.grid_points
+    out = {"lr": np.geomspace(space.lr_low, space.lr_high, points).tolist()}
+    if optimizer in SAM_FAMILY:
+        out["rho"] = np.geomspace(space.rho_low, space.rho_high, points).tolist()
+    return out
+
+
+def _sampler(tune: TuneConfig, optimizer: str, study_seed: int, trial: int):
+    import optuna
+
+    if tune.sampler == "grid":  # the grid's order is the study's: one seed for every trial
+        return optuna.samplers.GridSampler(grid(tune.space, optimizer), seed=study_seed)
+    seed = derive_seed(study_seed, trial)
+    if tune.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    startup = max(1, min(10, tune.trials // 2))
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+
+
+def study_seed(job: Job) -> int:
+    """The study's seed: one per (model, fold, seed), the same for every optimizer."""
+    return derive_seed("tune", job.model, job.fold, job.seed)
+
+
+def suggest(tune: TuneConfig, job: Job, history: pd.DataFrame) -> dict[str, float]:
+    """The next trial's setting after ``history`` (its counted trials, in order): a fresh
+    Optuna study holding them, asked once with a sampler seeded by the trial's number."""
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = search_space(tune.space, job.optimizer)
+    direction = "maximize" if tune.objective == "val_auc" else "minimize"
+    sampler = _sampler(tune, job.optimizer, study_seed(job), len(history))
+    study = optuna.create_study(direction=direction, sampler=sampler)
+    for row in history.to_dict("records"):
+        value = row.get(tune.objective)
+        done = value is not None and math.isfinite(value)
+        study.add_trial(
+            create_trial(
+                state=TrialState.COMPLETE if done else TrialState.FAIL,
+                value=value if done else None,
+                params={k: row[k] for k in space},
+                distributions=space,
+            )
+        )
+    return {k: float(v) for k, v in study.ask(space).params.items()}
+
+
+def counted(trials: pd.DataFrame) -> pd.DataFrame:
+    """The trials a study has spent: finished ones, and those that diverged (their setting was
+    tried and failed); others (interrupted, crashed) are rerun."""
+    failure = trials["failure"].fillna("").astype(str)
+    keep = (trials["status"] == "FINISHED") | (
+        (trials["status"] == "FAILED") & failure.str.startswith(DIVERGED)
+    )
+    return trials[keep].reset_index(drop=True)
+
+
+def best_trial(history: pd.DataFrame, objective: str) -> dict[str, Any] | None:
+    """The trial with the best objective (the first on ties), or None when none has one."""
+    if objective not in history:
+        return None
+    values = pd.to_numeric(history[objective], errors="coerce")
+    values = values[np.isfinite(values)]
+    if values.empty:
+        return None
+    best = values.idxmax() if objective == "val_auc" else values.idxmin()
+    return history.loc[best].to_dict()
+
+
+# -- the studies of a grid ------------------------------------------------------------------------
+
+
+@dataclass
+class Tuner:
+    """The studies of a grid's jobs: hands out each job's trials one after another through the
+    executor (:meth:`start`, :meth:`follow`), then the job itself with the chosen setting."""
+
+    specs: list[JobSpec]
+    tracker: Tracker
+    failed: list[JobOutcome] = field(default_factory=list)  # jobs whose tuning failed
+
+    def start(self) -> list[Work]:
+        """Each job's next work: its next trial, or the job when its trials are done."""
+        works = []
+        for spec in self.specs:
+            works += self._next(spec, self._resume(spec))
+        return works
+
+    def follow(self, work: Work, outcome: JobOutcome) -> list[Work]:
+        """After a trial: the study's next trial, or its job; nothing after a job."""
+        if not isinstance(work.spec, TrialSpec):
+            return []
+        trial = work.spec
+        spec = next(sp for sp in self.specs if sp.job == trial.job)
+        ok = outcome.status in (Status.FINISHED, Status.SKIPPED) or (
+            outcome.status == Status.FAILED and str(outcome.reason).startswith(DIVERGED)
+        )
+        if ok:
+            return self._next(spec, outcome.fold_run_id)
+        if outcome.status == Status.FAILED:  # the study cannot spend the same budget as others
+            reason = f"tuning trial {trial.trial} failed: {outcome.reason}"
+            self._fail(spec, getattr(outcome, "fold_run_id", None), reason)
+        return []
+
+    def _resume(self, spec: JobSpec) -> str | None:
+        """The job's fold run holding the most trials (a study under way), if any; trials it
+        holds that did not count (interrupted, crashed) are deleted, to be rerun."""
+        refs = self.tracker.find_child(spec.job.key, spec.config_hash, spec.fingerprint)
+        best, most = None, -1
+        for ref in refs:
+            trials = self.tracker.trials(ref.run_id)
+            keep = counted(trials)
+            if len(keep) > most:
+                best, most = ref.run_id, len(keep)
+        if best is not None:
+            trials = self.tracker.trials(best)
+            for run_id in set(trials["run_id"]) - set(counted(trials)["run_id"]):
+                self.tracker.delete(run_id)
+        return best
+
+    def _next(self, spec: JobSpec, fold_run_id: str | None) -> list[Work]:
+        tune = spec.config.tune
+        history = counted(self.tracker.trials(fold_run_id)) if fold_run_id else pd.DataFrame()
+        if len(history) < tune.trials:
+            trial = TrialSpec(
+                spec.job,
+                spec.config,
+                spec.tracking_uri,
+                spec.parent_id,
+                spec.config_hash,
+                spec.fingerprint,
+                trial=len(history),
+                params=suggest(tune, spec.job, history),
+                fold_run_id=fold_run_id,
+            )
+            return [Work(trial, run_trial, close_trial)]
+        best = best_trial(history, tune.objective)
+        if best is None:
+            self._fail(
+                spec,
+                fold_run_id,
+                f"tuning: none of the {len(history)} trials gave a finite {tune.objective}",
+            )
+            return []
+        opt = spec.config.optimizer
+        chosen = hyperparameters(spec.job.optimizer, best["lr"], best.get("rho", opt.rho))
+        cost = {
+            "tuning_time_s": float(pd.to_numeric(history["train_time_s"]).fillna(0).sum()),
+            "tuning_gradient_evals": float(
+                pd.to_numeric(history["gradient_evals"]).fillna(0).sum()
+            ),
+        }
+        self.tracker.log_tuning(fold_run_id, chosen, cost)
+        config = replace(spec.config, optimizer=replace(opt, **chosen))
+        return [job_work(replace(spec, config=config, run_id=fold_run_id))]
+
+    def _fail(self, spec: JobSpec, fold_run_id: str | None, reason: str) -> None:
+        if fold_run_id is not None:
+            self.tracker.finish(fold_run_id, Status.FAILED, reason)
+        self.failed.append(JobOutcome(spec.job, Status.FAILED, fold_run_id, reason))

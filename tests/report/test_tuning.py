@@ -1,0 +1,113 @@
+"""The protocol part of the report: trials read apart from folds, chosen settings, cost with
+tuning, time to target and compute curves, checked against the store's own values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from medbench.report.analysis import analyse
+from medbench.report.build import read_experiment
+from tests.report.mlflow_store import EXPERIMENT, FAILED, FOLDS, OPTIMIZERS, TARGET
+
+
+@pytest.fixture(scope="module")
+def record(built):
+    store, _ = built
+    return read_experiment(EXPERIMENT, store.uri)
+
+
+@pytest.fixture(scope="module")
+def protocol(record):
+    return analyse(record).protocol
+
+
+def test_trials_are_read_apart_from_folds(built, record):
+    store, _ = built
+    assert len(record.folds) == len(OPTIMIZERS) * len(FOLDS)  # a trial is never a fold
+    assert len(record.trials) == 2 * len(record.folds)
+    assert set(record.trials["parent_run_id"]) == set(record.folds["run_id"])
+    assert not record.trials["run_id"].isin(record.folds["run_id"]).any()
+    for (opt, fold), run_id in store.child_ids.items():
+        mine = record.trials[record.trials["parent_run_id"] == run_id]
+        assert list(mine["trial"]) == [0, 1]
+        assert set(mine["optimizer"]) == {opt} and set(mine["fold"]) == {fold}
+        assert list(mine["val_auc"]) == [t["val_auc"] for t in store.trials[(opt, fold)]]
+        assert not [c for c in mine.columns if str(c).startswith("test_")]
+    # per-epoch curves and predictions are the fold runs' only
+    assert set(record.curves["run_id"]) <= set(record.folds["run_id"])
+
+
+def test_chosen_setting_is_the_best_trials(built, protocol):
+    store, _ = built
+    chosen = protocol.chosen.set_index(["optimizer", "fold"])
+    finished = [(o, f) for o in OPTIMIZERS for f in FOLDS if (o, f) != FAILED]
+    assert sorted(chosen.index) == sorted(finished)
+    for key in finished:
+        trials = store.trials[key]
+        best = max(trials, key=lambda t: t["val_auc"])
+        row = chosen.loc[key]
+        assert row["lr"] == best["lr"] and row["val_auc"] == best["val_auc"]
+        assert row["n_trials"] == 2 and row["n_finished"] == 2
+        if key[0] == "sam":
+            assert row["rho"] == best["rho"]
+        else:
+            assert np.isnan(row["rho"])
+    # every trial of a usable unit, with its own run id and its fold run's
+    assert len(protocol.trials) == 2 * len(finished)
+    assert protocol.trials["trial_run_id"].nunique() == len(protocol.trials)
+
+
+def test_total_cost_includes_tuning(protocol):
+    units = protocol.cost_per_unit
+    assert (units["tuning_time_s"] == 3.0).all() and (units["tuning_gradient_evals"] == 36.0).all()
+    assert np.allclose(units["total_time_s"], units["train_time_s"] + 3.0)
+    assert np.allclose(units["total_gradient_evals"], units["gradient_evals"] + 36.0)
+    adam = protocol.cost.set_index("optimizer").loc["adam"]
+    assert adam["total_gradient_evals_mean"] == pytest.approx(60.0 + 36.0)
+    assert protocol.equal_compute.empty  # the budget is in epochs
+
+
+def test_time_to_target_from_the_curves(built, protocol):
+    store, _ = built
+    per_unit = protocol.target_per_unit.set_index(["optimizer", "fold"])
+    for key, history in store.curves.items():
+        hit = next((i for i, r in enumerate(history) if r["val_auc"] >= TARGET), None)
+        row = per_unit.loc[key]
+        assert row["reached"] == (hit is not None)
+        if hit is not None:
+            expected = sum(r["epoch_time_s"] for r in history[: hit + 1])
+            assert row["time_to_target_s"] == pytest.approx(expected)
+            assert row["gradient_evals_to_target"] == (hit + 1) * history[0]["epoch_gradient_evals"]
+        else:
+            assert np.isnan(row["time_to_target_s"])
+    summary = protocol.to_target.set_index("optimizer")
+    for opt in OPTIMIZERS:
+        mine = protocol.target_per_unit[protocol.target_per_unit["optimizer"] == opt]
+        assert summary.at[opt, "n_units"] == len(mine)
+        assert summary.at[opt, "n_reached"] == int(mine["reached"].sum())
+        reached = mine.loc[mine["reached"], "time_to_target_s"]
+        assert summary.at[opt, "time_to_target_s_median"] == pytest.approx(reached.median())
+
+
+def test_compute_curves_are_cumulative_means(built, protocol):
+    store, _ = built
+    sam = protocol.compute_curves[protocol.compute_curves["optimizer"] == "sam"]
+    finished = [h for (o, f), h in store.curves.items() if o == "sam"]
+    assert list(sam["evals"]) == [20.0 * (k + 1) for k in range(len(sam))]
+    times = pd.DataFrame([np.cumsum([r["epoch_time_s"] for r in h]) for h in finished])
+    assert np.allclose(sam["time_s"], times.mean(axis=0))
+    aucs = pd.DataFrame([[r["val_auc"] for r in h] for h in finished])
+    assert np.allclose(sam["val_auc_mean"], aucs.mean(axis=0))
+
+
+def test_report_states_the_protocol(built):
+    _, out = built
+    md = (out / "report.md").read_text()
+    assert "### Tuning and compute" in md and "2 trials of 2 epochs each" in md
+    assert "sampler `random`" in md and "lr log-uniform in [0.0001, 0.01]" in md
+    assert "## Compute and time to target" in md and f"validation AUC ≥ {TARGET:g}" in md
+    assert "Budget in epochs" in md and "Tuning time" in md
+    chosen = pd.read_csv(out / "table_tuning_chosen.csv")
+    assert len(chosen) == 7 and set(chosen["n_trials"]) == {2}
