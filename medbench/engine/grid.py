@@ -28,6 +28,7 @@ from medbench.engine.worker import JobOutcome, JobSpec, Status
 from medbench.metrics import describe
 from medbench.tracking import Tracker, check_store, resolve_tracking_uri
 from medbench.tracking import schema as s
+from medbench.tracking.lock import ExperimentLock
 
 
 @dataclass
@@ -116,8 +117,13 @@ def close_parent(
     is then its own, not the whole grid's)."""
     children = tracker.child_metrics(parent_id)
     if children.empty:
-        children = pd.DataFrame(columns=["status", "end_time", "fold"])
-    finished = children[children["status"] == "FINISHED"]
+        children = pd.DataFrame(columns=["status", "end_time", "fold", "seed"])
+    # one finished run per job: a duplicate (left by an older version's race) counts once
+    finished = (
+        children[children["status"] == "FINISHED"]
+        .sort_values("end_time")
+        .drop_duplicates(["fold", "seed"], keep="last")
+    )
     n_failed = int((children["status"] == "FAILED").sum())
     metrics: dict[str, float] = {}
     for name in s.AGGREGATED_METRICS:
@@ -178,9 +184,24 @@ def run_grid(
         check_ray_store(uri, address)
     else:
         resolve_device(config.train.device)  # a missing CUDA device fails before any work
-    dataset = prepare_dataset(config.data, min(config.seeds), progress=progress)
-    chash = config_hash(config)
     tracker = Tracker(uri, config.name)
+    # one grid at a time per experiment: a second run stops here with one line (the holder)
+    with ExperimentLock(uri, config.name):
+        dataset = prepare_dataset(config.data, min(config.seeds), progress=progress)
+        return _run(config, tracker, dataset, kind, address, progress, on_plan)
+
+
+def _run(
+    config: Config,
+    tracker: Tracker,
+    dataset: Dataset,
+    kind: str,
+    address: str | None,
+    progress: bool,
+    on_plan: Callable[[GridPlan], None] | None,
+) -> GridResult:
+    """The grid under its experiment's lock: parents, resume, the executor, aggregates."""
+    uri, chash = tracker.uri, config_hash(config)
     jobs = make_jobs(config.models, config.optimizers, dataset.folds, config.seeds)
     parent_ids = _open_parents(tracker, config, dataset, jobs, chash)
     finished = {

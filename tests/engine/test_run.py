@@ -142,3 +142,22 @@ def test_parent_aggregates_average_seeds_within_a_fold(tiny_config):
     assert parent["metrics.cv_test_auc_mean"] == pytest.approx(per_fold.mean())
     assert parent["metrics.cv_test_auc_std"] == pytest.approx(per_fold.std(ddof=1))
     assert parent["tags.medbench.n_finished"] == "6"
+
+
+def test_a_duplicate_finished_run_counts_once_in_its_parent(mlflow_uri):
+    """An older version's race could leave two FINISHED runs for one job: the parent counts
+    the job once and ends FINISHED."""
+    from medbench.engine.grid import close_parent
+    from medbench.tracking import Tracker
+
+    tr = Tracker(mlflow_uri, "dups")
+    pid = tr.start_parent("m", "adam", {"model": "m", "optimizer": "adam"}, "h", "f")
+    for fold, auc in ((0, 0.6), (0, 0.7), (1, 0.9)):
+        params = {"fold": fold, "seed": 0, "model": "m", "optimizer": "adam"}
+        cid = tr.start_child(pid, "m", "adam", fold, 0, params, "h", "f")
+        tr._log_metrics(cid, {"test_auc": auc})
+        tr.finish(cid)
+    metrics = close_parent(tr, pid, expected=2)
+    run = tr.client.get_run(pid)
+    assert run.info.status == "FINISHED" and run.data.tags["medbench.n_finished"] == "2"
+    assert metrics["cv_test_auc_mean"] == pytest.approx((0.7 + 0.9) / 2)  # the later duplicate
