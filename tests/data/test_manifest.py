@@ -32,7 +32,8 @@ def test_dtypes_and_attrs(tmp_path):
     for name, layout in (("release", "gdph_sysucc"), ("flat", "flat")):
         m = read_manifest(tmp_path / name)
         assert tuple(m.columns) == MANIFEST_COLUMNS
-        assert [str(t) for t in m.dtypes] == ["str", "str", "int64", "str", "Int64", "str", "str"]
+        assert [str(t) for t in m.dtypes] == ["str", "str", "int64", "str", "Int64", *["str"] * 4]
+        assert m["patient"].isna().all() and m["split"].isna().all()
         assert set(m.attrs) == {"root", "sheet_file", "sheet_name", "layout"}
         assert m.attrs["layout"] == layout
         assert m.attrs["root"] == str((tmp_path / name).resolve())
