@@ -87,5 +87,5 @@ def test_an_unknown_layout_name_lists_the_known_ones(tmp_path):
     gdph_layout(tmp_path, stray=None)
     assert one_line_error(tmp_path, layout="gdph") == (
         "unknown dataset layout 'gdph' (did you mean 'gdph_sysucc'?); "
-        "medbench reads gdph_sysucc, flat"
+        "medbench reads busbra, busi, breastmnist, gdph_sysucc, flat"
     )
