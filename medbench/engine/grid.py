@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from medbench.config import Config, config_hash, dump_yaml
-from medbench.data.dataset import Dataset, prepare_dataset
+from medbench.data.dataset import Dataset, prepare_dataset, prepare_externals
 from medbench.engine.device import resolve_device
 from medbench.engine.jobs import Job, make_jobs
 from medbench.engine.worker import JobOutcome, JobSpec, Status
@@ -157,6 +157,7 @@ def run_grid(
     else:
         resolve_device(config.train.device)  # a missing CUDA device fails before any work
     dataset = prepare_dataset(config.data, min(config.seeds), progress=progress)
+    external = {n: d.fingerprint for n, d in prepare_externals(config.data, progress).items()}
     chash = config_hash(config)
     tracker = Tracker(uri, config.name)
     jobs = make_jobs(config.models, config.optimizers, dataset.folds, config.seeds)
@@ -170,7 +171,7 @@ def run_grid(
     }
     todo = [job for job in jobs if job not in finished]
     specs = [
-        JobSpec(job, config, uri, parent_ids[job.parent_name], chash, dataset.fingerprint)
+        JobSpec(job, config, uri, parent_ids[job.parent_name], chash, dataset.fingerprint, external)
         for job in todo
     ]
     outcomes = [JobOutcome(job, Status.SKIPPED) for job in jobs if job in finished]

@@ -16,13 +16,13 @@ from __future__ import annotations
 import enum
 import platform
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from medbench.config import Config
-from medbench.data.dataset import Dataset, prepare_dataset
+from medbench.data.dataset import Dataset, prepare_dataset, prepare_externals
 from medbench.data.folds import split_fold
 from medbench.engine.device import resolve_device
 from medbench.engine.jobs import Job, data_seed, derive_seed, init_seed
@@ -51,6 +51,7 @@ class JobSpec:
     parent_id: str
     config_hash: str
     fingerprint: str  # of the dataset the grid prepared: a worker's data must match it
+    external: dict[str, str] = field(default_factory=dict)  # external dataset -> fingerprint
 
 
 @dataclass
@@ -107,13 +108,11 @@ def run_job(spec: JobSpec, progress: bool = False) -> JobOutcome:
     """Run one job end to end, tracked in its child run; safe to call again after any crash."""
     job, config = spec.job, spec.config
     dataset = prepare_dataset(config.data, min(config.seeds))
+    externals = prepare_externals(config.data)
     tracker = Tracker(spec.tracking_uri, config.name)
-    if dataset.fingerprint != spec.fingerprint:
-        reason = (
-            f"the dataset at {dataset.root} differs here (fingerprint {dataset.fingerprint[:12]}) "
-            f"from the grid's ({spec.fingerprint[:12]})"
-        )
-        return JobOutcome(job, Status.FAILED, None, reason)
+    mismatch = _data_mismatch(spec, dataset, externals)
+    if mismatch:
+        return JobOutcome(job, Status.FAILED, None, mismatch)
     refs = tracker.find_child(job.key, spec.config_hash, spec.fingerprint)
     done = [r for r in refs if r.status == Status.FINISHED]
     if done:
@@ -128,7 +127,7 @@ def run_job(spec: JobSpec, progress: bool = False) -> JobOutcome:
     fold = fold_data(dataset, config, job)
     if resume is None:
         ckpt.unlink(missing_ok=True)
-        run_id = _start_run(tracker, spec, dataset, fold, device)
+        run_id = _start_run(tracker, spec, dataset, fold, device, externals)
         logged: set[int] = set()
     else:
         run_id = resume
@@ -144,7 +143,7 @@ def run_job(spec: JobSpec, progress: bool = False) -> JobOutcome:
         for row in load_checkpoint(ckpt)["state"]["history"]:
             log(row["epoch"], {k: v for k, v in row.items() if k != "epoch"})
     bar = _progress_bar(spec) if progress else None
-    handlers = default_handlers(config, ckpt, log, bar, meta={"run_id": run_id})
+    handlers = default_handlers(config, ckpt, log, bar, meta={"run_id": run_id}, external=externals)
     try:
         result = train_job(job, config, fold, device, handlers)
     except Diverged as err:
@@ -172,6 +171,10 @@ def run_job(spec: JobSpec, progress: bool = False) -> JobOutcome:
         best_epoch=result.best_epoch,
         train_time_s=result.train_time_s,
     )
+    for name, external in result.external.items():
+        tracker.log_external(
+            run_id, name, {**external.metrics, "loss": external.loss}, external.predictions
+        )
     tracker.log_compute(run_id, {"gradient_evals": result.gradient_evals})
     if result.flatness is not None:
         tracker.log_flatness(run_id, result.flatness)
@@ -180,8 +183,31 @@ def run_job(spec: JobSpec, progress: bool = False) -> JobOutcome:
     return JobOutcome(job, Status.FINISHED, run_id)
 
 
+def _data_mismatch(spec: JobSpec, dataset: Dataset, externals: dict[str, Dataset]) -> str | None:
+    """Why the data prepared here is not what the grid prepared (fingerprints), or None."""
+    here = {
+        "the dataset": dataset,
+        **{f"the external dataset {n!r}": d for n, d in externals.items()},
+    }
+    grid = {
+        "the dataset": spec.fingerprint,
+        **{f"the external dataset {n!r}": fp for n, fp in spec.external.items()},
+    }
+    for what in sorted(here.keys() | grid.keys()):
+        mine, theirs = here.get(what), grid.get(what)
+        if mine is None or theirs is None or mine.fingerprint != theirs:
+            found = f"at {mine.root} (fingerprint {mine.fingerprint[:12]})" if mine else "absent"
+            return f"{what} differs here: {found}; the grid's: {(theirs or 'absent')[:12]}"
+    return None
+
+
 def _start_run(
-    tracker: Tracker, spec: JobSpec, dataset: Dataset, fold: FoldData, device: torch.device
+    tracker: Tracker,
+    spec: JobSpec,
+    dataset: Dataset,
+    fold: FoldData,
+    device: torch.device,
+    externals: dict[str, Dataset],
 ) -> str:
     job = spec.job
     run_id = tracker.start_child(
@@ -208,6 +234,10 @@ def _start_run(
     tracker.log_dataset(
         run_id, dataset.manifest, dataset.root.name, str(dataset.root), spec.fingerprint, "training"
     )
+    for name, external in externals.items():
+        tracker.log_dataset(
+            run_id, external.manifest, name, str(external.root), external.fingerprint, "external"
+        )
     return run_id
 
 

@@ -10,7 +10,7 @@ import io
 import json
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,9 @@ class ExperimentRecord:
     config: dict[str, Any]  # the config that produced the runs (config.yaml of a parent)
     tags: dict[str, str]  # common tags (version, hash, fingerprint, environment)
     ignored_runs: int = 0  # runs of other configs or datasets in the same experiment, left out
+    #: predictions of the selected checkpoints on external datasets: run_id, model, optimizer,
+    #: seed, dataset + the predictions.csv columns (``fold`` is the checkpoint's)
+    external: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def tag_column(tag: str) -> str:
@@ -140,6 +143,7 @@ def load_experiment(
 
     curve_rows = []
     predictions = []
+    external = []
     artifacts: dict[str, dict[str, Any]] = {}
     for run in runs:
         run_id = run.info.run_id
@@ -152,13 +156,20 @@ def load_experiment(
                         {"run_id": run_id, "metric": metric, "step": m.step, "value": m.value}
                     )
         names = {a.path for a in mlflow_client.list_artifacts(run_id)}
-        if s.PREDICTIONS_FILE in names:
-            pred = read_predictions(_read_artifact(mlflow_client, run_id, s.PREDICTIONS_FILE))
+        for name in sorted(names):
+            dataset = s.external_dataset(name)
+            if name != s.PREDICTIONS_FILE and dataset is None:
+                continue
+            pred = read_predictions(_read_artifact(mlflow_client, run_id, name))
             pred.insert(0, "run_id", run_id)
             pred.insert(1, "model", run.data.params.get("model"))
             pred.insert(2, "optimizer", run.data.params.get("optimizer"))
             pred.insert(3, "seed", int(run.data.params.get("seed", 0)))
-            predictions.append(pred)
+            if dataset is None:
+                predictions.append(pred)
+            else:
+                pred.insert(4, "dataset", dataset)
+                external.append(pred)
         for art in json_artifacts:
             if art in names:
                 artifacts.setdefault(run_id, {})[art] = json.loads(
@@ -193,6 +204,7 @@ def load_experiment(
         config=config,
         tags=common,
         ignored_runs=ignored,
+        external=pd.concat(external, ignore_index=True) if external else pd.DataFrame(),
     )
 
 

@@ -11,7 +11,8 @@ Layout of an experiment (named by the config's ``name``)::
                                           PARENT_METRICS, CONFIG_FILE, the report under REPORT_DIR
       {model}/{optimizer}/fold{k}         child run per (fold, seed): CHILD_PARAMS, EPOCH_METRICS
                                           (step = epoch), FINAL_METRICS, PREDICTIONS_FILE,
-                                          FLATNESS_FILE when measured
+                                          FLATNESS_FILE when measured, and per external dataset
+                                          external_metric(...) and external_predictions_file(...)
 
 This module holds names only: it imports neither MLflow nor torch.
 """
@@ -191,6 +192,11 @@ def external_metric(dataset: str, metric: str) -> str:
     return f"external_{_UNSAFE.sub('_', str(dataset))}_{metric}"
 
 
+#: Metrics of a fold's selected checkpoint on an external dataset (``external_metric``): every
+#: test metric, and the loss.
+EXTERNAL_METRICS = (*METRIC_NAMES, "loss")
+
+
 # -- artifacts ---------------------------------------------------------------------------------
 
 PREDICTIONS_FILE = "predictions.csv"  # child runs: one row per test image
@@ -210,9 +216,19 @@ PREDICTION_COLUMNS: dict[str, str] = {
 }
 
 
+_EXTERNAL_FILE = re.compile(r"predictions_external_(?P<dataset>.+)\.csv")
+
+
 def external_predictions_file(dataset: str) -> str:
     """Predictions of a fold's selected checkpoint on an external dataset (same columns)."""
     return f"predictions_external_{re.sub(r'[^A-Za-z0-9_.-]', '_', str(dataset))}.csv"
+
+
+def external_dataset(artifact: str) -> str | None:
+    """The dataset an ``external_predictions_file`` artifact belongs to; None for other files.
+    (Exact for the names medbench gives external datasets: letters, digits, '_' and '-'.)"""
+    found = _EXTERNAL_FILE.fullmatch(artifact)
+    return found["dataset"] if found else None
 
 
 #: The columns every ``predictions.csv`` must have (readers' columns may be empty).

@@ -51,6 +51,13 @@ def _check(names: Iterable[str], allowed: Iterable[str], what: str) -> None:
         raise ValueError(f"{what} not in the MLflow schema: {', '.join(unknown)}")
 
 
+def _check_predictions(predictions: pd.DataFrame, artifact: str) -> None:
+    missing = [c for c in s.REQUIRED_PREDICTION_COLUMNS if c not in predictions]
+    extra = [c for c in predictions if c not in s.PREDICTION_COLUMNS]
+    if missing or extra:
+        raise ValueError(f"{artifact} columns: missing {missing}, unknown {extra}")
+
+
 class Tracker:
     """Writes one experiment's runs. Cheap to create; one per process (Ray workers make their own)."""
 
@@ -200,18 +207,30 @@ class Tracker:
         """A finished fold: test metrics (names of ``METRIC_NAMES``), per-site metrics and
         ``predictions.csv`` (columns of ``PREDICTION_COLUMNS``, in that order)."""
         _check(map(s.test_metric, test), s.TEST_METRICS, "test metrics")
-        missing = [c for c in s.REQUIRED_PREDICTION_COLUMNS if c not in predictions]
-        extra = [c for c in predictions if c not in s.PREDICTION_COLUMNS]
-        if missing or extra:
-            raise ValueError(f"predictions.csv columns: missing {missing}, unknown {extra}")
+        _check_predictions(predictions, s.PREDICTIONS_FILE)
         metrics = {s.test_metric(k): v for k, v in test.items()}
         for site, values in sites.items():
             _check(values, s.SITE_METRICS, "site metrics")
             metrics.update({s.site_metric(k, site): v for k, v in values.items()})
         metrics.update(test_loss=test_loss, best_epoch=best_epoch, train_time_s=train_time_s)
         self._log_metrics(run_id, metrics)
+        self._log_predictions(run_id, predictions, s.PREDICTIONS_FILE)
+
+    def _log_predictions(self, run_id: str, predictions: pd.DataFrame, artifact: str) -> None:
         ordered = [c for c in s.PREDICTION_COLUMNS if c in predictions]
-        self.client.log_text(run_id, predictions[ordered].to_csv(index=False), s.PREDICTIONS_FILE)
+        self.client.log_text(run_id, predictions[ordered].to_csv(index=False), artifact)
+
+    def log_external(
+        self, run_id: str, dataset: str, metrics: Mapping[str, float], predictions: pd.DataFrame
+    ) -> None:
+        """A fold's selected checkpoint on an external dataset: ``external_{dataset}_{metric}``
+        (metrics of ``EXTERNAL_METRICS``) and ``external_predictions_file(dataset)`` (columns of
+        ``PREDICTION_COLUMNS``; ``fold`` is the checkpoint's)."""
+        _check(metrics, s.EXTERNAL_METRICS, "external metrics")
+        artifact = s.external_predictions_file(dataset)
+        _check_predictions(predictions, artifact)
+        self._log_metrics(run_id, {s.external_metric(dataset, k): v for k, v in metrics.items()})
+        self._log_predictions(run_id, predictions, artifact)
 
     def log_flatness(self, run_id: str, flatness: Mapping[str, Any]) -> None:
         """Flatness of a fold's best checkpoint: ``FLATNESS_FILE`` and its scalar metrics (the
