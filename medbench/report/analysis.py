@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from medbench.report import results, training, vocab
+from medbench.report.external import ExternalAnalysis, analyse_external, tested_runs
 from medbench.tracking import ExperimentRecord
 
 
@@ -54,6 +55,7 @@ class Analysis:
     flatness_per_unit: pd.DataFrame
     flatness: pd.DataFrame
     landscape: pd.DataFrame
+    external: ExternalAnalysis | None = None  # external validation, when there is any
 
 
 def analyse(record: ExperimentRecord) -> Analysis:
@@ -81,7 +83,7 @@ def analyse(record: ExperimentRecord) -> Analysis:
         [*config_value(record.config, "optimizers", []), *vocab.KNOWN_OPTIMIZERS],
     )
     threshold = float(config_value(record.config, "train.threshold", 0.5))
-    inv = results.inventory(folds, record.predictions, models, optimizers)
+    inv = results.inventory(folds, tested_runs(record), models, optimizers)
     preds = results.unit_predictions(record.predictions, inv.units)
     per_unit = results.unit_metrics(preds, threshold)
     imgs = results.images(preds)
@@ -116,4 +118,7 @@ def analyse(record: ExperimentRecord) -> Analysis:
         flatness_per_unit=flat_units,
         flatness=training.summarise(flat_units, training.FLATNESS_KEYS),
         landscape=training.landscape(record.artifacts, inv.units),
+        external=analyse_external(
+            record.external, inv.units, per_unit, models, optimizers, threshold
+        ),
     )

@@ -77,6 +77,7 @@ def compose(
         _environment,
         _discrimination,
         _paired,
+        _external,
         _training,
         _errors,
         _calibration,
@@ -118,7 +119,14 @@ def _overview(c: _Ctx) -> None:
         ),
         d.Heading("At a glance"),
     )
-    if a.per_unit.empty:
+    if a.per_unit.empty and a.external is not None and not a.external.empty:
+        c.doc.add(
+            d.Paragraph(
+                "No internal test fold (`data.folds: none`): the models were tested on external "
+                "data only; see External validation."
+            )
+        )
+    elif a.per_unit.empty:
         c.doc.add(d.Paragraph("**No fold run finished: there are no results to show.**"))
     else:
         rows = []
@@ -382,23 +390,8 @@ def _paired(c: _Ctx) -> None:
     if a.paired.empty:
         c.doc.add(d.Paragraph("Only one optimizer has results: nothing to compare."))
         return
-    rows = []
-    for r in a.paired.to_dict("records"):
-        rows.append(
-            {
-                "Model": r["model"],
-                "Metric": metric_label(r["metric"], capitalised=True),
-                "B − A": f"{r['optimizer_b']} − {r['optimizer_a']}",
-                "Pairs": f"{r['n_pairs']}"
-                + (f" ({r['n_unpaired']} unpaired left out)" if r["n_unpaired"] else ""),
-                "Mean difference [95% CI]": f"{fnum(r['mean_diff'], 4)} {fci(r['diff_ci_low'], r['diff_ci_high'], 4)}".strip(),
-                "Paired t-test p": fp(r["t_p"]),
-                "Wilcoxon p": fp(r["wilcoxon_p"]),
-                "Smallest possible Wilcoxon p": fp(r["wilcoxon_min_p"]),
-            }
-        )
     c.table(
-        pd.DataFrame(rows),
+        _paired_rows(a.paired),
         "Differences B − A over the (fold, seed) pairs both optimizers finished; paired t-test "
         "(scipy.stats.ttest_rel) and Wilcoxon signed-rank (scipy.stats.wilcoxon, two-sided).",
         "paired",
@@ -416,6 +409,96 @@ def _paired(c: _Ctx) -> None:
             "none; read the interval of the mean difference for the size of a possible effect."
         )
     )
+
+
+def _paired_rows(paired: pd.DataFrame) -> pd.DataFrame:
+    """The table of paired tests (``results.paired``), one row per (model, metric, pair)."""
+    rows = []
+    for r in paired.to_dict("records"):
+        rows.append(
+            {
+                "Model": r["model"],
+                "Metric": metric_label(r["metric"], capitalised=True),
+                "B − A": f"{r['optimizer_b']} − {r['optimizer_a']}",
+                "Pairs": f"{r['n_pairs']}"
+                + (f" ({r['n_unpaired']} unpaired left out)" if r["n_unpaired"] else ""),
+                "Mean difference [95% CI]": f"{fnum(r['mean_diff'], 4)} {fci(r['diff_ci_low'], r['diff_ci_high'], 4)}".strip(),
+                "Paired t-test p": fp(r["t_p"]),
+                "Wilcoxon p": fp(r["wilcoxon_p"]),
+                "Smallest possible Wilcoxon p": fp(r["wilcoxon_min_p"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _external(c: _Ctx) -> None:
+    ext = c.a.external
+    if ext is None or ext.empty:
+        return
+    sizes = ext.summary.drop_duplicates("dataset").set_index("dataset")
+    described = "; ".join(
+        f"`{name}` ({int(sizes.at[name, 'n_images'])} images, "
+        f"{int(sizes.at[name, 'n_malignant'])} malignant)"
+        for name in ext.datasets
+    )
+    c.doc.add(
+        d.Heading("External validation"),
+        d.Paragraph(
+            "Every fold's selected checkpoint (chosen on the validation split of its training "
+            "data, never on these images) was also tested on data from elsewhere, preprocessed "
+            f"exactly as the training data: {described}. Every checkpoint sees the same external "
+            "images, so the intervals over checkpoints show how much the result depends on the "
+            "training fold, not on the test images; the bootstrap interval of the checkpoints' "
+            "mean probability is over the external images."
+        ),
+    )
+    rows = [
+        {
+            "Model": r["model"],
+            "Optimizer": r["optimizer"],
+            "Dataset": r["dataset"],
+            "Checkpoints": r["n_units"],
+            "Internal AUC": _cell(r, "internal_auc")
+            if r["internal_auc_n"]
+            else "n/a (no internal test fold)",
+            "External AUC": _cell(r, "auc"),
+            "External − internal AUC": f"{fnum(r['gap_auc_mean'])} "
+            f"{fci(r['gap_auc_ci_low'], r['gap_auc_ci_high'])}".strip(),
+            "External accuracy": _cell(r, "accuracy"),
+            "AUC of the mean probability": f"{fnum(r['mean_prob_auc'])} "
+            f"{fci(r['mean_prob_auc_ci_low'], r['mean_prob_auc_ci_high'])}".strip(),
+        }
+        for r in ext.summary.to_dict("records")
+    ]
+    c.table(
+        pd.DataFrame(rows),
+        "Internal (each checkpoint's own test fold) against external AUC: mean ± std over "
+        "checkpoints [95% t CI]; the gap is taken checkpoint by checkpoint; the AUC of the "
+        "checkpoints' mean probability has a percentile bootstrap CI over the external images "
+        f"({BOOTSTRAP_RESAMPLES} resamples, seed {BOOTSTRAP_SEED}). Accuracy at P(malignant) ≥ "
+        f"{c.a.threshold:g}.",
+        "external",
+    )
+    for name in ext.datasets:
+        for model in c.a.models:
+            c.image(
+                f"external_roc/{name}/{model}",
+                f"{model} on `{name}`: mean ROC of the fold checkpoints per optimizer (band ±1 "
+                "std), with the dataset's readers' operating points when it has readers.",
+            )
+    if not ext.paired.empty:
+        c.doc.add(
+            d.Paragraph("**Optimizers compared on the external data**, paired by checkpoint:")
+        )
+        for name in ext.datasets:
+            part = ext.paired[ext.paired["dataset"] == name]
+            if not part.empty:
+                c.table(
+                    _paired_rows(part),
+                    f"`{name}`: differences B − A over the (fold, seed) checkpoints both "
+                    "optimizers finished, as for the test folds.",
+                    "external_paired",
+                )
 
 
 def _training(c: _Ctx) -> None:
