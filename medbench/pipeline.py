@@ -36,16 +36,22 @@ def run_benchmark(
     ray_address: str | None = None,
     report: bool = True,
     progress: bool = True,
+    external_roots: list[str] | None = None,
 ) -> BenchmarkResult:
     """Load the config, run (or resume) the grid, build the report, print the summary.
 
-    An interrupted grid prints the summary of what finished and re-raises KeyboardInterrupt.
+    ``data_root`` and ``external_roots`` are ``--data-root`` and ``--external-root``. An
+    interrupted grid prints the summary of what finished and re-raises KeyboardInterrupt.
     """
     from medbench.report.analysis import analyse
     from medbench.report.build import read_experiment, write_report
     from medbench.report.summary import render_summary, summary_table
 
-    cfg = config if isinstance(config, Config) else load_config(config, overrides, data_root)
+    cfg = (
+        config
+        if isinstance(config, Config)
+        else load_config(config, overrides, data_root, external_roots)
+    )
     grid = run_grid(cfg, executor=executor, ray_address=ray_address, progress=progress)
     record = read_experiment(cfg.name, grid.tracking_uri, select=grid.select)
     analysis = analyse(record)

@@ -87,7 +87,9 @@ def _member_rgb(path: str | Path) -> np.ndarray:
         scaled = pixels.astype(np.float32) / 65535.0
         rgb = scaled[..., :3] if scaled.ndim == 3 else np.repeat(scaled[..., None], 3, axis=2)
     else:
-        raise DataError(f"{path}: image arrays must hold uint8 or uint16 pixels, not {pixels.dtype}")
+        raise DataError(
+            f"{path}: image arrays must hold uint8 or uint16 pixels, not {pixels.dtype}"
+        )
     h, w = rgb.shape[:2]
     file = str(arrays.parse(path).file)
     if min(h, w) < TINY_SIDE and file not in _WARNED_TINY:

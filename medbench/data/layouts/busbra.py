@@ -36,6 +36,19 @@ FOLD_FILES = ("5-fold-cv.csv", "10-fold-cv.csv")
 IMAGE_FOLDER = "Images"
 MASK_FOLDER = "Masks"
 DESCRIPTION = f"{CLINICAL_FILE}, {' or '.join(FOLD_FILES)} and an {IMAGE_FOLDER}/ folder (BUS-BRA)"
+#: Columns of bus_data.csv, in the release's order.
+RELEASE_COLUMNS = (
+    "ID",
+    "Case",
+    "Histology",
+    "Pathology",
+    "BIRADS",
+    "Device",
+    "Height",
+    "Width",
+    "Side",
+    "BBOX",
+)
 #: Columns of bus_data.csv and the manifest field each fills (the others are kept on disk only).
 CLINICAL_COLUMNS = {
     "ID": "id",
