@@ -20,7 +20,7 @@ import pandas as pd
 from PIL import Image
 
 from medbench.data import arrays
-from medbench.data.folds import patient_groups
+from medbench.data.folds import SPLITS, patient_groups
 from medbench.data.images import TINY_SIDE, decode_workers, read_rgb
 from medbench.data.labels import LABEL_NAMES
 from medbench.data.manifest import scan
@@ -192,7 +192,8 @@ def count_table(manifest: pd.DataFrame) -> pd.DataFrame:
     by, name = _parts(manifest)
     by = by if by is not None else manifest["fold"]
     values = by.astype(object).where(by.notna(), "-")
-    order = sorted(set(values), key=lambda v: (isinstance(v, str), v))
+    rank = {part: i for i, part in enumerate(SPLITS)}  # train, val, test: in reading order
+    order = sorted(set(values), key=lambda v: (isinstance(v, str), rank.get(v, len(rank)), v))
     columns = pd.Categorical(
         values.map(lambda f: f"{name} {f}"), categories=[f"{name} {v}" for v in order]
     )

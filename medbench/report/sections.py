@@ -259,11 +259,19 @@ def _protocol(c: _Ctx) -> None:
     )
     seeds = sorted(set(c.record.folds.get("seed", pd.Series()).dropna().astype(int)))
     kind = config_value(cfg, "data.folds", "unknown")
+    single = {"official": "official", "all": "none"}  # the one fold of these modes
+    found = set(units["fold"]) if not units.empty else set()
+    if kind == "auto" and len(found) == 1 and next(iter(found)) in single:
+        kind = single[next(iter(found))]
     fold_text = {
         "sheet": "the dataset sheet's own fold column",
-        "stratified": "stratified folds made by the suite",
+        "stratified": "stratified folds made by the suite (a patient's images in one fold)",
         "site": "leave-one-site-out: each test fold is one hospital, training uses the other",
-        "auto": "the sheet's fold column when it has one, else stratified folds",
+        "auto": "the dataset's own folds when it has them, else stratified folds",
+        "official": "the dataset's official train/val/test split as one fold; its val part is "
+        "the validation split",
+        "none": "no internal test: the models trained on every image but the validation split "
+        "and were tested on external data only",
     }.get(kind, str(kind))
     es = config_value(cfg, "train.early_stopping", {}) or {}
     val = config_value(cfg, "data.val_fraction")
