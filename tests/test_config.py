@@ -136,7 +136,9 @@ def test_what_enters_the_hash_and_the_dataset_key_comes_from_field_metadata():
     keys = set(dataset_settings(base.data))
     assert keys == {
         "root",
+        "layout",
         "sheet",
+        "include_normal",
         "folds",
         "n_folds",
         "image_size",

@@ -15,7 +15,7 @@ def gdph():
 
 
 def test_cards_are_package_data():
-    assert list_cards() == ["gdph_sysucc_bus", "synthetic_bus"]
+    assert list_cards() == ["breastmnist", "busbra", "busi", "gdph_sysucc_bus", "synthetic_bus"]
     assert Path(str(card_folder())) == Path(medbench.__file__).parent / "data_cards"
 
 
@@ -24,7 +24,7 @@ def test_unknown_card_names_the_known_ones():
         read_card("gdph_sysucc")
     assert str(exc.value) == (
         "no data card 'gdph_sysucc' (did you mean 'gdph_sysucc_bus'?); "
-        "medbench ships gdph_sysucc_bus, synthetic_bus"
+        "medbench ships breastmnist, busbra, busi, gdph_sysucc_bus, synthetic_bus"
     )
 
 
