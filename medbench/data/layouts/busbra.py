@@ -97,6 +97,8 @@ def fold_file(root: Path, sheet: str | None) -> Path | None:
 
 def read(root: Path, sheet: str | None = None, options: ReadOptions | None = None) -> Found:
     """One record per row of ``bus_data.csv``, its fold from the fold file, its image in Images/."""
+    if not detect(root):
+        raise DataError(f"{root}: not a BUS-BRA folder; expected {DESCRIPTION}")
     clinical_path = root / CLINICAL_FILE
     rows, roles = _table(clinical_path, CLINICAL_COLUMNS, ("id", "label"))
     folds_path = fold_file(root, sheet)
