@@ -137,8 +137,8 @@ def _check_official(manifest: pd.DataFrame) -> None:
 
 
 def _stratified(manifest: pd.DataFrame, k: int, seed: int) -> np.ndarray:
-    """Seeded k-fold labels, stratified by label (and site when every site x label has k images);
-    a patient's images share one fold."""
+    """Seeded k-fold labels, stratified by label (and site when every site x label has k images,
+    or k patients); a patient's images share one fold."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
         raise ConfigError(f"folds: k must be an integer of at least 2, got {k!r}")
     labels = manifest["label"].to_numpy()
@@ -164,7 +164,11 @@ def _stratified(manifest: pd.DataFrame, k: int, seed: int) -> np.ndarray:
     strata = labels.astype(str)
     if _has_sites(manifest):
         by_site = manifest["site"].astype(str).to_numpy() + "/" + strata
-        if pd.Series(by_site).value_counts().min() >= k:
+        if groups is None:
+            smallest = pd.Series(by_site).value_counts().min()
+        else:  # patients, not images, are dealt into folds
+            smallest = pd.Series(groups).groupby(by_site).nunique().min()
+        if smallest >= k:
             strata = by_site
     folds = np.empty(len(manifest), dtype=np.int64)
     for fold, test in enumerate(_kfold_parts(strata, groups, k, seed)):
@@ -243,9 +247,9 @@ def _carve_validation(
     if n_val == 0:
         return rest, np.empty(0, dtype=np.int64)
     part = manifest.iloc[rest]
-    strata = _val_strata(part, n_val)
     groups = patient_groups(part)
     if groups is None:
+        strata = _val_strata(part, n_val)
         train, val = train_test_split(
             rest, test_size=n_val, random_state=seed, shuffle=True, stratify=strata
         )
@@ -256,8 +260,8 @@ def _carve_validation(
     if n_groups < 2:
         return rest, np.empty(0, dtype=np.int64)
     q, a = _share(val_fraction, min(20, n_groups))
-    by = strata if strata is not None else part["label"].to_numpy().astype(str)
-    parts = _kfold_parts(by, groups, q, seed)
+    # by label only: finer strata cannot be kept with whole patients in a small part
+    parts = _kfold_parts(part["label"].to_numpy().astype(str), groups, q, seed)
     val = np.concatenate([rest[p] for p in parts[:a]])
     return np.setdiff1d(rest, val), val
 

@@ -143,12 +143,14 @@ def test_busbra_validation_split_never_shares_a_patient(externals):
         split = fold_data(dataset, config, Job("smallcnn", "adam", fold, 0)).split
         parts = [set(patient[split.train]), set(patient[split.val]), set(patient[split.test])]
         assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
-        assert len(split.val) > 0
+        assert set(dataset.manifest["label"].iloc[split.val]) == {0, 1}
 
 
-def test_a_worker_with_other_external_data_fails_the_job(externals):
+def test_a_worker_with_other_external_data_fails_the_job(externals, tiny_bus):
     root, _ = externals
-    config = load_config("demo", ["data.image_size=16"], external_roots=[str(root / "BUSI")])
+    config = load_config(
+        "demo", ["data.image_size=16"], str(tiny_bus), external_roots=[str(root / "BUSI")]
+    )
     dataset = prepare_dataset(config.data, 0)
     found = prepare_externals(config.data)
     spec = JobSpec(Job("smallcnn", "adam", 1, 0), config, "", "", "h", dataset.fingerprint)
