@@ -133,7 +133,9 @@ def test_breastmnist_card_states_the_inverted_label_map():
     meta, body = read_card("breastmnist")
     assert meta["label_map"]["medmnist"][0] == "malignant"
     assert meta["label_map"]["medbench"][1] == "malignant"
-    assert breastmnist.LABEL_MAP == {0: 1, 1: 0} and "1 - MedMNIST label" in meta["label_map"]["rule"]
+    assert (
+        breastmnist.LABEL_MAP == {0: 1, 1: 0} and "1 - MedMNIST label" in meta["label_map"]["rule"]
+    )
     assert sum(meta["counts"]["by_split"].values()) == meta["counts"]["total"] == 780
     assert meta["layout"]["arrays"] == [
         f"{split}_{kind}" for split in breastmnist.SPLITS for kind in ("images", "labels")
