@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +32,7 @@ from medbench.data import synthetic
 from medbench.data.labels import LABEL_NAMES
 from medbench.data.layouts import busbra, busi
 from medbench.errors import DataError
+from medbench.paths import atomic_folder
 
 GENERATOR_VERSION = 1
 #: BUS-BRA: images per patient (1, 2, 3) and their shares; the release has 1,875 / 1,064 = 1.76.
@@ -233,13 +231,9 @@ def _marker(summary: LayoutSummary) -> dict:
 
 def _existing(root: Path, layout: str, n: int, seed: int) -> LayoutSummary | None:
     """The summary of this very generation in ``root``; None when ``root`` is new or empty."""
-    if not root.exists():
-        return None
-    if not root.is_dir():
-        raise DataError(
-            f"{root}: exists and is not a folder; choose a new folder for synthetic data"
-        )
-    if not any(root.iterdir()):
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{root}: is a file; choose a new folder for synthetic data")
+    if not root.exists() or not any(root.iterdir()):
         return None
     try:
         meta = json.loads((root / synthetic.MARKER).read_text(encoding="utf-8"))
@@ -284,23 +278,13 @@ def generate_layout(layout: str, out: str | Path, n: int = 200, seed: int = 0) -
     found = _existing(root, layout, n, seed)
     if found is not None:
         return found
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the dataset should not be
-    try:
-        summary = GENERATORS[layout](tmp, n, seed)
-        marker = json.dumps(_marker(summary), indent=1, sort_keys=True)
-        (tmp / synthetic.MARKER).write_text(marker + "\n", encoding="utf-8")
-        if root.exists():  # empty: keep its inode, move the marker last
-            for child in sorted(tmp.iterdir(), key=lambda p: p.name == synthetic.MARKER):
-                os.replace(child, root / child.name)
-            tmp.rmdir()
-        else:
-            os.replace(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    def fill(folder: Path) -> LayoutSummary:
+        written = GENERATORS[layout](folder, n, seed)
+        marker = json.dumps(_marker(written), indent=1, sort_keys=True)
+        (folder / synthetic.MARKER).write_text(marker + "\n", encoding="utf-8")
+        return written
+
+    summary = atomic_folder(root, fill, last=synthetic.MARKER)
     summary.root, summary.seconds = root, time.perf_counter() - start
     return summary
