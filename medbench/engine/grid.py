@@ -162,11 +162,13 @@ def run_grid(
     tracker = Tracker(uri, config.name)
     jobs = make_jobs(config.models, config.optimizers, dataset.folds, config.seeds)
     parent_ids = _open_parents(tracker, config, dataset, jobs, chash)
+    tested_on = s.external_fingerprints(external)  # runs tested on other external data rerun
     finished = {
         job
         for job in jobs
         if any(
-            r.status == "FINISHED" for r in tracker.find_child(job.key, chash, dataset.fingerprint)
+            r.status == "FINISHED" and r.external == tested_on
+            for r in tracker.find_child(job.key, chash, dataset.fingerprint)
         )
     }
     todo = [job for job in jobs if job not in finished]

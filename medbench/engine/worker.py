@@ -114,7 +114,9 @@ def run_job(spec: JobSpec, progress: bool = False) -> JobOutcome:
     if mismatch:
         return JobOutcome(job, Status.FAILED, None, mismatch)
     refs = tracker.find_child(job.key, spec.config_hash, spec.fingerprint)
-    done = [r for r in refs if r.status == Status.FINISHED]
+    # a finished run tested on other external data is stale: deleted below and run again
+    external = s.external_fingerprints(spec.external)
+    done = [r for r in refs if r.status == Status.FINISHED and r.external == external]
     if done:
         return JobOutcome(job, Status.SKIPPED, done[0].run_id)
     ckpt = checkpoint_path(spec)
@@ -201,6 +203,10 @@ def _data_mismatch(spec: JobSpec, dataset: Dataset, externals: dict[str, Dataset
     return None
 
 
+def _external_tag(spec: JobSpec) -> dict[str, str]:
+    return {s.TAG_EXTERNAL: s.external_fingerprints(spec.external)} if spec.external else {}
+
+
 def _start_run(
     tracker: Tracker,
     spec: JobSpec,
@@ -229,7 +235,7 @@ def _start_run(
         },
         spec.config_hash,
         spec.fingerprint,
-        tags=environment_tags(device),
+        tags={**environment_tags(device), **_external_tag(spec)},
     )
     tracker.log_dataset(
         run_id, dataset.manifest, dataset.root.name, str(dataset.root), spec.fingerprint, "training"

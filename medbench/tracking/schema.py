@@ -66,6 +66,9 @@ TAG_DATASET_CARD = "medbench.dataset_card"  # parent runs: the data card describ
 TAG_N_FINISHED = "medbench.n_finished"
 TAG_N_FAILED = "medbench.n_failed"
 TAG_TUNED = "medbench.tuned"  # fold runs whose lr/rho were chosen by tuning: "true"
+#: Fold runs tested on external datasets: ``external_fingerprints(...)`` of the data they saw (a
+#: finished run whose external data changed since is run again).
+TAG_EXTERNAL = "medbench.external_fingerprints"
 TAG_TRIAL = "medbench.trial"  # tuning trial runs: the trial's key (resume)
 #: Where a fold run ran (child runs): the report's environment table.
 TAG_DEVICE = "medbench.device"
@@ -190,6 +193,12 @@ def cv_std(metric: str) -> str:
 def external_metric(dataset: str, metric: str) -> str:
     """A test metric on an external dataset: ``external_busbra_auc``."""
     return f"external_{_UNSAFE.sub('_', str(dataset))}_{metric}"
+
+
+def external_fingerprints(fingerprints: dict[str, str]) -> str:
+    """The value of ``TAG_EXTERNAL``: ``name=fingerprint`` pairs by name, ``;``-separated ('' for
+    none, as on runs without external data)."""
+    return ";".join(f"{name}={fp}" for name, fp in sorted(fingerprints.items()))
 
 
 #: Metrics of a fold's selected checkpoint on an external dataset (``external_metric``): every

@@ -31,6 +31,7 @@ class RunRef:
 
     run_id: str
     status: str
+    external: str = ""  # its TAG_EXTERNAL ('' without external data)
 
 
 def _finite(metrics: Mapping[str, float]) -> dict[str, float]:
@@ -90,7 +91,9 @@ class Tracker:
         runs = self.client.search_runs(
             [self.experiment_id], filter_string=clauses, max_results=1000
         )
-        return [RunRef(r.info.run_id, r.info.status) for r in runs]
+        return [
+            RunRef(r.info.run_id, r.info.status, r.data.tags.get(s.TAG_EXTERNAL, "")) for r in runs
+        ]
 
     def find_parent(
         self, model: str, optimizer: str, config_hash: str, fingerprint: str

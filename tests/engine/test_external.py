@@ -160,3 +160,32 @@ def test_a_worker_with_other_external_data_fails_the_job(externals, tiny_bus):
     spec.external = {"busi": "0" * 64}
     assert "the grid's: 000000000000" in _data_mismatch(spec, dataset, found)
     assert np.array_equal(found["busi"].labels.numpy(), found["busi"].manifest["label"].to_numpy())
+
+
+def test_runs_tested_on_other_external_data_are_run_again(tiny_bus, mlflow_uri, tmp_path, capsys):
+    from medbench.data import dataset as prepared
+    from medbench.pipeline import run_benchmark
+    from tests.data.layouts import pattern, write_png
+
+    base = busi_layout(tmp_path / "BUSI")
+    overrides = [
+        *TINY,
+        "optimizers=[adam]",
+        "data.n_folds=2",
+        f"tracking.uri={mlflow_uri}",
+        "name=tiny",
+    ]
+    config = load_config("demo", overrides, str(tiny_bus), external_roots=[str(tmp_path / "BUSI")])
+    run_benchmark(config, report=False, progress=False)
+    first = _children(mlflow_uri, "tiny").set_index("run_id")
+    tag = f"tags.{s.TAG_EXTERNAL}"
+    assert len(first) == 2 and first[tag].str.startswith("busi=").all()
+    run_benchmark(config, report=False, progress=False)
+    assert "resuming: 2 of 2 jobs already finished, 0 to run" in capsys.readouterr().err
+    write_png(base / "malignant" / "malignant (1).png", pattern(424242, (50, 40)), "RGB")
+    prepared._EXTERNAL.clear()  # a new process would read the folder again
+    run_benchmark(config, report=False, progress=False)
+    assert "resuming" not in capsys.readouterr().err
+    second = _children(mlflow_uri, "tiny").set_index("run_id")
+    assert len(second) == 2 and not set(second.index) & set(first.index)  # stale runs deleted
+    assert set(second[tag]) != set(first[tag]) and set(second["status"]) == {"FINISHED"}
