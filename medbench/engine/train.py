@@ -2,10 +2,10 @@
 
 The loop reads as a short sequence of named steps; everything around it is a handler, as in
 MONAI's engines: selection and early stopping, checkpointing, per-epoch logging, progress, and
-at the end the test-fold evaluation, external validation and flatness. A handler sees the :class:`Fit` (model,
-optimizer, loaders, state) at three events: ``started`` (before the first epoch, a resumed job
-included), ``epoch_completed`` (after each epoch's training and validation) and ``completed``
-(after the loop, with the :class:`FoldResult` being filled).
+at the end the test-fold evaluation, external validation and flatness. A handler sees the
+:class:`Fit` (model, optimizer, loaders, state) at three events: ``started`` (before the first
+epoch, a resumed job included), ``epoch_completed`` (after each epoch's training and
+validation) and ``completed`` (after the loop, with the :class:`FoldResult` being filled).
 
 Selection never looks at the test fold: early stopping and the best checkpoint use the
 validation split carved from the training folds. Every epoch reseeds the global RNG from
