@@ -379,12 +379,13 @@ def _near_duplicate_problems(manifest: pd.DataFrame, pairs: pd.DataFrame) -> lis
 
     if parts is None and len(pairs):  # folds medbench draws may split the pairs
         found = [f"{name(r.a)} ~ {name(r.b)}" for r in pairs.itertuples()]
+        conflicting = int((~pairs["same_label"]).sum())
         return [
             Problem(
                 "warning",
-                f"{plural(len(found), 'near-duplicate pair')}; the dataset has no folds of its "
-                "own, so the folds medbench draws may put a copy in training and its twin in "
-                "test: " + listing(found),
+                f"{plural(len(found), 'near-duplicate pair')} ({conflicting} with different "
+                "labels); the dataset has no folds of its own, so the folds medbench draws may "
+                "put a copy in training and its twin in test: " + listing(found),
             )
         ]
     lines = []
