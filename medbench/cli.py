@@ -102,6 +102,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
         from medbench.optim import list_optimizers
 
         names = list_optimizers()
+    elif args.what == "layouts":
+        from medbench.data.layouts import LAYOUTS
+
+        names = [f"{name}: {layout.DESCRIPTION}" for name, layout in LAYOUTS.items()]
     else:
         from medbench.config import list_configs
 
@@ -213,8 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports/bench", help="where bench.json and bench.md go")
     p.set_defaults(func=_cmd_bench)
 
-    p = sub.add_parser("list", help="list shipped models, optimizers or configs")
-    p.add_argument("what", choices=["models", "optimizers", "configs"])
+    p = sub.add_parser("list", help="list shipped models, optimizers, configs or dataset layouts")
+    p.add_argument("what", choices=["models", "optimizers", "configs", "layouts"])
     p.set_defaults(func=_cmd_list)
     return parser
 
