@@ -44,6 +44,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     result = run_benchmark(
         args.config,
         data_root=args.data_root,
+        external_roots=args.external_root,
         overrides=args.set,
         executor=args.executor,
         ray_address=args.ray_address,
@@ -73,9 +74,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_synth(args: argparse.Namespace) -> int:
-    from medbench.data.synthetic import generate
+    if args.layout == "gdph_sysucc":
+        from medbench.data.synthetic import generate
 
-    summary = generate(args.out, n=args.n, seed=args.seed)
+        summary = generate(args.out, n=args.n, seed=args.seed)
+    else:
+        from medbench.data.synthetic_layouts import generate_layout
+
+        summary = generate_layout(args.layout, args.out, n=args.n, seed=args.seed)
     print(summary)
     return 0
 
@@ -83,7 +89,13 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
 def _cmd_data_check(args: argparse.Namespace) -> int:
     from medbench.data.audit import audit_dataset
 
-    report = audit_dataset(args.root, phash=not args.no_phash)
+    report = audit_dataset(
+        args.root,
+        phash=not args.no_phash,
+        sheet=args.sheet,
+        layout=args.layout,
+        include_normal=args.include_normal,
+    )
     print(report.render())
     return 0 if report.usable else 1
 
@@ -97,6 +109,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from medbench.config import describe_configs
+    from medbench.data.layouts import LAYOUTS
     from medbench.models import MODELS
     from medbench.optim.registry import describe_optimizers
 
@@ -104,6 +117,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         "models": {name: MODELS[name].description for name in sorted(MODELS)},
         "optimizers": describe_optimizers(),
         "configs": describe_configs(),
+        "layouts": {name: layout.DESCRIPTION for name, layout in LAYOUTS.items()},
     }
     chosen = [args.what] if args.what else list(sections)
     for i, what in enumerate(chosen):
@@ -153,6 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data-root", help="dataset folder (overrides data.root)")
     p.add_argument(
+        "--external-root",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="an external dataset to test every fold's checkpoint on (added to data.external; "
+        "repeatable)",
+    )
+    p.add_argument(
         "--executor", choices=["local", "ray"], help="where jobs run (overrides executor.kind)"
     )
     p.add_argument("--ray-address", help="Ray cluster address, e.g. ray://head:10001 or auto")
@@ -186,14 +208,29 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="dataset tools").add_subparsers(
         dest="data_command", required=True, metavar="ACTION"
     )
-    p = data.add_parser("synth", help="write a synthetic BUS dataset in the GDPH&SYSUCC layout")
+    p = data.add_parser("synth", help="write a synthetic BUS dataset in a real dataset's layout")
     p.add_argument("out", help="output folder")
+    p.add_argument(
+        "--layout",
+        default="gdph_sysucc",
+        choices=["gdph_sysucc", "busbra", "busi"],
+        help="the layout to write (default gdph_sysucc)",
+    )
     p.add_argument("--n", type=int, default=600, help="number of images (default 600)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_data_synth)
     p = data.add_parser("check", help="audit a dataset folder: counts and problems")
     p.add_argument("root", help="dataset folder")
     p.add_argument("--no-phash", action="store_true", help="skip the near-duplicate search")
+    p.add_argument("--layout", help="the dataset's layout (default: detected)")
+    p.add_argument(
+        "--sheet", help="worksheet, sheet file, fold file (BUS-BRA) or .npz file to read"
+    )
+    p.add_argument(
+        "--include-normal",
+        action="store_true",
+        help="fold normal images (BUSI) into benign instead of leaving them out",
+    )
     p.set_defaults(func=_cmd_data_check)
 
     p = sub.add_parser("bench", help="measure speed: data pipeline, optimizers, training, demo")
@@ -208,8 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports/bench", help="where bench.json and bench.md go")
     p.set_defaults(func=_cmd_bench)
 
-    p = sub.add_parser("list", help="list the models, optimizers and shipped configs")
-    p.add_argument("what", nargs="?", choices=["models", "optimizers", "configs"])
+    p = sub.add_parser(
+        "list", help="list the models, optimizers, shipped configs and dataset layouts"
+    )
+    p.add_argument("what", nargs="?", choices=["models", "optimizers", "configs", "layouts"])
     p.set_defaults(func=_cmd_list)
     return parser
 

@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from medbench.data.folds import FOLD_SOURCES
+from medbench.data.layouts import list_layouts
 from medbench.errors import ConfigError, closest
 from medbench.optim.registry import DEFAULT_LR, SAM_FAMILY
 from medbench.optim.sam import DEFAULT_RHO, GC_NORMS
@@ -76,16 +77,37 @@ class SyntheticConfig:
     seed: int = setting(0, dataset=True)
 
 
+#: ``data.layout``: detected from what is on disk, or one of the layouts medbench reads.
+LAYOUT_CHOICES = ("auto", *list_layouts())
+#: An external dataset's name, as its metrics (``external_{name}_auc``) and files carry it.
+EXTERNAL_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+@dataclass
+class ExternalConfig:
+    """A dataset every fold's selected checkpoint is also tested on (external validation)."""
+
+    root: str = setting("")  # the dataset folder (required)
+    name: str | None = setting(None)  # default: its layout's name, or the folder's for flat
+    layout: str = setting("auto", choices=LAYOUT_CHOICES)
+    sheet: str | None = setting(None)
+    include_normal: bool = setting(False)
+
+
 @dataclass
 class DataConfig:
     root: str | None = setting(None, hashed=False, dataset=True)  # empty: synthetic data
-    sheet: str | None = setting(None, dataset=True)  # worksheet or sheet file to read
+    # detected by default; the fingerprint covers what it reads, so it is not hashed
+    layout: str = setting("auto", choices=LAYOUT_CHOICES, hashed=False, dataset=True)
+    sheet: str | None = setting(None, dataset=True)  # worksheet, sheet or fold file to read
+    include_normal: bool = setting(False, dataset=True)  # BUSI's normal images as benign
     folds: str = setting("auto", choices=FOLD_SOURCES, dataset=True)
     n_folds: int = setting(5, ge=2, dataset=True)  # for stratified folds
     val_fraction: float = setting(0.2, gt=0.0, lt=1.0)  # of the training folds, for selection
     image_size: int = setting(256, ge=1, dataset=True)
     augment: bool = setting(False)
     synthetic: SyntheticConfig = setting(factory=SyntheticConfig)
+    external: list[ExternalConfig] = setting(factory=list)  # tested with identical preprocessing
 
 
 @dataclass
@@ -385,6 +407,7 @@ def validate(config: Config) -> Config:
                 "at radius rho)"
             )
     _check_compute(config)
+    _check_external(config.data)
     if not config.name or any(c in config.name for c in "/\\"):
         raise ConfigError(
             f"name: must be a non-empty experiment name without slashes, got {config.name!r}"
@@ -425,6 +448,32 @@ def _check_compute(config: Config) -> None:
             raise ConfigError(
                 f"tune.space.{name}_high: must be above {name}_low ({low:g}), got {high:g}"
             )
+
+
+def _check_external(data: DataConfig) -> None:
+    """Each external dataset has a folder and a distinct, plain name; ``folds: none`` needs one."""
+    names: dict[str, int] = {}
+    for i, ext in enumerate(data.external):
+        key = f"data.external[{i}]"
+        _check_section(ext, key + ".")
+        if not ext.root:
+            raise ConfigError(f"{key}.root: the folder of the external dataset is required")
+        if ext.name is not None:
+            if not EXTERNAL_NAME.fullmatch(ext.name):
+                raise ConfigError(
+                    f"{key}.name: {ext.name!r} must be letters, digits, '_' or '-' (it names "
+                    "the external_{name}_* metrics)"
+                )
+            if ext.name in names:
+                raise ConfigError(
+                    f"{key}.name: {ext.name!r} already names data.external[{names[ext.name]}]"
+                )
+            names[ext.name] = i
+    if data.folds == "none" and not data.external:
+        raise ConfigError(
+            "data.folds: none trains on every image and tests only on external datasets; "
+            "list at least one in data.external (or pass --external-root)"
+        )
 
 
 # -- loading ------------------------------------------------------------------------------------
@@ -509,8 +558,13 @@ def load_config(
     name_or_path: str | Path,
     overrides: list[str] | None = None,
     data_root: str | None = None,
+    external_roots: list[str] | None = None,
 ) -> Config:
-    """Read a YAML config (path or shipped name), apply ``--set`` overrides, validate."""
+    """Read a YAML config (path or shipped name), apply ``--set`` overrides, validate.
+
+    ``data_root`` replaces ``data.root``; each of ``external_roots`` is appended to
+    ``data.external`` (``--data-root`` and ``--external-root`` on the command line).
+    """
     text, source = _read_text(name_or_path)
     try:
         raw = yaml.safe_load(text) or {}
@@ -525,6 +579,13 @@ def load_config(
     raw = _merge(raw, parse_overrides(overrides or []))
     if data_root is not None:
         raw = _merge(raw, {"data": {"root": str(data_root)}})
+    if external_roots:
+        data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+        listed = data.get("external") or []
+        if not isinstance(listed, list):
+            raise ConfigError(f"data.external: expected a list, got {listed!r}")
+        added = [{"root": str(root)} for root in external_roots]
+        raw = _merge(raw, {"data": {"external": [*listed, *added]}})
     return config_from_dict(raw, source=source)
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from medbench.errors import StorageError
+
+T = TypeVar("T")
 
 
 def cache_dir() -> Path:
@@ -78,3 +81,26 @@ def _os_error(err: BaseException | None) -> OSError | None:
             return err
         err, seen = err.__cause__ or err.__context__, seen + 1
     return None
+
+
+def atomic_folder(root: Path, fill: Callable[[Path], T], last: str | None = None) -> T:
+    """Fill the folder ``root`` through a temporary sibling and a rename: a crash leaves no half
+    folder. ``root`` is new or empty (an empty one keeps its inode, e.g. the working folder, and
+    the entry ``last``, a completion marker, moves in after the others); returns ``fill(tmp)``."""
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the folder should not be
+    try:
+        result = fill(tmp)
+        if root.exists():
+            for child in sorted(tmp.iterdir(), key=lambda p: p.name == last):
+                os.replace(child, root / child.name)
+            tmp.rmdir()
+        else:
+            os.replace(tmp, root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return result

@@ -36,10 +36,12 @@ def run_benchmark(
     ray_address: str | None = None,
     report: bool = True,
     progress: bool | None = None,
+    external_roots: list[str] | None = None,
 ) -> BenchmarkResult:
     """Load the config, print the plan, run (or resume) the grid, build the report, print the
     summary and where to look next.
 
+    ``data_root`` and ``external_roots`` are ``--data-root`` and ``--external-root``.
     ``progress``: progress bars (True), one line per finished job (False), or bars only when
     stderr is a terminal (None). An interrupted grid prints the summary of what finished and
     re-raises KeyboardInterrupt.
@@ -48,7 +50,11 @@ def run_benchmark(
     from medbench.report.build import read_experiment, write_report
     from medbench.report.summary import render_summary, summary_table
 
-    cfg = config if isinstance(config, Config) else load_config(config, overrides, data_root)
+    cfg = (
+        config
+        if isinstance(config, Config)
+        else load_config(config, overrides, data_root, external_roots)
+    )
     if progress is None:
         progress = sys.stderr.isatty()
     grid = run_grid(

@@ -24,6 +24,19 @@ def test_list_models(capsys):
     assert {"resnet18", "smallcnn", "vit_b_16", "swin_t"} <= set(names)
 
 
+def test_list_layouts(capsys):
+    assert main(["list", "layouts"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == [
+        "busbra",
+        "busi",
+        "breastmnist",
+        "gdph_sysucc",
+        "flat",
+    ]
+    assert "bus_data.csv" in lines[0]
+
+
 def test_a_meaningless_setting_stops_before_any_data_or_store(capsys, tmp_path, monkeypatch):
     from pathlib import Path
 

@@ -178,7 +178,9 @@ def test_what_enters_the_hash_and_the_dataset_key_comes_from_field_metadata():
     keys = set(dataset_settings(base.data))
     assert keys == {
         "root",
+        "layout",
         "sheet",
+        "include_normal",
         "folds",
         "n_folds",
         "image_size",
@@ -204,3 +206,56 @@ def test_every_value_of_the_paper_config_cites_its_source():
     paper = load_config("paper")
     assert paper.train.amp == "off" and paper.train.tf32 == "off"
     assert "vit_b_16" not in paper.models
+
+
+def test_external_datasets_from_the_config_and_the_command_line(tmp_path):
+    from medbench.config import ExternalConfig, dataset_settings
+
+    config_file = tmp_path / "ext.yaml"
+    config_file.write_text(
+        "data:\n  external:\n    - {root: /data/BUSBRA, name: busbra, sheet: 10-fold-cv.csv}\n"
+    )
+    cfg = load_config(config_file, external_roots=["/data/BUSI"])
+    assert cfg.data.external == [
+        ExternalConfig(root="/data/BUSBRA", name="busbra", sheet="10-fold-cv.csv"),
+        ExternalConfig(root="/data/BUSI"),
+    ]
+    base = load_config("demo")
+    with_ext = load_config("demo", external_roots=["/data/BUSI"])
+    assert config_hash(with_ext) != config_hash(base)  # their metrics belong to the runs
+    assert dataset_settings(with_ext.data) == dataset_settings(base.data)  # not the training data
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        (["data.folds=none"], r"data\.folds: none trains on every image .* data\.external"),
+        (["data.external=[{name: x}]"], r"data\.external\[0\]\.root: the folder .* is required"),
+        (["data.external=[{root: /a, name: 'b c'}]"], r"data\.external\[0\]\.name: 'b c' must be"),
+        (
+            ["data.external=[{root: /a, name: b}, {root: /c, name: b}]"],
+            r"data\.external\[1\]\.name: 'b' already names data\.external\[0\]",
+        ),
+        (
+            ["data.external=[{root: /a, layout: busy}]"],
+            r"data\.external\[0\]\.layout: 'busy' is not one of",
+        ),
+        (
+            ["data.external=[{root: /a, sheets: x}]"],
+            r"data\.external\[0\]\.sheets: unknown key \(did you mean 'sheet'\?\)",
+        ),
+        (["data.external=/a"], r"data\.external\[0\]: expected a mapping of settings"),
+        (
+            ["data.layout=bus_bra"],
+            r"data\.layout: 'bus_bra' is not one of auto, busbra, busi, breastmnist, gdph_sysucc, flat \(did you mean 'busbra'\?\)",
+        ),
+    ],
+)
+def test_dataset_settings_fail_at_load(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config("demo", overrides)
+
+
+def test_folds_none_with_an_external_dataset_loads():
+    cfg = load_config("demo", ["data.folds=none"], external_roots=["/data/BUSBRA"])
+    assert cfg.data.folds == "none" and cfg.data.external[0].root == "/data/BUSBRA"

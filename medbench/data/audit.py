@@ -3,7 +3,9 @@
 It reads the folder like the manifest reader does, but collects problems instead of stopping
 at the first, decodes every image, and looks for near-duplicate images by perceptual hash:
 the real release has some, a few with conflicting labels, and a pair split across folds
-leaks test images into training.
+leaks test images into training (BUSI is known for many). A patient whose images lie in
+several of a sheet's folds leaks the same way. Files that are not images of the task (masks,
+BUSI's normal images by default) are counted, not read.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from medbench.data import arrays
+from medbench.data.folds import SPLITS, patient_groups
 from medbench.data.images import TINY_SIDE, decode_workers, read_rgb
 from medbench.data.labels import LABEL_NAMES
 from medbench.data.manifest import scan
@@ -54,6 +58,8 @@ class AuditReport:
     problems: list[Problem] = field(default_factory=list)
     near_duplicates: pd.DataFrame | None = None
     max_distance: int = NEAR_DUPLICATE_BITS
+    n_patients: int | None = None  # None when the dataset has no patient ids
+    left_out: dict[str, int] = field(default_factory=dict)  # files that are no task image
 
     @property
     def usable(self) -> bool:
@@ -71,7 +77,13 @@ class AuditReport:
         """The terminal text: a heading, the counts table, then one line per problem."""
         lines = [f"dataset {self.root}"]
         if self.layout:
-            lines.append(f"layout {self.layout}, sheet {self.sheet}, {self.n_images} images")
+            sheet = f", sheet {self.sheet}" if self.sheet else ""
+            patients = "" if self.n_patients is None else f", {self.n_patients} patients"
+            lines.append(f"layout {self.layout}{sheet}, {self.n_images} images{patients}")
+        if self.left_out:
+            lines.append(
+                "left out: " + ", ".join(f"{n} {what}" for what, n in self.left_out.items())
+            )
         if not self.counts.empty:
             lines += ["", self.counts.to_string(), ""]
         if self.near_duplicates is not None:
@@ -97,6 +109,7 @@ def audit_dataset(
     max_distance: int = NEAR_DUPLICATE_BITS,
     sheet: str | None = None,
     layout: str | None = None,
+    include_normal: bool = False,
 ) -> AuditReport:
     """Audit a dataset folder: counts and every problem, never stopping at the first.
 
@@ -112,6 +125,8 @@ def audit_dataset(
         As for :func:`medbench.data.manifest.read_manifest`.
     layout : str, optional
         As for :func:`medbench.data.manifest.read_manifest`; detected by default.
+    include_normal : bool, default False
+        As for :func:`medbench.data.manifest.read_manifest`.
 
     Returns
     -------
@@ -124,8 +139,9 @@ def audit_dataset(
         Only when there is nothing to audit: no folder, no layout that fits it, no sheet, no
         key column, no images.
     """
-    found = scan(root, sheet, layout)
+    found = scan(root, sheet, layout, include_normal)
     manifest = found.manifest
+    groups = patient_groups(manifest)
     report = AuditReport(
         root=str(root),
         layout=manifest.attrs.get("layout"),
@@ -133,6 +149,8 @@ def audit_dataset(
         n_images=len(manifest),
         problems=[Problem(s, m) for s, m in found.problems],
         max_distance=max_distance,
+        n_patients=None if groups is None else len(set(groups.tolist())),
+        left_out=found.left_out,
     )
     if manifest.empty:
         return report
@@ -140,6 +158,7 @@ def audit_dataset(
     if found.sheet_rows:  # layouts with a sheet: a label column may contradict the file names
         report.problems += _label_disagreements(manifest, found.sheet_rows, found.name_labels)
     report.problems += _single_class_folds(manifest)
+    report.problems += _patients_across_folds(manifest)
     hashes, problems = _decode_all(manifest, phash)
     report.problems += problems
     if phash:
@@ -157,21 +176,37 @@ def _sheet_label(manifest: pd.DataFrame) -> str | None:
     return f"{name} [{worksheet}]" if worksheet else name
 
 
+def _parts(manifest: pd.DataFrame) -> tuple[pd.Series | None, str]:
+    """The dataset's own folds, else its official train/val/test split, with their noun; None
+    when it has neither (medbench will draw folds)."""
+    if manifest["fold"].notna().any():
+        return manifest["fold"], "fold"
+    if "split" in manifest and manifest["split"].notna().any():
+        return manifest["split"], "split"
+    return None, "fold"
+
+
 def count_table(manifest: pd.DataFrame) -> pd.DataFrame:
-    """Images per (site, label) row and fold column, with totals."""
-    frame = pd.DataFrame(
-        {
-            "site": manifest["site"].astype(object).where(manifest["site"].notna(), "-"),
-            "label": manifest["label"].map(LABEL_NAMES),
-            "fold": manifest["fold"].astype(object).where(manifest["fold"].notna(), "-"),
-        }
+    """Images per (site, label) row and fold column (or official split, for a dataset that has
+    one and no folds), with totals; folds in their natural order (fold 2 before fold 10)."""
+    by, name = _parts(manifest)
+    by = by if by is not None else manifest["fold"]
+    values = by.astype(object).where(by.notna(), "-")
+    rank = {part: i for i, part in enumerate(SPLITS)}  # train, val, test: in reading order
+    order = sorted(set(values), key=lambda v: (isinstance(v, str), rank.get(v, len(rank)), v))
+    columns = pd.Categorical(
+        values.map(lambda f: f"{name} {f}"), categories=[f"{name} {v}" for v in order]
     )
     table = pd.crosstab(
-        [frame["site"], frame["label"]],
-        frame["fold"].map(lambda f: f"fold {f}"),
+        [
+            manifest["site"].astype(object).where(manifest["site"].notna(), "-"),
+            manifest["label"].map(LABEL_NAMES),
+        ],
+        columns,
         margins=True,
         margins_name="total",
     )
+    table.index.names = ["site", "label"]
     table.columns.name = None
     return table
 
@@ -215,6 +250,26 @@ def _single_class_folds(manifest: pd.DataFrame) -> list[Problem]:
     return problems
 
 
+def _patients_across_folds(manifest: pd.DataFrame) -> list[Problem]:
+    """Patients whose images lie in several of the dataset's own folds: their images leak from
+    training into test (folds medbench draws never split a patient)."""
+    if "patient" not in manifest or manifest["fold"].isna().all():
+        return []
+    known = manifest.dropna(subset=["patient", "fold"])
+    spread = known.groupby("patient")["fold"].agg(lambda f: sorted(set(f)))
+    split = spread[spread.map(len) > 1]
+    if split.empty:
+        return []
+    found = [f"{p!r} (folds {', '.join(map(str, folds))})" for p, folds in split.items()]
+    return [
+        Problem(
+            "warning",
+            f"{plural(len(found), 'patient')} with images in several folds (their images leak "
+            f"between training and test): " + listing(found),
+        )
+    ]
+
+
 def _decode_one(path: str, want_hash: bool) -> tuple[np.ndarray | None, str | None, tuple | None]:
     """(hash bits or None, error message or None, (w, h) when tiny)."""
     import imagehash
@@ -236,6 +291,7 @@ def _decode_one(path: str, want_hash: bool) -> tuple[np.ndarray | None, str | No
 def _decode_all(manifest: pd.DataFrame, want_hash: bool) -> tuple[np.ndarray, list[Problem]]:
     """Decode every image (threads: PNG decoding releases the GIL); hash bits, NaN rows for failures."""
     paths = manifest["path"].tolist()
+    ids = manifest["id"].tolist()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MedbenchWarning)  # tiny images are summed up below
         with ThreadPoolExecutor(decode_workers()) as pool:
@@ -246,7 +302,8 @@ def _decode_all(manifest: pd.DataFrame, want_hash: bool) -> tuple[np.ndarray, li
         if error:
             unreadable.append(error)
         if small:
-            tiny.append(f"{Path(paths[i]).name} ({small[0]}x{small[1]})")
+            name = ids[i] if arrays.parse(paths[i]) else Path(paths[i]).name  # a member: its ID
+            tiny.append(f"{name} ({small[0]}x{small[1]})")
         if bits is not None:
             hashes[i] = bits
     problems = [Problem("error", msg) for msg in unreadable[:_SHOWN]]
@@ -288,15 +345,16 @@ def near_duplicate_pairs(hashes: np.ndarray, max_distance: int) -> np.ndarray:
 
 def _describe_pairs(manifest: pd.DataFrame, pairs: np.ndarray, hashes: np.ndarray) -> pd.DataFrame:
     a, b = pairs[:, 0], pairs[:, 1]
-    fold = manifest["fold"].astype(object).to_numpy()
+    parts, _ = _parts(manifest)
+    part = parts.astype(object).to_numpy() if parts is not None else None
     label = manifest["label"].to_numpy()
-    has_folds = manifest["fold"].notna().all()
+    has_parts = parts is not None and bool(parts.notna().all())
     return pd.DataFrame(
         {
             "id_a": manifest["id"].to_numpy()[a],
             "id_b": manifest["id"].to_numpy()[b],
             "distance": np.abs(hashes[a] - hashes[b]).sum(axis=1).astype(int),
-            "same_fold": (fold[a] == fold[b]) if has_folds else np.ones(len(a), dtype=bool),
+            "same_fold": (part[a] == part[b]) if has_parts else np.ones(len(a), dtype=bool),
             "same_label": label[a] == label[b],
             "a": a,
             "b": b,
@@ -307,23 +365,36 @@ def _describe_pairs(manifest: pd.DataFrame, pairs: np.ndarray, hashes: np.ndarra
 def _near_duplicate_problems(manifest: pd.DataFrame, pairs: pd.DataFrame) -> list[Problem]:
     """One warning per suspicious pair (different labels, or split across folds)."""
     site = manifest["site"].astype(object).to_numpy()
-    fold = manifest["fold"].astype(object).to_numpy()
+    parts, noun = _parts(manifest)
+    fold = parts.astype(object).to_numpy() if parts is not None else [pd.NA] * len(manifest)
     label = manifest["label"].to_numpy()
+    across = "split across folds" if noun == "fold" else "split across train/val/test"
 
     def name(i: int) -> str:
         where = f"{site[i]}/" if isinstance(site[i], str) else ""
-        parts = [LABEL_NAMES[label[i]]]
+        described = [LABEL_NAMES[label[i]]]
         if not pd.isna(fold[i]):
-            parts.append(f"fold {fold[i]}")
-        return f"{where}{manifest['id'].iloc[i]} ({', '.join(parts)})"
+            described.append(f"{noun} {fold[i]}")
+        return f"{where}{manifest['id'].iloc[i]} ({', '.join(described)})"
 
+    if parts is None and len(pairs):  # folds medbench draws may split the pairs
+        found = [f"{name(r.a)} ~ {name(r.b)}" for r in pairs.itertuples()]
+        conflicting = int((~pairs["same_label"]).sum())
+        return [
+            Problem(
+                "warning",
+                f"{plural(len(found), 'near-duplicate pair')} ({conflicting} with different "
+                "labels); the dataset has no folds of its own, so the folds medbench draws may "
+                "put a copy in training and its twin in test: " + listing(found),
+            )
+        ]
     lines = []
     for row in pairs.itertuples():
         if row.same_label and row.same_fold:
             continue
-        why = "different labels" if not row.same_label else "split across folds"
+        why = "different labels" if not row.same_label else across
         if not row.same_label and not row.same_fold:
-            why = "different labels, split across folds"
+            why = f"different labels, {across}"
         lines.append(
             f"near-duplicate images, {why}: {name(row.a)} ~ {name(row.b)}, {row.distance} bits apart"
         )

@@ -3,13 +3,16 @@
 Preparing reads the folder once (or generates the synthetic dataset), assigns the folds, and
 loads every image through the preprocessing cache. The result is memoised per process on the
 config's dataset settings (:func:`medbench.config.dataset_settings`), so the jobs of a grid run
-in one process share it, and a Ray worker prepares it once.
+in one process share it, and a Ray worker prepares it once. External datasets
+(``data.external``) are prepared the same way, with the same preprocessing, once per process.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +21,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from medbench.config import DataConfig, dataset_settings
+from medbench.config import DataConfig, ExternalConfig, dataset_settings
 from medbench.data.cards import read_card
 from medbench.data.folds import assign_folds, fold_ids
 from medbench.data.labels import LABELS
+from medbench.data.layouts import flat, get_layout
 from medbench.data.manifest import read_manifest
 from medbench.data.synthetic import GENERATOR_VERSION, MARKER, generate
 from medbench.data.transforms import PreprocessSettings, load_cached
+from medbench.errors import ConfigError
 from medbench.paths import cache_dir
 
 
@@ -48,6 +53,7 @@ class Dataset:
 
 
 _PREPARED: dict[str, Dataset] = {}
+_EXTERNAL: dict[str, Dataset] = {}
 
 
 def synthetic_root(synthetic) -> Path:
@@ -58,30 +64,59 @@ def synthetic_root(synthetic) -> Path:
 
 
 def dataset_fingerprint(manifest: pd.DataFrame, digests: list[str]) -> str:
-    """Digest of what a job sees: ids, labels, sites, folds and every image's content."""
+    """Digest of what a job sees: ids, labels, sites, folds and every image's content, and the
+    patients and official split of datasets that have them (they shape the validation split)."""
+    extra = [c for c in ("patient", "split") if c in manifest and manifest[c].notna().any()]
     h = hashlib.sha256()
     for row, digest in zip(manifest.itertuples(index=False), digests, strict=True):
-        h.update(f"{row.id}|{row.label}|{row.site}|{row.fold}|{digest}\n".encode())
+        line = f"{row.id}|{row.label}|{row.site}|{row.fold}|{digest}"
+        line += "".join(f"|{getattr(row, c)}" for c in extra)
+        h.update(f"{line}\n".encode())
     return h.hexdigest()
 
 
 def _card(root: Path, manifest: pd.DataFrame) -> str | None:
-    """The data card that describes this very dataset: the synthetic one's when the generator
-    wrote it; the release's only when the counts per site and label are the release's (a folder
-    merely in the release's layout is not the release)."""
-    if (root / MARKER).is_file():  # generated data, wherever it was written
-        return "synthetic_bus"
-    if manifest.attrs.get("layout") == "gdph_sysucc":
-        meta, _ = read_card("gdph_sysucc_bus")
+    """The data card that describes this very data: the synthetic twin's for generated
+    GDPH&SYSUCC data (other generated layouts have none: the real dataset's card would misstate
+    them), else the layout's, but only when the counts per site and label are those the card
+    states (a folder merely in a dataset's layout is not that dataset)."""
+    marker = root / MARKER
+    if marker.is_file():  # generated data, wherever it was written
+        layout = json.loads(marker.read_text(encoding="utf-8")).get("layout", "gdph_sysucc")
+        return "synthetic_bus" if layout == "gdph_sysucc" else None
+    card = get_layout(manifest.attrs["layout"]).CARD
+    if card is None:
+        return None
+    by_site = (read_card(card)[0].get("counts") or {}).get("by_site")
+    if by_site:
         found = manifest.groupby(["site", "label"]).size()
         expected = {
             (site, LABELS[name]): n
-            for site, by_label in meta["counts"]["by_site"].items()
-            for name, n in by_label.items()
+            for site, labels in by_site.items()
+            for name, n in labels.items()
         }
-        if {k: int(v) for k, v in found.items()} == expected:
-            return "gdph_sysucc_bus"
-    return None
+        if {k: int(v) for k, v in found.items()} != expected:
+            return None
+    return card
+
+
+def _load(root: Path, manifest: pd.DataFrame, image_size: int, progress: bool) -> Dataset:
+    """The images of ``manifest`` through the preprocessing cache, as a :class:`Dataset`."""
+    start = time.perf_counter()
+    manifest = manifest.reset_index(drop=True)
+    cached = load_cached(
+        list(manifest["path"]), PreprocessSettings(image_size=image_size), progress=progress
+    )
+    return Dataset(
+        root=root,
+        manifest=manifest,
+        images=cached.images,
+        labels=torch.tensor(manifest["label"].to_numpy(dtype=np.int64)),
+        fingerprint=dataset_fingerprint(manifest, cached.digests),
+        card=_card(root, manifest),
+        decoded=cached.decoded,
+        seconds=time.perf_counter() - start,
+    )
 
 
 def prepare_dataset(data: DataConfig, fold_seed: int, progress: bool = False) -> Dataset:
@@ -99,23 +134,53 @@ def prepare_dataset(data: DataConfig, fold_seed: int, progress: bool = False) ->
     else:
         root = synthetic_root(data.synthetic)
         generate(root, n=data.synthetic.n, seed=data.synthetic.seed)
-    manifest = read_manifest(root, sheet=data.sheet)
-    card = _card(root, manifest)
+    manifest = read_manifest(
+        root, sheet=data.sheet, layout=data.layout, include_normal=data.include_normal
+    )
     manifest = assign_folds(manifest, source=data.folds, k=data.n_folds, seed=fold_seed)
-    manifest = manifest.reset_index(drop=True)
-    cached = load_cached(
-        list(manifest["path"]), PreprocessSettings(image_size=data.image_size), progress=progress
-    )
-    dataset = Dataset(
-        root=root,
-        manifest=manifest,
-        images=cached.images,
-        labels=torch.tensor(manifest["label"].to_numpy(dtype=np.int64)),
-        fingerprint=dataset_fingerprint(manifest, cached.digests),
-        card=card,
-        generated=not data.root,
-        decoded=cached.decoded,
-        seconds=time.perf_counter() - start,
-    )
+    dataset = _load(root, manifest, data.image_size, progress)
+    dataset.generated = not data.root
+    dataset.seconds = time.perf_counter() - start
     _PREPARED[key] = dataset
     return dataset
+
+
+def external_name(ext: ExternalConfig, manifest: pd.DataFrame) -> str:
+    """The name of an external dataset: ``ext.name``, else its layout's (``busbra``), else for
+    the generic flat layout its folder's, made safe for a metric name."""
+    if ext.name:
+        return ext.name
+    layout = manifest.attrs["layout"]
+    if layout != flat.NAME:
+        return layout
+    return (
+        re.sub(r"[^A-Za-z0-9_-]+", "_", Path(manifest.attrs["root"]).name).strip("_") or "external"
+    )
+
+
+def prepare_externals(data: DataConfig, progress: bool = False) -> dict[str, Dataset]:
+    """Each external dataset of ``data.external`` by name, read and preprocessed exactly as the
+    training data (``data.image_size``); folds are not assigned (every image is a test image).
+
+    Raises ConfigError when two datasets end up with one name (name them), and DataError for a
+    dataset that cannot be read.
+    """
+    out: dict[str, Dataset] = {}
+    for i, ext in enumerate(data.external):
+        settings = {**dataclasses.asdict(ext), "image_size": data.image_size}
+        key = json.dumps(settings, sort_keys=True)
+        if key not in _EXTERNAL:
+            root = Path(ext.root).expanduser()
+            manifest = read_manifest(
+                root, sheet=ext.sheet, layout=ext.layout, include_normal=ext.include_normal
+            )
+            _EXTERNAL[key] = _load(root, manifest, data.image_size, progress)
+        dataset = _EXTERNAL[key]
+        name = external_name(ext, dataset.manifest)
+        if name in out:
+            raise ConfigError(
+                f"data.external[{i}]: a second external dataset named {name!r}; give each a "
+                "name (data.external[i].name)"
+            )
+        out[name] = dataset
+    return out

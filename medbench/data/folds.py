@@ -2,6 +2,12 @@
 
 The held-out fold is the test set and is never used for selection; early stopping and the best
 checkpoint use a validation part carved, stratified and seeded, out of the training folds.
+
+When the manifest has patients, every split made here keeps a patient's images together:
+stratified folds come from scikit-learn's ``StratifiedGroupKFold`` and the validation part is
+made of whole patients. Two single-fold modes exist besides cross-validation: ``official``
+(a dataset's own train/val/test split, as BreastMNIST's) and ``none`` (train on every image,
+minus validation, and test only on external datasets).
 """
 
 from __future__ import annotations
@@ -11,12 +17,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
 
 from medbench.data.labels import LABEL_NAMES
 from medbench.errors import ConfigError, DataError, MedbenchWarning, closest
 
-FOLD_SOURCES = ("auto", "sheet", "stratified", "site")
+FOLD_SOURCES = ("auto", "sheet", "stratified", "site", "official", "none")
+#: The one fold of ``official`` (the dataset's own split) and of ``none`` (no internal test).
+OFFICIAL_FOLD = "official"
+ALL_FOLD = "all"
+SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -37,15 +47,32 @@ def _has_sites(manifest: pd.DataFrame) -> bool:
     return bool(manifest["site"].notna().all()) and manifest["site"].nunique() > 1
 
 
+def patient_groups(manifest: pd.DataFrame) -> np.ndarray | None:
+    """The group of each row for patient-aware splits: its patient, or the image alone when it
+    has none; None when no row has a patient."""
+    if "patient" not in manifest or not manifest["patient"].notna().any():
+        return None
+    patient = manifest["patient"].astype(object)
+    own = "image:" + manifest["id"].astype(str)
+    return np.where(patient.notna(), "patient:" + patient.astype(str), own).astype(str)
+
+
+def _has_split(manifest: pd.DataFrame) -> bool:
+    return "split" in manifest and bool(manifest["split"].notna().any())
+
+
 def assign_folds(
     manifest: pd.DataFrame, source: str = "auto", k: int = 5, seed: int = 0
 ) -> pd.DataFrame:
     """A copy of the manifest with its ``fold`` column set.
 
     ``source``: ``"sheet"`` keeps the sheet's folds (any integer labels, at least two);
-    ``"stratified"`` draws ``k`` seeded folds stratified by label and site; ``"auto"`` is
-    ``"sheet"`` when the sheet has folds, else ``"stratified"``; ``"site"`` is leave-one-site-out
-    (the fold is the site name).
+    ``"stratified"`` draws ``k`` seeded folds stratified by label and site (grouped by patient
+    when there are patients); ``"site"`` is leave-one-site-out (the fold is the site name);
+    ``"official"`` is the dataset's own train/val/test split as one fold (``OFFICIAL_FOLD``);
+    ``"none"`` puts every image in one fold (``ALL_FOLD``) that has no test part; ``"auto"`` is
+    ``"sheet"`` when the sheet has folds, else ``"official"`` when the dataset has a split, else
+    ``"stratified"``.
     """
     if source not in FOLD_SOURCES:
         raise ConfigError(
@@ -55,7 +82,13 @@ def assign_folds(
     out = manifest.copy()
     has_folds = bool(out["fold"].notna().any())
     if source == "auto":
-        source = "sheet" if has_folds else "stratified"
+        source = "sheet" if has_folds else "official" if _has_split(out) else "stratified"
+    if source in ("official", "none"):
+        if source == "official":
+            _check_official(out)
+        label = OFFICIAL_FOLD if source == "official" else ALL_FOLD
+        out["fold"] = pd.array([label] * len(out), dtype="str")
+        return out
     if source == "sheet":
         if not has_folds:
             raise DataError(
@@ -84,8 +117,28 @@ def assign_folds(
     return out
 
 
+def _check_official(manifest: pd.DataFrame) -> None:
+    """The dataset's own split must cover every image and hold training and test images."""
+    where = _sheet_name(manifest)
+    if not _has_split(manifest):
+        raise DataError(
+            f"{where}: the dataset has no official train/val/test split; use sheet or stratified folds"
+        )
+    split = manifest["split"]
+    bad = manifest.loc[split.isna() | ~split.isin(SPLITS), "id"].tolist()
+    if bad:
+        raise DataError(
+            f"{where}: {len(bad)} images are in no official part (train, val, test), "
+            f"e.g. {bad[0]!r}"
+        )
+    for part in ("train", "test"):
+        if not (split == part).any():
+            raise DataError(f"{where}: the official split has no {part} images")
+
+
 def _stratified(manifest: pd.DataFrame, k: int, seed: int) -> np.ndarray:
-    """Seeded k-fold labels, stratified by label (and site when every site x label has k images)."""
+    """Seeded k-fold labels, stratified by label (and site when every site x label has k images,
+    or k patients); a patient's images share one fold."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
         raise ConfigError(f"folds: k must be an integer of at least 2, got {k!r}")
     labels = manifest["label"].to_numpy()
@@ -98,20 +151,46 @@ def _stratified(manifest: pd.DataFrame, k: int, seed: int) -> np.ndarray:
             f"cannot draw {k} stratified folds: only {counts.min()} {rare} images "
             f"(each fold needs at least one of each class)"
         )
+    groups = patient_groups(manifest)
+    if groups is not None:
+        patients = pd.DataFrame({"label": labels, "group": groups}).drop_duplicates()
+        per_class = patients["label"].value_counts()
+        if per_class.min() < k:
+            rare = LABEL_NAMES.get(per_class.idxmin(), per_class.idxmin())
+            raise DataError(
+                f"cannot draw {k} stratified folds grouped by patient: only {per_class.min()} "
+                f"patients have {rare} images (each fold needs at least one of each class)"
+            )
     strata = labels.astype(str)
     if _has_sites(manifest):
         by_site = manifest["site"].astype(str).to_numpy() + "/" + strata
-        if pd.Series(by_site).value_counts().min() >= k:
+        if groups is None:
+            smallest = pd.Series(by_site).value_counts().min()
+        else:  # patients, not images, are dealt into folds
+            smallest = pd.Series(groups).groupby(by_site).nunique().min()
+        if smallest >= k:
             strata = by_site
     folds = np.empty(len(manifest), dtype=np.int64)
-    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    for fold, (_, test) in enumerate(splitter.split(np.zeros(len(strata)), strata)):
+    for fold, test in enumerate(_kfold_parts(strata, groups, k, seed)):
         folds[test] = fold
     return folds
 
 
+def _kfold_parts(strata: np.ndarray, groups: np.ndarray | None, k: int, seed: int) -> list:
+    """The k test parts (row positions) of a seeded stratified k-fold, grouped when ``groups``."""
+    x = np.zeros(len(strata))
+    if groups is None:
+        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        return [test for _, test in splitter.split(x, strata)]
+    with warnings.catch_warnings():  # a rare stratum is fine: it is spread as well as it can be
+        warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        return [test for _, test in splitter.split(x, strata, groups)]
+
+
 def fold_ids(manifest: pd.DataFrame) -> list:
-    """The outer folds, sorted (plain Python ints, or site names for leave-one-site-out)."""
+    """The outer folds, sorted (plain Python ints, site names for leave-one-site-out, or the one
+    fold of ``official`` and ``none``)."""
     values = manifest["fold"].dropna().unique().tolist()
     return sorted(int(v) if isinstance(v, (int, np.integer)) else v for v in values)
 
@@ -119,10 +198,13 @@ def fold_ids(manifest: pd.DataFrame) -> list:
 def split_fold(
     manifest: pd.DataFrame, test_fold: object, val_fraction: float = 0.2, seed: int = 0
 ) -> FoldSplit:
-    """Test = ``test_fold``; validation = a stratified, seeded ``val_fraction`` of the other folds.
+    """Test = ``test_fold``; validation = a stratified, seeded ``val_fraction`` of the other folds
+    (whole patients when the manifest has patients).
 
-    A test part with a single class is allowed (a MedbenchWarning says so; its AUC will be
-    undefined). The same manifest, fold and seed always give the same split.
+    The fold ``OFFICIAL_FOLD`` takes the dataset's own split (its ``val`` part, when it has one,
+    is the validation part); ``ALL_FOLD`` has no test part. A test part with a single class is
+    allowed (a MedbenchWarning says so; its AUC will be undefined). The same manifest, fold and
+    seed always give the same split.
     """
     if not 0 <= val_fraction < 1:
         raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
@@ -135,22 +217,64 @@ def split_fold(
             f"its folds are {', '.join(map(str, folds))}"
         )
     fold = manifest["fold"].to_numpy(dtype=object)
-    test = np.flatnonzero(fold == test_fold)
-    rest = np.flatnonzero(fold != test_fold)
     labels = manifest["label"].to_numpy()
+    single = bool((fold == test_fold).all())  # the one fold of official and none
+    official = single and test_fold == OFFICIAL_FOLD and _has_split(manifest)
+    if official:
+        split = manifest["split"].to_numpy(dtype=object)
+        test, rest = np.flatnonzero(split == "test"), np.flatnonzero(split != "test")
+    elif single and test_fold == ALL_FOLD:
+        test, rest = np.empty(0, dtype=np.int64), np.arange(len(manifest))
+    else:
+        test, rest = np.flatnonzero(fold == test_fold), np.flatnonzero(fold != test_fold)
 
-    val = np.empty(0, dtype=np.int64)
-    train = rest
-    n_val = int(round(val_fraction * len(rest)))
-    if n_val > 0:
-        strata = _val_strata(manifest.iloc[rest], n_val)
-        train, val = train_test_split(
-            rest, test_size=n_val, random_state=seed, shuffle=True, stratify=strata
-        )
-    _warn_single_class(test_fold, "test", labels[test])
+    if official and (split == "val").any():
+        train, val = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
+    else:
+        train, val = _carve_validation(manifest, rest, val_fraction, seed)
+    if len(test):
+        _warn_single_class(test_fold, "test", labels[test])
     if len(val):
         _warn_single_class(test_fold, "validation", labels[val])
     return FoldSplit(fold=test_fold, train=np.sort(train), val=np.sort(val), test=np.sort(test))
+
+
+def _carve_validation(
+    manifest: pd.DataFrame, rest: np.ndarray, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) row positions: a stratified, seeded ``val_fraction`` of ``rest``."""
+    n_val = int(round(val_fraction * len(rest)))
+    if n_val == 0:
+        return rest, np.empty(0, dtype=np.int64)
+    part = manifest.iloc[rest]
+    groups = patient_groups(part)
+    if groups is None:
+        strata = _val_strata(part, n_val)
+        train, val = train_test_split(
+            rest, test_size=n_val, random_state=seed, shuffle=True, stratify=strata
+        )
+        return train, val
+    # whole patients: the union of a few parts of a stratified group k-fold, as close to the
+    # asked share as at most 20 parts allow (0.2 -> 1 of 5 parts, 0.3 -> 3 of 10)
+    n_groups = len(set(groups.tolist()))
+    if n_groups < 2:
+        return rest, np.empty(0, dtype=np.int64)
+    q, a = _share(val_fraction, min(20, n_groups))
+    # by label only: finer strata cannot be kept with whole patients in a small part
+    parts = _kfold_parts(part["label"].to_numpy().astype(str), groups, q, seed)
+    val = np.concatenate([rest[p] for p in parts[:a]])
+    return np.setdiff1d(rest, val), val
+
+
+def _share(fraction: float, most: int) -> tuple[int, int]:
+    """(q, a), 2 <= q <= ``most``, 1 <= a < q: the fraction a/q closest to ``fraction``,
+    the smallest q on ties."""
+    options = []
+    for q in range(2, most + 1):
+        a = min(max(int(round(fraction * q)), 1), q - 1)
+        options.append((abs(a / q - fraction), q, a))
+    _, q, a = min(options)
+    return q, a
 
 
 def _val_strata(rest: pd.DataFrame, n_val: int) -> np.ndarray | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from medbench.data import arrays
 from medbench.errors import DataError, MedbenchWarning
 
 #: Images smaller than this on either side load, with a warning: they carry little information.
@@ -29,7 +30,13 @@ def decode_workers() -> int:
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    """Decode ``path`` into an (H, W, 3) array: uint8 for 8-bit files, float32 in [0, 1] for 16-bit."""
+    """Decode ``path`` into an (H, W, 3) array: uint8 for 8-bit files, float32 in [0, 1] for 16-bit.
+
+    ``path`` may also name one image of an array file (``FILE::ARRAY[INDEX]``, see
+    :mod:`medbench.data.arrays`).
+    """
+    if arrays.parse(path) is not None:
+        return _member_rgb(path)
     path = Path(path)
     try:
         if path.stat().st_size == 0:
@@ -58,5 +65,38 @@ def read_rgb(path: str | Path) -> np.ndarray:
             f"{path}: tiny image ({w}x{h} pixels), upscaled to the model size",
             MedbenchWarning,
             stacklevel=2,
+        )
+    return rgb
+
+
+_WARNED_TINY: set[str] = set()
+
+
+def _member_rgb(path: str | Path) -> np.ndarray:
+    """An array member as RGB, like a file of the same mode. Its images are all one size, so a
+    tiny size is said once per array file, not once per image."""
+    pixels = arrays.read_member(path)
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[..., 0]
+    if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] not in (3, 4)):
+        raise DataError(f"{path}: an image array must be (H, W) or (H, W, 3), got {pixels.shape}")
+    if pixels.dtype == np.uint8:
+        rgb = pixels[..., :3] if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=2)
+        rgb = np.ascontiguousarray(rgb)
+    elif pixels.dtype == np.uint16:
+        scaled = pixels.astype(np.float32) / 65535.0
+        rgb = scaled[..., :3] if scaled.ndim == 3 else np.repeat(scaled[..., None], 3, axis=2)
+    else:
+        raise DataError(
+            f"{path}: image arrays must hold uint8 or uint16 pixels, not {pixels.dtype}"
+        )
+    h, w = rgb.shape[:2]
+    file = str(arrays.parse(path).file)
+    if min(h, w) < TINY_SIDE and file not in _WARNED_TINY:
+        _WARNED_TINY.add(file)
+        warnings.warn(
+            f"{file}: tiny images ({w}x{h} pixels), upscaled to the model size",
+            MedbenchWarning,
+            stacklevel=3,
         )
     return rgb

@@ -2,8 +2,11 @@
 the folder.
 
 Its columns are ``MANIFEST_COLUMNS``: ``id`` and ``path`` (text), ``label`` (int64: 0 benign,
-1 malignant), ``site`` (text), ``fold`` (nullable Int64) and the two readers' BI-RADS
-categories (text, see ``birads``); a dataset without a field leaves it missing. ``df.attrs``
+1 malignant), ``site`` (text), ``fold`` (nullable Int64), the two readers' BI-RADS categories
+(text, see ``birads``), ``patient`` (text: images of one patient share it, and every split
+medbench makes keeps them together) and ``split`` (text: a dataset's own ``train``/``val``/
+``test`` part, as BreastMNIST has); a dataset without a field leaves it missing. ``path`` is a
+file, or one image of an array file (``FILE::ARRAY[INDEX]``, see ``arrays``). ``df.attrs``
 keeps where it came from: ``root``, ``sheet_file``, ``sheet_name`` and ``layout``.
 
 A folder is read by its layout (``medbench.data.layouts``), detected from what is on disk or
@@ -22,9 +25,20 @@ import pandas as pd
 
 from medbench.data.labels import LABEL_NAMES
 from medbench.data.layouts import detect, get_layout
+from medbench.data.layouts.base import ReadOptions
 from medbench.errors import DataError, MedbenchWarning
 
-MANIFEST_COLUMNS = ("id", "path", "label", "site", "fold", "birads_reader1", "birads_reader2")
+MANIFEST_COLUMNS = (
+    "id",
+    "path",
+    "label",
+    "site",
+    "fold",
+    "birads_reader1",
+    "birads_reader2",
+    "patient",
+    "split",
+)
 
 
 @dataclass
@@ -38,10 +52,14 @@ class Scan:
     sheet_rows: list[int] = field(default_factory=list)  # the sheet row of each manifest row
     name_labels: list[int | None] = field(default_factory=list)  # label from each file name
     problems: list[tuple[str, str]] = field(default_factory=list)  # (severity, message)
+    left_out: dict[str, int] = field(default_factory=dict)  # files that are no task image, why
 
 
 def read_manifest(
-    root: str | Path, sheet: str | None = None, layout: str | None = None
+    root: str | Path,
+    sheet: str | None = None,
+    layout: str | None = None,
+    include_normal: bool = False,
 ) -> pd.DataFrame:
     """Read a dataset folder into the manifest, one row per image.
 
@@ -54,8 +72,10 @@ def read_manifest(
         ``root`` (``"labels.csv"``) or both (``"book.xlsx:prediction"``). By default the
         layout's own sheet, or the only one.
     layout : str, optional
-        A layout name from :func:`medbench.data.layouts.list_layouts`; by default it is
-        detected from what is on disk.
+        A layout name from :func:`medbench.data.layouts.list_layouts`; by default (or
+        ``"auto"``) it is detected from what is on disk.
+    include_normal : bool, default False
+        Fold a dataset's normal (lesion-free) images into benign; by default they are left out.
 
     Returns
     -------
@@ -74,7 +94,7 @@ def read_manifest(
     MedbenchWarning
         For values kept as missing, such as a reader cell that is not a BI-RADS category.
     """
-    found = scan(root, sheet, layout)
+    found = scan(root, sheet, layout, include_normal)
     for severity, message in found.problems:
         if severity == "error":
             raise DataError(message)
@@ -82,7 +102,12 @@ def read_manifest(
     return found.manifest
 
 
-def scan(root: str | Path, sheet: str | None = None, layout: str | None = None) -> Scan:
+def scan(
+    root: str | Path,
+    sheet: str | None = None,
+    layout: str | None = None,
+    include_normal: bool = False,
+) -> Scan:
     """Read like :func:`read_manifest`, collecting row-level problems instead of raising.
 
     Parameters
@@ -93,12 +118,14 @@ def scan(root: str | Path, sheet: str | None = None, layout: str | None = None) 
         As for :func:`read_manifest`.
     layout : str, optional
         As for :func:`read_manifest`.
+    include_normal : bool, default False
+        As for :func:`read_manifest`.
 
     Returns
     -------
     Scan
         The manifest without the rows at fault, the sheet row and file-name label of each row
-        (layouts with a sheet), and every problem as (severity, message).
+        (layouts with a sheet), every problem as (severity, message), and the files left out.
 
     Raises
     ------
@@ -111,8 +138,8 @@ def scan(root: str | Path, sheet: str | None = None, layout: str | None = None) 
         raise DataError(f"{root}: dataset folder not found")
     if not root.is_dir():
         raise DataError(f"{root}: not a folder (expected a dataset folder with images and a sheet)")
-    reader = detect(root, sheet) if layout is None else get_layout(layout)
-    found = reader.read(root, sheet)
+    reader = detect(root, sheet) if layout in (None, "auto") else get_layout(layout)
+    found = reader.read(root, sheet, ReadOptions(include_normal=include_normal))
     manifest = _frame(found.records)
     manifest.attrs.update(
         root=str(root.resolve()),
@@ -121,7 +148,7 @@ def scan(root: str | Path, sheet: str | None = None, layout: str | None = None) 
         layout=reader.NAME,
     )
     problems = found.problems + _class_problems(manifest, root, found.source)
-    return Scan(manifest, found.sheet_rows, found.name_labels, problems)
+    return Scan(manifest, found.sheet_rows, found.name_labels, problems, found.left_out)
 
 
 def _class_problems(manifest: pd.DataFrame, root: Path, source: str) -> list[tuple[str, str]]:
@@ -153,6 +180,8 @@ def _frame(records: list[dict]) -> pd.DataFrame:
             "fold": pd.array(columns["fold"], dtype="Int64"),
             "birads_reader1": pd.array(columns["birads_reader1"], dtype="str"),
             "birads_reader2": pd.array(columns["birads_reader2"], dtype="str"),
+            "patient": pd.array(columns["patient"], dtype="str"),
+            "split": pd.array(columns["split"], dtype="str"),
         },
         columns=list(MANIFEST_COLUMNS),
     )

@@ -18,3 +18,11 @@ def listing(items: list[str]) -> str:
     """'a, b, c' with at most a few shown, then '... and N more'."""
     shown = ", ".join(items[:SHOWN])
     return shown + (f" and {len(items) - SHOWN} more" if len(items) > SHOWN else "")
+
+
+def problem(severity: str, culprits: list[str], template: str, noun: str) -> list[tuple[str, str]]:
+    """``[(severity, message)]`` when there are culprits, else ``[]``; in ``template``, ``{n}``
+    is their count with ``noun`` and ``{c}`` their listing."""
+    if not culprits:
+        return []
+    return [(severity, template.format(n=plural(len(culprits), noun), c=listing(culprits)))]

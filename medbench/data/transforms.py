@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from monai.transforms import Compose, Transform
 
+from medbench.data import arrays
 from medbench.data.images import decode_workers, read_rgb
 from medbench.errors import MedbenchError
 from medbench.paths import atomic_write, cache_dir, ensure_folder
@@ -95,7 +96,10 @@ def to_uint8(img: torch.Tensor) -> torch.Tensor:
 
 
 def file_digest(path: str | os.PathLike) -> str:
-    """Content digest of one file: the cache key does not trust names or timestamps."""
+    """Content digest of one file: the cache key does not trust names or timestamps. An array
+    member (``FILE::ARRAY[INDEX]``) is digested by its own pixels."""
+    if arrays.parse(path) is not None:
+        return arrays.member_digest(path)
     h = hashlib.sha1()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from medbench.config import Config, config_hash, dump_yaml
-from medbench.data.dataset import Dataset, prepare_dataset
+from medbench.data.dataset import Dataset, prepare_dataset, prepare_externals
 from medbench.engine.device import resolve_device
 from medbench.engine.jobs import Job, make_jobs
 from medbench.engine.tuning import TrialOutcome, Tuner
@@ -188,13 +188,15 @@ def run_grid(
     # one grid at a time per experiment: a second run stops here with one line (the holder)
     with ExperimentLock(uri, config.name):
         dataset = prepare_dataset(config.data, min(config.seeds), progress=progress)
-        return _run(config, tracker, dataset, kind, address, progress, on_plan)
+        externals = prepare_externals(config.data, progress)
+        return _run(config, tracker, dataset, externals, kind, address, progress, on_plan)
 
 
 def _run(
     config: Config,
     tracker: Tracker,
     dataset: Dataset,
+    externals: dict[str, Dataset],
     kind: str,
     address: str | None,
     progress: bool,
@@ -204,16 +206,27 @@ def _run(
     uri, chash = tracker.uri, config_hash(config)
     jobs = make_jobs(config.models, config.optimizers, dataset.folds, config.seeds)
     parent_ids = _open_parents(tracker, config, dataset, jobs, chash)
+    external = {name: d.fingerprint for name, d in externals.items()}
+    tested_on = s.external_fingerprints(external)  # runs tested on other external data rerun
     finished = {
         job
         for job in jobs
         if any(
-            r.status == "FINISHED" for r in tracker.find_child(job.key, chash, dataset.fingerprint)
+            r.status == "FINISHED" and r.external == tested_on
+            for r in tracker.find_child(job.key, chash, dataset.fingerprint)
         )
     }
     todo = [job for job in jobs if job not in finished]
     specs = [
-        JobSpec(job, config, uri, parent_ids[job.parent_name], chash, dataset.fingerprint)
+        JobSpec(
+            job,
+            config,
+            uri,
+            parent_ids[job.parent_name],
+            chash,
+            dataset.fingerprint,
+            external=external,
+        )
         for job in todo
     ]
     outcomes = [JobOutcome(job, Status.SKIPPED) for job in jobs if job in finished]

@@ -2,10 +2,10 @@
 
 The loop reads as a short sequence of named steps; everything around it is a handler, as in
 MONAI's engines: selection and early stopping, checkpointing, per-epoch logging, progress, and
-at the end the test-fold evaluation and flatness. A handler sees the :class:`Fit` (model,
-optimizer, loaders, state) at three events: ``started`` (before the first epoch, a resumed job
-included), ``epoch_completed`` (after each epoch's training and validation) and ``completed``
-(after the loop, with the :class:`FoldResult` being filled).
+at the end the test-fold evaluation, external validation and flatness. A handler sees the
+:class:`Fit` (model, optimizer, loaders, state) at three events: ``started`` (before the first
+epoch, a resumed job included), ``epoch_completed`` (after each epoch's training and
+validation) and ``completed`` (after the loop, with the :class:`FoldResult` being filled).
 
 Selection never looks at the test fold: early stopping and the best checkpoint use the
 validation split carved from the training folds. Every epoch reseeds the global RNG from
@@ -21,7 +21,7 @@ import copy
 import math
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medbench.config import Config
+from medbench.data.dataset import Dataset
 from medbench.data.folds import FoldSplit
 from medbench.data.loader import BatchLoader
 from medbench.engine.budget import Limits, limits, passes_per_step
@@ -61,6 +62,15 @@ class FoldData:
 
 
 @dataclass
+class ExternalResult:
+    """The selected checkpoint tested on one external dataset."""
+
+    metrics: dict[str, float]  # every metric of METRIC_NAMES
+    predictions: pd.DataFrame  # PREDICTION_COLUMNS; ``fold`` is the job's (the checkpoint's)
+    loss: float
+
+
+@dataclass
 class FoldResult:
     """A finished job: what the test fold and the handlers found."""
 
@@ -73,6 +83,7 @@ class FoldResult:
     gradient_evals: int  # forward-backward passes on training batches, all epochs
     history: list[dict[str, float]]
     flatness: dict[str, Any] | None = None
+    external: dict[str, ExternalResult] = field(default_factory=dict)  # by dataset name
 
 
 def new_state() -> dict[str, Any]:
@@ -341,23 +352,31 @@ def fit_epoch(fit: Fit) -> dict[str, float]:
     return metrics
 
 
-def test_selected(fit: Fit) -> FoldResult:
-    """Load the selected weights and evaluate them once on the held-out fold."""
-    threshold = fit.config.train.threshold
-    _module(fit.model).load_state_dict(fit.best_weights)
-    test_loss, probs, labels = evaluate(fit.net, fit.test, fit.device, fit.precision)
-    rows = fit.data.manifest.iloc[fit.data.split.test]
-    predictions = pd.DataFrame(
+def prediction_frame(
+    rows: pd.DataFrame, labels: np.ndarray, probs: np.ndarray, fold: object = None
+) -> pd.DataFrame:
+    """One row per tested image (``PREDICTION_COLUMNS``) from its manifest ``rows``; ``fold``
+    replaces their folds (an external dataset's images carry the fold of the checkpoint)."""
+    return pd.DataFrame(
         {
             "id": rows["id"].astype(str).to_numpy(),
             "site": rows["site"].astype("string").fillna("").to_numpy(),
-            "fold": rows["fold"].to_numpy(),
+            "fold": rows["fold"].to_numpy() if fold is None else np.full(len(rows), fold, object),
             "label": labels.astype(int),
             "prob_malignant": probs,
             "birads_reader1": rows["birads_reader1"].astype("string").fillna("").to_numpy(),
             "birads_reader2": rows["birads_reader2"].astype("string").fillna("").to_numpy(),
         }
     )
+
+
+def test_selected(fit: Fit) -> FoldResult:
+    """Load the selected weights and evaluate them once on the held-out fold."""
+    threshold = fit.config.train.threshold
+    _module(fit.model).load_state_dict(fit.best_weights)
+    test_loss, probs, labels = evaluate(fit.net, fit.test, fit.device, fit.precision)
+    rows = fit.data.manifest.iloc[fit.data.split.test]
+    predictions = prediction_frame(rows, labels, probs)
     sites = {}
     for site, part in predictions.groupby("site"):
         if site:
@@ -543,6 +562,32 @@ class FidelityWarning(Base):
         )
 
 
+class ExternalTest(Base):
+    """Tests the selected checkpoint on every external dataset, after the test fold, with the
+    batches, precision and threshold of the test fold (the images were preprocessed alike)."""
+
+    def __init__(self, datasets: Mapping[str, Dataset]) -> None:
+        self.datasets = datasets
+
+    def completed(self, fit: Fit, result: FoldResult) -> None:
+        tc = fit.config.train
+        for name, data in self.datasets.items():
+            loader = BatchLoader(
+                images=data.images,
+                labels=data.labels,
+                index=np.arange(len(data.labels)),
+                batch_size=max(tc.batch_size, 64),
+                device=fit.device,
+                channels_last=fit.precision.channels_last,
+            )
+            loss, probs, labels = evaluate(fit.net, loader, fit.device, fit.precision)
+            result.external[name] = ExternalResult(
+                metrics=binary_metrics(labels, probs, tc.threshold),
+                predictions=prediction_frame(data.manifest, labels, probs, fold=fit.job.fold),
+                loss=loss,
+            )
+
+
 class Flatness(Base):
     """Flatness of the selected checkpoint on a seeded subset of this fold's training data."""
 
@@ -578,8 +623,10 @@ def default_handlers(
     log: Callable[[int, dict[str, float]], None] | None = None,
     bar: Any = None,
     meta: dict[str, Any] | None = None,
+    external: Mapping[str, Dataset] | None = None,
 ) -> list[Handler]:
-    """The engine's handlers, in the order they must run (selection before checkpointing)."""
+    """The engine's handlers, in the order they must run (selection before checkpointing,
+    external validation on the selected weights before flatness perturbs them)."""
     handlers: list[Handler] = [Selection(), FidelityWarning()]
     if checkpoint is not None:
         handlers.append(Checkpointer(checkpoint, meta))
@@ -587,6 +634,8 @@ def default_handlers(
         handlers.append(EpochLog(log))
     if bar is not None:
         handlers.append(Progress(bar))
+    if external:
+        handlers.append(ExternalTest(external))
     if config.flatness.enabled:
         handlers.append(Flatness())
     return handlers

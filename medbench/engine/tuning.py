@@ -69,6 +69,7 @@ class TrialSpec:
     trial: int
     params: dict[str, float]  # lr, and rho for the SAM family
     fold_run_id: str | None = None  # None for a study's first trial: the trial creates it
+    external: dict[str, str] = field(default_factory=dict)  # the job's external datasets
 
     @property
     def name(self) -> str:
@@ -84,6 +85,7 @@ class TrialSpec:
             self.config_hash,
             self.fingerprint,
             self.fold_run_id,
+            self.external,
         )
 
 
@@ -402,6 +404,7 @@ class Tuner:
                 trial=len(history),
                 params=suggest(tune, spec.job, history),
                 fold_run_id=fold_run_id,
+                external=spec.external,
             )
             return [Work(trial, run_trial, close_trial)]
         best = best_trial(history, tune.objective)

@@ -18,13 +18,13 @@ import contextlib
 import enum
 import platform
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from medbench.config import Config
-from medbench.data.dataset import Dataset, prepare_dataset
+from medbench.data.dataset import Dataset, prepare_dataset, prepare_externals
 from medbench.data.folds import split_fold
 from medbench.engine.budget import to_target
 from medbench.engine.device import resolve_device
@@ -56,6 +56,7 @@ class JobSpec:
     config_hash: str
     fingerprint: str  # of the dataset the grid prepared: a worker's data must match it
     run_id: str | None = None  # the fold run tuning prepared (its trials nested in it)
+    external: dict[str, str] = field(default_factory=dict)  # external dataset -> fingerprint
 
 
 @dataclass
@@ -130,15 +131,15 @@ def run_job(spec: JobSpec, progress: bool = False) -> JobOutcome:
     """Run one job end to end, tracked in its child run; safe to call again after any crash."""
     job, config = spec.job, spec.config
     dataset = prepare_dataset(config.data, min(config.seeds))
+    externals = prepare_externals(config.data)
     tracker = Tracker(spec.tracking_uri, config.name)
-    if dataset.fingerprint != spec.fingerprint:
-        reason = (
-            f"the dataset at {dataset.root} differs here (fingerprint {dataset.fingerprint[:12]}) "
-            f"from the grid's ({spec.fingerprint[:12]})"
-        )
-        return JobOutcome(job, Status.FAILED, None, reason)
+    mismatch = _data_mismatch(spec, dataset, externals)
+    if mismatch:
+        return JobOutcome(job, Status.FAILED, None, mismatch)
     refs = tracker.find_child(job.key, spec.config_hash, spec.fingerprint)
-    done = [r for r in refs if r.status == Status.FINISHED]
+    # a finished run tested on other external data is stale: deleted below and run again
+    external = s.external_fingerprints(spec.external)
+    done = [r for r in refs if r.status == Status.FINISHED and r.external == external]
     if done:
         return JobOutcome(job, Status.SKIPPED, done[0].run_id)
     ckpt = checkpoint_path(spec)
@@ -154,11 +155,11 @@ def run_job(spec: JobSpec, progress: bool = False) -> JobOutcome:
     if resume is None:
         ckpt.unlink(missing_ok=True)
         if prepared is None:
-            run_id = start_fold_run(tracker, spec, dataset, fold, device)
+            run_id = start_fold_run(tracker, spec, dataset, fold, device, externals)
         else:
             run_id = prepared
             tracker.set_status(run_id, "RUNNING")
-            tracker.set_tags(run_id, environment_tags(device))
+            tracker.set_tags(run_id, {**environment_tags(device), **_external_tag(spec)})
         # a prepared run holds the epochs of an earlier attempt, which a rerun repeats
         logged: set[int] = set() if prepared is None else tracker.logged_epochs(run_id)
     else:
@@ -175,7 +176,7 @@ def run_job(spec: JobSpec, progress: bool = False) -> JobOutcome:
         for row in load_checkpoint(ckpt)["state"]["history"]:
             log(row["epoch"], {k: v for k, v in row.items() if k != "epoch"})
     bar = _progress_bar(spec) if progress else None
-    handlers = default_handlers(config, ckpt, log, bar, meta={"run_id": run_id})
+    handlers = default_handlers(config, ckpt, log, bar, meta={"run_id": run_id}, external=externals)
     try:
         result = train_job(job, config, fold, device, handlers)
     except Diverged as err:
@@ -207,6 +208,10 @@ def run_job(spec: JobSpec, progress: bool = False) -> JobOutcome:
         best_epoch=result.best_epoch,
         train_time_s=result.train_time_s,
     )
+    for name, external in result.external.items():
+        tracker.log_external(
+            run_id, name, {**external.metrics, "loss": external.loss}, external.predictions
+        )
     target = to_target(result.history, config.report.target_val_auc)
     tracker.log_compute(run_id, {"gradient_evals": result.gradient_evals, **target})
     if result.flatness is not None:
@@ -223,8 +228,35 @@ def run_job(spec: JobSpec, progress: bool = False) -> JobOutcome:
     )
 
 
+def _data_mismatch(spec: JobSpec, dataset: Dataset, externals: dict[str, Dataset]) -> str | None:
+    """Why the data prepared here is not what the grid prepared (fingerprints), or None."""
+    here = {
+        "the dataset": dataset,
+        **{f"the external dataset {n!r}": d for n, d in externals.items()},
+    }
+    grid = {
+        "the dataset": spec.fingerprint,
+        **{f"the external dataset {n!r}": fp for n, fp in spec.external.items()},
+    }
+    for what in sorted(here.keys() | grid.keys()):
+        mine, theirs = here.get(what), grid.get(what)
+        if mine is None or theirs is None or mine.fingerprint != theirs:
+            found = f"at {mine.root} (fingerprint {mine.fingerprint[:12]})" if mine else "absent"
+            return f"{what} differs here: {found}; the grid's: {(theirs or 'absent')[:12]}"
+    return None
+
+
+def _external_tag(spec: JobSpec) -> dict[str, str]:
+    return {s.TAG_EXTERNAL: s.external_fingerprints(spec.external)} if spec.external else {}
+
+
 def start_fold_run(
-    tracker: Tracker, spec: JobSpec, dataset: Dataset, fold: FoldData, device: torch.device
+    tracker: Tracker,
+    spec: JobSpec,
+    dataset: Dataset,
+    fold: FoldData,
+    device: torch.device,
+    externals: dict[str, Dataset] | None = None,
 ) -> str:
     """Create the job's fold run. Its ``lr`` and ``rho`` are the config's; with tuning, they are
     logged once chosen (:mod:`medbench.engine.tuning`)."""
@@ -251,11 +283,15 @@ def start_fold_run(
         },
         spec.config_hash,
         spec.fingerprint,
-        tags=environment_tags(device),
+        tags={**environment_tags(device), **_external_tag(spec)},
     )
     tracker.log_dataset(
         run_id, dataset.manifest, dataset.root.name, str(dataset.root), spec.fingerprint, "training"
     )
+    for name, external in (externals or {}).items():
+        tracker.log_dataset(
+            run_id, external.manifest, name, str(external.root), external.fingerprint, "external"
+        )
     return run_id
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 
 from medbench.metrics import METRIC_NAMES
 from medbench.report import results, stats, training, tuning, vocab
+from medbench.report.external import ExternalAnalysis, analyse_external, tested_runs
 from medbench.tracking import ExperimentRecord
 
 
@@ -72,6 +73,7 @@ class Analysis:
     flatness: pd.DataFrame
     landscape: pd.DataFrame
     protocol: tuning.Protocol  # tuning, compute at equal budgets, time to target
+    external: ExternalAnalysis | None = None  # external validation, when there is any
 
 
 def analyse(
@@ -111,7 +113,7 @@ def analyse(
     )
     threshold = float(config_value(record.config, "train.threshold", 0.5))
     rope = float(config_value(record.config, "report.rope", DEFAULT_ROPE) if rope is None else rope)
-    inv = results.inventory(folds, record.predictions, models, optimizers)
+    inv = results.inventory(folds, tested_runs(record), models, optimizers)
     preds = results.unit_predictions(record.predictions, inv.units)
     per_unit = results.unit_metrics(preds, threshold, folds)
     boot = results.resampling(preds, n_resamples)
@@ -156,6 +158,9 @@ def analyse(
         flatness=training.summarise(flat_units, training.FLATNESS_KEYS),
         landscape=training.landscape(record.artifacts, inv.units),
     )
+    external = analyse_external(
+        record, inv.units, per_unit, models, optimizers, threshold, rope, boot.n_resamples
+    )
     protocol = tuning.protocol(record, inv.units, per_unit, models, optimizers)
     protocol = dataclasses.replace(
         protocol,
@@ -178,5 +183,6 @@ def analyse(
         readers=results.readers_table(imgs),
         agreement=results.agreement_table(imgs),
         protocol=protocol,
+        external=external,
         **{k: vocab.in_order(v, models, optimizers) for k, v in tables.items()},
     )

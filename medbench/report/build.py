@@ -202,6 +202,9 @@ TABLE_FILES = {
     "time_to_target": "table_time_to_target.csv",
     "compute_curves": "table_val_auc_by_compute.csv",
     "equal_compute": "table_equal_compute.csv",
+    "external": "table_external.csv",
+    "external_per_fold": "table_external_per_fold.csv",
+    "external_paired": "table_external_paired_tests.csv",
 }
 
 
@@ -238,6 +241,12 @@ def write_tables(a: Analysis, out: Path) -> dict[str, Path]:
         "compute_curves": a.protocol.compute_curves,
         "equal_compute": a.protocol.equal_compute,
     }
+    if a.external is not None:
+        frames.update(
+            external=a.external.summary,
+            external_per_fold=a.external.per_unit,
+            external_paired=a.external.paired,
+        )
     written = {}
     for key, frame in frames.items():
         if frame is None or frame.empty:
@@ -255,6 +264,8 @@ def draw_figures(a: Analysis, out: Path) -> dict[str, figures.FigureFiles]:
     """Draw every figure the data allow; keys name them for :func:`compose`."""
     colours = vocab.optimizer_colours(a.optimizers)
     made: dict[str, figures.FigureFiles] = {}
+    if a.external is not None and not a.external.empty:
+        made.update(_external_figures(a, colours, out))
     if a.per_unit.empty:
         return made
     models = [m for m in a.models if (a.per_unit["model"] == m).any()]
@@ -335,4 +346,32 @@ def draw_figures(a: Analysis, out: Path) -> dict[str, figures.FigureFiles]:
             figures.compute_curves(p.compute_curves, p.target, models, opts, colours),
             "fig_val_auc_by_compute",
         )
+    return made
+
+
+def _external_figures(
+    a: Analysis, colours: dict[str, str], out: Path
+) -> dict[str, figures.FigureFiles]:
+    """The ROC of each model on each external dataset (keys ``external_roc/{dataset}/{model}``)."""
+    ext, made = a.external, {}
+    for name in ext.datasets:
+        tables = [t[t["dataset"] == name] for t in (ext.roc, ext.summary, ext.readers)]
+        for model in a.models:
+            opts = [
+                o
+                for o in a.optimizers
+                if ((tables[1]["model"] == model) & (tables[1]["optimizer"] == o)).any()
+            ]
+            if not opts:
+                continue
+            fig = figures.roc(
+                *tables,
+                model,
+                opts,
+                colours,
+                title=f"{model} on {name} (external)\nROC, mean ± 1 std over fold checkpoints",
+            )
+            made[f"external_roc/{name}/{model}"] = figures.save(
+                fig, out, f"fig_external_roc_{_safe(name)}_{_safe(model)}"
+            )
     return made

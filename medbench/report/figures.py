@@ -149,10 +149,11 @@ def roc(
     model: str,
     optimizers: Sequence[str],
     colours: Mapping[str, str],
+    title: str | None = None,
 ) -> Figure:
     """Mean ROC over folds per optimizer (interquartile band over folds, AUC mean ± std in the
-    legend) and the readers' operating points; ``curves``, ``performance`` and ``readers`` are the analysis'
-    ``roc``, ``performance`` and ``readers_by_model`` tables."""
+    legend) and the readers' operating points; ``curves``, ``performance`` and ``readers`` are the
+    analysis' ``roc``, ``performance`` and ``readers_by_model`` tables (or their external twins)."""
     fig, axes = _subplots(1, 1, 4.6, 4.4)
     ax = axes[0, 0]
     with mpl.rc_context(STYLE):
@@ -186,7 +187,7 @@ def roc(
         ax.set_aspect("equal")
         ax.set_xlabel("False positive rate (1 − specificity)")
         ax.set_ylabel("True positive rate (sensitivity)")
-        ax.set_title(f"{model}: test ROC, mean over folds (band: IQR)")
+        ax.set_title(title or f"{model}: test ROC, mean over folds (band: IQR)")
         ax.legend(loc="lower right", frameon=True)
     return fig
 

@@ -196,6 +196,14 @@ def _overview(c: _Ctx) -> None:
 def _verdict(c: _Ctx) -> None:
     a = c.a
     c.doc.add(d.Heading("Verdict"))
+    if a.per_unit.empty and a.external is not None and not a.external.empty:
+        c.doc.add(
+            d.Paragraph(
+                "No internal test fold (`data.folds: none`): the models were tested on external "
+                "data only; see External validation."
+            )
+        )
+        return
     if a.per_unit.empty:
         c.doc.add(d.Paragraph("**No fold run finished: there are no results to show.**"))
         _problems(c)
@@ -467,11 +475,19 @@ def _protocol(c: _Ctx) -> None:
     )
     seeds = sorted(set(c.record.folds.get("seed", pd.Series()).dropna().astype(int)))
     kind = config_value(cfg, "data.folds", "unknown")
+    single = {"official": "official", "all": "none"}  # the one fold of these modes
+    found = set(units["fold"]) if not units.empty else set()
+    if kind == "auto" and len(found) == 1 and next(iter(found)) in single:
+        kind = single[next(iter(found))]
     fold_text = {
         "sheet": "the dataset sheet's own fold column",
-        "stratified": "stratified folds made by the suite",
+        "stratified": "stratified folds made by the suite (a patient's images in one fold)",
         "site": "leave-one-site-out: each test fold is one hospital, training uses the other",
-        "auto": "the sheet's fold column when it has one, else stratified folds",
+        "auto": "the dataset's own folds when it has them, else stratified folds",
+        "official": "the dataset's official train/val/test split as one fold; its val part is "
+        "the validation split",
+        "none": "no internal test: the models trained on every image but the validation split "
+        "and were tested on external data only",
     }.get(kind, str(kind))
     es = config_value(cfg, "train.early_stopping", {}) or {}
     val = config_value(cfg, "data.val_fraction")
@@ -780,29 +796,8 @@ def _paired(c: _Ctx) -> None:
     if a.paired.empty:
         c.doc.add(d.Paragraph("Only one optimizer has results: nothing to compare."))
         return
-    rows = []
-    for r in a.paired.to_dict("records"):
-        significant = math.isfinite(r["p_holm"]) and r["p_holm"] < 0.05
-        rows.append(
-            {
-                "Model": r["model"],
-                "Metric": metric_label(r["metric"], capitalised=True),
-                "B − A": f"{r['optimizer_b']} − {r['optimizer_a']}",
-                "Folds": f"{r['n_folds']}"
-                + (f" ({r['n_unpaired']} unpaired run(s) left out)" if r["n_unpaired"] else ""),
-                "Mean difference [95% CI]": f"{fsigned(r['mean_diff'])} "
-                f"[{fsigned(r['corrected_ci_low'])}, {fsigned(r['corrected_ci_high'])}]"
-                if math.isfinite(r["corrected_ci_low"])
-                else fsigned(r["mean_diff"]),
-                "p (corrected t)": fp(r["corrected_t_p"]),
-                "p (Holm)": fp(r["p_holm"]) + (" **significant**" if significant else ""),
-                "P(A better) / P(equivalent) / P(B better)": " / ".join(
-                    fpercent(r[k]) for k in ("p_a_better", "p_equivalent", "p_b_better")
-                ),
-            }
-        )
     c.table(
-        pd.DataFrame(rows),
+        _paired_rows(a.paired),
         "Differences B − A over the folds both optimizers finished (seeds averaged within each "
         "fold), with the interval and p of the corrected resampled t-test; Holm's adjustment over "
         "all comparisons of one metric in this report; posterior probabilities of the Bayesian "
@@ -842,6 +837,105 @@ def _paired(c: _Ctx) -> None:
             "over seeds. Conditional on the fitted fold models; not adjusted for multiplicity.",
             "paired_pooled",
         )
+
+
+def _paired_rows(paired: pd.DataFrame) -> pd.DataFrame:
+    """The table of paired comparisons (``results.paired``): the effect with its corrected
+    interval first, then the corrected and Holm-adjusted p and the Bayesian probabilities."""
+    rows = []
+    for r in paired.to_dict("records"):
+        significant = math.isfinite(r["p_holm"]) and r["p_holm"] < 0.05
+        rows.append(
+            {
+                "Model": r["model"],
+                "Metric": metric_label(r["metric"], capitalised=True),
+                "B − A": f"{r['optimizer_b']} − {r['optimizer_a']}",
+                "Folds": f"{r['n_folds']}"
+                + (f" ({r['n_unpaired']} unpaired run(s) left out)" if r["n_unpaired"] else ""),
+                "Mean difference [95% CI]": f"{fsigned(r['mean_diff'])} "
+                f"[{fsigned(r['corrected_ci_low'])}, {fsigned(r['corrected_ci_high'])}]"
+                if math.isfinite(r["corrected_ci_low"])
+                else fsigned(r["mean_diff"]),
+                "p (corrected t)": fp(r["corrected_t_p"]),
+                "p (Holm)": fp(r["p_holm"]) + (" **significant**" if significant else ""),
+                "P(A better) / P(equivalent) / P(B better)": " / ".join(
+                    fpercent(r[k]) for k in ("p_a_better", "p_equivalent", "p_b_better")
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _external(c: _Ctx) -> None:
+    ext = c.a.external
+    if ext is None or ext.empty:
+        return
+    sizes = ext.summary.drop_duplicates("dataset").set_index("dataset")
+    described = "; ".join(
+        f"`{name}` ({int(sizes.at[name, 'n_images'])} images, "
+        f"{int(sizes.at[name, 'n_malignant'])} malignant)"
+        for name in ext.datasets
+    )
+    c.doc.add(
+        d.Heading("External validation"),
+        d.Paragraph(
+            "Every fold's selected checkpoint (chosen on the validation split of its training "
+            "data, never on these images) was also tested on data from elsewhere, preprocessed "
+            f"exactly as the training data: {described}. Every checkpoint sees the same external "
+            "images, so the intervals over checkpoints show how much the result depends on the "
+            "training fold, not on the test images; the bootstrap interval of the checkpoints' "
+            "mean probability is over the external images."
+        ),
+    )
+    rows = [
+        {
+            "Model": r["model"],
+            "Optimizer": r["optimizer"],
+            "Dataset": r["dataset"],
+            "Checkpoints": r["n_units"],
+            "Internal AUC": _cell(r, "internal_auc")
+            if r["internal_auc_n"]
+            else "n/a (no internal test fold)",
+            "External AUC": _cell(r, "auc"),
+            "External − internal AUC": f"{fnum(r['gap_auc_mean'])} "
+            f"{fci(r['gap_auc_ci_low'], r['gap_auc_ci_high'])}".strip(),
+            "External accuracy": _cell(r, "accuracy"),
+            "AUC of the mean probability": f"{fnum(r['mean_prob_auc'])} "
+            f"{fci(r['mean_prob_auc_ci_low'], r['mean_prob_auc_ci_high'])}".strip(),
+        }
+        for r in ext.summary.to_dict("records")
+    ]
+    c.table(
+        pd.DataFrame(rows),
+        "Internal (each checkpoint's own test fold; its interval is in Test performance) "
+        "against external AUC: mean ± std over folds (seeds averaged) [95% percentile bootstrap "
+        f"CI over the external images, {c.a.n_resamples} resamples, seed {c.a.bootstrap_seed}]; "
+        "the gap is taken checkpoint by checkpoint, with a t interval over folds; the AUC of the "
+        "checkpoints' mean probability has a bootstrap CI over the external images. Accuracy at "
+        f"P(malignant) ≥ {c.a.threshold:g}.",
+        "external",
+    )
+    for name in ext.datasets:
+        for model in c.a.models:
+            c.image(
+                f"external_roc/{name}/{model}",
+                f"{model} on `{name}`: mean ROC of the fold checkpoints per optimizer (band: "
+                "interquartile range), with the dataset's readers' operating points when it has "
+                "readers.",
+            )
+    if not ext.paired.empty:
+        c.doc.add(
+            d.Paragraph("**Optimizers compared on the external data**, paired by checkpoint:")
+        )
+        for name in ext.datasets:
+            part = ext.paired[ext.paired["dataset"] == name]
+            if not part.empty:
+                c.table(
+                    _paired_rows(part),
+                    f"`{name}`: differences B − A over the (fold, seed) checkpoints both "
+                    "optimizers finished, as for the test folds.",
+                    "external_paired",
+                )
 
 
 def _training(c: _Ctx) -> None:
@@ -1261,6 +1355,7 @@ SECTIONS = (
     _tuning_protocol,
     _discrimination,
     _paired,
+    _external,
     _training,
     _compute,
     _errors,

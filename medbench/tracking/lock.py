@@ -21,20 +21,16 @@ import uuid
 from dataclasses import dataclass
 
 from medbench.errors import TrackingError
+from medbench.tracking import schema
 from medbench.tracking.store import client
 
 HEARTBEAT_S = 20.0
 EXPIRY_S = 120.0
-_TAG = "medbench.lock"
+_TAG = schema.TAG_LOCK
 
 
 def lock_name(experiment: str) -> str:
     return f"{experiment}.lock"
-
-
-def is_lock(exp) -> bool:
-    """Whether an MLflow experiment is one of these locks (left out of listings)."""
-    return _TAG in (exp.tags or {})
 
 
 @dataclass

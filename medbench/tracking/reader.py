@@ -43,6 +43,9 @@ class ExperimentRecord:
     #: parent_run_id (its fold run), model, optimizer, fold, seed (the fold run's), trial,
     #: status, failure, param.*, metrics
     trials: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: predictions of the selected checkpoints on external datasets: run_id, model, optimizer,
+    #: seed, dataset + the predictions.csv columns (``fold`` is the checkpoint's)
+    external: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def tag_column(tag: str) -> str:
@@ -158,6 +161,7 @@ def load_experiment(
 
     curve_rows = []
     predictions = []
+    external = []
     artifacts: dict[str, dict[str, Any]] = {}
     for run in runs:
         run_id = run.info.run_id
@@ -170,13 +174,20 @@ def load_experiment(
                         {"run_id": run_id, "metric": metric, "step": m.step, "value": m.value}
                     )
         names = {a.path for a in mlflow_client.list_artifacts(run_id)}
-        if s.PREDICTIONS_FILE in names:
-            pred = read_predictions(_read_artifact(mlflow_client, run_id, s.PREDICTIONS_FILE))
+        for artifact in sorted(names):
+            dataset = s.external_dataset(artifact)
+            if artifact != s.PREDICTIONS_FILE and dataset is None:
+                continue
+            pred = read_predictions(_read_artifact(mlflow_client, run_id, artifact))
             pred.insert(0, "run_id", run_id)
             pred.insert(1, "model", run.data.params.get("model"))
             pred.insert(2, "optimizer", run.data.params.get("optimizer"))
             pred.insert(3, "seed", int(run.data.params.get("seed", 0)))
-            predictions.append(pred)
+            if dataset is None:
+                predictions.append(pred)
+            else:
+                pred.insert(4, "dataset", dataset)
+                external.append(pred)
         for art in json_artifacts:
             if art in names:
                 artifacts.setdefault(run_id, {})[art] = json.loads(
@@ -212,6 +223,7 @@ def load_experiment(
         tags=common,
         ignored_runs=ignored,
         trials=trials,
+        external=pd.concat(external, ignore_index=True) if external else pd.DataFrame(),
     )
 
 

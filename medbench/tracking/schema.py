@@ -11,7 +11,9 @@ Layout of an experiment (named by the config's ``name``)::
                                           PARENT_METRICS, CONFIG_FILE, the report under REPORT_DIR
       {model}/{optimizer}/fold{k}         child run per (fold, seed): CHILD_PARAMS, EPOCH_METRICS
                                           (step = epoch), FINAL_METRICS, PREDICTIONS_FILE,
-                                          FLATNESS_FILE when measured, COMPUTE_METRICS
+                                          FLATNESS_FILE when measured, COMPUTE_METRICS, and
+                                          per external dataset external_metric(...) and
+                                          external_predictions_file(...)
         {model}/{optimizer}/fold{k}/trial{j}  tuning trial nested under its fold run: TRIAL_PARAMS,
                                           TRIAL_METRICS (no test metric), tag TAG_TRIAL
 
@@ -67,7 +69,12 @@ TAG_DATASET_CARD = "medbench.dataset_card"  # parent runs: the data card describ
 TAG_N_FINISHED = "medbench.n_finished"
 TAG_N_FAILED = "medbench.n_failed"
 TAG_TUNED = "medbench.tuned"  # fold runs whose lr/rho were chosen by tuning: "true"
+#: Fold runs tested on external datasets: ``external_fingerprints(...)`` of the data they saw (a
+#: finished run whose external data changed since is run again).
+TAG_EXTERNAL = "medbench.external_fingerprints"
 TAG_TRIAL = "medbench.trial"  # tuning trial runs: the trial's key (resume)
+#: The experiment ``{name}.lock`` that marks a grid at work on experiment ``name``: its holder.
+TAG_LOCK = "medbench.lock"
 #: Fold runs whose site names had characters MLflow refuses in a metric name: JSON of
 #: {name used in test_*_site_NAME: the site's real name}.
 TAG_SITE_NAMES = "medbench.site_names"
@@ -213,6 +220,17 @@ def external_metric(dataset: str, metric: str) -> str:
     return f"external_{_UNSAFE.sub('_', str(dataset))}_{metric}"
 
 
+def external_fingerprints(fingerprints: dict[str, str]) -> str:
+    """The value of ``TAG_EXTERNAL``: ``name=fingerprint`` pairs by name, ``;``-separated ('' for
+    none, as on runs without external data)."""
+    return ";".join(f"{name}={fp}" for name, fp in sorted(fingerprints.items()))
+
+
+#: Metrics of a fold's selected checkpoint on an external dataset (``external_metric``): every
+#: test metric, and the loss.
+EXTERNAL_METRICS = (*METRIC_NAMES, "loss")
+
+
 # -- artifacts ---------------------------------------------------------------------------------
 
 PREDICTIONS_FILE = "predictions.csv"  # child runs: one row per test image
@@ -232,9 +250,19 @@ PREDICTION_COLUMNS: dict[str, str] = {
 }
 
 
+_EXTERNAL_FILE = re.compile(r"predictions_external_(?P<dataset>.+)\.csv")
+
+
 def external_predictions_file(dataset: str) -> str:
     """Predictions of a fold's selected checkpoint on an external dataset (same columns)."""
     return f"predictions_external_{re.sub(r'[^A-Za-z0-9_.-]', '_', str(dataset))}.csv"
+
+
+def external_dataset(artifact: str) -> str | None:
+    """The dataset an ``external_predictions_file`` artifact belongs to; None for other files.
+    (Exact for the names medbench gives external datasets: letters, digits, '_' and '-'.)"""
+    found = _EXTERNAL_FILE.fullmatch(artifact)
+    return found["dataset"] if found else None
 
 
 #: The columns every ``predictions.csv`` must have (readers' columns may be empty).

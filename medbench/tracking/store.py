@@ -150,12 +150,12 @@ def serve_ui(host: str = "127.0.0.1", port: int = 5000, tracking_uri: str | None
             file=sys.stderr,
         )
     shown = "localhost" if host in ("0.0.0.0", "::") else host
-    from medbench.tracking.lock import is_lock
+    from medbench.tracking.schema import TAG_LOCK
 
     experiments = [
         e
         for e in client(uri).search_experiments(max_results=200)
-        if not is_lock(e)
+        if TAG_LOCK not in (e.tags or {})
         and (e.name != "Default" or client(uri).search_runs([e.experiment_id], max_results=1))
     ]
     print(f"MLflow UI on http://{shown}:{port} (store {uri}); Ctrl-C stops it")

@@ -31,6 +31,7 @@ class RunRef:
 
     run_id: str
     status: str
+    external: str = ""  # its TAG_EXTERNAL ('' without external data)
 
 
 def _finite(metrics: Mapping[str, float]) -> dict[str, float]:
@@ -77,6 +78,13 @@ class _Guarded:
         return call
 
 
+def _check_predictions(predictions: pd.DataFrame, artifact: str) -> None:
+    missing = [c for c in s.REQUIRED_PREDICTION_COLUMNS if c not in predictions]
+    extra = [c for c in predictions if c not in s.PREDICTION_COLUMNS]
+    if missing or extra:
+        raise ValueError(f"{artifact} columns: missing {missing}, unknown {extra}")
+
+
 class Tracker:
     """Writes one experiment's runs. Cheap to create; one per process (Ray workers make their own)."""
 
@@ -109,7 +117,9 @@ class Tracker:
         runs = self.client.search_runs(
             [self.experiment_id], filter_string=clauses, max_results=1000
         )
-        return [RunRef(r.info.run_id, r.info.status) for r in runs]
+        return [
+            RunRef(r.info.run_id, r.info.status, r.data.tags.get(s.TAG_EXTERNAL, "")) for r in runs
+        ]
 
     def find_parent(
         self, model: str, optimizer: str, config_hash: str, fingerprint: str
@@ -266,10 +276,7 @@ class Tracker:
         """A finished fold: test metrics (names of ``METRIC_NAMES``), per-site metrics and
         ``predictions.csv`` (columns of ``PREDICTION_COLUMNS``, in that order)."""
         _check(map(s.test_metric, test), s.TEST_METRICS, "test metrics")
-        missing = [c for c in s.REQUIRED_PREDICTION_COLUMNS if c not in predictions]
-        extra = [c for c in predictions if c not in s.PREDICTION_COLUMNS]
-        if missing or extra:
-            raise ValueError(f"predictions.csv columns: missing {missing}, unknown {extra}")
+        _check_predictions(predictions, s.PREDICTIONS_FILE)
         metrics = {s.test_metric(k): v for k, v in test.items()}
         for site, values in sites.items():
             _check(values, s.SITE_METRICS, "site metrics")
@@ -279,8 +286,23 @@ class Tracker:
         renamed = {s.site_key(site): str(site) for site in sites if s.site_key(site) != site}
         if renamed:
             self.set_tags(run_id, {s.TAG_SITE_NAMES: json.dumps(renamed, ensure_ascii=False)})
+        self._log_predictions(run_id, predictions, s.PREDICTIONS_FILE)
+
+    def _log_predictions(self, run_id: str, predictions: pd.DataFrame, artifact: str) -> None:
         ordered = [c for c in s.PREDICTION_COLUMNS if c in predictions]
-        self.client.log_text(run_id, predictions[ordered].to_csv(index=False), s.PREDICTIONS_FILE)
+        self.client.log_text(run_id, predictions[ordered].to_csv(index=False), artifact)
+
+    def log_external(
+        self, run_id: str, dataset: str, metrics: Mapping[str, float], predictions: pd.DataFrame
+    ) -> None:
+        """A fold's selected checkpoint on an external dataset: ``external_{dataset}_{metric}``
+        (metrics of ``EXTERNAL_METRICS``) and ``external_predictions_file(dataset)`` (columns of
+        ``PREDICTION_COLUMNS``; ``fold`` is the checkpoint's)."""
+        _check(metrics, s.EXTERNAL_METRICS, "external metrics")
+        artifact = s.external_predictions_file(dataset)
+        _check_predictions(predictions, artifact)
+        self._log_metrics(run_id, {s.external_metric(dataset, k): v for k, v in metrics.items()})
+        self._log_predictions(run_id, predictions, artifact)
 
     def log_flatness(self, run_id: str, flatness: Mapping[str, Any]) -> None:
         """Flatness of a fold's best checkpoint: ``FLATNESS_FILE`` and its scalar metrics (the

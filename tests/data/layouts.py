@@ -225,3 +225,129 @@ def one_line_error(root, **kwargs) -> str:
     message = str(exc.value)
     assert "\n" not in message
     return message
+
+
+# --------------------------------------------------------------------------- other datasets
+
+
+@dataclass
+class BusBra:
+    """A hand-made BUS-BRA folder: ``cases`` are (Case, n_images, label) and ``folds5`` /
+    ``folds10`` the 1-based fold of each Case (as the authors' files assign them)."""
+
+    root: Path
+    rows: list[dict]
+    folds5: dict[int, int]
+    folds10: dict[int, int]
+
+
+def busbra_layout(
+    root: Path,
+    n_benign: int = 20,
+    n_malignant: int = 10,
+    split_case: int | None = None,
+    drop_image: str | None = None,
+    mismatch: str | None = None,
+) -> BusBra:
+    """BUS-BRA as released: ``bus_data.csv``, ``5-fold-cv.csv``, ``10-fold-cv.csv``, ``Images/``
+    and ``Masks/``, with 1, 2 or 3 images per patient (Case), four devices, BI-RADS 2-5.
+
+    Folds are dealt by patient, round-robin within each label. ``split_case`` moves the last
+    image of that Case to another fold in ``5-fold-cv.csv`` (a patient across folds);
+    ``drop_image`` deletes one image file; ``mismatch`` flips one ID's Pathology in the fold files.
+    """
+    root = Path(root)
+    labels = [0] * n_benign + [1] * n_malignant
+    folds5, folds10, rank = {}, {}, {0: 0, 1: 0}
+    rows, image = [], 0
+    for case, label in enumerate(labels, start=1):
+        folds5[case] = rank[label] % 5 + 1
+        folds10[case] = rank[label] % 10 + 1
+        rank[label] += 1
+        side = "lr"[case % 2]
+        for _ in range(case % 3 + 1):  # 2, 3, 1, 2, 3, 1 ... images per patient
+            image += 1
+            id_ = f"bus_{image:04d}-{side}"
+            size = SIZES[image % len(SIZES)]
+            write_png(root / "Images" / f"{id_}.png", pattern(7000 + image, size))
+            write_png(
+                root / "Masks" / f"mask_{image:04d}-{side}.png", np.zeros(size[::-1], np.uint8)
+            )
+            rows.append(
+                {
+                    "ID": id_,
+                    "Case": case,
+                    "Histology": "fibroadenoma" if label == 0 else "invasive ductal carcinoma",
+                    "Pathology": ("benign", "malignant")[label],
+                    "BIRADS": (2, 3, "4", 5)[(2 * label + image) % 4],
+                    "Device": ("GE", "Toshiba", "Philips", "Siemens")[case % 4],
+                    "Height": size[1],
+                    "Width": size[0],
+                    "Side": ("left", "right")["lr".index(side)],
+                    "BBOX": "[1, 2, 10, 8]",
+                }
+            )
+    write_sheet(root / "bus_data.csv", rows, tuple(rows[0]))
+    for name, folds in (("5-fold-cv.csv", folds5), ("10-fold-cv.csv", folds10)):
+        fold_rows = [
+            {"ID": r["ID"], "Pathology": r["Pathology"], "kFold": folds[r["Case"]]} for r in rows
+        ]
+        if name.startswith("5") and split_case is not None:
+            last = [i for i, r in enumerate(rows) if r["Case"] == split_case][-1]
+            fold_rows[last]["kFold"] = folds[split_case] % 5 + 1
+        if mismatch is not None:
+            row = next(r for r in fold_rows if r["ID"] == mismatch)
+            row["Pathology"] = "malignant" if row["Pathology"] == "benign" else "benign"
+        write_sheet(root / name, fold_rows, ("ID", "Pathology", "kFold"))
+    if drop_image is not None:
+        (root / "Images" / f"{drop_image}.png").unlink()
+    return BusBra(root, rows, folds5, folds10)
+
+
+def busi_layout(
+    root: Path,
+    n_benign: int = 8,
+    n_malignant: int = 6,
+    n_normal: int = 3,
+    second_masks: int = 2,
+    nested: bool = True,
+) -> Path:
+    """BUSI as released: ``Dataset_BUSI_with_GT/{benign,malignant,normal}/'benign (1).png'``
+    with ``_mask.png`` beside every image and ``_mask_1.png`` beside the first
+    ``second_masks`` benign ones; returns the folder that holds the class folders."""
+    base = Path(root) / "Dataset_BUSI_with_GT" if nested else Path(root)
+    for cls, n, offset in (
+        ("benign", n_benign, 0),
+        ("malignant", n_malignant, 3000),
+        ("normal", n_normal, 6000),
+    ):
+        for k in range(1, n + 1):
+            size = SIZES[k % len(SIZES)]
+            write_png(base / cls / f"{cls} ({k}).png", pattern(offset + k, size), "RGB")
+            write_png(base / cls / f"{cls} ({k})_mask.png", np.zeros(size[::-1], np.uint8))
+            if cls == "benign" and k <= second_masks:
+                write_png(base / cls / f"{cls} ({k})_mask_1.png", np.zeros(size[::-1], np.uint8))
+    return base
+
+
+def breastmnist_npz(
+    path: Path, size: int = 28, labels: dict[str, list[int]] | None = None
+) -> dict[str, np.ndarray]:
+    """A MedMNIST BreastMNIST file: ``{split}_images`` (N, size, size) uint8 and
+    ``{split}_labels`` (N, 1) in MedMNIST's coding (0 = malignant, 1 = normal or benign)."""
+    labels = labels or {
+        "train": [0] * 6 + [1] * 14,
+        "val": [0, 1, 1, 0, 1],
+        "test": [0] * 3 + [1] * 7,
+    }
+    arrays, seed = {}, 9000 + size
+    for split, values in labels.items():
+        imgs = []
+        for _ in values:
+            seed += 1
+            imgs.append(pattern(seed, (size, size)))
+        arrays[f"{split}_images"] = np.stack(imgs).astype(np.uint8)
+        arrays[f"{split}_labels"] = np.asarray(values, dtype=np.uint8).reshape(-1, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)
+    return arrays

@@ -15,7 +15,7 @@ def gdph():
 
 
 def test_cards_are_package_data():
-    assert list_cards() == ["gdph_sysucc_bus", "synthetic_bus"]
+    assert list_cards() == ["breastmnist", "busbra", "busi", "gdph_sysucc_bus", "synthetic_bus"]
     assert Path(str(card_folder())) == Path(medbench.__file__).parent / "data_cards"
 
 
@@ -24,7 +24,7 @@ def test_unknown_card_names_the_known_ones():
         read_card("gdph_sysucc")
     assert str(exc.value) == (
         "no data card 'gdph_sysucc' (did you mean 'gdph_sysucc_bus'?); "
-        "medbench ships gdph_sysucc_bus, synthetic_bus"
+        "medbench ships breastmnist, busbra, busi, gdph_sysucc_bus, synthetic_bus"
     )
 
 
@@ -103,3 +103,60 @@ def test_the_release_card_applies_only_to_the_release_counts():
     assert _card(Path("/nowhere"), manifest(release)) == "gdph_sysucc_bus"
     small = {("SYSUCC", 0): 20, ("SYSUCC", 1): 20, ("GDPH", 0): 10, ("GDPH", 1): 10}
     assert _card(Path("/nowhere"), manifest(small)) is None
+
+
+def test_every_layout_card_is_shipped_and_names_its_layout():
+    from medbench.data.layouts import LAYOUTS
+
+    for name, layout in LAYOUTS.items():
+        if layout.CARD is None:
+            continue
+        meta, body = read_card(layout.CARD)
+        assert meta["name"] == layout.CARD and meta["layout"]["detected_as"] == name
+        assert meta["licence"]["status"] and "doi" in meta["source"]
+        assert any("diagnosis" in use for use in meta["not_intended_for"])
+        assert body.startswith("# ")
+
+
+def test_busbra_card_matches_the_reader():
+    from medbench.data.layouts import busbra
+
+    meta, _ = read_card("busbra")
+    layout, counts = meta["layout"], meta["counts"]
+    assert layout["clinical_file"] == busbra.CLINICAL_FILE
+    assert layout["clinical_columns"] == list(busbra.RELEASE_COLUMNS)
+    assert layout["fold_files"] == list(busbra.FOLD_FILES)
+    assert layout["fold_columns"] == list(busbra.FOLD_COLUMNS)
+    assert (layout["image_folder"], layout["mask_folder"]) == (
+        busbra.IMAGE_FOLDER,
+        busbra.MASK_FOLDER,
+    )
+    assert counts["benign"] + counts["malignant"] == counts["total"] == 1875
+    assert sum(counts["patients_by_label"].values()) == counts["patients"] == 1064
+    assert birads.category(meta["readers"]["positive_at"]) in birads.POSITIVE
+
+
+def test_busi_card_matches_the_reader():
+    from medbench.data.layouts import busi
+
+    meta, _ = read_card("busi")
+    counts = meta["counts"]
+    assert meta["layout"]["folder"] == busi.FOLDER
+    assert meta["layout"]["class_folders"] == list(busi.CLASS_FOLDERS)
+    assert counts["benign"] + counts["malignant"] + counts["normal"] == counts["total"] == 780
+
+
+def test_breastmnist_card_states_the_inverted_label_map():
+    from medbench.data.layouts import breastmnist
+
+    meta, body = read_card("breastmnist")
+    assert meta["label_map"]["medmnist"][0] == "malignant"
+    assert meta["label_map"]["medbench"][1] == "malignant"
+    assert (
+        breastmnist.LABEL_MAP == {0: 1, 1: 0} and "1 - MedMNIST label" in meta["label_map"]["rule"]
+    )
+    assert sum(meta["counts"]["by_split"].values()) == meta["counts"]["total"] == 780
+    assert meta["layout"]["arrays"] == [
+        f"{split}_{kind}" for split in breastmnist.SPLITS for kind in ("images", "labels")
+    ]
+    assert "opposite of medbench's" in body

@@ -188,3 +188,120 @@ def test_tiny_folds_fall_back_to_an_unstratified_validation_part():
     with pytest.warns(MedbenchWarning, match="validation part has only"):
         s = split_fold(m, 0, val_fraction=0.25)
     assert len(s.val) == 1 and len(s.train) == 3
+
+
+# --------------------------------------------------------------------------- patients
+
+
+def with_patients(m: pd.DataFrame, per_patient=(1, 2, 3)) -> pd.DataFrame:
+    """Give the images patients of 1-3 images, each patient's images of one label."""
+    patient = np.empty(len(m), dtype=object)
+    for label in (0, 1):
+        rows = np.flatnonzero(m["label"] == label)
+        ends = np.cumsum(np.resize(per_patient, len(rows)))
+        patient[rows] = [
+            f"{label}-{np.searchsorted(ends, k, side='right')}" for k in range(len(rows))
+        ]
+    return m.assign(patient=pd.array(patient, dtype="str"))
+
+
+def test_stratified_folds_keep_a_patients_images_together():
+    m = with_patients(manifest(n_benign=60, n_malignant=90))
+    a = assign_folds(m, source="stratified", k=5, seed=0)
+    assert (a.groupby("patient")["fold"].nunique() == 1).all()
+    assert fold_ids(a) == [0, 1, 2, 3, 4]
+    share = a.groupby("fold")["label"].mean()
+    assert (share - 0.6).abs().max() < 0.1  # still stratified by label
+    assert a["fold"].tolist() == assign_folds(m, source="stratified", k=5, seed=0)["fold"].tolist()
+    assert a["fold"].tolist() != assign_folds(m, source="stratified", k=5, seed=1)["fold"].tolist()
+
+
+def test_without_patients_the_folds_are_unchanged():
+    m = manifest(n_benign=50, n_malignant=100)
+    empty = m.assign(patient=pd.array([None] * len(m), dtype="str"))
+    a = assign_folds(m, source="stratified", k=5, seed=4)
+    b = assign_folds(empty, source="stratified", k=5, seed=4)
+    assert a["fold"].tolist() == b["fold"].tolist()
+
+
+def test_too_few_patients_of_a_class_for_k_folds():
+    m = with_patients(manifest(n_benign=12, n_malignant=30), per_patient=(4,))  # 3 benign
+    with pytest.raises(DataError, match="only 3 patients have benign images"):
+        assign_folds(m, source="stratified", k=5)
+
+
+@pytest.mark.parametrize("fraction, parts", [(0.2, (5, 1)), (0.3, (10, 3)), (0.25, (4, 1))])
+def test_validation_share_as_whole_parts(fraction, parts):
+    from medbench.data.folds import _share
+
+    assert _share(fraction, 20) == parts
+    assert _share(0.2, 3) == (3, 1)  # few patients: the closest share they allow
+
+
+def test_validation_part_is_made_of_whole_patients():
+    m = with_patients(manifest(n_benign=80, n_malignant=120))
+    m = assign_folds(m, source="stratified", k=5, seed=0)
+    s = quiet_split(m, 1, val_fraction=0.2, seed=3)
+    val_patients = set(m["patient"].iloc[s.val])
+    assert not val_patients & set(m["patient"].iloc[s.train])
+    assert not set(m["patient"].iloc[s.test]) & (val_patients | set(m["patient"].iloc[s.train]))
+    rest = len(s.train) + len(s.val)
+    assert abs(len(s.val) - 0.2 * rest) <= 0.05 * rest
+    assert set(m["label"].iloc[s.val]) == {0, 1}
+    again = quiet_split(m, 1, val_fraction=0.2, seed=3)
+    assert np.array_equal(again.val, s.val)
+    assert not np.array_equal(quiet_split(m, 1, val_fraction=0.2, seed=4).val, s.val)
+
+
+# --------------------------------------------------------------------------- official and none
+
+
+def with_split(m: pd.DataFrame, val: bool = True) -> pd.DataFrame:
+    parts = ["train", "train", "val" if val else "train", "test", "train"]
+    m["split"] = pd.array([parts[i % 5] for i in range(len(m))], dtype="str")
+    return m
+
+
+def test_official_split_is_one_fold():
+    m = with_split(manifest())
+    out = assign_folds(m, source="official")
+    assert fold_ids(out) == ["official"] and (out["fold"] == "official").all()
+    assert assign_folds(m)["fold"].tolist() == out["fold"].tolist()  # auto picks it
+    s = quiet_split(out, "official", val_fraction=0.3)
+    assert s.test.tolist() == np.flatnonzero(m["split"] == "test").tolist()
+    assert s.val.tolist() == np.flatnonzero(m["split"] == "val").tolist()  # the official val
+    assert s.train.tolist() == np.flatnonzero(m["split"] == "train").tolist()
+
+
+def test_official_split_without_val_carves_one_from_train():
+    out = assign_folds(with_split(manifest(), val=False), source="official")
+    s = quiet_split(out, "official", val_fraction=0.25, seed=1)
+    assert len(s.test) == 20 and len(s.val) == 20 and len(s.train) == 60
+
+
+def test_official_split_errors():
+    with pytest.raises(DataError, match="no official train/val/test split"):
+        assign_folds(manifest(), source="official")
+    m = with_split(manifest())
+    m.loc[m["split"] == "test", "split"] = "train"
+    with pytest.raises(DataError, match="the official split has no test images"):
+        assign_folds(m, source="official")
+    m = with_split(manifest())
+    m.loc[3, "split"] = "holdout"
+    with pytest.raises(DataError, match="1 images are in no official part"):
+        assign_folds(m, source="official")
+
+
+def test_none_trains_on_everything_but_validation():
+    out = assign_folds(manifest(), source="none")
+    assert fold_ids(out) == ["all"]
+    s = quiet_split(out, "all", val_fraction=0.2, seed=0)
+    assert len(s.test) == 0 and len(s.val) == 20 and len(s.train) == 80
+    assert set(m := out["label"].iloc[s.val]) == {0, 1} and m.mean() == pytest.approx(0.6)
+
+
+def test_a_site_named_like_a_single_fold_mode_is_still_a_site():
+    m = manifest(sites=("all", "other"))
+    out = assign_folds(m, source="site")
+    s = quiet_split(out, "all")
+    assert set(out["site"].iloc[s.test]) == {"all"} and len(s.test) == 50

@@ -24,7 +24,7 @@ from tests.data.layouts import flat_layout, gdph_layout, one_line_error
 
 
 def test_registry_lists_the_layouts_in_detection_order():
-    assert list_layouts() == ["gdph_sysucc", "flat"]
+    assert list_layouts() == ["busbra", "busi", "breastmnist", "gdph_sysucc", "flat"]
     assert get_layout("flat") is flat and get_layout("gdph_sysucc") is gdph_sysucc
     assert all(name == LAYOUTS[name].NAME for name in LAYOUTS)
 

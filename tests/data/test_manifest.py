@@ -32,7 +32,8 @@ def test_dtypes_and_attrs(tmp_path):
     for name, layout in (("release", "gdph_sysucc"), ("flat", "flat")):
         m = read_manifest(tmp_path / name)
         assert tuple(m.columns) == MANIFEST_COLUMNS
-        assert [str(t) for t in m.dtypes] == ["str", "str", "int64", "str", "Int64", "str", "str"]
+        assert [str(t) for t in m.dtypes] == ["str", "str", "int64", "str", "Int64", *["str"] * 4]
+        assert m["patient"].isna().all() and m["split"].isna().all()
         assert set(m.attrs) == {"root", "sheet_file", "sheet_name", "layout"}
         assert m.attrs["layout"] == layout
         assert m.attrs["root"] == str((tmp_path / name).resolve())
@@ -86,5 +87,5 @@ def test_an_unknown_layout_name_lists_the_known_ones(tmp_path):
     gdph_layout(tmp_path, stray=None)
     assert one_line_error(tmp_path, layout="gdph") == (
         "unknown dataset layout 'gdph' (did you mean 'gdph_sysucc'?); "
-        "medbench reads gdph_sysucc, flat"
+        "medbench reads busbra, busi, breastmnist, gdph_sysucc, flat"
     )

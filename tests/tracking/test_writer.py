@@ -84,3 +84,36 @@ def test_names_outside_the_schema_are_refused_before_writing(mlflow_uri):
             train_time_s=1.0,
         )
     assert tr.client.get_run(cid).data.metrics == {}
+
+
+def test_external_results_are_written_and_read_back(mlflow_uri):
+    from medbench.tracking import schema as s
+
+    tr = Tracker(mlflow_uri, "exp")
+    _, cid = _child(tr)
+    tr.log_fold_result(
+        cid,
+        test={"auc": 0.75},
+        sites={},
+        predictions=_predictions(),
+        test_loss=0.6,
+        best_epoch=1,
+        train_time_s=2.0,
+    )
+    external = _predictions().assign(id=["x1", "x2"], site=["GE", "GE"])
+    tr.log_external(cid, "busbra", {"auc": 1.0, "accuracy": 0.5, "loss": 0.4}, external)
+    with pytest.raises(ValueError, match="external metrics not in the MLflow schema: auroc"):
+        tr.log_external(cid, "busbra", {"auroc": 1.0}, external)
+    with pytest.raises(
+        ValueError, match=r"predictions_external_busi.csv columns: missing \['label'\]"
+    ):
+        tr.log_external(cid, "busi", {"auc": 1.0}, external.drop(columns=["label"]))
+    tr.finish(cid)
+    rec = load_experiment("exp", mlflow_uri)
+    row = rec.folds.iloc[0]
+    assert row["external_busbra_auc"] == 1.0 and row["external_busbra_loss"] == pytest.approx(0.4)
+    assert rec.predictions["id"].tolist() == ["a", "b"]  # external predictions kept apart
+    assert rec.external["id"].tolist() == ["x1", "x2"]
+    assert set(rec.external["dataset"]) == {"busbra"} and set(rec.external["run_id"]) == {cid}
+    assert s.external_dataset(s.external_predictions_file("site-b_2")) == "site-b_2"
+    assert s.external_dataset(s.PREDICTIONS_FILE) is None

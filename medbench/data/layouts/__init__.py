@@ -1,24 +1,30 @@
 """Dataset layouts: one module per way a BUS dataset lies on disk, shared by the manifest reader
 and the synthetic generator.
 
+- ``busbra``: BUS-BRA (``bus_data.csv``, fold files, ``Images/``), patients and one reader;
+- ``busi``: BUSI (``Dataset_BUSI_with_GT/{benign,malignant,normal}/`` with masks beside);
+- ``breastmnist``: MedMNIST's BreastMNIST (one ``.npz`` with its official split);
 - ``gdph_sysucc``: the GDPH&SYSUCC release (site folders, ``BIRADS&FOLD.xlsx``);
 - ``flat``: the seed script's (images and a sheet of file names).
 
 A layout module owns its detection and its reading (see ``base`` for the interface);
-``listed`` holds the reading of layouts whose sheet lists image files. Adding a dataset
-(BUS-BRA, BUSI, BreastMNIST) is one new module and one entry in ``LAYOUTS``.
+``listed`` holds the reading of layouts whose sheet lists image files. Adding a dataset is one
+new module, one entry in ``LAYOUTS`` and, for a named dataset, its data card.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from medbench.data.layouts import flat, gdph_sysucc
+from medbench.data.layouts import breastmnist, busbra, busi, flat, gdph_sysucc
 from medbench.data.layouts.base import Layout
 from medbench.errors import DataError, closest
 
-#: Every layout medbench reads, in the order ``detect`` tries them: the loosest (flat) last.
-LAYOUTS: dict[str, Layout] = {layout.NAME: layout for layout in (gdph_sysucc, flat)}
+#: Every layout medbench reads, in the order ``detect`` tries them: those with files of their
+#: own first (a BUS-BRA fold file would pass for a sheet with an ID column), the loosest last.
+LAYOUTS: dict[str, Layout] = {
+    layout.NAME: layout for layout in (busbra, busi, breastmnist, gdph_sysucc, flat)
+}
 
 
 def list_layouts() -> list[str]:

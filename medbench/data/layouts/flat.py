@@ -19,10 +19,11 @@ import pandas as pd
 from medbench.data import sheets
 from medbench.data.cells import cell_text
 from medbench.data.layouts import gdph_sysucc, listed
-from medbench.data.layouts.base import Found
+from medbench.data.layouts.base import Found, ReadOptions
 from medbench.errors import DataError
 
 NAME = "flat"
+CARD = None
 DESCRIPTION = "images, in one folder or the root, and a sheet whose first column is the file name"
 
 
@@ -34,7 +35,7 @@ def detect(root: Path, sheet: str | None = None) -> bool:
     return bool(sheet) or bool(listed.list_images(root).folders) or bool(sheets.sheet_files(root))
 
 
-def read(root: Path, sheet: str | None = None) -> Found:
+def read(root: Path, sheet: str | None = None, options: ReadOptions | None = None) -> Found:
     """The records of the sheet, matched to the images by the file names of its first column."""
     opened = gdph_sysucc.open_sheet(root, sheet)
     key_column = opened.rows.columns[0]

@@ -22,10 +22,11 @@ import pandas as pd
 from medbench.data import sheets
 from medbench.data.labels import LABEL_NAMES, LABELS
 from medbench.data.layouts import listed
-from medbench.data.layouts.base import Found
+from medbench.data.layouts.base import Found, ReadOptions
 from medbench.errors import DataError
 
 NAME = "gdph_sysucc"
+CARD = "gdph_sysucc_bus"
 SHEET_FILE = "BIRADS&FOLD.xlsx"
 WORKSHEET = "prediction"
 ID = "ID"
@@ -82,7 +83,7 @@ def detect(root: Path, sheet: str | None = None) -> bool:
     return "id" in roles
 
 
-def read(root: Path, sheet: str | None = None) -> Found:
+def read(root: Path, sheet: str | None = None, options: ReadOptions | None = None) -> Found:
     """The records of the release's sheet, matched to the images by ID (the file stem)."""
     opened = open_sheet(root, sheet)
     if "id" not in opened.roles:
