@@ -95,6 +95,8 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
         sheet=args.sheet,
         layout=args.layout,
         include_normal=args.include_normal,
+        labels=args.labels,
+        max_image_pixels=args.max_image_pixels,
     )
     print(report.render())
     return 0 if report.usable else 1
@@ -230,6 +232,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--include-normal",
         action="store_true",
         help="fold normal images (BUSI) into benign instead of leaving them out",
+    )
+    p.add_argument(
+        "--labels",
+        choices=["check", "sheet", "names"],
+        default="check",
+        help="a label column against the file names: check (an error where they disagree), "
+        "or which one wins (as data.labels)",
+    )
+    p.add_argument(
+        "--max-image-pixels",
+        type=int,
+        default=89_478_485,
+        help="Pillow's decompression-bomb limit (as data.max_image_pixels)",
     )
     p.set_defaults(func=_cmd_data_check)
 

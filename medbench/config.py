@@ -34,6 +34,7 @@ import yaml
 
 from medbench.data.folds import FOLD_SOURCES
 from medbench.data.layouts import list_layouts
+from medbench.data.manifest import LABEL_SOURCES
 from medbench.errors import ConfigError, closest
 from medbench.optim.registry import DEFAULT_LR, SAM_FAMILY
 from medbench.optim.sam import DEFAULT_RHO, GC_NORMS
@@ -101,6 +102,8 @@ class DataConfig:
     layout: str = setting("auto", choices=LAYOUT_CHOICES, hashed=False, dataset=True)
     sheet: str | None = setting(None, dataset=True)  # worksheet, sheet or fold file to read
     include_normal: bool = setting(False, dataset=True)  # BUSI's normal images as benign
+    # a sheet's label column against the file names: check (stop when they disagree) | sheet | names
+    labels: str = setting("check", choices=LABEL_SOURCES, dataset=True)
     folds: str = setting("auto", choices=FOLD_SOURCES, dataset=True)
     n_folds: int = setting(5, ge=2, dataset=True)  # for stratified folds
     val_fraction: float = setting(0.2, gt=0.0, lt=1.0)  # of the training folds, for selection
@@ -108,6 +111,11 @@ class DataConfig:
     augment: bool = setting(False)
     synthetic: SyntheticConfig = setting(factory=SyntheticConfig)
     external: list[ExternalConfig] = setting(factory=list)  # tested with identical preprocessing
+    # the folds to keep (empty: all), e.g. to leave out a stray fold of a few mistyped images
+    folds_keep: list[str] = setting(factory=list, dataset=True)
+    # Pillow's guard against decompression bombs, in pixels (its default); raise it for trusted
+    # very large images
+    max_image_pixels: int = setting(89_478_485, ge=1, hashed=False)
 
 
 @dataclass

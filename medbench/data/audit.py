@@ -20,7 +20,7 @@ import pandas as pd
 from PIL import Image
 
 from medbench.data import arrays
-from medbench.data.folds import SPLITS, patient_groups
+from medbench.data.folds import SPLITS, patient_groups, small_folds
 from medbench.data.images import TINY_SIDE, decode_workers, read_rgb
 from medbench.data.labels import LABEL_NAMES
 from medbench.data.manifest import scan
@@ -110,6 +110,8 @@ def audit_dataset(
     sheet: str | None = None,
     layout: str | None = None,
     include_normal: bool = False,
+    labels: str = "check",
+    max_image_pixels: int = Image.MAX_IMAGE_PIXELS,
 ) -> AuditReport:
     """Audit a dataset folder: counts and every problem, never stopping at the first.
 
@@ -127,6 +129,10 @@ def audit_dataset(
         As for :func:`medbench.data.manifest.read_manifest`; detected by default.
     include_normal : bool, default False
         As for :func:`medbench.data.manifest.read_manifest`.
+    labels : str, default "check"
+        As for :func:`medbench.data.manifest.read_manifest`.
+    max_image_pixels : int
+        Pillow's decompression-bomb limit while decoding (its own default).
 
     Returns
     -------
@@ -139,7 +145,8 @@ def audit_dataset(
         Only when there is nothing to audit: no folder, no layout that fits it, no sheet, no
         key column, no images.
     """
-    found = scan(root, sheet, layout, include_normal)
+    Image.MAX_IMAGE_PIXELS = max_image_pixels
+    found = scan(root, sheet, layout, include_normal, labels)
     manifest = found.manifest
     groups = patient_groups(manifest)
     report = AuditReport(
@@ -155,9 +162,18 @@ def audit_dataset(
     if manifest.empty:
         return report
     report.counts = count_table(manifest)
-    if found.sheet_rows:  # layouts with a sheet: a label column may contradict the file names
+    if found.sheet_rows and labels == "sheet":  # otherwise scan already stopped or resolved it
         report.problems += _label_disagreements(manifest, found.sheet_rows, found.name_labels)
     report.problems += _single_class_folds(manifest)
+    report.problems += [
+        Problem(
+            "warning",
+            f"fold {fold} holds {plural(size, 'image')}, far fewer than the other folds (median "
+            f"{median:g}): a typo in the fold column? medbench run would count it as a full "
+            "fold; leave it out with data.folds_keep",
+        )
+        for fold, size, median in small_folds(manifest)
+    ]
     report.problems += _patients_across_folds(manifest)
     hashes, problems = _decode_all(manifest, phash)
     report.problems += problems

@@ -14,22 +14,25 @@ import hashlib
 import json
 import re
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 
 from medbench.config import DataConfig, ExternalConfig, dataset_settings
 from medbench.data.cards import read_card
-from medbench.data.folds import assign_folds, fold_ids
+from medbench.data.folds import assign_folds, fold_ids, keep_folds, small_folds
 from medbench.data.labels import LABELS
 from medbench.data.layouts import flat, get_layout
 from medbench.data.manifest import read_manifest
+from medbench.data.messages import plural
 from medbench.data.synthetic import GENERATOR_VERSION, MARKER, generate
 from medbench.data.transforms import PreprocessSettings, load_cached
-from medbench.errors import ConfigError
+from medbench.errors import ConfigError, MedbenchWarning
 from medbench.paths import cache_dir
 
 
@@ -129,15 +132,29 @@ def prepare_dataset(data: DataConfig, fold_seed: int, progress: bool = False) ->
     if key in _PREPARED:
         return _PREPARED[key]
     start = time.perf_counter()
+    Image.MAX_IMAGE_PIXELS = data.max_image_pixels
     if data.root:
         root = Path(data.root).expanduser()
     else:
         root = synthetic_root(data.synthetic)
         generate(root, n=data.synthetic.n, seed=data.synthetic.seed)
     manifest = read_manifest(
-        root, sheet=data.sheet, layout=data.layout, include_normal=data.include_normal
+        root,
+        sheet=data.sheet,
+        layout=data.layout,
+        include_normal=data.include_normal,
+        labels=data.labels,
     )
     manifest = assign_folds(manifest, source=data.folds, k=data.n_folds, seed=fold_seed)
+    manifest = keep_folds(manifest, data.folds_keep)
+    for fold, size, median in small_folds(manifest):
+        warnings.warn(
+            f"fold {fold} holds {plural(size, 'image')}, far fewer than the other folds "
+            f"(median {median:g}): its test metrics are noise and weigh as much as a full "
+            "fold's in every mean; leave it out with data.folds_keep if it is a typo",
+            MedbenchWarning,
+            stacklevel=2,
+        )
     dataset = _load(root, manifest, data.image_size, progress)
     dataset.generated = not data.root
     dataset.seconds = time.perf_counter() - start
@@ -171,8 +188,13 @@ def prepare_externals(data: DataConfig, progress: bool = False) -> dict[str, Dat
         key = json.dumps(settings, sort_keys=True)
         if key not in _EXTERNAL:
             root = Path(ext.root).expanduser()
+            Image.MAX_IMAGE_PIXELS = data.max_image_pixels
             manifest = read_manifest(
-                root, sheet=ext.sheet, layout=ext.layout, include_normal=ext.include_normal
+                root,
+                sheet=ext.sheet,
+                layout=ext.layout,
+                include_normal=ext.include_normal,
+                labels=data.labels,
             )
             _EXTERNAL[key] = _load(root, manifest, data.image_size, progress)
         dataset = _EXTERNAL[key]

@@ -188,6 +188,42 @@ def _kfold_parts(strata: np.ndarray, groups: np.ndarray | None, k: int, seed: in
         return [test for _, test in splitter.split(x, strata, groups)]
 
 
+#: A fold smaller than this share of the median fold is "far smaller than the rest".
+SMALL_FOLD_SHARE = 0.25
+
+
+def small_folds(manifest: pd.DataFrame) -> list[tuple[object, int, float]]:
+    """(fold, images, median fold size) of each fold far smaller than the others: a typo in a
+    sheet's fold column (0 or 6 in a 5-fold sheet) makes a fold of a few images whose AUC of,
+    say, 1.0 on 2 images would lift the mean over folds."""
+    sizes = manifest["fold"].dropna().value_counts()
+    if len(sizes) < 3:
+        return []
+    median = float(sizes.median())
+    return [
+        (fold, int(n), median)
+        for fold, n in sorted(sizes.items(), key=lambda kv: str(kv[0]))
+        if n < SMALL_FOLD_SHARE * median
+    ]
+
+
+def keep_folds(manifest: pd.DataFrame, keep: list[str]) -> pd.DataFrame:
+    """Only the images of the folds in ``keep`` (``data.folds_keep``; empty: all of them)."""
+    if not keep:
+        return manifest
+    present = {str(f): f for f in fold_ids(manifest)}
+    missing = [k for k in keep if str(k) not in present]
+    if missing:
+        raise ConfigError(
+            f"data.folds_keep: no fold {missing[0]!r} in the dataset; its folds are "
+            f"{', '.join(present)}"
+        )
+    kept = manifest[manifest["fold"].astype(str).isin({str(k) for k in keep})]
+    if kept["fold"].nunique() < 2:
+        raise ConfigError("data.folds_keep: keep at least 2 folds for cross-validation")
+    return kept.reset_index(drop=True)
+
+
 def fold_ids(manifest: pd.DataFrame) -> list:
     """The outer folds, sorted (plain Python ints, site names for leave-one-site-out, or the one
     fold of ``official`` and ``none``)."""

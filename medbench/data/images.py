@@ -4,6 +4,13 @@ Every mode a PNG can hold is accepted: 8-bit grayscale, RGB, RGBA, palette and 1
 grayscale. 8-bit modes go through ``PIL.Image.convert("RGB")`` exactly as the paper's reference
 pipeline does (alpha dropped, palette looked up, gray replicated); 16-bit images are scaled by
 their full range (PIL's own conversion would clip them to white).
+
+Single-channel images wider than 8 bits often hold less than their container: 12-bit scanner
+data in a 16-bit PNG, 8-bit values in a float or 32-bit integer TIFF. Scaled by the container's
+range they would come out dark (16 grey levels) or white; they are scaled by the smallest
+standard depth (8, 10, 12, 14 or 16 bits) that holds their largest value instead, with a
+warning that names the first such file. Pillow's guard against decompression bombs stays on
+(``data.max_image_pixels``); an image over it is a one-line error naming the file.
 """
 
 from __future__ import annotations
@@ -22,6 +29,40 @@ from medbench.errors import DataError, MedbenchWarning
 TINY_SIDE = 32
 
 _SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+
+
+#: Depths a single-channel image may hold, smallest first: scaled by the first that fits.
+STANDARD_BITS = (8, 10, 12, 14, 16)
+_WARNED_DEPTH: set[tuple[str, int]] = set()
+
+
+def scale_gray(pixels: np.ndarray, mode: str, path: str | Path) -> np.ndarray:
+    """A single-channel image of more than 8 bits as float32 in [0, 1].
+
+    16-bit (``I;16*``) and 32-bit (``I``) integers and floats (``F``) are divided by the
+    smallest standard depth's range (:data:`STANDARD_BITS`) that holds their largest value;
+    floats already in [0, 1] stay as they are. A container wider than its data (12 bits in 16,
+    8 bits in a float) is said once per (mode, depth) in a warning naming the first file.
+    """
+    gray = np.asarray(pixels, dtype=np.float64)
+    top = float(np.nanmax(gray)) if gray.size else 0.0
+    if mode == "F" and top <= 1.0:
+        return np.clip(gray, 0.0, 1.0).astype(np.float32)
+    bits = next((b for b in STANDARD_BITS if top <= 2**b - 1), None)
+    scale = float(2**bits - 1) if bits is not None else top
+    container = {"F": "a float image", "I": "a 32-bit image"}.get(mode, "a 16-bit image")
+    full = bits == 16 and mode != "F"  # 16-bit data in its own container (or PIL's "I")
+    key = (mode if mode in ("F", "I") else "I;16", bits or 0)
+    if not full and key not in _WARNED_DEPTH:
+        _WARNED_DEPTH.add(key)
+        held = f"{bits}-bit values" if bits is not None else f"values up to {top:g}"
+        warnings.warn(
+            f"{path}: {container} holding {held} (largest {top:g}): scaled by {scale:g}, not by "
+            "its container's range (files like it are scaled the same way without a warning)",
+            MedbenchWarning,
+            stacklevel=3,
+        )
+    return np.clip(gray / scale, 0.0, 1.0).astype(np.float32)
 
 
 def decode_workers() -> int:
@@ -43,16 +84,19 @@ def read_rgb(path: str | Path) -> np.ndarray:
             raise DataError(f"{path}: empty file (0 bytes), not an image")
         with Image.open(path) as img:
             img.load()
-            if img.mode in _SIXTEEN_BIT:
-                gray = np.asarray(img, dtype=np.float32) / 65535.0
-                rgb = np.repeat(np.clip(gray, 0.0, 1.0)[..., None], 3, axis=2)
-            elif img.mode == "F":
-                gray = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
+            if img.mode in _SIXTEEN_BIT or img.mode == "F":
+                gray = scale_gray(np.asarray(img), img.mode, path)
                 rgb = np.repeat(gray[..., None], 3, axis=2)
             else:
                 rgb = np.array(img.convert("RGB"))
     except DataError:
         raise
+    except Image.DecompressionBombError as err:
+        raise DataError(
+            f"{path}: larger than Pillow's limit of {Image.MAX_IMAGE_PIXELS:,} pixels (its guard "
+            f"against decompression bombs: {err}); if the file is trusted, raise "
+            "data.max_image_pixels"
+        ) from None
     except FileNotFoundError:
         raise DataError(f"{path}: image file not found") from None
     except UnidentifiedImageError:

@@ -26,6 +26,7 @@ import pandas as pd
 from medbench.data.labels import LABEL_NAMES
 from medbench.data.layouts import detect, get_layout
 from medbench.data.layouts.base import ReadOptions
+from medbench.data.messages import plural
 from medbench.errors import DataError, MedbenchWarning
 
 MANIFEST_COLUMNS = (
@@ -60,6 +61,7 @@ def read_manifest(
     sheet: str | None = None,
     layout: str | None = None,
     include_normal: bool = False,
+    labels: str = "check",
 ) -> pd.DataFrame:
     """Read a dataset folder into the manifest, one row per image.
 
@@ -76,6 +78,9 @@ def read_manifest(
         ``"auto"``) it is detected from what is on disk.
     include_normal : bool, default False
         Fold a dataset's normal (lesion-free) images into benign; by default they are left out.
+    labels : str, default "check"
+        Where a sheet's label column and the file names disagree: ``"check"`` stops with one
+        line naming how many and an example, ``"sheet"`` or ``"names"`` says which one wins.
 
     Returns
     -------
@@ -94,7 +99,7 @@ def read_manifest(
     MedbenchWarning
         For values kept as missing, such as a reader cell that is not a BI-RADS category.
     """
-    found = scan(root, sheet, layout, include_normal)
+    found = scan(root, sheet, layout, include_normal, labels)
     for severity, message in found.problems:
         if severity == "error":
             raise DataError(message)
@@ -107,6 +112,7 @@ def scan(
     sheet: str | None = None,
     layout: str | None = None,
     include_normal: bool = False,
+    labels: str = "check",
 ) -> Scan:
     """Read like :func:`read_manifest`, collecting row-level problems instead of raising.
 
@@ -119,6 +125,8 @@ def scan(
     layout : str, optional
         As for :func:`read_manifest`.
     include_normal : bool, default False
+        As for :func:`read_manifest`.
+    labels : str, default "check"
         As for :func:`read_manifest`.
 
     Returns
@@ -147,8 +155,52 @@ def scan(
         sheet_name=found.sheet_name,
         layout=reader.NAME,
     )
-    problems = found.problems + _class_problems(manifest, root, found.source)
+    problems = found.problems
+    problems += _label_sources(manifest, found.sheet_rows, found.name_labels, labels, found.source)
+    problems += _class_problems(manifest, root, found.source)
     return Scan(manifest, found.sheet_rows, found.name_labels, problems, found.left_out)
+
+
+#: Which label wins when a sheet's label column and the file names disagree: ``check`` stops
+#: (a column named like a label may hold something else, e.g. site codes), ``sheet`` or ``names``.
+LABEL_SOURCES = ("check", "sheet", "names")
+
+
+def _label_sources(
+    manifest: pd.DataFrame,
+    rows: list[int],
+    name_labels: list[int | None],
+    labels: str,
+    source: str,
+) -> list[tuple[str, str]]:
+    """Apply the ``labels`` rule where the sheet's label and the file name's disagree."""
+    if not name_labels or labels == "sheet":
+        return []
+    at = [
+        i
+        for i, (label, by_name) in enumerate(zip(manifest["label"], name_labels, strict=True))
+        if by_name is not None and by_name != label
+    ]
+    if not at:
+        return []
+    if labels == "names":
+        manifest.loc[at, "label"] = [name_labels[i] for i in at]
+        return []
+    first = at[0]
+    example = (
+        f"row {rows[first]} {manifest['id'].iloc[first]!r} is "
+        f"{LABEL_NAMES[int(manifest['label'].iloc[first])]} in the sheet"
+        if rows
+        else repr(manifest["id"].iloc[first])
+    )
+    return [
+        (
+            "error",
+            f"{source}: the label column disagrees with the file names for "
+            f"{plural(len(at), 'image')} of {len(manifest)} (e.g. {example}); if the column "
+            "holds the labels, set data.labels: sheet; if the file names do, data.labels: names",
+        )
+    ]
 
 
 def _class_problems(manifest: pd.DataFrame, root: Path, source: str) -> list[tuple[str, str]]:

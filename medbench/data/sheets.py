@@ -8,13 +8,14 @@ Column names are compared loosely (``column_key``): people write ``ID``, `` id `
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from medbench.data.cells import is_blank
-from medbench.errors import DataError, closest
+from medbench.errors import DataError, MedbenchWarning, closest
 
 SHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".csv")
 
@@ -104,8 +105,26 @@ def read_sheet(
         ) from None
     with book:
         chosen = _choose_worksheet(book, sheet_file, worksheet, preferred, key)
+        if worksheet is None and not header_only:
+            _say_if_hidden(book, sheet_file, chosen)
         table = pd.read_excel(book, sheet_name=chosen, header=0, dtype=object, nrows=nrows)
     return _text_columns(table), chosen
+
+
+def _say_if_hidden(book: pd.ExcelFile, sheet_file: Path, chosen: str) -> None:
+    """A hidden worksheet chosen while visible ones exist is read, and said: the user looking at
+    the workbook in Excel does not see the sheet medbench reads."""
+    states = {
+        ws.title: ws.sheet_state for ws in getattr(getattr(book, "book", None), "worksheets", [])
+    }
+    visible = [name for name, state in states.items() if state == "visible"]
+    if states.get(chosen, "visible") != "visible" and visible:
+        warnings.warn(
+            f"{sheet_file}: read the hidden worksheet {chosen!r} (visible: "
+            f"{', '.join(repr(v) for v in visible)}); choose another with data.sheet",
+            MedbenchWarning,
+            stacklevel=4,
+        )
 
 
 def _choose_worksheet(

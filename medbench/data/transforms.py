@@ -32,7 +32,7 @@ from medbench.errors import MedbenchError
 from medbench.paths import atomic_write, cache_dir, ensure_folder
 
 #: Bump when the preprocessing changes so that old cache entries are not reused.
-PREPROCESS_VERSION = 1
+PREPROCESS_VERSION = 2  # 2: single-channel images scaled by their depth
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,7 @@ def analyse(
     rope = float(config_value(record.config, "report.rope", DEFAULT_ROPE) if rope is None else rope)
     inv = results.inventory(folds, tested_runs(record), models, optimizers)
     preds = results.unit_predictions(record.predictions, inv.units)
-    per_unit = results.unit_metrics(preds, threshold, folds)
+    per_unit = results.mark_small_folds(results.unit_metrics(preds, threshold, folds))
     boot = results.resampling(preds, n_resamples)
     imgs = results.images(preds)
     confusion = results.confusion(preds, threshold)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_curve
 
+from medbench.data.folds import SMALL_FOLD_SHARE
 from medbench.metrics import (
     METRIC_NAMES,
     binary_metrics,
@@ -171,6 +172,19 @@ def unit_metrics(preds: pd.DataFrame, threshold: float, folds: pd.DataFrame) -> 
         )
     cols = [*_UNIT_COLS, "n_train", "n_val", "n_test", "n_malignant", *METRIC_NAMES]
     return pd.DataFrame(rows, columns=cols).sort_values(["model", "optimizer", "seed", "fold"])
+
+
+def mark_small_folds(per_unit: pd.DataFrame) -> pd.DataFrame:
+    """``per_unit`` with a ``small_fold`` column: the fold's test part is far smaller than the
+    median fold's (:data:`medbench.data.folds.SMALL_FOLD_SHARE`), e.g. a few images given a
+    mistyped fold in the sheet; every mean and test still counts it as a full fold."""
+    out = per_unit.copy()
+    sizes = out.drop_duplicates("fold").set_index("fold")["n_test"]
+    median = float(sizes.median()) if len(sizes) >= 3 else math.nan
+    out["small_fold"] = (
+        out["n_test"] < SMALL_FOLD_SHARE * median if math.isfinite(median) else False
+    )
+    return out
 
 
 def fold_means(per_unit: pd.DataFrame, columns) -> pd.DataFrame:

@@ -208,6 +208,19 @@ def _verdict(c: _Ctx) -> None:
         c.doc.add(d.Paragraph("**No fold run finished: there are no results to show.**"))
         _problems(c)
         return
+    small = a.per_unit[a.per_unit["small_fold"]].drop_duplicates("fold")
+    if not small.empty:
+        median = a.per_unit.drop_duplicates("fold")["n_test"].median()
+        listed = ", ".join(f"{r.fold} ({int(r.n_test)} test images)" for r in small.itertuples())
+        c.doc.add(
+            d.Paragraph(
+                f"**Fold(s) far smaller than the rest: {listed}, against a median of "
+                f"{median:.0f}.** Their metrics are noise, yet each weighs as much as a full fold "
+                "in every mean and test below. If they are typos in the fold column, rerun with "
+                "`data.folds_keep` listing the real folds (marked `small_fold` in "
+                "table_per_fold.csv)."
+            )
+        )
     c.doc.add(
         d.Paragraph(
             "Test AUC is the probability that the model scores a randomly chosen malignant "

@@ -6,7 +6,8 @@ with one line naming the holder. The lock is an MLflow experiment named ``{name}
 creating an experiment whose name exists fails in every store (a unique name), so acquiring
 it is atomic across processes and machines, SQLite and tracking servers alike. The holder
 renews a heartbeat tag every :data:`HEARTBEAT_S` seconds; a lock whose heartbeat is older than
-:data:`EXPIRY_S` belongs to a process that died (SIGKILL, power loss) and is taken over.
+:data:`EXPIRY_S`, or whose holder on this machine no longer exists, belongs to a process that
+died (SIGKILL, power loss) and is taken over.
 """
 
 from __future__ import annotations
@@ -49,6 +50,20 @@ class Holder:
             f"pid {self.pid} on {self.host}, running since {since}, "
             f"last heard {now - self.heartbeat:.0f} s ago"
         )
+
+
+def _gone(holder: Holder) -> bool:
+    """The holder runs on this machine and its process no longer exists (SIGKILL, a crash):
+    its lock is taken over at once instead of after :data:`EXPIRY_S`."""
+    if holder.host != socket.gethostname():
+        return False
+    try:
+        os.kill(holder.pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists, as another user's process
+        return False
+    return False
 
 
 def _holder(exp) -> Holder | None:
@@ -97,7 +112,8 @@ class ExperimentLock:
                 if (
                     existing.lifecycle_stage != "deleted"
                     and holder is not None
-                    and (now - holder.heartbeat < EXPIRY_S)
+                    and now - holder.heartbeat < EXPIRY_S
+                    and not _gone(holder)
                 ):
                     raise TrackingError(
                         f"experiment {self.experiment!r} in {self.uri} is being run by "

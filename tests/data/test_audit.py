@@ -92,7 +92,14 @@ def test_label_disagreements_and_single_class_folds_are_warnings(tmp_path):
         r["fold"] = i % 2 if i < 6 else 2  # fold 2 holds two malignant images only
     ds.rows[0]["label"] = 1
     ds.write_sheet()
+    # by default a disagreement is an error: the column may hold something else than labels
     report = audit_dataset(tmp_path)
+    assert not report.usable
+    (error,) = lines_of(report, "error")
+    assert "the label column disagrees with the file names for 1 image of 8" in error
+    assert "row 2 'benign (1)' is malignant in the sheet" in error and "data.labels" in error
+    # told the column holds the labels: a warning listing where they differ
+    report = audit_dataset(tmp_path, labels="sheet")
     assert report.usable
     warnings = lines_of(report, "warning")
     assert any("row 2 'benign (1)' is malignant in the sheet" in w for w in warnings)
@@ -189,3 +196,20 @@ def test_cli_check_path_id_exits_1(tmp_path, capsys):
     assert main(["data", "check", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "row 2 ID '../benign(0)' is a path" in out
+
+
+def test_stray_folds_are_a_warning(tmp_path):
+    ds = flat_layout(tmp_path, n_benign=20, n_malignant=20)
+    ds.columns = ("image", "fold")
+    for i, r in enumerate(ds.rows):
+        r["fold"] = i % 4 + 1
+    ds.rows[0]["fold"], ds.rows[1]["fold"] = 0, 6  # typos
+    ds.write_sheet()
+    report = audit_dataset(tmp_path, phash=False)
+    warnings = lines_of(report, "warning")
+    for fold in (0, 6):
+        assert any(
+            w.startswith(f"fold {fold} holds 1 image, far fewer than the other folds")
+            and "data.folds_keep" in w
+            for w in warnings
+        ), warnings

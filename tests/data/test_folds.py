@@ -305,3 +305,20 @@ def test_a_site_named_like_a_single_fold_mode_is_still_a_site():
     out = assign_folds(m, source="site")
     s = quiet_split(out, "all")
     assert set(out["site"].iloc[s.test]) == {"all"} and len(s.test) == 50
+
+
+def test_folds_far_smaller_than_the_rest_are_found_and_can_be_left_out():
+    """Folds 0 (1 image) and 6 (2 images): typos in a 5-fold sheet."""
+    from medbench.data.folds import keep_folds, small_folds
+
+    folds = [f for f in (1, 2, 3, 4, 5) for _ in range(30)] + [0, 6, 6]
+    m = pd.DataFrame({"id": [f"i{i}" for i in range(len(folds))], "label": 0, "fold": folds})
+    m["fold"] = m["fold"].astype("Int64")
+    assert small_folds(m) == [(0, 1, 30.0), (6, 2, 30.0)]
+    kept = keep_folds(m, ["1", "2", "3", "4", "5"])
+    assert len(kept) == 150 and small_folds(kept) == []
+    assert keep_folds(m, []) is m
+    with pytest.raises(ConfigError, match=r"data\.folds_keep: no fold '7' in the dataset"):
+        keep_folds(m, ["1", "7"])
+    with pytest.raises(ConfigError, match=r"keep at least 2 folds"):
+        keep_folds(m, ["1"])

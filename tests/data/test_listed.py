@@ -3,6 +3,7 @@
 import pytest
 
 from medbench.data.manifest import read_manifest
+from medbench.errors import DataError
 from tests.data.layouts import flat_layout, gdph_layout, one_line_error, pattern, write_png
 
 
@@ -80,16 +81,35 @@ def test_file_names_without_a_label(tmp_path):
     assert "'case (2).png' (row 3)" in message and "without a label" in message
 
 
-def test_label_column_wins_over_the_file_name(tmp_path):
+def test_label_column_and_file_names_disagreeing_stop_unless_told_which_wins(tmp_path):
+    """A column named like a label can hold something else (site codes): where it contradicts
+    the file names, reading stops with one line, unless data.labels says which one wins."""
     ds = flat_layout(tmp_path)
     ds.columns = ("image", "label")
     for r in ds.rows:
         r["label"] = "malignant" if "malignant" in r["image"] else 0
     ds.rows[0]["label"] = 1  # a benign-named file labelled malignant
     ds.write_sheet()
-    m = read_manifest(tmp_path)
-    assert m["label"].iloc[0] == 1
-    assert m["label"].sum() == 7
+    with pytest.raises(
+        DataError,
+        match=r"the label column disagrees with the file names for 1 image of \d+ \(e\.g\. row 2 ",
+    ):
+        read_manifest(tmp_path)
+    m = read_manifest(tmp_path, labels="sheet")
+    assert m["label"].iloc[0] == 1 and m["label"].sum() == 7
+    m = read_manifest(tmp_path, labels="names")
+    assert m["label"].iloc[0] == 0 and m["label"].sum() == 6
+
+
+def test_a_label_column_of_site_codes_is_caught(tmp_path):
+    """The reported case: a 'Class' column holding 0/1 site codes, not labels."""
+    ds = flat_layout(tmp_path, n_benign=10, n_malignant=10)
+    ds.columns = ("image", "Class")
+    for i, r in enumerate(ds.rows):
+        r["Class"] = i % 2  # alternating site codes
+    ds.write_sheet()
+    with pytest.raises(DataError, match=r"disagrees with the file names for 10 images of 20"):
+        read_manifest(tmp_path)
 
 
 def test_label_column_with_bad_values(tmp_path):

@@ -83,3 +83,19 @@ def test_corrupt_workbook(tmp_path):
     ds.sheet.write_text("this is not a workbook")
     message = one_line_error(tmp_path)
     assert "BIRADS&FOLD.xlsx" in message and "cannot read the workbook" in message
+
+
+def test_a_hidden_worksheet_read_while_visible_ones_exist_is_said(tmp_path):
+    from openpyxl import load_workbook
+
+    from medbench.errors import MedbenchWarning
+
+    ds = gdph_layout(tmp_path, stray=None)  # 'prediction' plus an unrelated visible sheet
+    book = load_workbook(ds.sheet)
+    book["prediction"].sheet_state = "hidden"
+    book.save(ds.sheet)
+    with pytest.warns(
+        MedbenchWarning, match=r"read the hidden worksheet 'prediction' \(visible: '.*'\)"
+    ):
+        m = read_manifest(tmp_path)
+    assert m.attrs["sheet_name"] == "prediction"

@@ -17,7 +17,9 @@ def test_a_second_run_on_the_same_experiment_stops_at_once(tmp_path, tiny_bus):
     env = {**os.environ, "MEDBENCH_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("MLFLOW_TRACKING_URI", None)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    sets = [*TINY, "train.epochs=6", f"tracking.uri={uri}", "name=shared"]
+    # long enough that the first is still training when the second has started (imports: s)
+    long = ["train.epochs=80", "train.early_stopping.patience=80"]
+    sets = [*TINY, *long, f"tracking.uri={uri}", "name=shared"]
     argv = [sys.executable, "-m", "medbench", "run", "demo", "--data-root", str(tiny_bus)]
     argv += [arg for item in sets for arg in ("--set", item)]
     first = subprocess.Popen(argv, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)

@@ -121,3 +121,39 @@ def test_site_folders_with_odd_names_train_and_keep_their_names(tmp_path, mlflow
     names = json.loads(kids.iloc[0]["tags.medbench.site_names"])
     assert names["SYSUCC _2_"] == "SYSUCC (2)" and names["GDPH_1"] == "GDPH&1"
     assert names["H_pital"] == "Hôpital"
+
+
+def test_stray_folds_are_warned_marked_in_the_report_and_can_be_left_out(tmp_path, mlflow_uri):
+    """Folds 0 (1 image) and 6 (2 images), typos in a 4-fold sheet: warned at the start of the
+    run, marked in the report (its AUC on 2 images would otherwise lift the mean unseen), and
+    left out with data.folds_keep."""
+    import pandas as pd
+
+    from medbench.errors import MedbenchWarning
+
+    ds = flat_layout(tmp_path / "stray", n_benign=24, n_malignant=24)
+    ds.columns = ("image", "fold")
+    for i, r in enumerate(ds.rows):
+        r["fold"] = i % 4 + 1
+    ds.rows[0]["fold"] = 0
+    ds.rows[1]["fold"] = ds.rows[2]["fold"] = 6
+    ds.write_sheet()
+    sets = [
+        *TINY,
+        "optimizers=[adam]",
+        "data.folds=sheet",
+        f"tracking.uri={mlflow_uri}",
+        "name=stray",
+        "report.enabled=true",
+        f"report.out={tmp_path / 'rep'}",
+    ]
+    config = load_config("demo", sets, data_root=str(ds.root))
+    with pytest.warns(MedbenchWarning, match=r"fold 6 holds 2 images, far fewer than the other"):
+        run_benchmark(config, progress=False)
+    per_fold = pd.read_csv(tmp_path / "rep" / "table_per_fold.csv")
+    assert set(per_fold.loc[per_fold["small_fold"], "fold"]) == {0, 6}
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "Fold(s) far smaller than the rest: 0 (1 test images), 6 (2 test images)" in text
+    kept = load_config("demo", [*sets, "data.folds_keep=[1, 2, 3, 4]"], data_root=str(ds.root))
+    result = run_benchmark(kept, report=False, progress=False)
+    assert sorted(o.job.fold for o in result.outcomes) == [1, 2, 3, 4]

@@ -45,3 +45,20 @@ def test_locks_are_not_listed_by_the_ui(monkeypatch, mlflow_uri, capsys):
         store.serve_ui(tracking_uri=mlflow_uri)
     out = capsys.readouterr().out
     assert "exp:" in out and "exp.lock" not in out
+
+
+def test_a_holder_whose_process_is_gone_is_taken_over_at_once(mlflow_uri):
+    """After a SIGKILL on this machine the rerun must not wait for the lock to expire."""
+    import subprocess
+    import sys
+
+    dead = ExperimentLock(mlflow_uri, "exp")
+    dead.acquire()
+    dead._stop.set()
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True
+    )
+    holder = {**dead.me.__dict__, "pid": int(gone.stdout), "heartbeat": time.time()}
+    dead.client.set_experiment_tag(dead._id, locks._TAG, json.dumps(holder))
+    with ExperimentLock(mlflow_uri, "exp"):
+        pass
