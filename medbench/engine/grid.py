@@ -26,6 +26,7 @@ from medbench.engine.tuning import TrialOutcome, Tuner
 from medbench.engine.work import job_work, no_follow
 from medbench.engine.worker import JobOutcome, JobSpec, Status
 from medbench.metrics import describe
+from medbench.paths import cache_dir, ensure_folder
 from medbench.tracking import Tracker, check_store, resolve_tracking_uri
 from medbench.tracking import schema as s
 from medbench.tracking.lock import ExperimentLock
@@ -176,6 +177,7 @@ def run_grid(
     ``on_plan`` sees what will run (after the dataset is prepared, before any training)."""
     uri = resolve_tracking_uri(config.tracking.uri)
     check_store(uri)  # before any data or training work
+    ensure_folder(cache_dir())  # checkpoints live there: a file in its place fails here, not mid-job
     kind = executor or config.executor.kind
     address = ray_address or config.executor.address
     if kind == "ray":
