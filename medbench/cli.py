@@ -75,7 +75,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_data_synth(args: argparse.Namespace) -> int:
     from medbench.data.synthetic import generate
 
-    summary = generate(args.out, n=args.n, seed=args.seed)
+    summary = generate(args.out, n=args.n, seed=args.seed, sizes=args.sizes)
     print(summary)
     return 0
 
@@ -188,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="output folder")
     p.add_argument("--n", type=int, default=600, help="number of images (default 600)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--sizes",
+        choices=["default", "release"],
+        default="default",
+        help="image sizes: default 400-650 px a side; release the real release's 500-1,000 px",
+    )
     p.set_defaults(func=_cmd_data_synth)
     p = data.add_parser("check", help="audit a dataset folder: counts and problems")
     p.add_argument("root", help="dataset folder")
