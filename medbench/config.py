@@ -152,6 +152,9 @@ class ExecutorConfig:
     cpus_per_job: float = setting(1.0, gt=0.0)
     gpus_per_job: float = setting(0.0, ge=0.0)
     max_retries: int = setting(1, ge=0)
+    # jobs run at once on one device (worker processes; Ray: fractions of gpus_per_job and
+    # cpus_per_job); results do not depend on it
+    jobs_per_device: int = setting(1, ge=1, hashed=False)
 
 
 @dataclass
@@ -346,6 +349,13 @@ def validate(config: Config) -> Config:
                 "optimizer.rho: must be > 0 when flatness.enabled (SAM sharpness is measured "
                 "at radius rho)"
             )
+    gpus = config.executor.gpus_per_job / config.executor.jobs_per_device
+    if gpus > 1 and not gpus.is_integer():
+        raise ConfigError(
+            f"executor.jobs_per_device: {config.executor.jobs_per_device} jobs sharing "
+            f"gpus_per_job {config.executor.gpus_per_job:g} would each ask Ray for {gpus:g} GPUs; "
+            "a task takes a fraction of one GPU or whole GPUs"
+        )
     if not config.name or any(c in config.name for c in "/\\"):
         raise ConfigError(
             f"name: must be a non-empty experiment name without slashes, got {config.name!r}"

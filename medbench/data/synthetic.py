@@ -26,6 +26,7 @@ import shutil
 import tempfile
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +36,7 @@ from PIL import Image
 from scipy.ndimage import uniform_filter1d
 
 from medbench.data import portable_math as pm
+from medbench.data.images import decode_workers
 from medbench.data.labels import LABEL_NAMES
 from medbench.data.layouts.gdph_sysucc import COLUMNS, SHEET_FILE, SITES, WORKSHEET, image_id
 from medbench.errors import DataError
@@ -537,12 +539,15 @@ def _write_sheet(path: Path, cases: list[_Case]) -> None:
 
 
 def _write_images(root: Path, cases: list[_Case], seed: int, sizes: SizeProfile) -> list[Path]:
+    """Render and write every image, on worker threads (numpy and PNG encoding release the
+    GIL); each image depends on its own seeded generators only, so the bytes are the same in
+    any order. Originals first: a near-duplicate copies its original's pixels."""
     for site in SITES:
         (root / site).mkdir()
-    paths: list[Path] = []
     pixels: dict[int, np.ndarray] = {}
     sources = {c.source for c in cases if c.source is not None}
-    for c in sorted(cases, key=lambda c: c.source is not None):  # originals before copies
+
+    def write(c: _Case) -> Path:
         rng = np.random.default_rng([seed, 2, c.index])
         if c.source is None:
             gray = _render(c, seed, sizes)
@@ -552,8 +557,12 @@ def _write_images(root: Path, cases: list[_Case], seed: int, sizes: SizeProfile)
             gray = _near_duplicate(pixels[c.source], rng)
         path = root / c.site / f"{c.id}.png"
         _to_mode(gray, _pick_mode(c.site, rng), rng).save(path, compress_level=1)
-        paths.append(path)
-    return sorted(paths)
+        return path
+
+    with ThreadPoolExecutor(decode_workers()) as pool:
+        originals = list(pool.map(write, [c for c in cases if c.source is None]))
+        copies = list(pool.map(write, [c for c in cases if c.source is not None]))
+    return sorted(originals + copies)
 
 
 def _counts(cases: list[_Case]) -> dict[tuple[str, str, int], int]:

@@ -15,7 +15,14 @@ def report_line(outcome: JobOutcome, done: int, total: int) -> None:
 def run_local(specs: list[JobSpec], progress: bool = True) -> tuple[list[JobOutcome], bool]:
     """Run every job; returns the outcomes and whether the user interrupted the grid.
 
-    ``progress``: tqdm bars (a terminal) or one line per finished job (logs)."""
+    ``progress``: tqdm bars (a terminal) or one line per finished job (logs). With the config's
+    ``executor.jobs_per_device`` above 1, that many jobs run at once in worker processes
+    (:mod:`medbench.engine.packing`)."""
+    packed = specs[0].config.executor.jobs_per_device if specs else 1
+    if packed > 1 and len(specs) > 1:
+        from medbench.engine.packing import run_packed
+
+        return run_packed(specs, packed, progress=progress)
     outcomes: list[JobOutcome] = []
     bar = None
     if progress and specs:
