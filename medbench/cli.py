@@ -200,15 +200,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-phash", action="store_true", help="skip the near-duplicate search")
     p.set_defaults(func=_cmd_data_check)
 
-    p = sub.add_parser("bench", help="measure speed: data pipeline, optimizers, training, demo")
-    p.add_argument(
-        "part", nargs="?", default="all", choices=["all", "data", "optim", "train", "demo"]
+    p = sub.add_parser(
+        "bench", help="measure speed: data pipeline, optimizers, training, scale, packing, demo"
     )
-    p.add_argument("--model", default="resnet18")
-    p.add_argument("--image-size", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--steps", type=int, default=15, help="timed steps per optimizer (optim)")
+    p.add_argument(
+        "part",
+        nargs="?",
+        default="all",
+        choices=["all", "data", "optim", "train", "scale", "packing", "paper", "demo"],
+        help="all = every part but paper (paper is for GPUs)",
+    )
+    p.add_argument("--model", default="resnet18", help="optim, train")
+    p.add_argument("--image-size", type=int, help="optim/train 64, scale 256, paper: the config's")
+    p.add_argument("--batch-size", type=int, help="optim/train/scale 32, paper: the config's")
+    p.add_argument("--repetitions", type=int, default=5, help="interleaved repetitions (5)")
+    p.add_argument("--min-seconds", type=float, default=1.0, help="least work per repetition (1 s)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--n", type=int, help="scale, paper: synthetic images (2405)")
+    p.add_argument(
+        "--sizes", default="release", choices=["default", "release"], help="scale, paper"
+    )
+    p.add_argument("--models", nargs="+", help="paper: models (the paper config's)")
+    p.add_argument("--optimizers", nargs="+", help="paper: optimizers (the paper config's)")
+    p.add_argument("--epochs", type=int, help="paper: timed epochs per pair (5); packing (6)")
+    p.add_argument(
+        "--jobs", type=int, nargs="+", help="paper: jobs per device to try (GPU 1 2 4 8, CPU 1 2)"
+    )
+    p.add_argument(
+        "--expected-epochs", type=int, default=30, help="paper: epochs per job, projected (30)"
+    )
+    p.add_argument("--jobs-per-device", type=int, default=2, help="packing: jobs at once (2)")
     p.add_argument("--out", default="reports/bench", help="where bench.json and bench.md go")
     p.set_defaults(func=_cmd_bench)
 

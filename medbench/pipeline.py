@@ -88,13 +88,14 @@ def render_plan(plan: GridPlan) -> str:
 
     cfg, ds = plan.config, plan.dataset
     n_mal = int(ds.manifest["label"].sum())
+    took = f" ({ds.generation_s:.1f} s)" if ds.generation_s else ""
     where = (
-        f"synthetic BUS (n={cfg.data.synthetic.n}, seed {cfg.data.synthetic.seed}) generated in {ds.root}"
+        f"synthetic BUS (n={cfg.data.synthetic.n}, seed {cfg.data.synthetic.seed}) generated in {ds.root}{took}"
         if ds.generated
         else str(ds.root)
     )
     prepared = (
-        f"{ds.decoded} images preprocessed in {ds.seconds:.1f} s"
+        f"{ds.decoded} images preprocessed in {ds.seconds - ds.generation_s:.1f} s"
         if ds.decoded
         else "images from the preprocessing cache"
     )

@@ -41,6 +41,7 @@ class Dataset:
     generated: bool = False  # the synthetic dataset, written (or found) in the cache
     decoded: int = 0  # images decoded into the preprocessing cache this time (0: all cached)
     seconds: float = 0.0  # time to prepare it
+    generation_s: float = 0.0  # of which generating the synthetic dataset (0: found)
 
     @property
     def folds(self) -> list:
@@ -94,11 +95,12 @@ def prepare_dataset(data: DataConfig, fold_seed: int, progress: bool = False) ->
     if key in _PREPARED:
         return _PREPARED[key]
     start = time.perf_counter()
+    generation_s = 0.0
     if data.root:
         root = Path(data.root).expanduser()
     else:
         root = synthetic_root(data.synthetic)
-        generate(root, n=data.synthetic.n, seed=data.synthetic.seed)
+        generation_s = generate(root, n=data.synthetic.n, seed=data.synthetic.seed).seconds
     manifest = read_manifest(root, sheet=data.sheet)
     card = _card(root, manifest)
     manifest = assign_folds(manifest, source=data.folds, k=data.n_folds, seed=fold_seed)
@@ -116,6 +118,7 @@ def prepare_dataset(data: DataConfig, fold_seed: int, progress: bool = False) ->
         generated=not data.root,
         decoded=cached.decoded,
         seconds=time.perf_counter() - start,
+        generation_s=generation_s,
     )
     _PREPARED[key] = dataset
     return dataset
