@@ -22,7 +22,7 @@ def run_local(specs: list[JobSpec], progress: bool = True) -> tuple[list[JobOutc
     if packed > 1 and len(specs) > 1:
         from medbench.engine.packing import run_packed
 
-        return run_packed(specs, packed, progress=progress)
+        return run_packed(specs, packed, progress=progress, report=report_line)
     outcomes: list[JobOutcome] = []
     bar = None
     if progress and specs:

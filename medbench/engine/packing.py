@@ -134,11 +134,17 @@ class _Slot:
 
 
 class _Display:
-    """A terminal: a grid bar and one bar per running job, side by side. Logs: one line per
-    finished job (:func:`~medbench.engine.local_executor.report_line`)."""
+    """A terminal: a grid bar and one bar per running job, side by side. Logs: ``report(outcome,
+    done, total)`` per finished job (the local executor's one line)."""
 
-    def __init__(self, total: int, slots: int, bars: bool) -> None:
-        self.total, self.done = total, 0
+    def __init__(
+        self,
+        total: int,
+        slots: int,
+        bars: bool,
+        report: Callable[[JobOutcome, int, int], None] | None = None,
+    ) -> None:
+        self.total, self.done, self.report = total, 0, report
         self.grid = self.jobs = None
         if bars:
             from tqdm.auto import tqdm
@@ -161,11 +167,10 @@ class _Display:
                 self.jobs[i].set_postfix_str(postfix)
 
     def finished(self, outcome: JobOutcome) -> None:
-        from medbench.engine.local_executor import report_line
-
         self.done += 1
         if self.grid is None:
-            report_line(outcome, self.done, self.total)
+            if self.report is not None:
+                self.report(outcome, self.done, self.total)
             return
         self.grid.update(1)
         if outcome.status == Status.FAILED:
@@ -187,9 +192,14 @@ def _showwarning() -> Callable | None:
 
 
 def run_packed(
-    specs: list[JobSpec], jobs_per_device: int, progress: bool = True
+    specs: list[JobSpec],
+    jobs_per_device: int,
+    progress: bool = True,
+    report: Callable[[JobOutcome, int, int], None] | None = None,
 ) -> tuple[list[JobOutcome], bool]:
     """Run the jobs ``jobs_per_device`` at a time in worker processes.
+
+    ``progress``: bars side by side; otherwise ``report(outcome, done, total)`` per finished job.
 
     Returns the outcomes (in the order the jobs finished) and whether the grid was interrupted,
     as :func:`~medbench.engine.local_executor.run_local` does. A ``StorageError`` or
@@ -214,7 +224,7 @@ def run_packed(
 
     todo = collections.deque(specs)
     outcomes: list[JobOutcome] = []
-    display = _Display(len(specs), n, progress)
+    display = _Display(len(specs), n, progress, report)
     slots: list[_Slot] = []
     interrupted = False
     error: BaseException | None = None

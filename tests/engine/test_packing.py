@@ -260,7 +260,9 @@ def test_a_terminal_shows_the_running_jobs_side_by_side():
 
 
 def test_without_a_terminal_one_line_per_finished_job(capsys):
-    display = packing._Display(total=2, slots=2, bars=False)
+    from medbench.engine.local_executor import report_line
+
+    display = packing._Display(total=2, slots=2, bars=False, report=report_line)
     display.started(0, _spec("adam"))
     display.epochs(0, 1, "loss=1")  # nothing to draw
     display.finished(JobOutcome(_spec("adam").job, Status.FAILED, reason="diverged: nan"))
@@ -270,3 +272,15 @@ def test_without_a_terminal_one_line_per_finished_job(capsys):
         "[1/2] smallcnn/adam/fold1          FAILED: diverged: nan",
         "[2/2] smallcnn/sam/fold1           KILLED: interrupted by the user",
     ]
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_packed_jobs_share_one_gpu(tiny_config):
+    """On a GPU each worker has its own CUDA context on the same device (bench_gpu.sh)."""
+    config = tiny_config(
+        "executor.jobs_per_device=2", "train.device=cuda", "data.n_folds=2", "train.amp=off"
+    )
+    result = run_grid(config, progress=False)
+    assert {o.status for o in result.outcomes} == {Status.FINISHED} and len(result.outcomes) == 4
+    kids = _children(config.tracking.uri)
+    assert kids["tags.medbench.device"].str.startswith("cuda").all()
