@@ -211,8 +211,9 @@ def test_a_killed_grid_takes_its_workers_along_and_resumes(tmp_path, tiny_bus):
 
 
 def test_jobs_per_device_is_checked_and_changes_no_hash():
+    assert load_config("paper", data_root=".").executor.jobs_per_device == 1  # the default
     base = load_config("demo")
-    assert base.executor.jobs_per_device == 1
+    assert base.executor.jobs_per_device == 2  # the demo packs two jobs
     assert config_hash(load_config("demo", ["executor.jobs_per_device=4"])) == config_hash(base)
     with pytest.raises(ConfigError, match=r"executor\.jobs_per_device: must be at least 1"):
         load_config("demo", ["executor.jobs_per_device=0"])
@@ -228,7 +229,7 @@ def test_ray_tasks_take_their_share_of_a_device():
         "paper", ["executor.jobs_per_device=4", "executor.cpus_per_job=4"], data_root="."
     )
     assert task_resources(config.executor) == {"num_cpus": 1.0, "num_gpus": 0.25}
-    assert task_resources(load_config("demo").executor) == {"num_cpus": 1.0, "num_gpus": 0.0}
+    assert task_resources(load_config("demo").executor) == {"num_cpus": 0.5, "num_gpus": 0.0}
 
 
 def test_cpu_threads_are_split_evenly(monkeypatch):
