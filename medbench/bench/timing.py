@@ -171,28 +171,30 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def rss_gb() -> float:
-    """Resident memory of this process now, in GB (0 where /proc is missing)."""
+def _status_gb(field: str) -> float | None:
+    """A memory line of /proc/self/status (``VmRSS``, ``VmHWM``) in GB; None without /proc."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024 / 1e9
     except OSError:
         pass
-    return 0.0
+    return None
+
+
+def rss_gb() -> float:
+    """Resident memory of this process now, in GB (0 where /proc is missing)."""
+    return _status_gb("VmRSS") or 0.0
 
 
 def peak_rss_gb() -> float:
     """Peak resident memory of this process in GB: since :func:`reset_peak_rss` where the
     kernel supports it (``VmHWM``), else since the process started."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024 / 1e9
-    except OSError:
-        pass
+    peak = _status_gb("VmHWM")
+    if peak is not None:
+        return peak
     import resource
     import sys
 
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 1e9 if sys.platform == "darwin" else peak * 1024 / 1e9
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / 1e9 if sys.platform == "darwin" else maxrss * 1024 / 1e9

@@ -182,6 +182,18 @@ class _Display:
                 bar.close()
 
 
+@contextlib.contextmanager
+def _sigint_ignored():
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _showwarning() -> Callable | None:
     """The warning printer to use in workers, when it can travel to them (by reference)."""
     try:
@@ -218,7 +230,8 @@ def run_packed(
         process = ctx.Process(
             target=_work, args=(child, threads, progress, show), name="medbench-job", daemon=True
         )
-        process.start()
+        with _sigint_ignored():  # inherited through exec: a Ctrl-C while it imports is ours
+            process.start()
         child.close()
         return _Slot(process, parent)
 

@@ -132,7 +132,7 @@ CONFIG = {
 }
 
 
-def _start(tmp_path, data_root):
+def _start(tmp_path, data_root, **popen):
     config_path = tmp_path / "packed.yaml"
     config_path.write_text(yaml.safe_dump(CONFIG))
     env = {**os.environ, "MEDBENCH_CACHE_DIR": str(tmp_path / "cache")}
@@ -144,6 +144,7 @@ def _start(tmp_path, data_root):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        **popen,
     )
 
 
@@ -186,6 +187,24 @@ def test_sigterm_stops_every_running_job_cleanly(tmp_path, tiny_bus):
     assert list(kids["status"]).count("KILLED") == 2 and "RUNNING" not in set(kids["status"])
     assert all(p.exists() for p in ckpts)  # kept for the resume
     assert not any(_alive(pid) for pid in workers)
+
+
+@pytest.mark.slow
+def test_ctrl_c_reaches_every_process_and_ends_like_sigterm(tmp_path, tiny_bus):
+    """A terminal's Ctrl-C signals the whole process group: workers leave it to the grid."""
+    proc = _start(  # its own process group, with Ctrl-C heard even if this shell ignores it
+        tmp_path,
+        tiny_bus,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    _wait_for_two_checkpoints(tmp_path, proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    kids = _children(f"sqlite:///{tmp_path / 'mlflow.db'}", "packed")
+    assert list(kids["status"]).count("KILLED") == 2 and "RUNNING" not in set(kids["status"])
 
 
 @pytest.mark.slow
