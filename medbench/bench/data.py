@@ -7,7 +7,8 @@ cut batches from the in-memory uint8 tensor; a later run loads the warm cache.
 
 Every figure is the median of interleaved repetitions of at least a second of work each
 (:mod:`medbench.bench.timing`); speed-ups are ratios of CPU time (this process and its
-DataLoader workers), with the wall-clock ratios next to them.
+DataLoader workers), with the wall-clock ratios next to them. torch runs on one thread in this
+process, as in each DataLoader worker; medbench's first epoch decodes on ``workers`` threads.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from typing import Any
 
 import torch
 
-from medbench.bench.timing import MIN_SECONDS, REPETITIONS, Spread, interleaved, inverse
+from medbench.bench.timing import (
+    MIN_SECONDS,
+    REPETITIONS,
+    Spread,
+    interleaved,
+    inverse,
+    one_thread,
+)
 
 
 class ReferenceDataset(torch.utils.data.Dataset):
@@ -101,19 +109,20 @@ def compare_pipelines(
     def warm_load() -> None:
         load_cached(paths, settings, root=cache, workers=max(workers, 1))
 
-    first_epoch()
-    cached = load_cached(paths, settings, root=cache)
-    loader = loader_of(cached.images)
-    timed = interleaved(
-        {
-            "reference": lambda: drain(reference),
-            "medbench_first_epoch": first_epoch,
-            "medbench_later_epochs": later_epoch,
-            "medbench_warm_cache_load": warm_load,
-        },
-        repetitions,
-        min_seconds,
-    )
+    with one_thread():  # as each DataLoader worker of the reference runs
+        first_epoch()
+        cached = load_cached(paths, settings, root=cache)
+        loader = loader_of(cached.images)
+        timed = interleaved(
+            {
+                "reference": lambda: drain(reference),
+                "medbench_first_epoch": first_epoch,
+                "medbench_later_epochs": later_epoch,
+                "medbench_warm_cache_load": warm_load,
+            },
+            repetitions,
+            min_seconds,
+        )
     warm = load_cached(paths, settings, root=cache)
     ref, first, later = (
         timed[k] for k in ("reference", "medbench_first_epoch", "medbench_later_epochs")
@@ -192,7 +201,8 @@ def render_pipelines(r: dict[str, Any]) -> list[str]:
     wall = {k: Spread(v["runs"]) for k, v in r["speedup_wall"].items()}
     warm = Spread(r["seconds"]["medbench_warm_cache_load"]["wall_s"]["runs"])
     return [
-        f"  images per second (wall), median (min-max) of {r['repetitions']} interleaved repetitions:",
+        f"  images per second (wall; torch on one thread per process), median (min-max) of "
+        f"{r['repetitions']} interleaved repetitions:",
         f"    reference (PIL + torchvision, {r['workers']} DataLoader workers), every epoch: "
         + ips["reference"].text(".0f"),
         f"    medbench first epoch (decode into the cache): {ips['medbench_first_epoch'].text('.0f')}",

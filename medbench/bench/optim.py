@@ -23,7 +23,8 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 
-from medbench.bench.timing import MIN_SECONDS, REPETITIONS
+from medbench.bench.timing import MIN_SECONDS, REPETITIONS, one_thread
+from medbench.data.messages import plural
 from medbench.errors import ConfigError
 from medbench.models import build_model
 from medbench.optim import GCSAM, SAM
@@ -169,19 +170,21 @@ def bench_optim(
     collecting = gc.isenabled()
     gc.disable()  # as timeit does: a collection would land on whichever step is running
     try:
-        for contender, m, opt in runs:
-            warm = [_timed_step(m, opt, contender.two_pass, x, y, dev) for _ in range(warmup)]
-            per_step = statistics.median(t["step"] for t in warm)
-            steps[contender.name] = max(1, math.ceil(min_seconds / max(per_step, 1e-9)))
-        for round_ in range(repetitions):
-            shift = round_ % len(runs)
-            for contender, m, opt in runs[shift:] + runs[:shift]:
-                k = steps[contender.name]
-                total = dict.fromkeys(figures, 0.0)
-                for _ in range(k):
-                    for f, v in _timed_step(m, opt, contender.two_pass, x, y, dev).items():
-                        total[f] += v
-                times[contender.name].append({f: v / k for f, v in total.items()})
+        with one_thread(dev.type == "cpu"):  # CPU time stays a measure of work under load
+            threads = torch.get_num_threads()
+            for contender, m, opt in runs:
+                warm = [_timed_step(m, opt, contender.two_pass, x, y, dev) for _ in range(warmup)]
+                per_step = statistics.median(t["step"] for t in warm)
+                steps[contender.name] = max(1, math.ceil(min_seconds / max(per_step, 1e-9)))
+            for round_ in range(repetitions):
+                shift = round_ % len(runs)
+                for contender, m, opt in runs[shift:] + runs[:shift]:
+                    k = steps[contender.name]
+                    total = dict.fromkeys(figures, 0.0)
+                    for _ in range(k):
+                        for f, v in _timed_step(m, opt, contender.two_pass, x, y, dev).items():
+                            total[f] += v
+                    times[contender.name].append({f: v / k for f, v in total.items()})
     finally:
         if collecting:
             gc.enable()
@@ -215,7 +218,7 @@ def bench_optim(
             "min_seconds": min_seconds,
             "warmup": warmup,
             "device": str(dev),
-            "threads": torch.get_num_threads(),
+            "threads": threads,
             "torch": torch.__version__,
             "reference": "ref_sam" in times,
         },
@@ -234,11 +237,11 @@ def render_optim(result: dict[str, Any]) -> str:
     main = "cpu_step" if on_cpu else "step"
     lines = [
         f"optimizer speed: {cfg['model']}, {cfg['image_size']}x{cfg['image_size']}, "
-        f"batch {cfg['batch_size']}, {cfg['device']} ({cfg['threads']} threads), "
+        f"batch {cfg['batch_size']}, {cfg['device']} ({plural(cfg['threads'], 'thread')}), "
         f"median of {cfg['repetitions']} interleaved repetitions of at least "
         f"{cfg['min_seconds']:g} s each (after {cfg['warmup']} warm-up steps)",
         "",
-        f"{'ms per step':<11}{'implementation':<31}" + "".join(f"{h:>11}" for h in head),
+        f"{'ms/step':<11}{'implementation':<31}" + "".join(f"{h:>11}" for h in head),
     ]
     for name, row in result["optimizers"].items():
         cells = "".join(f"{row[k + '_ms']:>11.1f}" for k in keys)
@@ -259,7 +262,8 @@ def render_optim(result: dict[str, Any]) -> str:
     if on_cpu:
         lines += [
             "",
-            "cpu = process CPU time (all threads): steadier than wall time on a busy machine",
+            "cpu = process CPU time; torch on one thread, so that spinning threads of a busy "
+            "machine do not count as work",
         ]
     if not cfg["reference"]:
         lines += ["", "(install pytorch-optimizer, the 'bench' extra, for the reference rows)"]

@@ -17,7 +17,8 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -151,6 +152,26 @@ def interleaved(
             wall[name].append((time.perf_counter() - w) / units[name])
             cpu[name].append((cpu_seconds() - c) / units[name])
     return {n: Timed(Spread(wall[n]), Spread(cpu[n]), units[n]) for n in names}
+
+
+@contextmanager
+def one_thread(on: bool = True) -> Iterator[None]:
+    """torch on one CPU thread inside the block (``on``), restored after.
+
+    On a CPU shared with other work, a parallel region whose partner thread is descheduled
+    spins: its CPU time grows with the machine's load (a later epoch of 240 cached images took
+    2 s of CPU instead of 0.03 s on a loaded 2-core machine). One thread keeps CPU time a
+    measure of work, so ratios of compute hold; absolute times are then one core's.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    if on:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def load_average() -> list[float] | None:

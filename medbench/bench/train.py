@@ -16,7 +16,8 @@ from typing import Any
 
 import torch
 
-from medbench.bench.timing import MIN_SECONDS, REPETITIONS, Spread, interleaved
+from medbench.bench.timing import MIN_SECONDS, REPETITIONS, Spread, interleaved, one_thread
+from medbench.data.messages import plural
 
 OPTIMIZERS = ("adam", "sam", "gcsam")
 
@@ -82,10 +83,13 @@ def bench_train(
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
 
-    # the first call of each (calibration) warms up the allocator and kernels
-    timed = interleaved(
-        {n: partial(one_epoch, n) for n in OPTIMIZERS}, repetitions, min_seconds, sync
-    )
+    # the first call of each (calibration) warms up the allocator and kernels; on the CPU one
+    # thread, so that CPU time stays a measure of work on a busy machine
+    with one_thread(dev.type == "cpu"):
+        threads = torch.get_num_threads()
+        timed = interleaved(
+            {n: partial(one_epoch, n) for n in OPTIMIZERS}, repetitions, min_seconds, sync
+        )
     for name in OPTIMIZERS:
         waits[name] = waits[name][1:]  # not the warm-up epoch
     clock = "wall" if dev.type == "cuda" else "cpu"  # CPU time: steadier on a shared CPU
@@ -100,6 +104,7 @@ def bench_train(
         "batch_size": batch_size,
         "images_per_epoch": len(labels),
         "device": str(dev),
+        "threads": threads,
         "repetitions": repetitions,
         "clock": clock,
         "epoch_time_s": {n: wall[n].median for n in OPTIMIZERS},
@@ -122,7 +127,8 @@ def render_train(r: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"training: {r['model']} at {r['image_size']}x{r['image_size']}, batch {r['batch_size']}, "
-            f"{r['images_per_epoch']} images/epoch on {r['device']} (median of {r['repetitions']} "
+            f"{r['images_per_epoch']} images/epoch on {r['device']} "
+            f"({plural(r['threads'], 'thread')}; median of {r['repetitions']} "
             "interleaved repetitions of at least 1 s, optimizers taking turns)",
             "  " + "   ".join(f"{n}: {t[n]:.2f} s/epoch" for n in t),
             f"  ratios of {r['clock']} time, median (min-max): SAM/Adam {runs['sam/adam'].text('.3f')}   "

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from medbench.engine.worker import JobOutcome, JobSpec, Status, close_runs, run_job
+from medbench.paths import held_interrupts
 
 #: Seconds a worker gets to close its run after being told to stop, before it is killed.
 STOP_GRACE_S = 60.0
@@ -248,7 +249,11 @@ def run_packed(
             display.started(i, slots[i].spec)
 
     def receive(i: int) -> None:
-        """Handle what slot ``i`` sent (or its death)."""
+        """Handle what slot ``i`` sent (or its death); a Ctrl-C waits until it is recorded."""
+        with held_interrupts():
+            _handle(i)
+
+    def _handle(i: int) -> None:
         nonlocal interrupted, error
         slot = slots[i]
         try:
@@ -257,13 +262,12 @@ def run_packed(
             slot.process.join()
             spec, slot.spec = slot.spec, None
             if interrupted or error is not None:  # told to stop, and gone before answering
-                outcomes.append(close_runs(spec, Status.KILLED, "interrupted by the user"))
+                finish(close_runs(spec, Status.KILLED, "interrupted by the user"))
                 return
             reason = f"worker process died (exit code {slot.process.exitcode})"
             outcome = close_runs(spec, Status.FAILED, reason)
             outcome.retryable = True
-            outcomes.append(outcome)
-            display.finished(outcome)
+            finish(outcome)
             if todo:
                 slots[i] = start()
                 give_next(i)
@@ -273,15 +277,18 @@ def run_packed(
             return
         spec, slot.spec = slot.spec, None
         if kind == "done":
-            outcomes.append(value)
-            display.finished(value)
+            finish(value)
             interrupted = interrupted or value.status == Status.KILLED
             give_next(i)
         elif kind == "stopped":
-            outcomes.append(close_runs(spec, Status.KILLED, "interrupted by the user"))
+            finish(close_runs(spec, Status.KILLED, "interrupted by the user"))
             interrupted = True
         else:
             error = value
+
+    def finish(outcome: JobOutcome) -> None:
+        outcomes.append(outcome)
+        display.finished(outcome)
 
     try:
         slots.extend(start() for _ in range(n))
@@ -294,14 +301,18 @@ def run_packed(
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        _stop_all(slots, receive)
+        _stop_all(slots, receive, finish)
         display.close()
     if error is not None:
         raise error
     return outcomes, interrupted
 
 
-def _stop_all(slots: list[_Slot], receive: Callable[[int], None]) -> None:
+def _stop_all(
+    slots: list[_Slot],
+    receive: Callable[[int], None],
+    finish: Callable[[JobOutcome], None],
+) -> None:
     """Stop the running jobs (SIGTERM: runs KILLED, checkpoints kept), then end every worker."""
     from multiprocessing.connection import wait
 
@@ -317,7 +328,7 @@ def _stop_all(slots: list[_Slot], receive: Callable[[int], None]) -> None:
             for i in busy.values():
                 slots[i].process.kill()
                 spec, slots[i].spec = slots[i].spec, None
-                close_runs(spec, Status.KILLED, "interrupted by the user")
+                finish(close_runs(spec, Status.KILLED, "interrupted by the user"))
             break
         for conn in ready:
             receive(busy[conn])
