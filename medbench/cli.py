@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Sequence
 
 from medbench import __version__
-from medbench.errors import MedbenchError, MedbenchWarning
+from medbench.errors import ConfigError, MedbenchError, MedbenchWarning
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -77,10 +77,14 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
     if args.layout == "gdph_sysucc":
         from medbench.data.synthetic import generate
 
-        summary = generate(args.out, n=args.n, seed=args.seed)
+        summary = generate(args.out, n=args.n, seed=args.seed, sizes=args.sizes)
     else:
         from medbench.data.synthetic_layouts import generate_layout
 
+        if args.sizes != "default":
+            raise ConfigError(
+                f"--sizes {args.sizes}: only the gdph_sysucc layout has size profiles"
+            )
         summary = generate_layout(args.layout, args.out, n=args.n, seed=args.seed)
     print(summary)
     return 0
@@ -220,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--n", type=int, default=600, help="number of images (default 600)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--sizes",
+        choices=["default", "release"],
+        default="default",
+        help="image sizes: default 400-650 px a side; release the real release's 500-1,000 px",
+    )
     p.set_defaults(func=_cmd_data_synth)
     p = data.add_parser("check", help="audit a dataset folder: counts and problems")
     p.add_argument("root", help="dataset folder")
@@ -248,15 +258,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_data_check)
 
-    p = sub.add_parser("bench", help="measure speed: data pipeline, optimizers, training, demo")
-    p.add_argument(
-        "part", nargs="?", default="all", choices=["all", "data", "optim", "train", "demo"]
+    p = sub.add_parser(
+        "bench", help="measure speed: data pipeline, optimizers, training, scale, packing, demo"
     )
-    p.add_argument("--model", default="resnet18")
-    p.add_argument("--image-size", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--steps", type=int, default=15, help="timed steps per optimizer (optim)")
+    p.add_argument(
+        "part",
+        nargs="?",
+        default="all",
+        choices=["all", "data", "optim", "train", "scale", "packing", "paper", "demo"],
+        help="all = every part but paper (paper is for GPUs)",
+    )
+    p.add_argument("--model", default="resnet18", help="optim, train")
+    p.add_argument("--image-size", type=int, help="optim/train 64, scale 256, paper: the config's")
+    p.add_argument("--batch-size", type=int, help="optim/train/scale 32, paper: the config's")
+    p.add_argument("--repetitions", type=int, default=5, help="interleaved repetitions (5)")
+    p.add_argument("--min-seconds", type=float, default=1.0, help="least work per repetition (1 s)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--n", type=int, help="scale, paper: synthetic images (2405)")
+    p.add_argument(
+        "--sizes", default="release", choices=["default", "release"], help="scale, paper"
+    )
+    p.add_argument("--models", nargs="+", help="paper: models (the paper config's)")
+    p.add_argument("--optimizers", nargs="+", help="paper: optimizers (the paper config's)")
+    p.add_argument("--epochs", type=int, help="paper: timed epochs per pair (5); packing (6)")
+    p.add_argument(
+        "--jobs", type=int, nargs="+", help="paper: jobs per device to try (GPU 1 2 4 8, CPU 1 2)"
+    )
+    p.add_argument(
+        "--expected-epochs", type=int, default=30, help="paper: epochs per job, projected (30)"
+    )
+    p.add_argument("--jobs-per-device", type=int, default=2, help="packing: jobs at once (2)")
     p.add_argument("--out", default="reports/bench", help="where bench.json and bench.md go")
     p.set_defaults(func=_cmd_bench)
 

@@ -217,6 +217,9 @@ class ExecutorConfig:
     cpus_per_job: float = setting(1.0, gt=0.0)
     gpus_per_job: float = setting(0.0, ge=0.0)
     max_retries: int = setting(1, ge=0)
+    # jobs run at once on one device (worker processes; Ray: fractions of gpus_per_job and
+    # cpus_per_job); results do not depend on it
+    jobs_per_device: int = setting(1, ge=1, hashed=False)
 
 
 @dataclass
@@ -416,6 +419,7 @@ def validate(config: Config) -> Config:
             )
     _check_compute(config)
     _check_external(config.data)
+    _check_packing(config.executor)
     if not config.name or any(c in config.name for c in "/\\"):
         raise ConfigError(
             f"name: must be a non-empty experiment name without slashes, got {config.name!r}"
@@ -456,6 +460,17 @@ def _check_compute(config: Config) -> None:
             raise ConfigError(
                 f"tune.space.{name}_high: must be above {name}_low ({low:g}), got {high:g}"
             )
+
+
+def _check_packing(executor: ExecutorConfig) -> None:
+    """Ray tasks take a fraction of one GPU or whole GPUs: packed jobs must share one that way."""
+    gpus = executor.gpus_per_job / executor.jobs_per_device
+    if gpus > 1 and not gpus.is_integer():
+        raise ConfigError(
+            f"executor.jobs_per_device: {executor.jobs_per_device} jobs sharing "
+            f"gpus_per_job {executor.gpus_per_job:g} would each ask Ray for {gpus:g} GPUs; "
+            "a task takes a fraction of one GPU or whole GPUs"
+        )
 
 
 def _check_external(data: DataConfig) -> None:

@@ -6,8 +6,11 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import signal
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
@@ -62,15 +65,45 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     except OSError as err:
         raise storage_error(path, err) from err
     try:
-        with os.fdopen(fd, "wb") as f:
+        with held_interrupts(), os.fdopen(fd, "wb") as f:
             write(f)
-        os.replace(tmp, path)
+            f.close()
+            os.replace(tmp, path)
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
         cause = _os_error(err)
         if cause is not None:  # torch.save wraps the OSError of a full disk in a RuntimeError
             raise storage_error(path, cause) from err
         raise
+
+
+@contextmanager
+def held_interrupts() -> Iterator[None]:
+    """Ctrl-C or SIGTERM arriving inside the block takes effect when it ends.
+
+    A KeyboardInterrupt raised in the middle of ``torch.save`` leaves its zip writer broken and
+    turns into a RuntimeError: the job would end FAILED instead of KILLED. Held here, it is
+    raised (by the handler that was in place) right after the write.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread receives signals
+        return
+    caught: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {
+        sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in held
+    }
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if caught:
+            handler = previous[caught[0]]
+            if callable(handler):
+                handler(caught[0], None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), caught[0])
 
 
 def _os_error(err: BaseException | None) -> OSError | None:

@@ -94,13 +94,14 @@ def render_plan(plan: GridPlan) -> str:
 
     cfg, ds = plan.config, plan.dataset
     n_mal = int(ds.manifest["label"].sum())
+    took = f" ({ds.generation_s:.1f} s)" if ds.generation_s else ""
     where = (
-        f"synthetic BUS (n={cfg.data.synthetic.n}, seed {cfg.data.synthetic.seed}) generated in {ds.root}"
+        f"synthetic BUS (n={cfg.data.synthetic.n}, seed {cfg.data.synthetic.seed}) generated in {ds.root}{took}"
         if ds.generated
         else str(ds.root)
     )
     prepared = (
-        f"{ds.decoded} images preprocessed in {ds.seconds:.1f} s"
+        f"{ds.decoded} images preprocessed in {ds.seconds - ds.generation_s:.1f} s"
         if ds.decoded
         else "images from the preprocessing cache"
     )
@@ -110,17 +111,25 @@ def render_plan(plan: GridPlan) -> str:
     )
     done = len(plan.jobs) - len(plan.todo)
     grid += f"; {done} already finished, {len(plan.todo)} to run" if done else ""
+    packed = min(cfg.executor.jobs_per_device, max(len(plan.todo), 1))
     if plan.executor == "ray":
-        device = (
-            f"Ray tasks ({cfg.executor.gpus_per_job:g} GPU, {cfg.executor.cpus_per_job:g} CPU each)"
-        )
+        from medbench.engine.ray_executor import task_resources
+
+        share = task_resources(cfg.executor)
+        device = f"Ray tasks ({share['num_gpus']:g} GPU, {share['num_cpus']:g} CPU each)"
     else:
+        from medbench.engine.packing import threads_per_job
+
         dev = resolve_device(cfg.train.device)
         precision = Precision.for_device(dev, cfg.train.amp, cfg.train.channels_last).describe()
         import torch
 
-        threads = cfg.train.threads or torch.get_num_threads()
+        threads = cfg.train.threads or (
+            threads_per_job(packed) if packed > 1 else torch.get_num_threads()
+        )
         device = f"{dev.type}, {precision}" + (f", {threads} threads" if dev.type == "cpu" else "")
+        if packed > 1:
+            device += f" per job, {packed} jobs at once (worker processes)"
     out = Path(cfg.report.out) if cfg.report.out else default_out_dir(cfg.name)
     lines = [
         f"experiment  {cfg.name} (id {plan.experiment_id}) in {plan.tracking_uri}",

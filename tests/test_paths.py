@@ -49,3 +49,26 @@ def test_cache_folder_a_file_at_the_command_line(tmp_path, monkeypatch, capsys, 
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     assert err[0].startswith("medbench: error: ") and "cache" in err[0] and "not a folder" in err[0]
+
+
+def test_an_interrupt_during_a_write_lands_after_it(tmp_path):
+    """Ctrl-C or SIGTERM inside torch.save would break its zip writer (job FAILED, not KILLED):
+    it is held until the file is complete, then raised."""
+    import os
+    import signal
+    from functools import partial
+
+    import torch
+
+    target = tmp_path / "ckpt.pt"
+
+    def save_while_interrupted(f):
+        os.kill(os.getpid(), signal.SIGINT)
+        torch.save({"w": torch.arange(10_000)}, f)
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, save_while_interrupted)
+    assert torch.equal(torch.load(target, weights_only=True)["w"], torch.arange(10_000))
+    assert list(tmp_path.iterdir()) == [target]
+    atomic_write(target, partial(torch.save, {"w": 1}))  # and the handler is back in place
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

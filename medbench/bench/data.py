@@ -3,18 +3,31 @@
 Reference (the authors' script): a Dataset that opens each PNG with PIL, converts to RGB,
 applies torchvision ``Resize((256, 256))`` and ``ToTensor()``, in a DataLoader, every epoch.
 medbench: the first epoch decodes once into the tensor cache (worker threads); later epochs
-cut batches from the in-memory uint8 tensor.
+cut batches from the in-memory uint8 tensor; a later run loads the warm cache.
+
+Every figure is the median of interleaved repetitions of at least a second of work each
+(:mod:`medbench.bench.timing`); speed-ups are ratios of CPU time (this process and its
+DataLoader workers), with the wall-clock ratios next to them. torch runs on one thread in this
+process, as in each DataLoader worker; medbench's first epoch decodes on ``workers`` threads.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from medbench.bench.timing import (
+    MIN_SECONDS,
+    REPETITIONS,
+    Spread,
+    interleaved,
+    inverse,
+    one_thread,
+)
 
 
 class ReferenceDataset(torch.utils.data.Dataset):
@@ -36,11 +49,106 @@ class ReferenceDataset(torch.utils.data.Dataset):
             return self.transform(img.convert("RGB")), self.labels[i]
 
 
-def _drain(batches) -> int:
+def drain(batches) -> int:
+    """Pull every batch of an epoch; the number of images."""
     n = 0
     for x, _ in batches:
         n += len(x)
     return n
+
+
+def compare_pipelines(
+    paths: list[str],
+    labels: list[int],
+    cache: Path,
+    image_size: int = 256,
+    batch_size: int = 32,
+    workers: int = 2,
+    repetitions: int = REPETITIONS,
+    min_seconds: float = MIN_SECONDS,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Seconds per epoch of the reference and of medbench (first, later, warm), interleaved.
+
+    ``cache`` is a scratch folder: the first-epoch contender empties it before every unit.
+    """
+    from medbench.data.loader import BatchLoader
+    from medbench.data.transforms import PreprocessSettings, load_cached
+
+    n = len(paths)
+    settings = PreprocessSettings(image_size=image_size)
+    reference = torch.utils.data.DataLoader(
+        ReferenceDataset(paths, labels, image_size),
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+    )
+
+    def first_epoch() -> None:
+        shutil.rmtree(cache, ignore_errors=True)
+        cached = load_cached(paths, settings, root=cache, workers=max(workers, 1))
+        drain(loader_of(cached.images).epoch(0))
+
+    def loader_of(images: torch.Tensor) -> BatchLoader:
+        return BatchLoader(
+            images=images,
+            labels=torch.tensor(labels),
+            index=torch.arange(n).numpy(),
+            batch_size=batch_size,
+            shuffle=True,
+            seed=seed,
+        )
+
+    epoch = [0]
+
+    def later_epoch() -> None:
+        epoch[0] += 1
+        drain(loader.epoch(epoch[0]))
+
+    def warm_load() -> None:
+        load_cached(paths, settings, root=cache, workers=max(workers, 1))
+
+    with one_thread():  # as each DataLoader worker of the reference runs
+        first_epoch()
+        cached = load_cached(paths, settings, root=cache)
+        loader = loader_of(cached.images)
+        timed = interleaved(
+            {
+                "reference": lambda: drain(reference),
+                "medbench_first_epoch": first_epoch,
+                "medbench_later_epochs": later_epoch,
+                "medbench_warm_cache_load": warm_load,
+            },
+            repetitions,
+            min_seconds,
+        )
+    warm = load_cached(paths, settings, root=cache)
+    ref, first, later = (
+        timed[k] for k in ("reference", "medbench_first_epoch", "medbench_later_epochs")
+    )
+    return {
+        "images": n,
+        "image_size": image_size,
+        "batch_size": batch_size,
+        "workers": workers,
+        "repetitions": repetitions,
+        "seconds": {k: t.to_dict() for k, t in timed.items()},
+        "ips": {
+            "reference": inverse(ref.wall, n).to_dict(),
+            "medbench_first_epoch": inverse(first.wall, n).to_dict(),
+            "medbench_later_epochs": inverse(later.wall, n).to_dict(),
+        },
+        "speedup_cpu": {
+            "first_epoch": (ref.cpu / first.cpu).to_dict(),
+            "later_epochs": (ref.cpu / later.cpu).to_dict(),
+        },
+        "speedup_wall": {
+            "first_epoch": (ref.wall / first.wall).to_dict(),
+            "later_epochs": (ref.wall / later.wall).to_dict(),
+        },
+        "warm_cache_decoded": warm.decoded,
+    }
 
 
 def bench_data(
@@ -48,80 +156,35 @@ def bench_data(
     image_size: int = 256,
     batch_size: int = 32,
     workers: int = 2,
-    epochs: int = 3,
+    repetitions: int = REPETITIONS,
+    min_seconds: float = MIN_SECONDS,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Images per second of both pipelines, first epoch and later epochs, on the same PNGs."""
-    from medbench.data.loader import BatchLoader
+    """Both pipelines on the same ``n_images`` synthetic PNGs (default sizes)."""
     from medbench.data.manifest import read_manifest
     from medbench.data.synthetic import generate
-    from medbench.data.transforms import PreprocessSettings, load_cached
 
     tmp = Path(tempfile.mkdtemp(prefix="medbench-bench-data-"))
     try:
         generate(tmp / "bus", n=n_images, seed=seed)
         manifest = read_manifest(tmp / "bus")
-        paths, labels = list(manifest["path"]), [int(v) for v in manifest["label"]]
-        n = len(paths)
-
-        ref_loader = torch.utils.data.DataLoader(
-            ReferenceDataset(paths, labels, image_size),
-            batch_size=batch_size,
-            shuffle=True,
-            num_workers=workers,
-            persistent_workers=workers > 0,
+        paths = list(manifest["path"])
+        result = compare_pipelines(
+            paths,
+            [int(v) for v in manifest["label"]],
+            tmp / "cache",
+            image_size,
+            batch_size,
+            workers,
+            repetitions,
+            min_seconds,
+            seed,
         )
-        ref_times = []
-        for _ in range(epochs):
-            start = time.perf_counter()
-            _drain(ref_loader)
-            ref_times.append(time.perf_counter() - start)
-
-        settings = PreprocessSettings(image_size=image_size)
-        ours_times = []
-        start = time.perf_counter()
-        cached = load_cached(paths, settings, root=tmp / "cache", workers=workers)
-        loader = BatchLoader(
-            images=cached.images,
-            labels=torch.tensor(labels),
-            index=torch.arange(n).numpy(),
-            batch_size=batch_size,
-            shuffle=True,
-            seed=seed,
-        )
-        _drain(loader.epoch(0))
-        ours_times.append(time.perf_counter() - start)
-        for epoch in range(1, epochs):
-            start = time.perf_counter()
-            _drain(loader.epoch(epoch))
-            ours_times.append(time.perf_counter() - start)
-        # a later run: the disk cache is warm, nothing is decoded
-        start = time.perf_counter()
-        warm = load_cached(paths, settings, root=tmp / "cache", workers=workers)
-        warm_load = time.perf_counter() - start
-        sizes = manifest["path"].map(lambda p: _size(p))
+        result["source_pixels_median"] = int(manifest["path"].map(_size).median())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-    def ips(seconds: list[float]) -> float:
-        return n / (sum(seconds) / len(seconds))
-
-    ref_first, ref_later = n / ref_times[0], ips(ref_times[1:])
-    ours_first, ours_later = n / ours_times[0], ips(ours_times[1:])
-    return {
-        "images": n,
-        "image_size": image_size,
-        "source_pixels_median": int(sizes.median()),
-        "workers": workers,
-        "reference_first_epoch_ips": ref_first,
-        "reference_later_epochs_ips": ref_later,
-        "medbench_first_epoch_ips": ours_first,
-        "medbench_later_epochs_ips": ours_later,
-        "medbench_warm_cache_load_s": warm_load,
-        "warm_cache_decoded": warm.decoded,
-        "data_speedup_first_epoch": ours_first / ref_first,
-        "data_speedup_later_epochs": ours_later / ref_later,
-    }
+    result["data_speedup_later_epochs"] = result["speedup_cpu"]["later_epochs"]["median"]
+    return result
 
 
 def _size(path: str) -> int:
@@ -131,14 +194,31 @@ def _size(path: str) -> int:
         return img.width * img.height
 
 
+def render_pipelines(r: dict[str, Any]) -> list[str]:
+    """The comparison table of :func:`compare_pipelines`: images per second, speed-ups."""
+    ips = {k: Spread(v["runs"]) for k, v in r["ips"].items()}
+    cpu = {k: Spread(v["runs"]) for k, v in r["speedup_cpu"].items()}
+    wall = {k: Spread(v["runs"]) for k, v in r["speedup_wall"].items()}
+    warm = Spread(r["seconds"]["medbench_warm_cache_load"]["wall_s"]["runs"])
+    return [
+        f"  images per second (wall; torch on one thread per process), median (min-max) of "
+        f"{r['repetitions']} interleaved repetitions:",
+        f"    reference (PIL + torchvision, {r['workers']} DataLoader workers), every epoch: "
+        + ips["reference"].text(".0f"),
+        f"    medbench first epoch (decode into the cache): {ips['medbench_first_epoch'].text('.0f')}",
+        f"    medbench later epochs (in-memory uint8 tensor): {ips['medbench_later_epochs'].text('.0f')}",
+        f"  speed-up over the reference in CPU time (workers included): first epoch "
+        f"{cpu['first_epoch'].text('.2f', 'x')}, later epochs {cpu['later_epochs'].text('.0f', 'x')}",
+        f"  speed-up in wall time: first epoch {wall['first_epoch'].text('.2f', 'x')}, "
+        f"later epochs {wall['later_epochs'].text('.0f', 'x')}",
+        f"  a later run loads the warm cache in {warm.text('.3f', ' s')} "
+        f"({r['warm_cache_decoded']} images decoded)",
+    ]
+
+
 def render_data(r: dict[str, Any]) -> str:
-    return "\n".join(
-        [
-            f"data pipeline: {r['images']} PNGs (median {r['source_pixels_median']:,} px) -> {r['image_size']}x{r['image_size']}, {r['workers']} workers",
-            f"  {'':<22}{'first epoch':>14}{'later epochs':>16}",
-            f"  {'reference (PIL/tv)':<22}{r['reference_first_epoch_ips']:>10.0f} im/s{r['reference_later_epochs_ips']:>12.0f} im/s",
-            f"  {'medbench':<22}{r['medbench_first_epoch_ips']:>10.0f} im/s{r['medbench_later_epochs_ips']:>12.0f} im/s",
-            f"  speed-up: first epoch {r['data_speedup_first_epoch']:.1f}x, later epochs {r['data_speedup_later_epochs']:.0f}x; "
-            f"a later run loads the warm cache in {r['medbench_warm_cache_load_s']:.2f} s ({r['warm_cache_decoded']} decoded)",
-        ]
+    head = (
+        f"data pipeline: {r['images']} PNGs (median {r['source_pixels_median']:,} px) -> "
+        f"{r['image_size']}x{r['image_size']}, batch {r['batch_size']}"
     )
+    return "\n".join([head, *render_pipelines(r)])

@@ -17,12 +17,18 @@ import torch
 
 from medbench import __version__
 
-PARTS = ("data", "optim", "train", "demo")
+#: Every part, in the order bench.md shows them; ``all`` runs those of ALL (``paper`` is for
+#: GPUs: on a CPU it takes hours at full scale, so it runs only when asked for).
+PARTS = ("data", "optim", "train", "scale", "packing", "paper", "demo")
+ALL = ("data", "optim", "train", "scale", "packing", "demo")
 #: The figures each part contributes to the top of bench.json and bench.md.
 HEADLINES = {
     "data": ("data_speedup_later_epochs",),
     "train": ("data_wait_fraction", "sam_over_adam_epoch_time", "gcsam_over_adam_epoch_time"),
-    "demo": ("demo_wall_s",),
+    "scale": ("scale_check_s_2405", "scale_preprocess_s_2405", "scale_peak_rss_gb"),
+    "packing": ("packing_speedup",),
+    "paper": ("paper_grid_projected_h",),
+    "demo": ("demo_wall_s", "demo_cpu_s"),
 }
 
 
@@ -46,47 +52,78 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def _run_part(part: str, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """One part's result and its text, from the command line's arguments."""
+    reps = {"repetitions": args.repetitions, "min_seconds": args.min_seconds}
+    small = {"image_size": args.image_size or 64, "batch_size": args.batch_size or 32}
+    if part == "data":
+        from medbench.bench.data import bench_data, render_data
+
+        result = bench_data(**reps)
+        return result, render_data(result)
+    if part == "optim":
+        from medbench.bench.optim import bench_optim, render_optim
+
+        result = bench_optim(model=args.model, device=args.device, **small, **reps)
+        return result, render_optim(result)
+    if part == "train":
+        from medbench.bench.train import bench_train, render_train
+
+        result = bench_train(model=args.model, device=args.device, **small, **reps)
+        return result, render_train(result)
+    if part == "scale":
+        from medbench.bench.scale import bench_scale, render_scale
+
+        result = bench_scale(
+            n=args.n or 2405,
+            sizes=args.sizes,
+            image_size=args.image_size or 256,
+            batch_size=args.batch_size or 32,
+            **reps,
+        )
+        return result, render_scale(result)
+    if part == "packing":
+        from medbench.bench.packing import bench_packing, render_packing
+
+        result = bench_packing(
+            jobs_per_device=args.jobs_per_device,
+            repetitions=args.repetitions,
+            epochs=args.epochs or 6,
+        )
+        return result, render_packing(result)
+    if part == "paper":
+        from medbench.bench.paper import bench_paper, render_paper
+
+        result = bench_paper(
+            models=args.models,
+            optimizers=args.optimizers,
+            n=args.n or 2405,
+            sizes=args.sizes,
+            image_size=args.image_size,
+            batch_size=args.batch_size,
+            epochs=args.epochs or 5,
+            device=args.device,
+            jobs=tuple(args.jobs) if args.jobs else None,
+            expected_epochs=args.expected_epochs,
+        )
+        return result, render_paper(result)
+    from medbench.bench.demo import bench_demo, render_demo
+
+    result = bench_demo()
+    return result, render_demo(result)
+
+
 def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     """Run one part (or all) from the command line's arguments; write results under ``args.out``."""
-    parts = PARTS if args.part == "all" else (args.part,)
+    parts = ALL if args.part == "all" else (args.part,)
     out: dict[str, Any] = {
         "machine": machine(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     for part in parts:
-        if part == "data":
-            from medbench.bench.data import bench_data, render_data
-
-            result = bench_data()
-            text = render_data(result)
-        elif part == "optim":
-            from medbench.bench.optim import bench_optim, render_optim
-
-            result = bench_optim(
-                model=args.model,
-                image_size=args.image_size,
-                batch_size=args.batch_size,
-                steps=args.steps,
-                device=args.device,
-            )
-            text = render_optim(result)
-        elif part == "train":
-            from medbench.bench.train import bench_train, render_train
-
-            result = bench_train(
-                model=args.model,
-                image_size=args.image_size,
-                batch_size=args.batch_size,
-                device=args.device,
-            )
-            text = render_train(result)
-        else:
-            from medbench.bench.demo import bench_demo, render_demo
-
-            result = bench_demo()
-            text = render_demo(result)
+        result, text = _run_part(part, args)
         print(text, flush=True)
-        out.update({key: result[key] for key in HEADLINES.get(part, ())})
+        out.update({key: result[key] for key in HEADLINES.get(part, ()) if key in result})
         out[part] = result
         out.setdefault("texts", {})[part] = text
     write_results(out, Path(args.out))
@@ -119,12 +156,19 @@ def write_results(out: dict[str, Any], folder: Path) -> None:
     ]
     for key in (k for keys in HEADLINES.values() for k in keys):
         if key in merged:
-            lines.append(f"| `{key}` | {merged[key]:.3f} |")
+            lines.append(f"| `{key}` | {_cell(merged[key])} |")
     for part in PARTS:
         if part in texts:
             lines += ["", f"## {part}", "", "```", texts[part], "```"]
     lines.append("")
     (folder / "bench.md").write_text("\n".join(lines))
+
+
+def _cell(value: Any) -> str:
+    """A headline figure: a number, or a mapping of named numbers."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_cell(v)}" for k, v in value.items())
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def _jsonable(value: Any) -> Any:

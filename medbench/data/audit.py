@@ -25,6 +25,7 @@ from medbench.data.images import TINY_SIDE, decode_workers, read_rgb
 from medbench.data.labels import LABEL_NAMES
 from medbench.data.manifest import scan
 from medbench.data.messages import listing, plural
+from medbench.data.near_duplicates import near_duplicate_pairs
 from medbench.errors import DataError, MedbenchWarning
 
 #: Perceptual hash side: 16 gives 256 bits. The common 8 (64 bits) cannot tell B-mode images
@@ -336,27 +337,6 @@ def _decode_all(manifest: pd.DataFrame, want_hash: bool) -> tuple[np.ndarray, li
             )
         )
     return hashes, problems
-
-
-def near_duplicate_pairs(hashes: np.ndarray, max_distance: int) -> np.ndarray:
-    """Index pairs (i < j) whose hash bits differ in at most ``max_distance`` places.
-
-    Hamming distances come from two matrix products over 0/1 bits, in row blocks so that memory
-    stays bounded; rows of NaN (unreadable images) never match.
-    """
-    ok = np.flatnonzero(~np.isnan(hashes).any(axis=1))
-    bits = hashes[ok].astype(np.float32)
-    flipped = 1.0 - bits
-    pairs = []
-    block = 1024
-    for start in range(0, len(bits), block):
-        chunk = bits[start : start + block]
-        dist = chunk @ flipped.T + (1.0 - chunk) @ bits.T
-        i, j = np.nonzero(dist <= max_distance + 0.5)
-        i = i + start
-        keep = j > i
-        pairs.append(np.stack([ok[i[keep]], ok[j[keep]]], axis=1))
-    return np.concatenate(pairs) if pairs else np.empty((0, 2), dtype=np.int64)
 
 
 def _describe_pairs(manifest: pd.DataFrame, pairs: np.ndarray, hashes: np.ndarray) -> pd.DataFrame:

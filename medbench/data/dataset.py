@@ -49,6 +49,7 @@ class Dataset:
     generated: bool = False  # the synthetic dataset, written (or found) in the cache
     decoded: int = 0  # images decoded into the preprocessing cache this time (0: all cached)
     seconds: float = 0.0  # time to prepare it
+    generation_s: float = 0.0  # of which generating the synthetic dataset (0: found)
 
     @property
     def folds(self) -> list:
@@ -133,11 +134,12 @@ def prepare_dataset(data: DataConfig, fold_seed: int, progress: bool = False) ->
         return _PREPARED[key]
     start = time.perf_counter()
     Image.MAX_IMAGE_PIXELS = data.max_image_pixels
+    generation_s = 0.0
     if data.root:
         root = Path(data.root).expanduser()
     else:
         root = synthetic_root(data.synthetic)
-        generate(root, n=data.synthetic.n, seed=data.synthetic.seed)
+        generation_s = generate(root, n=data.synthetic.n, seed=data.synthetic.seed).seconds
     manifest = read_manifest(
         root,
         sheet=data.sheet,
@@ -158,6 +160,7 @@ def prepare_dataset(data: DataConfig, fold_seed: int, progress: bool = False) ->
     dataset = _load(root, manifest, data.image_size, progress)
     dataset.generated = not data.root
     dataset.seconds = time.perf_counter() - start
+    dataset.generation_s = generation_s
     _PREPARED[key] = dataset
     return dataset
 

@@ -26,6 +26,7 @@ import shutil
 import tempfile
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +36,7 @@ from PIL import Image
 from scipy.ndimage import uniform_filter1d
 
 from medbench.data import portable_math as pm
+from medbench.data.images import decode_workers
 from medbench.data.labels import LABEL_NAMES
 from medbench.data.layouts.gdph_sysucc import COLUMNS, SHEET_FILE, SITES, WORKSHEET, image_id
 from medbench.errors import DataError
@@ -75,6 +77,28 @@ SITE_MODES = {
 SITE_SIZES = {  # (height range, width range) in pixels
     "GDPH": ((400, 520), (500, 650)),
     "SYSUCC": ((400, 600), (420, 600)),
+}
+
+
+@dataclass(frozen=True)
+class SizeProfile:
+    """Image sizes of a generation: per site, (height range, width range) in pixels, and the
+    factor between the output and the resolution the scan is simulated at (speckle grains span
+    about ``work_scale`` output pixels)."""
+
+    site_sizes: dict[str, tuple[tuple[int, int], tuple[int, int]]]
+    work_scale: int
+
+
+#: ``default``: small frames (400-650 px a side), quick to write and to preprocess; the demo and
+#: the tests use it. ``release``: the real release's spread, roughly 500-1,000 px a side, for
+#: full-scale timing (``medbench bench scale``); simulated at a quarter of the output resolution,
+#: so generation costs about the same per image and the grains span 4 output pixels.
+SIZE_PROFILES = {
+    "default": SizeProfile(SITE_SIZES, 2),
+    "release": SizeProfile(
+        {"GDPH": ((500, 780), (560, 1000)), "SYSUCC": ((520, 900), (600, 1000))}, 4
+    ),
 }
 NEAR_DUPLICATE_SHARE = 0.015
 CONFLICTING_DUPLICATES = 2
@@ -376,14 +400,15 @@ def _lesion(
     return box, inside, halo, rim
 
 
-def _render(case: _Case, seed: int) -> np.ndarray:
+def _render(case: _Case, seed: int, sizes: SizeProfile = SIZE_PROFILES["default"]) -> np.ndarray:
     """One B-mode-like frame as an (H, W) uint8 array."""
     rng = np.random.default_rng([seed, 1, case.index])
     f = _features(case.score, rng)
-    (h_lo, h_hi), (w_lo, w_hi) = SITE_SIZES[case.site]
+    (h_lo, h_hi), (w_lo, w_hi) = sizes.site_sizes[case.site]
     height, width = int(rng.integers(h_lo, h_hi + 1)), int(rng.integers(w_lo, w_hi + 1))
-    # Work at half resolution: speckle grains then span 2-3 output pixels, as on real scanners.
-    h, w = height // 2, width // 2
+    # Work at a lower resolution: speckle grains then span 2-3 output pixels (default), as on
+    # real scanners.
+    h, w = height // sizes.work_scale, width // sizes.work_scale
     top = int(rng.uniform(0.0, 0.1) * h)
     side = int(rng.uniform(0.0, 0.1) * w)
     fh, fw = h - top, w - 2 * side  # the imaging field inside the black frame
@@ -513,24 +538,31 @@ def _write_sheet(path: Path, cases: list[_Case]) -> None:
             dst.writestr(entry, data)
 
 
-def _write_images(root: Path, cases: list[_Case], seed: int) -> list[Path]:
+def _write_images(root: Path, cases: list[_Case], seed: int, sizes: SizeProfile) -> list[Path]:
+    """Render and write every image, on worker threads (numpy and PNG encoding release the
+    GIL); each image depends on its own seeded generators only, so the bytes are the same in
+    any order. Originals first: a near-duplicate copies its original's pixels."""
     for site in SITES:
         (root / site).mkdir()
-    paths: list[Path] = []
     pixels: dict[int, np.ndarray] = {}
     sources = {c.source for c in cases if c.source is not None}
-    for c in sorted(cases, key=lambda c: c.source is not None):  # originals before copies
+
+    def write(c: _Case) -> Path:
         rng = np.random.default_rng([seed, 2, c.index])
         if c.source is None:
-            gray = _render(c, seed)
+            gray = _render(c, seed, sizes)
             if c.index in sources:
                 pixels[c.index] = gray
         else:
             gray = _near_duplicate(pixels[c.source], rng)
         path = root / c.site / f"{c.id}.png"
         _to_mode(gray, _pick_mode(c.site, rng), rng).save(path, compress_level=1)
-        paths.append(path)
-    return sorted(paths)
+        return path
+
+    with ThreadPoolExecutor(decode_workers()) as pool:
+        originals = list(pool.map(write, [c for c in cases if c.source is None]))
+        copies = list(pool.map(write, [c for c in cases if c.source is not None]))
+    return sorted(originals + copies)
 
 
 def _counts(cases: list[_Case]) -> dict[tuple[str, str, int], int]:
@@ -541,8 +573,8 @@ def _counts(cases: list[_Case]) -> dict[tuple[str, str, int], int]:
     return dict(sorted(counts.items()))
 
 
-def _marker(n: int, seed: int, counts, dups: list[NearDuplicate]) -> dict:
-    return {
+def _marker(n: int, seed: int, counts, dups: list[NearDuplicate], sizes: str) -> dict:
+    marker = {
         "generator": "medbench.data.synthetic",
         "version": GENERATOR_VERSION,
         "n": n,
@@ -550,10 +582,14 @@ def _marker(n: int, seed: int, counts, dups: list[NearDuplicate]) -> dict:
         "counts": [[s, label, f, k] for (s, label, f), k in counts.items()],
         "near_duplicates": [d.__dict__ for d in dups],
     }
+    if sizes != "default":  # the default's marker keeps its bytes
+        marker["sizes"] = sizes
+    return marker
 
 
-def _existing(root: Path, n: int, seed: int) -> SynthSummary | None:
-    """The summary of a finished generation of (n, seed) in ``root``; None when ``root`` is empty."""
+def _existing(root: Path, n: int, seed: int, sizes: str) -> SynthSummary | None:
+    """The summary of a finished generation of (n, seed, sizes) in ``root``; None when ``root``
+    is empty."""
     if not root.exists():
         return None
     if not root.is_dir():
@@ -569,12 +605,13 @@ def _existing(root: Path, n: int, seed: int) -> SynthSummary | None:
             f"{root}: folder is not empty and holds no synthetic BUS generation; "
             "choose a new or empty folder"
         ) from None
-    same = (meta.get("version"), meta.get("n"), meta.get("seed")) == (GENERATOR_VERSION, n, seed)
-    if not same:
+    found = (meta.get("version"), meta.get("n"), meta.get("seed"), meta.get("sizes", "default"))
+    if found != (GENERATOR_VERSION, n, seed, sizes):
         raise DataError(
-            f"{root}: folder already holds a synthetic BUS generation with n={meta.get('n')}, "
-            f"seed={meta.get('seed')}, generator version {meta.get('version')} (asked: n={n}, "
-            f"seed={seed}, version {GENERATOR_VERSION}); delete it or choose another folder"
+            f"{root}: folder already holds a synthetic BUS generation with n={found[1]}, "
+            f"seed={found[2]}, sizes {found[3]}, generator version {found[0]} (asked: n={n}, "
+            f"seed={seed}, sizes {sizes}, version {GENERATOR_VERSION}); delete it or choose "
+            "another folder"
         )
     images = sorted(p for site in SITES for p in (root / site).glob("*.png"))
     sheet = root / SHEET_FILE
@@ -588,7 +625,7 @@ def _existing(root: Path, n: int, seed: int) -> SynthSummary | None:
     return SynthSummary(root, n, seed, counts, sheet, images, dups, reused=True)
 
 
-def generate(out: str | Path, n: int = 600, seed: int = 0) -> SynthSummary:
+def generate(out: str | Path, n: int = 600, seed: int = 0, sizes: str = "default") -> SynthSummary:
     """Write ``n`` synthetic BUS images in the GDPH&SYSUCC layout into ``out``.
 
     The demo calls this on every run, so a folder holding this very generation is returned as
@@ -603,7 +640,11 @@ def generate(out: str | Path, n: int = 600, seed: int = 0) -> SynthSummary:
         Number of images, at least ``MIN_N``; split over sites and labels in the release's
         proportions.
     seed : int, default 0
-        Seed of every draw (``>= 0``); the same ``(n, seed)`` writes the same bytes.
+        Seed of every draw (``>= 0``); the same ``(n, seed, sizes)`` writes the same bytes.
+    sizes : {"default", "release"}
+        Image sizes (:data:`SIZE_PROFILES`): ``default`` 400-650 px a side, ``release`` the
+        real release's 500-1,000 px. Only the pixels change: labels, folds, readers and
+        near-duplicates are the same for the same ``(n, seed)``.
 
     Returns
     -------
@@ -614,16 +655,18 @@ def generate(out: str | Path, n: int = 600, seed: int = 0) -> SynthSummary:
     Raises
     ------
     DataError
-        For ``n`` too small, a negative ``seed``, or an ``out`` that is a file, holds other
-        files, another generation or an incomplete one.
+        For ``n`` too small, a negative ``seed``, unknown ``sizes``, or an ``out`` that is a
+        file, holds other files, another generation or an incomplete one.
     """
     start = time.perf_counter()
     root = Path(out).expanduser().resolve()  # a name even for "." (the temporary sibling needs one)
     n, seed = int(n), int(seed)
     if seed < 0:
         raise DataError(f"synthetic BUS: seed must be >= 0, got {seed}")
+    if sizes not in SIZE_PROFILES:
+        raise DataError(f"synthetic BUS: sizes {sizes!r} is not one of {', '.join(SIZE_PROFILES)}")
     site_label_counts(n)  # validates n before touching the disk
-    found = _existing(root, n, seed)
+    found = _existing(root, n, seed, sizes)
     if found is not None:
         return found
     cases, dups = _plan(n, seed)
@@ -633,10 +676,10 @@ def generate(out: str | Path, n: int = 600, seed: int = 0) -> SynthSummary:
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the dataset should not be
     try:
-        _write_images(tmp, cases, seed)
+        _write_images(tmp, cases, seed, SIZE_PROFILES[sizes])
         _write_sheet(tmp / SHEET_FILE, cases)
         counts = _counts(cases)
-        marker = json.dumps(_marker(n, seed, counts, dups), indent=1, sort_keys=True)
+        marker = json.dumps(_marker(n, seed, counts, dups, sizes), indent=1, sort_keys=True)
         (tmp / MARKER).write_text(marker + "\n", encoding="utf-8")
         if root.exists():  # empty (checked above), maybe the working folder: keep its inode
             for child in sorted(tmp.iterdir(), key=lambda p: p.name == MARKER):  # marker last

@@ -20,7 +20,14 @@ def run_local(
     interrupted the grid. Work that follows runs next (depth first): one fold's tuning trials
     and its job finish together before the next fold starts.
 
-    ``progress``: tqdm bars (a terminal) or one line per finished unit (logs)."""
+    ``progress``: tqdm bars (a terminal) or one line per finished unit (logs). With the config's
+    ``executor.jobs_per_device`` above 1, that many units run at once in worker processes
+    (:mod:`medbench.engine.packing`)."""
+    packed = works[0].spec.config.executor.jobs_per_device if works else 1
+    if packed > 1 and len(works) > 1:  # one study's trials run one after another anyway
+        from medbench.engine.packing import run_packed
+
+        return run_packed(works, packed, progress=progress, report=report_line, follow=follow)
     outcomes: list[JobOutcome] = []
     queue = list(works)
     bar = None

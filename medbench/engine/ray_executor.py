@@ -67,6 +67,13 @@ def _lost(work: Work, err: BaseException) -> JobOutcome:
     return outcome
 
 
+def task_resources(executor: ExecutorConfig) -> dict[str, float]:
+    """A task's share of a node: ``jobs_per_device`` tasks share one job's GPUs and CPUs
+    (fractional GPUs: 4 jobs per device at ``gpus_per_job: 1`` ask for 0.25 GPU each)."""
+    share = executor.jobs_per_device
+    return {"num_cpus": executor.cpus_per_job / share, "num_gpus": executor.gpus_per_job / share}
+
+
 def run_on_ray(
     works: list[Work],
     executor: ExecutorConfig,
@@ -91,8 +98,7 @@ def run_on_ray(
             ray.init(address=address, **options)
         started = True
     task = ray.remote(_task).options(
-        num_cpus=executor.cpus_per_job,
-        num_gpus=executor.gpus_per_job,
+        **task_resources(executor),
         max_retries=executor.max_retries,
         retry_exceptions=True,
     )

@@ -36,7 +36,7 @@ from torch import nn
 from medbench.config import Config
 from medbench.data.dataset import Dataset
 from medbench.data.folds import FoldSplit
-from medbench.data.loader import BatchLoader
+from medbench.data.loader import BatchLoader, place_images
 from medbench.engine.budget import Limits, limits, passes_per_step
 from medbench.engine.device import Precision, set_tf32
 from medbench.engine.jobs import Job, data_seed, derive_seed, init_seed
@@ -170,7 +170,10 @@ def setup(job: Job, config: Config, data: FoldData, device: torch.device) -> Fit
     )
     net = torch.compile(model) if tc.compile and device.type == "cuda" else model
     common = dict(
-        images=data.images, labels=data.labels, device=device, channels_last=precision.channels_last
+        images=place_images(data.images, device),  # on the GPU when it fits: no copy per batch
+        labels=data.labels,
+        device=device,
+        channels_last=precision.channels_last,
     )
     eval_batch = max(tc.batch_size, 64)
     return Fit(

@@ -160,9 +160,11 @@ def _cost(fit: Fit | None) -> dict[str, float]:
     }
 
 
-def run_trial(spec: TrialSpec, progress: bool = False) -> TrialOutcome:
+def run_trial(spec: TrialSpec, progress: bool = False, bar: Any = None) -> TrialOutcome:
     """Train one trial on the outer fold's training part and log its validation objective in a
-    trial run nested under the job's fold run (created here for the study's first trial)."""
+    trial run nested under the job's fold run (created here for the study's first trial).
+
+    A trial shows no epoch bar (``progress`` and ``bar`` are accepted as by every work)."""
     job, config = spec.job, spec.config
     dataset = prepare_dataset(config.data, min(config.seeds))
     if dataset.fingerprint != spec.fingerprint:

@@ -20,7 +20,7 @@ from medbench.engine.worker import JobOutcome, JobSpec, Status, close_runs, run_
 @dataclass(frozen=True)
 class Work:
     spec: Any  # JobSpec, TrialSpec: plain values
-    run: Callable[..., JobOutcome]  # run(spec, progress=False)
+    run: Callable[..., JobOutcome]  # run(spec, progress=False, bar=None)
     close: Callable[[Any, Status, str], JobOutcome]  # close(spec, status, reason)
 
     @property

@@ -20,6 +20,7 @@ import platform
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -127,8 +128,11 @@ def _progress_bar(spec: JobSpec):
     return tqdm(total=spec.config.train.epochs, desc=spec.job.run_name, unit="epoch", leave=False)
 
 
-def run_job(spec: JobSpec, progress: bool = False) -> JobOutcome:
-    """Run one job end to end, tracked in its child run; safe to call again after any crash."""
+def run_job(spec: JobSpec, progress: bool = False, bar: Any = None) -> JobOutcome:
+    """Run one job end to end, tracked in its child run; safe to call again after any crash.
+
+    ``progress``: a tqdm bar per epoch; ``bar``: a bar-like object to advance instead (the
+    packed executor's relay to its display)."""
     job, config = spec.job, spec.config
     dataset = prepare_dataset(config.data, min(config.seeds))
     externals = prepare_externals(config.data)
@@ -175,7 +179,8 @@ def run_job(spec: JobSpec, progress: bool = False) -> JobOutcome:
     if resume is not None:  # epochs checkpointed but not yet logged
         for row in load_checkpoint(ckpt)["state"]["history"]:
             log(row["epoch"], {k: v for k, v in row.items() if k != "epoch"})
-    bar = _progress_bar(spec) if progress else None
+    if bar is None and progress:
+        bar = _progress_bar(spec)
     handlers = default_handlers(config, ckpt, log, bar, meta={"run_id": run_id}, external=externals)
     try:
         result = train_job(job, config, fold, device, handlers)

@@ -333,3 +333,52 @@ def test_the_audit_finds_every_planted_near_duplicate(default):
     assert planted <= found
     meta, _ = read_card("synthetic_bus")
     assert meta["near_duplicates"] == len(planted) == 9
+
+
+# --------------------------------------------------------------------------- size profiles
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    return S.generate(tmp_path_factory.mktemp("release") / "bus", n=60, seed=3, sizes="release")
+
+
+def test_release_sizes_change_the_pixels_only(small, release):
+    """Same sheet (labels, folds, readers) and planted pairs as the default; larger images."""
+    assert (release.root / SHEET_FILE).read_bytes() == (small.root / SHEET_FILE).read_bytes()
+    assert release.counts == small.counts and release.near_duplicates == small.near_duplicates
+    (h_lo, _), (w_lo, _) = S.SIZE_PROFILES["default"].site_sizes["GDPH"]
+    sides = []
+    for p in release.images:
+        with Image.open(p) as img:
+            (hr, wr) = S.SIZE_PROFILES["release"].site_sizes[p.parent.name]
+            planted = p.stem in {d.copy for d in release.near_duplicates}  # cropped a little
+            assert hr[0] - 12 * planted <= img.height <= hr[1], (p, img.size)
+            assert wr[0] - 12 * planted <= img.width <= wr[1], (p, img.size)
+            sides += [img.height, img.width]
+    assert max(sides) > 900 and np.median(sides) > 650  # the release's 500-1,000 px
+
+
+def test_release_sizes_are_remembered_and_checked(release, tmp_path):
+    assert S.generate(release.root, n=60, seed=3, sizes="release").reused
+    with pytest.raises(DataError, match="sizes release.*asked: n=60, seed=3, sizes default"):
+        S.generate(release.root, n=60, seed=3)
+    with pytest.raises(DataError, match="sizes 'huge' is not one of default, release"):
+        S.generate(tmp_path / "x", n=20, sizes="huge")
+
+
+def test_the_audit_finds_the_planted_pairs_at_release_sizes(release):
+    from medbench.data.audit import audit_dataset
+
+    found = audit_dataset(release.root).near_duplicates
+    pairs = {frozenset((a, b)) for a, b in zip(found["id_a"], found["id_b"], strict=True)}
+    assert {frozenset((d.original, d.copy)) for d in release.near_duplicates} <= pairs
+
+
+def test_cli_writes_release_sizes(tmp_path, capsys):
+    from medbench.cli import main
+
+    out = tmp_path / "cli"
+    assert main(["data", "synth", str(out), "--n", "20", "--sizes", "release"]) == 0
+    assert "20 images" in capsys.readouterr().out
+    assert '"sizes": "release"' in (out / S.MARKER).read_text()

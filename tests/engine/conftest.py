@@ -11,6 +11,7 @@ TINY = [
     "optimizer.lr=0.003",
     "flatness.enabled=false",
     "report.enabled=false",
+    "executor.jobs_per_device=1",  # in this process: tests patch what the jobs call
 ]
 
 

@@ -117,3 +117,14 @@ def test_host_resident_images_use_pinned_non_blocking_copies():
     )
     x, _ = next(loader.epoch(0))
     assert x.is_cuda and not data.images.is_cuda
+
+
+@cuda
+def test_a_job_trains_from_images_placed_on_the_gpu_once():
+    """The engine's setup puts the preprocessed set on the device when it fits (no pinned copy
+    per batch): the loaders of a job cut their batches there."""
+    from medbench.engine.train import setup
+
+    config = load_config("demo", ["data.image_size=64", "flatness.enabled=false"])
+    fit = setup(Job("smallcnn", "adam", 0, 0), config, _data(device="cpu"), torch.device("cuda"))
+    assert fit.train.images.is_cuda and fit.test.images is fit.train.images

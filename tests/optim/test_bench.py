@@ -13,13 +13,17 @@ from medbench.errors import ConfigError
 
 
 def test_bench_optim_measures_every_contender_and_the_ratios():
-    result = bench_optim(model="smallcnn", image_size=16, batch_size=2, steps=2, warmup=1)
+    result = bench_optim(
+        model="smallcnn", image_size=16, batch_size=2, repetitions=2, warmup=1, min_seconds=0.05
+    )
     rows = result["optimizers"]
     assert {"adam", "sam", "gcsam"} <= set(rows)
     for row in rows.values():
-        assert len(row["step_ms_runs"]) == 2
+        assert len(row["step_ms_runs"]) == 2 and row["steps_per_repetition"] >= 1
         assert 0 < row["optimizer_ms"] < row["step_ms"]
     assert {"sam/adam", "gcsam/sam"} <= set(result["ratios"])
+    runs = result["ratio_runs"]["sam/adam"]["cpu_step"]
+    assert len(runs) == 2 and result["ratios"]["sam/adam"]["cpu_step"] == sum(runs) / 2
     if result["config"]["reference"]:
         assert {"ref_sam", "ref_gcsam", "gcsam/ref_gcsam"} <= set(rows) | set(result["ratios"])
     table = render_optim(result)
@@ -32,7 +36,8 @@ def _args(part: str, out) -> argparse.Namespace:
         model="smallcnn",
         image_size=16,
         batch_size=2,
-        steps=1,
+        repetitions=1,
+        min_seconds=0.05,
         device="cpu",
         out=str(out),
     )
@@ -47,4 +52,4 @@ def test_run_bench_prints_the_optimizer_table(capsys, tmp_path):
 
 def test_bad_device_is_a_config_error():
     with pytest.raises(ConfigError, match="device"):
-        bench_optim(model="smallcnn", image_size=16, batch_size=2, steps=1, device="tpu9")
+        bench_optim(model="smallcnn", image_size=16, batch_size=2, repetitions=1, device="tpu9")

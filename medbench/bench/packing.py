@@ -1,0 +1,118 @@
+"""Job packing (``executor.jobs_per_device``): the same small grid one job at a time and packed.
+
+A 4-job slice of the demo (SmallCNN at 64 px, Adam and SAM on two folds, flatness included) runs
+through the real engine (:func:`medbench.engine.grid.run_grid`, a new MLflow store each time)
+one job at a time with all the CPU threads, and ``jobs_per_device`` at a time with the threads
+split between them, in interleaved repetitions. The figure is the median of the paired ratios
+of wall time: the grid's time to result. Worker start-up (spawning, importing torch) is counted:
+it is part of what packing costs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from medbench.bench.timing import REPETITIONS, Spread, cpu_seconds, load_average
+
+#: The grid: 1 model x 2 optimizers x 2 folds, demo settings otherwise.
+GRID = [
+    "name=bench-packing",
+    "optimizers=[adam, sam]",
+    "data.folds=stratified",
+    "data.n_folds=2",
+    "report.enabled=false",
+]
+
+
+def bench_packing(
+    jobs_per_device: int = 2,
+    repetitions: int = REPETITIONS,
+    epochs: int = 6,
+    extra: list[str] | None = None,
+) -> dict[str, Any]:
+    """Wall and CPU seconds of the grid at 1 and ``jobs_per_device`` jobs at once."""
+    import time
+
+    from medbench.config import load_config
+    from medbench.engine.grid import run_grid
+
+    tmp = Path(tempfile.mkdtemp(prefix="medbench-bench-packing-"))
+    before = os.environ.get("MEDBENCH_CACHE_DIR")
+    os.environ["MEDBENCH_CACHE_DIR"] = str(tmp / "cache")  # the workers inherit it
+    wall: dict[int, list[float]] = {1: [], jobs_per_device: []}
+    cpu: dict[int, list[float]] = {1: [], jobs_per_device: []}
+    loads = [load_average()]
+    jobs = 0
+    try:
+        from medbench.data.dataset import prepare_dataset
+
+        base = load_config("demo", [*GRID, *(extra or [])])
+        prepare_dataset(base.data, min(base.seeds))  # generated and cached before any timing
+        for r in range(repetitions):
+            order = [1, jobs_per_device] if r % 2 == 0 else [jobs_per_device, 1]
+            for k in order:
+                config = load_config(
+                    "demo",
+                    [
+                        *GRID,
+                        f"train.epochs={epochs}",
+                        f"executor.jobs_per_device={k}",
+                        f"tracking.uri=sqlite:///{tmp / f'store-{r}-{k}.db'}",
+                        *(extra or []),
+                    ],
+                )
+                with contextlib.redirect_stderr(io.StringIO()):  # the per-job lines
+                    w, c = time.perf_counter(), cpu_seconds()
+                    result = run_grid(config, progress=False)
+                    wall[k].append(time.perf_counter() - w)
+                    cpu[k].append(cpu_seconds() - c)
+                jobs = len(result.outcomes)
+        loads.append(load_average())
+    finally:
+        if before is None:
+            os.environ.pop("MEDBENCH_CACHE_DIR", None)
+        else:
+            os.environ["MEDBENCH_CACHE_DIR"] = before
+        shutil.rmtree(tmp, ignore_errors=True)
+    one, packed = Spread(wall[1]), Spread(wall[jobs_per_device])
+    speedup = one / packed
+    return {
+        "jobs": jobs,
+        "jobs_per_device": jobs_per_device,
+        "epochs": epochs,
+        "repetitions": repetitions,
+        "cpus": os.cpu_count(),
+        "wall_s": {"one_at_a_time": one.to_dict(), "packed": packed.to_dict()},
+        "cpu_s": {
+            "one_at_a_time": Spread(cpu[1]).to_dict(),
+            "packed": Spread(cpu[jobs_per_device]).to_dict(),
+        },
+        "speedup_runs": speedup.runs,
+        "load_average": loads,
+        "packing_speedup": speedup.median,
+    }
+
+
+def render_packing(r: dict[str, Any]) -> str:
+    one = Spread(r["wall_s"]["one_at_a_time"]["runs"])
+    packed = Spread(r["wall_s"]["packed"]["runs"])
+    cpu_one = Spread(r["cpu_s"]["one_at_a_time"]["runs"])
+    cpu_packed = Spread(r["cpu_s"]["packed"]["runs"])
+    k = r["jobs_per_device"]
+    return "\n".join(
+        [
+            f"job packing: a {r['jobs']}-job grid (demo settings, {r['epochs']} epochs, flatness) on "
+            f"{r['cpus']} CPUs, median (min-max) of {r['repetitions']} interleaved repetitions",
+            f"  one job at a time (all threads): {one.text('.1f', ' s')} wall, {cpu_one.text('.1f', ' s')} CPU",
+            f"  {k} jobs at once (threads split):  {packed.text('.1f', ' s')} wall, "
+            f"{cpu_packed.text('.1f', ' s')} CPU (worker start-up included)",
+            f"  time to result, one at a time / packed: {Spread(r['speedup_runs']).text('.2f', 'x')}",
+            f"  load average (1, 5, 15 min) before and after: {r['load_average'][0]} -> {r['load_average'][-1]}",
+        ]
+    )
