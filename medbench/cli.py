@@ -54,6 +54,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from medbench.cpu_paths import pin_x86_v3
+
+    pin_x86_v3()  # before torch is imported: the same metrics on every x86 CPU
     from medbench.pipeline import run_demo
 
     return _exit_code(run_demo(overrides=args.set, report=not args.no_report))

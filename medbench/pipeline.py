@@ -14,7 +14,9 @@ from pathlib import Path
 import pandas as pd
 
 from medbench.config import Config, load_config
+from medbench.data.messages import plural
 from medbench.engine.grid import GridPlan, GridResult, run_grid
+from medbench.tracking.store import runs_url
 
 
 @dataclass
@@ -82,11 +84,6 @@ def run_benchmark(
     return result
 
 
-def runs_url(experiment_id: str, host: str = "127.0.0.1", port: int = 5000) -> str:
-    """The MLflow UI's runs view of one experiment, as ``medbench ui`` serves it."""
-    return f"http://{host}:{port}/#/experiments/{experiment_id}/runs"
-
-
 def render_plan(plan: GridPlan) -> str:
     """What is about to run: experiment and store, dataset, grid, device, report."""
     from medbench.engine.device import Precision, resolve_device
@@ -127,7 +124,11 @@ def render_plan(plan: GridPlan) -> str:
         threads = cfg.train.threads or (
             threads_per_job(packed) if packed > 1 else torch.get_num_threads()
         )
-        device = f"{dev.type}, {precision}" + (f", {threads} threads" if dev.type == "cpu" else "")
+        if dev.type == "cpu":  # both decide the metrics' last digits (medbench.cpu_paths)
+            kernels = torch.backends.cpu.get_cpu_capability()
+            device = f"cpu, {precision}, {kernels} kernels, {plural(threads, 'thread')}"
+        else:
+            device = f"{dev.type}, {precision}"
         if packed > 1:
             device += f" per job, {packed} jobs at once (worker processes)"
     out = Path(cfg.report.out) if cfg.report.out else default_out_dir(cfg.name)

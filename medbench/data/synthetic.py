@@ -20,10 +20,7 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import re
-import shutil
-import tempfile
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +37,7 @@ from medbench.data.images import decode_workers
 from medbench.data.labels import LABEL_NAMES
 from medbench.data.layouts.gdph_sysucc import COLUMNS, SHEET_FILE, SITES, WORKSHEET, image_id
 from medbench.errors import DataError
+from medbench.paths import atomic_folder
 
 #: Bumped whenever the same (n, seed) would write different files. Version 2: transcendental
 #: functions from medbench.data.portable_math, so the bytes no longer depend on the CPU.
@@ -670,26 +668,15 @@ def generate(out: str | Path, n: int = 600, seed: int = 0, sizes: str = "default
     if found is not None:
         return found
     cases, dups = _plan(n, seed)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the dataset should not be
-    try:
+    counts = _counts(cases)
+
+    def fill(tmp: Path) -> None:
         _write_images(tmp, cases, seed, SIZE_PROFILES[sizes])
         _write_sheet(tmp / SHEET_FILE, cases)
-        counts = _counts(cases)
         marker = json.dumps(_marker(n, seed, counts, dups, sizes), indent=1, sort_keys=True)
         (tmp / MARKER).write_text(marker + "\n", encoding="utf-8")
-        if root.exists():  # empty (checked above), maybe the working folder: keep its inode
-            for child in sorted(tmp.iterdir(), key=lambda p: p.name == MARKER):  # marker last
-                os.replace(child, root / child.name)
-            tmp.rmdir()
-        else:
-            os.replace(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    atomic_folder(root, fill, last=MARKER)  # an empty root (the working folder) keeps its inode
     images = sorted(p for site in SITES for p in (root / site).glob("*.png"))
     return SynthSummary(
         root, n, seed, counts, root / SHEET_FILE, images, dups, seconds=time.perf_counter() - start

@@ -112,7 +112,8 @@ def environment_tags(device: torch.device) -> dict[str, str]:
     name = (
         torch.cuda.get_device_name(device)
         if device.type == "cuda"
-        else platform.processor() or platform.machine()
+        else f"{platform.processor() or platform.machine()}, "
+        f"{torch.backends.cpu.get_cpu_capability()} kernels"  # see medbench.cpu_paths
     )
     return {
         s.TAG_DEVICE: f"{device.type}: {name}",

@@ -698,36 +698,6 @@ def _compute(c: _Ctx) -> None:
     )
 
 
-ENV_TAGS = (
-    (schema.TAG_VERSION, "medbench"),
-    (schema.TAG_TORCH, "PyTorch"),
-    (schema.TAG_PYTHON, "Python"),
-    (schema.TAG_PLATFORM, "Platform"),
-    (schema.TAG_DEVICE, "Device"),
-    (schema.TAG_CONFIG_HASH, "Config hash"),
-    (schema.TAG_FINGERPRINT, "Dataset fingerprint"),
-)
-
-
-def _environment(c: _Ctx) -> None:
-    folds = c.record.folds
-    rows = []
-    for tag, label in ENV_TAGS:
-        col = tag_column(tag)
-        if col in folds and folds[col].notna().any():
-            counts = folds[col].dropna().value_counts()
-            value = (
-                str(counts.index[0])
-                if len(counts) == 1
-                else "; ".join(f"{k} ({v} runs)" for k, v in counts.items())
-            )
-        else:
-            value = c.record.tags.get(tag, "not recorded")
-        rows.append((label, value))
-    c.doc.add(d.Heading("Environment"), d.Paragraph("From the tags of the fold runs:"))
-    c.table(pd.DataFrame(rows, columns=["", "Value"]))
-
-
 # -- the details ---------------------------------------------------------------------------------
 
 

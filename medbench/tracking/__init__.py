@@ -8,7 +8,13 @@
 
 from medbench.tracking.reader import ExperimentRecord, load_experiment
 from medbench.tracking.schema import CONFIG_FILE, FLATNESS_FILE, PREDICTIONS_FILE
-from medbench.tracking.store import check_store, is_local_uri, resolve_tracking_uri, serve_ui
+from medbench.tracking.store import (
+    check_store,
+    is_local_uri,
+    resolve_tracking_uri,
+    runs_url,
+    serve_ui,
+)
 from medbench.tracking.writer import RunRef, Tracker, log_report
 
 __all__ = [
@@ -23,5 +29,6 @@ __all__ = [
     "load_experiment",
     "log_report",
     "resolve_tracking_uri",
+    "runs_url",
     "serve_ui",
 ]

@@ -140,6 +140,12 @@ def check_store(uri: str, timeout: float = 10.0) -> None:
         ) from None
 
 
+def runs_url(experiment_id: str, host: str = "127.0.0.1", port: int = 5000) -> str:
+    """The MLflow UI's runs view of one experiment, in its model-training mode (without
+    ``workflowType``, MLflow 3 may open the GenAI page of traces instead of the runs)."""
+    return f"http://{host}:{port}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
 def serve_ui(host: str = "127.0.0.1", port: int = 5000, tracking_uri: str | None = None) -> int:
     """Start ``mlflow ui`` on the store; bound to this machine unless ``host`` says otherwise."""
     uri = resolve_tracking_uri(tracking_uri)
@@ -160,7 +166,7 @@ def serve_ui(host: str = "127.0.0.1", port: int = 5000, tracking_uri: str | None
     ]
     print(f"MLflow UI on http://{shown}:{port} (store {uri}); Ctrl-C stops it")
     for e in experiments:
-        print(f"  {e.name}: http://{shown}:{port}/#/experiments/{e.experiment_id}/runs")
+        print(f"  {e.name}: {runs_url(e.experiment_id, shown, port)}")
     args = [
         sys.executable,
         "-m",

@@ -55,7 +55,8 @@ def test_ui_prints_each_experiments_runs_view(monkeypatch, mlflow_uri, capsys):
     monkeypatch.setattr(store.subprocess, "call", lambda args: 0)
     store.serve_ui(tracking_uri=mlflow_uri, port=5123)
     out = capsys.readouterr().out
-    assert f"demo-like: http://127.0.0.1:5123/#/experiments/{tracker.experiment_id}/runs" in out
+    view = f"#/experiments/{tracker.experiment_id}/runs?workflowType=machine_learning"
+    assert f"demo-like: http://127.0.0.1:5123/{view}" in out
     assert "Default" not in out  # MLflow's empty default experiment is not listed
     kind = tracker.client.get_experiment(tracker.experiment_id).tags
     assert kind["mlflow.experimentKind"] == "custom_model_development"
