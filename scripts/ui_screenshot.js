@@ -22,6 +22,11 @@ const { chromium } = require('playwright-core');
   const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
   await page.goto(url, { waitUntil: 'load', timeout: 60000 });
   await page.getByRole('button', { name: 'Group by' }).waitFor({ timeout: 60000 });
+  await page.waitForTimeout(3000);
+  // the MLflow Assistant side panel may open by itself: close it (its X button)
+  for (const close of await page.$$('button[aria-label="Close"], button[aria-label="close"]')) {
+    await close.click({ timeout: 2000 }).catch(() => {});
+  }
   // group the runs by the optimizer param: each group holds the parent and its fold runs
   await page.getByRole('button', { name: 'Group by' }).click();
   await page.keyboard.type('optimizer');
