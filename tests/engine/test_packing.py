@@ -161,9 +161,15 @@ CONFIG = {
 }
 
 
-def _start(tmp_path, data_root, **popen):
+def _start(tmp_path, data_root, epochs=None, **popen):
+    """``medbench run`` of CONFIG as a user starts it; ``epochs``: jobs that long (with no early
+    stop), so that an interrupt finds both running rather than one just finished."""
+    config = CONFIG
+    if epochs is not None:
+        train = {**CONFIG["train"], "epochs": epochs, "early_stopping": {"patience": epochs}}
+        config = {**CONFIG, "train": train}
     config_path = tmp_path / "packed.yaml"
-    config_path.write_text(yaml.safe_dump(CONFIG))
+    config_path.write_text(yaml.safe_dump(config))
     env = {**os.environ, "MEDBENCH_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.Popen(
@@ -205,7 +211,7 @@ def _wait_for_two_checkpoints(tmp_path, proc, timeout=300):
 
 @pytest.mark.slow
 def test_sigterm_stops_every_running_job_cleanly(tmp_path, tiny_bus):
-    proc = _start(tmp_path, tiny_bus)
+    proc = _start(tmp_path, tiny_bus, epochs=100_000)
     ckpts = _wait_for_two_checkpoints(tmp_path, proc)
     workers = _workers_of(proc.pid)
     proc.send_signal(signal.SIGTERM)
@@ -213,7 +219,10 @@ def test_sigterm_stops_every_running_job_cleanly(tmp_path, tiny_bus):
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "medbench: interrupted" in err
     kids = _children(f"sqlite:///{tmp_path / 'mlflow.db'}", "packed")
-    assert list(kids["status"]).count("KILLED") == 2 and "RUNNING" not in set(kids["status"])
+    assert list(kids["status"]).count("KILLED") == 2 and "RUNNING" not in set(kids["status"]), (
+        err,
+        kids[["tags.mlflow.runName", "status"]],
+    )
     assert all(p.exists() for p in ckpts)  # kept for the resume
     assert not any(_alive(pid) for pid in workers)
 
@@ -224,6 +233,7 @@ def test_ctrl_c_reaches_every_process_and_ends_like_sigterm(tmp_path, tiny_bus):
     proc = _start(  # its own process group, with Ctrl-C heard even if this shell ignores it
         tmp_path,
         tiny_bus,
+        epochs=100_000,
         start_new_session=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
@@ -233,7 +243,10 @@ def test_ctrl_c_reaches_every_process_and_ends_like_sigterm(tmp_path, tiny_bus):
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     kids = _children(f"sqlite:///{tmp_path / 'mlflow.db'}", "packed")
-    assert list(kids["status"]).count("KILLED") == 2 and "RUNNING" not in set(kids["status"])
+    assert list(kids["status"]).count("KILLED") == 2 and "RUNNING" not in set(kids["status"]), (
+        err,
+        kids[["tags.mlflow.runName", "status"]],
+    )
 
 
 @pytest.mark.slow
