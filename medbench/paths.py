@@ -82,16 +82,26 @@ def held_interrupts() -> Iterator[None]:
     """Ctrl-C or SIGTERM arriving inside the block takes effect when it ends.
 
     A KeyboardInterrupt raised in the middle of ``torch.save`` leaves its zip writer broken and
-    turns into a RuntimeError: the job would end FAILED instead of KILLED. Held here, it is
-    raised (by the handler that was in place) right after the write.
+    turns into a RuntimeError: the job would end FAILED instead of KILLED; raised inside an
+    MLflow write, it can leave that SQLite connection holding the store's lock, so that the
+    run's own KILLED status then waits for it and fails ("database is locked"). Held here, it is
+    raised (by the handler that was in place) right after the block. A second one is raised at
+    once: a user who insists is not kept waiting by a write that hangs.
     """
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread receives signals
         return
     caught: list[int] = []
     held = (signal.SIGINT, signal.SIGTERM)
+
+    def hold(signum: int, frame) -> None:
+        if caught:
+            raise KeyboardInterrupt
+        caught.append(signum)
+
+    # a signal this process ignores (a packed worker's Ctrl-C: the grid decides) stays ignored
     previous = {
-        sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in held
+        sig: signal.signal(sig, hold) for sig in held if signal.getsignal(sig) != signal.SIG_IGN
     }
     try:
         yield

@@ -72,3 +72,47 @@ def test_an_interrupt_during_a_write_lands_after_it(tmp_path):
     assert list(tmp_path.iterdir()) == [target]
     atomic_write(target, partial(torch.save, {"w": 1}))  # and the handler is back in place
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_an_interrupt_inside_a_held_block_lands_after_it_and_a_second_at_once():
+    import os
+    import signal
+
+    from medbench.paths import held_interrupts
+
+    done = []
+    with pytest.raises(KeyboardInterrupt), held_interrupts():
+        os.kill(os.getpid(), signal.SIGINT)
+        done.append("write finished")  # not cut short
+    assert done == ["write finished"]
+    with pytest.raises(KeyboardInterrupt), held_interrupts():
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)  # the user insists
+        done.append("never")
+    assert done == ["write finished"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_a_signal_the_process_ignores_stays_ignored_in_a_held_block():
+    """A packed worker ignores Ctrl-C (the grid decides); the grid's SIGTERM must still count
+    as the first interrupt, not as the second that cuts a checkpoint write short."""
+    import os
+    import signal
+
+    from medbench.paths import held_interrupts
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN), signal.signal(signal.SIGTERM, stop)
+    done = []
+    try:
+        with pytest.raises(KeyboardInterrupt), held_interrupts():
+            os.kill(os.getpid(), signal.SIGINT)  # the terminal's Ctrl-C: ignored
+            os.kill(os.getpid(), signal.SIGTERM)  # the grid's stop: held
+            done.append("write finished")
+        assert done == ["write finished"]
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before[0])
+        signal.signal(signal.SIGTERM, before[1])

@@ -21,6 +21,7 @@ import pandas as pd
 
 from medbench import __version__
 from medbench.errors import TrackingError
+from medbench.paths import held_interrupts
 from medbench.tracking import schema as s
 from medbench.tracking.store import client
 
@@ -52,9 +53,20 @@ def _check(names: Iterable[str], allowed: Iterable[str], what: str) -> None:
         raise ValueError(f"{what} not in the MLflow schema: {', '.join(unknown)}")
 
 
+#: Seconds a call waits, retrying, while another process holds the SQLite store's write lock.
+LOCKED_WAIT_S = 120.0
+
+
+def _locked(err: BaseException) -> bool:
+    """SQLite's "database is locked": another writer held the lock past the driver's timeout
+    (packed jobs and the grid write to one file); nothing was written, so a retry is safe."""
+    return "database is locked" in str(err)
+
+
 class _Guarded:
     """An MlflowClient whose failures are one-line TrackingErrors naming the store (a store
-    deleted or unreachable mid-run must not end in a traceback)."""
+    deleted or unreachable mid-run must not end in a traceback). A SQLite store locked by
+    another writer is retried for up to :data:`LOCKED_WAIT_S` first."""
 
     def __init__(self, inner, uri: str) -> None:
         self._inner, self._uri = inner, uri
@@ -65,15 +77,22 @@ class _Guarded:
             return attr
 
         def call(*args, **kwargs):
-            try:
-                return attr(*args, **kwargs)
-            except TrackingError:
-                raise
-            except Exception as err:  # noqa: BLE001 - MLflow, SQLAlchemy, HTTP: all the same here
-                first = (str(err).strip().splitlines() or [""])[0][:300]
-                raise TrackingError(
-                    f"tracking store {self._uri}: {name} failed ({type(err).__name__}: {first})"
-                ) from err
+            deadline, pause = time.monotonic() + LOCKED_WAIT_S, 0.05
+            while True:
+                try:
+                    with held_interrupts():  # never in the middle of a transaction
+                        return attr(*args, **kwargs)
+                except TrackingError:
+                    raise
+                except Exception as err:  # noqa: BLE001 - MLflow, SQLAlchemy, HTTP: all the same
+                    if _locked(err) and time.monotonic() < deadline:
+                        time.sleep(pause)
+                        pause = min(2 * pause, 1.0)
+                        continue
+                    first = (str(err).strip().splitlines() or [""])[0][:300]
+                    raise TrackingError(
+                        f"tracking store {self._uri}: {name} failed ({type(err).__name__}: {first})"
+                    ) from err
 
         return call
 

@@ -117,3 +117,49 @@ def test_external_results_are_written_and_read_back(mlflow_uri):
     assert set(rec.external["dataset"]) == {"busbra"} and set(rec.external["run_id"]) == {cid}
     assert s.external_dataset(s.external_predictions_file("site-b_2")) == "site-b_2"
     assert s.external_dataset(s.PREDICTIONS_FILE) is None
+
+
+def test_a_store_locked_by_another_writer_is_waited_for(mlflow_uri):
+    """Packed jobs and the grid write to one SQLite file: a lock held past the driver's 5 s
+    timeout is retried, and the epoch is logged once it is released."""
+    import sqlite3
+    import threading
+    import time
+
+    tr = Tracker(mlflow_uri, "exp")
+    _, cid = _child(tr)
+    other = sqlite3.connect(mlflow_uri.removeprefix("sqlite:///"), check_same_thread=False)
+    other.execute("BEGIN EXCLUSIVE")
+    threading.Timer(6.5, other.commit).start()
+    start = time.monotonic()
+    tr.log_epoch(cid, 0, {"train_loss": 0.5})
+    assert time.monotonic() - start > 6
+    other.close()
+    history = tr.client.get_metric_history(cid, "train_loss")
+    assert [(m.step, m.value) for m in history] == [(0, 0.5)]
+
+
+def test_a_lock_that_never_ends_is_one_line(monkeypatch):
+    from medbench.tracking import writer
+
+    calls = []
+
+    class Locked:
+        def log_batch(self, *args, **kwargs):
+            calls.append(1)
+            raise RuntimeError("(sqlite3.OperationalError) database is locked\n[SQL: INSERT ...]")
+
+        def get_run(self, run_id):
+            raise RuntimeError("(sqlite3.OperationalError) no such table: runs")
+
+    monkeypatch.setattr(writer, "LOCKED_WAIT_S", 0.3)
+    guarded = writer._Guarded(Locked(), "sqlite:///x.db")
+    with pytest.raises(TrackingError) as err:
+        guarded.log_batch("r", metrics=[])
+    assert str(err.value) == (
+        "tracking store sqlite:///x.db: log_batch failed "
+        "(RuntimeError: (sqlite3.OperationalError) database is locked)"
+    )
+    assert len(calls) > 2  # retried until the wait ran out
+    with pytest.raises(TrackingError, match="no such table"):  # other errors: at once
+        guarded.get_run("r")
