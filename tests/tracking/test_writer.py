@@ -120,8 +120,9 @@ def test_external_results_are_written_and_read_back(mlflow_uri):
 
 
 def test_a_store_locked_by_another_writer_is_waited_for(mlflow_uri):
-    """Packed jobs and the grid write to one SQLite file: a lock held past the driver's 5 s
-    timeout is retried, and the epoch is logged once it is released."""
+    """Packed jobs and the grid write to one SQLite file: an epoch logged while another
+    connection holds the lock is written once it is released (MLflow's driver waits up to 20 s;
+    past that, the retry below takes over)."""
     import sqlite3
     import threading
     import time
