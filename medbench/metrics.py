@@ -232,14 +232,21 @@ def resampled_metrics(
         }
 
 
-def _resampled_auc(pos: np.ndarray, p: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Mann-Whitney AUC per row of counts ``w``: scores grouped by value, ties count one half."""
+def counts_by_score(pos: np.ndarray, p: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of counts ``w`` (resamples x images), the weight of positive and of negative
+    images at each distinct score of ``p``, in rising score order: ties form one group."""
     order = np.argsort(p, kind="stable")
     sorted_p = p[order]
     starts = np.flatnonzero(np.r_[True, sorted_p[1:] != sorted_p[:-1]])
     ws, is_pos = w[:, order], pos[order]
-    pos_at = np.add.reduceat(ws * is_pos, starts, axis=1)
-    neg_at = np.add.reduceat(ws * ~is_pos, starts, axis=1)
+    return np.add.reduceat(ws * is_pos, starts, axis=1), np.add.reduceat(
+        ws * ~is_pos, starts, axis=1
+    )
+
+
+def _resampled_auc(pos: np.ndarray, p: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Mann-Whitney AUC per row of counts ``w``: scores grouped by value, ties count one half."""
+    pos_at, neg_at = counts_by_score(pos, p, w)
     neg_below = np.cumsum(neg_at, axis=1) - neg_at
     pairs = pos_at.sum(axis=1) * neg_at.sum(axis=1)
     wins = (pos_at * (neg_below + 0.5 * neg_at)).sum(axis=1)

@@ -126,12 +126,15 @@ def _os_error(err: BaseException | None) -> OSError | None:
     return None
 
 
-def atomic_folder(root: Path, fill: Callable[[Path], T], last: str | None = None) -> T:
-    """Fill the folder ``root`` through a temporary sibling and a rename: a crash leaves no half
-    folder. ``root`` is new or empty (an empty one keeps its inode, e.g. the working folder, and
-    the entry ``last``, a completion marker, moves in after the others); returns ``fill(tmp)``."""
+def atomic_folder(
+    root: Path, fill: Callable[[Path], T], last: str | None = None, stage: str = "tmp"
+) -> T:
+    """Fill the folder ``root`` through a temporary sibling (``.ROOT.STAGE-*``) and a rename: a
+    crash leaves no half folder. An existing ``root`` keeps its inode (e.g. the working folder):
+    the entries move in one by one, replacing earlier ones of the same name, the entry ``last``
+    (a completion marker) after the others. Returns ``fill(tmp)``."""
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.{stage}-", dir=root.parent))
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the folder should not be

@@ -121,8 +121,8 @@ def render_plan(plan: GridPlan) -> str:
         precision = Precision.for_device(dev, cfg.train.amp, cfg.train.channels_last).describe()
         import torch
 
-        threads = cfg.train.threads or (
-            threads_per_job(packed) if packed > 1 else torch.get_num_threads()
+        threads = cfg.train.threads or (  # packed workers split the CPUs as run_packed does
+            threads_per_job(cfg.executor.jobs_per_device) if packed > 1 else torch.get_num_threads()
         )
         if dev.type == "cpu":  # both decide the metrics' last digits (medbench.cpu_paths)
             kernels = torch.backends.cpu.get_cpu_capability()

@@ -13,6 +13,7 @@ process, as in each DataLoader worker; medbench's first epoch decodes on ``worke
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 from pathlib import Path
@@ -180,18 +181,21 @@ def bench_data(
             min_seconds,
             seed,
         )
-        result["source_pixels_median"] = int(manifest["path"].map(_size).median())
+        result["source_pixels_median"] = int(
+            manifest["path"].map(lambda p: math.prod(source_size(p))).median()
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     result["data_speedup_later_epochs"] = result["speedup_cpu"]["later_epochs"]["median"]
     return result
 
 
-def _size(path: str) -> int:
+def source_size(path: str) -> tuple[int, int]:
+    """An image file's (width, height), from its header."""
     from PIL import Image
 
     with Image.open(path) as img:
-        return img.width * img.height
+        return img.size
 
 
 def render_pipelines(r: dict[str, Any]) -> list[str]:

@@ -24,7 +24,6 @@ emulated by rounding the weights to TF32's 10-bit mantissa, which is what its ke
 from __future__ import annotations
 
 import math
-import os
 import statistics
 import threading
 import time
@@ -65,7 +64,9 @@ class Sampler:
                 self.note = f"no GPU utilisation ({type(err).__name__}: install nvidia-ml-py)"
                 return None
             return lambda: float(torch.cuda.utilization(self.device))
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        from medbench.engine.packing import available_cpus
+
+        cpus = available_cpus()
         last = [time.perf_counter(), cpu_seconds()]
 
         def cpu_share() -> float:

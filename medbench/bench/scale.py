@@ -23,7 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from medbench.bench.data import ReferenceDataset, compare_pipelines, drain, render_pipelines
+from medbench.bench.data import (
+    ReferenceDataset,
+    compare_pipelines,
+    drain,
+    render_pipelines,
+    source_size,
+)
 from medbench.bench.timing import (
     MIN_SECONDS,
     REPETITIONS,
@@ -57,25 +63,6 @@ def _timed(fn) -> tuple[Any, float, float]:
     wall, cpu = time.perf_counter(), cpu_seconds()
     out = fn()
     return out, time.perf_counter() - wall, cpu_seconds() - cpu
-
-
-def _audit_with_hashes(root: Path):
-    """``audit_dataset(root)``, keeping the hashes its near-duplicate search was given."""
-    import medbench.data.audit as audit
-
-    seen: dict[str, Any] = {}
-    search = audit.near_duplicate_pairs
-
-    def keep(hashes, max_distance):
-        seen["hashes"], seen["max_distance"] = hashes, max_distance
-        return search(hashes, max_distance)
-
-    audit.near_duplicate_pairs = keep
-    try:
-        report = audit.audit_dataset(root)
-    finally:
-        audit.near_duplicate_pairs = search
-    return report, seen["hashes"], seen["max_distance"]
 
 
 def hash_search(
@@ -171,18 +158,17 @@ def bench_scale(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Every figure of the data path for ``n`` images (see the module docstring)."""
+    from medbench.data.audit import audit_dataset
     from medbench.data.manifest import read_manifest
     from medbench.data.synthetic import generate
 
     tmp = Path(tempfile.mkdtemp(prefix="medbench-bench-scale-"))
     try:
         summary, gen_wall, gen_cpu = _timed(lambda: generate(tmp / "bus", n, seed, sizes))
-        (report, hashes, max_distance), check_wall, check_cpu = _timed(
-            lambda: _audit_with_hashes(tmp / "bus")
-        )
+        report, check_wall, check_cpu = _timed(lambda: audit_dataset(tmp / "bus"))
         manifest = read_manifest(tmp / "bus")
         paths, labels = list(manifest["path"]), [int(v) for v in manifest["label"]]
-        source = [s for p in paths for s in _size(p)]
+        source = [s for p in paths for s in source_size(p)]
         memory = peak_memory(paths, labels, tmp / "cache", image_size, workers)
         pipelines = compare_pipelines(
             paths, labels, tmp / "cache", image_size, batch_size, workers, repetitions, min_seconds
@@ -191,7 +177,7 @@ def bench_scale(
         dataset_gb = _folder_gb(tmp / "bus")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    search = hash_search(hashes, max_distance, hash_factor, repetitions, min_seconds)
+    search = hash_search(report.hashes, report.max_distance, hash_factor, repetitions, min_seconds)
     planted = {frozenset((d.original, d.copy)) for d in summary.near_duplicates}
     found = report.near_duplicates
     found_pairs = {frozenset(p) for p in zip(found["id_a"], found["id_b"], strict=True)}
@@ -224,13 +210,6 @@ def bench_scale(
         result["scale_preprocess_s_2405"] = preprocess.median
         result["scale_peak_rss_gb"] = memory["medbench"]
     return result
-
-
-def _size(path: str) -> tuple[int, int]:
-    from PIL import Image
-
-    with Image.open(path) as img:
-        return img.size
 
 
 def render_scale(r: dict[str, Any]) -> str:

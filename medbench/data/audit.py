@@ -23,7 +23,7 @@ from medbench.data import arrays
 from medbench.data.folds import SPLITS, patient_groups, small_folds
 from medbench.data.images import TINY_SIDE, decode_workers, read_rgb
 from medbench.data.labels import LABEL_NAMES
-from medbench.data.manifest import scan
+from medbench.data.manifest import label_disagreements, scan
 from medbench.data.messages import listing, plural
 from medbench.data.near_duplicates import near_duplicate_pairs
 from medbench.errors import DataError, MedbenchWarning
@@ -61,6 +61,7 @@ class AuditReport:
     max_distance: int = NEAR_DUPLICATE_BITS
     n_patients: int | None = None  # None when the dataset has no patient ids
     left_out: dict[str, int] = field(default_factory=dict)  # files that are no task image
+    hashes: np.ndarray | None = None  # the perceptual hashes searched (None: no search)
 
     @property
     def usable(self) -> bool:
@@ -179,6 +180,7 @@ def audit_dataset(
     hashes, problems = _decode_all(manifest, phash)
     report.problems += problems
     if phash:
+        report.hashes = hashes
         pairs = near_duplicate_pairs(hashes, max_distance)
         report.near_duplicates = _describe_pairs(manifest, pairs, hashes)
         report.problems += _near_duplicate_problems(manifest, report.near_duplicates)
@@ -233,11 +235,9 @@ def _label_disagreements(
 ) -> list[Problem]:
     """Rows whose sheet label contradicts the file name (the sheet's label was used)."""
     found = [
-        f"row {r} {id_!r} is {LABEL_NAMES[label]} in the sheet"
-        for r, id_, label, by_name in zip(
-            rows, manifest["id"], manifest["label"], name_labels, strict=True
-        )
-        if by_name is not None and by_name != label
+        f"row {rows[i]} {manifest['id'].iloc[i]!r} is "
+        f"{LABEL_NAMES[manifest['label'].iloc[i]]} in the sheet"
+        for i in label_disagreements(manifest, name_labels)
     ]
     if not found:
         return []

@@ -166,6 +166,15 @@ def scan(
 LABEL_SOURCES = ("check", "sheet", "names")
 
 
+def label_disagreements(manifest: pd.DataFrame, name_labels: list[int | None]) -> list[int]:
+    """Positions of the rows whose sheet label contradicts the label in the file's name."""
+    return [
+        i
+        for i, (label, by_name) in enumerate(zip(manifest["label"], name_labels, strict=True))
+        if by_name is not None and by_name != label
+    ]
+
+
 def _label_sources(
     manifest: pd.DataFrame,
     rows: list[int],
@@ -176,11 +185,7 @@ def _label_sources(
     """Apply the ``labels`` rule where the sheet's label and the file name's disagree."""
     if not name_labels or labels == "sheet":
         return []
-    at = [
-        i
-        for i, (label, by_name) in enumerate(zip(manifest["label"], name_labels, strict=True))
-        if by_name is not None and by_name != label
-    ]
+    at = label_disagreements(manifest, name_labels)
     if not at:
         return []
     if labels == "names":

@@ -233,17 +233,17 @@ def train_epoch(
     would take more than ``max_evals`` passes or start after ``deadline`` (``time.perf_counter``;
     the first step always runs, so an epoch the loop starts is never empty).
     """
-    from medbench.optim import SAM, disable_running_stats, enable_running_stats
+    from medbench.optim import disable_running_stats, enable_running_stats
     from medbench.optim.fidelity import cast_parameters, perturbation_fidelity
 
-    two_step = isinstance(optimizer, SAM)
+    step_cost = passes_per_step(optimizer)
+    two_step = step_cost == 2
     model.train()
     data_time = 0.0
     total = torch.zeros((), device=device, dtype=torch.float64)
     seen = evals = 0
     fidelity = norm_ratio = None
     batches = loader.epoch(epoch)
-    step_cost = 2 if two_step else 1
     while True:
         if max_evals is not None and evals + step_cost > max_evals:
             break

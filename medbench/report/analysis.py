@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from medbench.config import ReportConfig
 from medbench.metrics import METRIC_NAMES
 from medbench.report import results, stats, training, tuning, vocab
 from medbench.report.external import ExternalAnalysis, analyse_external, tested_runs
@@ -27,7 +28,7 @@ def config_value(config: dict[str, Any], dotted: str, default=None):
 
 
 #: Default half-width of the region of practical equivalence (``report.rope``).
-DEFAULT_ROPE = 0.01
+DEFAULT_ROPE = ReportConfig().rope
 
 
 @dataclass
@@ -121,9 +122,13 @@ def analyse(
     confusion = results.confusion(preds, threshold)
     cost_units = training.unit_costs(record.curves, inv.units, folds)
     flat_units = training.flatness_units(record.artifacts, inv.units, folds)
-    performance = results.summarise(
-        per_unit, inv.status, results.SUMMARY_METRICS, preds, boot, threshold
-    )
+    bounded = [
+        m
+        for m in (*results.SUMMARY_METRICS, *results.CALIBRATION_METRICS)
+        if m not in results.QUARTILE_METRICS
+    ]
+    samples = results.resampled_arms(preds, inv.status, boot, threshold, bounded)
+    performance = results.summarise(per_unit, inv.status, results.SUMMARY_METRICS, samples)
     diffs = results.fold_differences(per_unit, models, optimizers)
     paired = results.paired(per_unit, diffs, models, optimizers, rope)
     tables = dict(
@@ -133,9 +138,7 @@ def analyse(
         seed_spread=results.seed_spread(
             per_unit, [*results.SUMMARY_METRICS, *results.CALIBRATION_METRICS]
         ),
-        calibration=results.summarise(
-            per_unit, inv.status, results.CALIBRATION_METRICS, preds, boot, threshold
-        ),
+        calibration=results.summarise(per_unit, inv.status, results.CALIBRATION_METRICS, samples),
         pooled=results.pooled_auc(preds, boot),
         fold_differences=diffs,
         paired=paired,

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from medbench.paths import ensure_folder, storage_error
+from medbench.paths import atomic_folder, ensure_folder, storage_error
 from medbench.report import document as d
 from medbench.report import figures, vocab
 from medbench.report.analysis import Analysis, analyse
@@ -90,27 +88,26 @@ def write_report(
     """
     out = Path(out_dir) if out_dir else default_out_dir(record.name)
     ensure_folder(out)
-    # Built in a hidden sibling and moved in when complete: an interrupted build (Ctrl-C,
-    # SIGTERM, a full disk) leaves the previous report as it was, never half of a new one.
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
-    try:
+
+    def fill(tmp: Path) -> list[str]:
         tables = write_tables(analysis, tmp)
         figs = draw_figures(analysis, tmp)
         doc = compose(record, analysis, figs, tables)
         (tmp / "report.md").write_text(d.to_markdown(doc), encoding="utf-8")
         (tmp / "report.html").write_text(d.to_html(doc, tmp), encoding="utf-8")
-        names = [
+        return [
             *(p.name for p in tables.values()),
             *(p.name for f in figs.values() for p in (f.png, f.svg)),
             "report.md",
-            "report.html",  # last: once it is there, the report is whole
+            "report.html",
         ]
-        for name in names:
-            os.replace(tmp / name, out / name)
+
+    # an interrupted build (Ctrl-C, SIGTERM, a full disk) leaves the previous report as it was,
+    # never half of a new one: report.html moves in last, once the rest is there
+    try:
+        names = atomic_folder(out, fill, last="report.html", stage="building")
     except OSError as err:
         raise storage_error(out, err, "cannot write the report") from err
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     if log and not record.parents.empty:
         log_report(record.uri, list(record.parents["run_id"]), [out / n for n in names])
     return out

@@ -16,7 +16,7 @@ from sklearn.metrics import roc_curve
 
 from medbench.data import birads
 from medbench.data.cells import is_blank
-from medbench.metrics import confusion_counts
+from medbench.metrics import confusion_counts, counts_by_score
 from medbench.report.stats import (
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
@@ -138,12 +138,7 @@ def sensitivity_at_specificity_resampled(labels, probs, calls, counts) -> np.nda
     p = np.asarray(probs, dtype=float)
     w = np.atleast_2d(np.asarray(counts, dtype=float))
     pos, negative_call = y == 1, np.asarray(calls).astype(int) == 0
-    order = np.argsort(p, kind="stable")
-    sorted_p = p[order]
-    starts = np.flatnonzero(np.r_[True, sorted_p[1:] != sorted_p[:-1]])
-    ws = w[:, order]
-    pos_at = np.add.reduceat(ws * pos[order], starts, axis=1)
-    neg_at = np.add.reduceat(ws * ~pos[order], starts, axis=1)
+    pos_at, neg_at = counts_by_score(pos, p, w)
     n_pos, n_neg = pos_at.sum(axis=1, keepdims=True), neg_at.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         # threshold at each distinct score (called positive at >= it), then +inf (no positive)

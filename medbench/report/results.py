@@ -281,26 +281,37 @@ def bounded_columns(
     }
 
 
+def resampled_arms(
+    preds: pd.DataFrame, status: pd.DataFrame, boot: Resampling, threshold: float, metrics
+) -> dict[tuple[str, str], dict[str, np.ndarray]]:
+    """:func:`resampled_fold_mean` of every (model, optimizer) of ``status``, computed once for
+    all the tables that draw on it (the bootstrap is the analysis's costliest step)."""
+    out = {}
+    for st in status.itertuples(index=False):
+        mine = preds[(preds["model"] == st.model) & (preds["optimizer"] == st.optimizer)]
+        out[st.model, st.optimizer] = (
+            resampled_fold_mean(mine, boot, threshold, metrics) if len(mine) else {}
+        )
+    return out
+
+
 def summarise(
     per_unit: pd.DataFrame,
     status: pd.DataFrame,
     metrics,
-    preds: pd.DataFrame,
-    boot: Resampling,
-    threshold: float,
+    samples: dict[tuple[str, str], dict[str, np.ndarray]],
     confidence: float = 0.95,
 ) -> pd.DataFrame:
     """Per (model, optimizer): mean and std over folds (seeds averaged within each fold) and a
-    percentile bootstrap interval over test images of each metric (:func:`bounded_columns`);
-    metrics of :data:`QUARTILE_METRICS` get their median and quartiles over folds instead of the
-    interval (``_median``, ``_q25``, ``_q75``)."""
+    percentile bootstrap interval over test images of each metric (:func:`bounded_columns`,
+    from the arm's resamples in ``samples``, see :func:`resampled_arms`); metrics of
+    :data:`QUARTILE_METRICS` get their median and quartiles over folds instead of the interval
+    (``_median``, ``_q25``, ``_q75``)."""
     folds = fold_means(per_unit, metrics)
     rows = []
     for st in status.itertuples(index=False):
         part = folds[(folds["model"] == st.model) & (folds["optimizer"] == st.optimizer)]
-        mine = preds[(preds["model"] == st.model) & (preds["optimizer"] == st.optimizer)]
-        boot_metrics = [m for m in metrics if m not in QUARTILE_METRICS]
-        samples = resampled_fold_mean(mine, boot, threshold, boot_metrics) if len(mine) else {}
+        arm = samples.get((st.model, st.optimizer), {})
         row = {
             "model": st.model,
             "optimizer": st.optimizer,
@@ -316,7 +327,7 @@ def summarise(
                 row.update({f"{m}_mean": ci.mean, f"{m}_std": ci.std, f"{m}_median": q.median})
                 row.update({f"{m}_q25": q.q25, f"{m}_q75": q.q75, f"{m}_n": q.n})
             else:
-                row.update(bounded_columns(part[m], samples.get(m, np.array([])), m, confidence))
+                row.update(bounded_columns(part[m], arm.get(m, np.array([])), m, confidence))
         rows.append(row)
     return pd.DataFrame(rows)
 

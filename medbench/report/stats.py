@@ -190,6 +190,19 @@ class CorrectedTest:
     ci_high: float
 
 
+def _corrected_scale(diff, ratio: float) -> tuple[int, float, float]:
+    """(k, mean, scale) of the finite per-fold differences: ``scale = sqrt((1/k + ratio) ·
+    var(d))``, the corrected standard error both tests below use; NaN scale with fewer than two
+    folds or a non-finite ``ratio``."""
+    d = np.asarray(diff, dtype=float)
+    d = d[np.isfinite(d)]
+    k = len(d)
+    mean = float(d.mean()) if k else math.nan
+    if k < 2 or not math.isfinite(ratio):
+        return k, mean, math.nan
+    return k, mean, math.sqrt((1 / k + ratio) * float(d.var(ddof=1)))
+
+
 def corrected_resampled_ttest(diff, ratio: float, confidence: float = 0.95) -> CorrectedTest:
     """Nadeau & Bengio's corrected resampled t-test on per-fold differences ``d = b − a``.
 
@@ -201,16 +214,11 @@ def corrected_resampled_ttest(diff, ratio: float, confidence: float = 0.95) -> C
     fewer than two folds everything is NaN; with equal differences the interval is the point and
     the test is undefined (NaN).
     """
-    d = np.asarray(diff, dtype=float)
-    d = d[np.isfinite(d)]
-    k = len(d)
-    if k < 2 or not math.isfinite(ratio):
-        mean = float(d.mean()) if k else math.nan
+    k, mean, scale = _corrected_scale(diff, ratio)
+    if math.isnan(scale):
         return CorrectedTest(
             k, mean, ratio, math.nan, math.nan, max(k - 1, 0), math.nan, *(math.nan,) * 2
         )
-    mean = float(d.mean())
-    scale = math.sqrt((1 / k + ratio) * float(d.var(ddof=1)))
     df = k - 1
     if scale == 0:
         return CorrectedTest(k, mean, ratio, 0.0, math.nan, df, math.nan, mean, mean)
@@ -240,13 +248,9 @@ def bayesian_correlated_ttest(diff, ratio: float, rope: float) -> BayesianCompar
     ``[−rope, rope]`` and above ``rope``, as ``baycomp.CorrelatedTTest`` computes them (it fixes
     ``ratio`` at ``1/(k − 1)``). Equal differences give a point mass; fewer than two folds give NaN.
     """
-    d = np.asarray(diff, dtype=float)
-    d = d[np.isfinite(d)]
-    k = len(d)
-    if k < 2 or not math.isfinite(ratio):
+    k, mean, scale = _corrected_scale(diff, ratio)
+    if math.isnan(scale):
         return BayesianComparison(rope, math.nan, math.nan, math.nan)
-    mean = float(d.mean())
-    scale = math.sqrt((1 / k + ratio) * float(d.var(ddof=1)))
     if scale == 0:
         if rope == 0 and mean == 0:
             p_a = p_b = 0.5

@@ -63,7 +63,7 @@ def unit_costs(curves: pd.DataFrame, units: pd.DataFrame, folds: pd.DataFrame) -
     def final(run_id: str, name: str) -> float:
         if logged is None or name not in logged or run_id not in logged.index:
             return math.nan
-        return _num(logged.at[run_id, name])
+        return as_float(logged.at[run_id, name])
 
     rows = []
     for unit in units.itertuples(index=False):
@@ -147,7 +147,7 @@ def flatness_units(artifacts: dict, units: pd.DataFrame, folds: pd.DataFrame) ->
                 "optimizer": unit.optimizer,
                 "fold": unit.fold,
                 "seed": unit.seed,
-                **{k: _num(flat.get(k)) for k in FLATNESS_KEYS},
+                **{k: as_float(flat.get(k)) for k in FLATNESS_KEYS},
             }
         )
     return pd.DataFrame(
@@ -155,7 +155,8 @@ def flatness_units(artifacts: dict, units: pd.DataFrame, folds: pd.DataFrame) ->
     )
 
 
-def _num(value) -> float:
+def as_float(value) -> float:
+    """A logged value as a float; NaN when it is missing or not a number."""
     try:
         return float(value)
     except (TypeError, ValueError):

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medbench.config import ReportConfig
 from medbench.metrics import describe_by, quartiles, time_to_target
 from medbench.optim.registry import SAM_FAMILY
 from medbench.report import training
@@ -35,7 +36,7 @@ COST_KEYS = (
 )
 TARGET_KEYS = ("time_to_target_s", "gradient_evals_to_target")
 #: The engine's default target (``report.target_val_auc``), for configs that do not name one.
-DEFAULT_TARGET = 0.85
+DEFAULT_TARGET = ReportConfig().target_val_auc
 
 
 @dataclass
@@ -178,21 +179,16 @@ def chosen(
         rows.append(
             {
                 **unit._asdict(),
-                "lr": _num(runs.at[unit.run_id, param_column("lr")]),
-                "rho": _num(runs.get(param_column("rho"), pd.Series()).get(unit.run_id)),
+                "lr": training.as_float(runs.at[unit.run_id, param_column("lr")]),
+                "rho": training.as_float(
+                    runs.get(param_column("rho"), pd.Series()).get(unit.run_id)
+                ),
                 "n_trials": len(mine),
                 "n_finished": int((mine["status"] == "FINISHED").sum()),
                 objective: float(best) if len(values) else math.nan,
             }
         )
     return pd.DataFrame(rows, columns=columns)
-
-
-def _num(value) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 # -- compute ----------------------------------------------------------------------------------------
@@ -210,7 +206,7 @@ def unit_costs(folds: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
     for unit in units.itertuples(index=False):
         row = unit._asdict()
         for key in ("train_time_s", "gradient_evals", "tuning_time_s", "tuning_gradient_evals"):
-            row[key] = _num(runs.at[unit.run_id, key]) if key in runs else math.nan
+            row[key] = training.as_float(runs.at[unit.run_id, key]) if key in runs else math.nan
         if not tuned[unit.run_id]:
             row["tuning_time_s"] = row["tuning_gradient_evals"] = 0.0
         row["total_time_s"] = row["train_time_s"] + row["tuning_time_s"]

@@ -1,3 +1,5 @@
+import mlflow
+import pandas as pd
 import pytest
 
 TINY = [
@@ -27,3 +29,11 @@ def tiny_config(tiny_bus, mlflow_uri):
         )
 
     return make
+
+
+def child_runs(uri: str, name: str) -> pd.DataFrame:
+    """The runs of experiment ``name`` that have a parent (fold and trial runs), by run name."""
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=[name])
+    kids = runs[runs["tags.mlflow.parentRunId"].notna()]
+    return kids.sort_values("tags.mlflow.runName").reset_index(drop=True)

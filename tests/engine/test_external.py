@@ -19,16 +19,10 @@ from medbench.metrics import METRIC_NAMES, binary_metrics
 from medbench.tracking import schema as s
 from medbench.tracking.reader import read_predictions
 from tests.data.layouts import breastmnist_npz, busbra_layout, busi_layout
-from tests.engine.conftest import TINY
+from tests.engine.conftest import TINY, child_runs
 
 # the report on; TINY's other settings (smallcnn, 16 px, 2 epochs, 3 stratified folds)
 SMALL = [o for o in TINY if not o.startswith("report.")]
-
-
-def _children(uri: str, name: str) -> pd.DataFrame:
-    mlflow.set_tracking_uri(uri)
-    runs = mlflow.search_runs(experiment_names=[name])
-    return runs[runs["tags.mlflow.parentRunId"].notna()]
 
 
 def _artifact(run_id: str, name: str) -> pd.DataFrame:
@@ -53,7 +47,7 @@ def test_every_fold_run_is_tested_on_every_external_dataset(
     for item in [*SMALL, f"tracking.uri={mlflow_uri}", "name=ext", f"report.out={tmp_path}/r"]:
         args += ["--set", item]
     assert main(args) == 0
-    kids = _children(mlflow_uri, "ext")
+    kids = child_runs(mlflow_uri, "ext")
     assert len(kids) == 6 and set(kids["status"]) == {"FINISHED"}
     for name, n in (("busbra", 60), ("busi", 14)):
         for metric in (*METRIC_NAMES, "loss"):
@@ -101,7 +95,7 @@ def test_folds_none_trains_on_everything_and_tests_externally(externals, mlflow_
     from medbench.pipeline import run_benchmark
 
     run_benchmark(config, progress=False)
-    kids = _children(mlflow_uri, "none")
+    kids = child_runs(mlflow_uri, "none")
     assert kids["tags.mlflow.runName"].tolist() == ["smallcnn/adam/foldall"]
     kid = kids.iloc[0]
     assert kid["params.n_test"] == "0" and kid["params.n_train"] == "11"  # 14 minus 3 val
@@ -126,7 +120,7 @@ def test_demo_runs_on_each_dataset_and_writes_a_report(layout, tmp_path, mlflow_
     quick += ["flatness.enabled=false", f"tracking.uri={mlflow_uri}", f"report.out={tmp_path}/r"]
     args = ["run", "demo", "--data-root", str(root)]
     assert main([*args, *[a for q in quick for a in ("--set", q)]]) == 0
-    kids = _children(mlflow_uri, "medbench-demo")
+    kids = child_runs(mlflow_uri, "medbench-demo")
     folds = {"busbra": 5, "busi": 5, "breastmnist": 1}[layout]
     assert len(kids) == folds and set(kids["status"]) == {"FINISHED"}
     assert (tmp_path / "r" / "report.md").is_file()
@@ -179,7 +173,7 @@ def test_runs_tested_on_other_external_data_are_run_again(tiny_bus, mlflow_uri, 
     ]
     config = load_config("demo", overrides, str(tiny_bus), external_roots=[str(tmp_path / "BUSI")])
     run_benchmark(config, report=False, progress=False)
-    first = _children(mlflow_uri, "tiny").set_index("run_id")
+    first = child_runs(mlflow_uri, "tiny").set_index("run_id")
     tag = f"tags.{s.TAG_EXTERNAL}"
     assert len(first) == 2 and first[tag].str.startswith("busi=").all()
     run_benchmark(config, report=False, progress=False)
@@ -188,6 +182,6 @@ def test_runs_tested_on_other_external_data_are_run_again(tiny_bus, mlflow_uri, 
     prepared._EXTERNAL.clear()  # a new process would read the folder again
     run_benchmark(config, report=False, progress=False)
     assert "already finished" not in capsys.readouterr().err
-    second = _children(mlflow_uri, "tiny").set_index("run_id")
+    second = child_runs(mlflow_uri, "tiny").set_index("run_id")
     assert len(second) == 2 and not set(second.index) & set(first.index)  # stale runs deleted
     assert set(second[tag]) != set(first[tag]) and set(second["status"]) == {"FINISHED"}

@@ -11,6 +11,8 @@ import mlflow
 import pytest
 import yaml
 
+from tests.engine.conftest import child_runs
+
 CONFIG = {
     "name": "interrupt",
     "models": ["smallcnn"],
@@ -55,16 +57,6 @@ def _wait_for_checkpoint(cache: Path, proc, after: int = 0, timeout: float = 180
     pytest.fail("no checkpoint appeared")
 
 
-def _children(uri):
-    mlflow.set_tracking_uri(uri)
-    runs = mlflow.search_runs(experiment_names=["interrupt"])
-    return (
-        runs[runs["tags.mlflow.parentRunId"].notna()]
-        .sort_values("tags.mlflow.runName")
-        .reset_index(drop=True)
-    )
-
-
 @pytest.fixture
 def setup(tmp_path, tiny_bus, _empty_store):
     import shutil
@@ -86,7 +78,7 @@ def test_sigterm_ends_the_job_cleanly_and_keeps_its_checkpoint(setup, tiny_bus):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "medbench: interrupted" in err
-    kids = _children(f"sqlite:///{work / 'mlflow.db'}")
+    kids = child_runs(f"sqlite:///{work / 'mlflow.db'}", "interrupt")
     assert "KILLED" in set(kids["status"]) and "RUNNING" not in set(kids["status"])
     killed = kids[kids["status"] == "KILLED"]
     assert killed["tags.medbench.failure"].str.contains("interrupted").all()
@@ -106,12 +98,12 @@ def test_sigkill_mid_grid_then_rerun_resumes_to_the_uninterrupted_result(
     proc.kill()
     proc.wait()
     uri = f"sqlite:///{work / 'mlflow.db'}"
-    before = _children(uri)
+    before = child_runs(uri, "interrupt")
     assert "RUNNING" in set(before["status"])  # the killed job's run was left behind
     rerun = _start(config_path, tiny_bus, work, cache)
     out, err = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, err
-    after = _children(uri)
+    after = child_runs(uri, "interrupt")
     assert len(after) == 4 and set(after["status"]) == {"FINISHED"}
     assert set(before["run_id"]) <= set(
         after["run_id"]
@@ -123,7 +115,7 @@ def test_sigkill_mid_grid_then_rerun_resumes_to_the_uninterrupted_result(
     ref = _start(config_path, tiny_bus, ref_work, tmp_path / "cache-ref")
     _, err = ref.communicate(timeout=600)
     assert ref.returncode == 0, err
-    expected = _children(f"sqlite:///{ref_work / 'mlflow.db'}")
+    expected = child_runs(f"sqlite:///{ref_work / 'mlflow.db'}", "interrupt")
     cols = [
         "tags.mlflow.runName",
         *sorted(c for c in after.columns if c.startswith("metrics.test_")),

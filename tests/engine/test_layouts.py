@@ -9,13 +9,7 @@ import pytest
 from medbench.config import load_config
 from medbench.pipeline import run_benchmark
 from tests.data.layouts import flat_layout, gdph_layout
-from tests.engine.conftest import TINY
-
-
-def _children(uri, name):
-    mlflow.set_tracking_uri(uri)
-    runs = mlflow.search_runs(experiment_names=[name])
-    return runs[runs["tags.mlflow.parentRunId"].notna()]
+from tests.engine.conftest import TINY, child_runs
 
 
 def test_run_on_a_real_release_layout(tmp_path, mlflow_uri):
@@ -37,7 +31,7 @@ def test_run_on_a_real_release_layout(tmp_path, mlflow_uri):
     )
     with pytest.warns(UserWarning, match="4/5"):
         run_benchmark(config, report=False, progress=False)
-    kids = _children(mlflow_uri, "release")
+    kids = child_runs(mlflow_uri, "release")
     assert sorted(kids["tags.mlflow.runName"]) == [f"smallcnn/adam/fold{k}" for k in (1, 2, 3)]
     assert set(kids["status"]) == {"FINISHED"}
     assert {"metrics.test_auc_site_GDPH", "metrics.test_auc_site_SYSUCC"} <= set(kids.columns)
@@ -61,7 +55,7 @@ def test_run_on_the_flat_layout(tmp_path, mlflow_uri):
         data_root=str(ds.root),
     )
     run_benchmark(config, report=False, progress=False)
-    kids = _children(mlflow_uri, "flat")
+    kids = child_runs(mlflow_uri, "flat")
     assert len(kids) == 2 and set(kids["status"]) == {"FINISHED"}
 
 
@@ -80,7 +74,7 @@ def test_leave_one_site_out(tiny_bus, mlflow_uri):
         data_root=str(tiny_bus),
     )
     result = run_benchmark(config, progress=False)
-    kids = _children(mlflow_uri, "loso")
+    kids = child_runs(mlflow_uri, "loso")
     assert sorted(kids["tags.mlflow.runName"]) == [
         "smallcnn/adam/foldGDPH",
         "smallcnn/adam/foldSYSUCC",
@@ -115,7 +109,7 @@ def test_site_folders_with_odd_names_train_and_keep_their_names(tmp_path, mlflow
         data_root=str(ds.root),
     )
     run_benchmark(config, report=False, progress=False)
-    kids = _children(mlflow_uri, "odd")
+    kids = child_runs(mlflow_uri, "odd")
     assert set(kids["status"]) == {"FINISHED"}
     assert {"metrics.test_auc_site_SYSUCC _2_", "metrics.test_auc_site_GDPH_1"} <= set(kids.columns)
     names = json.loads(kids.iloc[0]["tags.medbench.site_names"])

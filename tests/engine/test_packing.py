@@ -19,15 +19,9 @@ from medbench.engine.jobs import Job
 from medbench.engine.work import job_work
 from medbench.engine.worker import JobOutcome, JobSpec, Status
 from medbench.errors import ConfigError
+from tests.engine.conftest import child_runs
 
 PINNED = ["train.threads=1", "data.n_folds=2"]  # 2 optimizers x 2 folds = 4 jobs
-
-
-def _children(uri, name="tiny"):
-    mlflow.set_tracking_uri(uri)
-    runs = mlflow.search_runs(experiment_names=[name])
-    kids = runs[runs["tags.mlflow.parentRunId"].notna()]
-    return kids.sort_values("tags.mlflow.runName").reset_index(drop=True)
 
 
 def _history(uri, run_id, metric="train_loss"):
@@ -47,7 +41,7 @@ def test_two_jobs_per_device_give_the_metrics_of_one_at_a_time(tiny_config, tmp_
     second = run_grid(two, progress=False)
     assert len(second.outcomes) == 4
     assert {o.status for o in first.outcomes + second.outcomes} == {Status.FINISHED}
-    a, b = _children(one.tracking.uri), _children(two.tracking.uri)
+    a, b = child_runs(one.tracking.uri, "tiny"), child_runs(two.tracking.uri, "tiny")
     cols = ["tags.mlflow.runName", *sorted(c for c in a if c.startswith("metrics.test_"))]
     cols += ["metrics.best_epoch", "params.init_seed", "params.data_seed"]
     assert a[cols].equals(b[cols]), (a[cols], b[cols])
@@ -72,7 +66,7 @@ def test_packed_tuning_runs_each_study_in_order_with_the_results_of_one_at_a_tim
     second = run_grid(two, progress=False)
     assert len(second.outcomes) == len(first.outcomes) == 4  # the jobs (trials are runs)
     assert {o.status for o in second.outcomes} == {Status.FINISHED}
-    a, b = _children(one.tracking.uri), _children(two.tracking.uri)
+    a, b = child_runs(one.tracking.uri, "tiny"), child_runs(two.tracking.uri, "tiny")
     a, b = (
         x.sort_values(["tags.mlflow.runName", "tags.medbench.trial"]).reset_index(drop=True)
         for x in (a, b)
@@ -102,7 +96,7 @@ def test_failures_are_recorded_and_the_grid_goes_on(tiny_config, tmp_path):
     ]
     assert ended[0] == ended[1] and len(ended[1]) == 4
     assert any(status == Status.FAILED for status, _ in ended[1].values())
-    kids = _children(two.tracking.uri)
+    kids = child_runs(two.tracking.uri, "tiny")
     assert "RUNNING" not in set(kids["status"]) and len(kids) == 4
 
 
@@ -133,7 +127,7 @@ def test_a_worker_that_dies_fails_its_job_and_is_replaced(tiny_config, monkeypat
     died = [o for o in result.outcomes if o.status == Status.FAILED]
     assert len(died) == 1 and "worker process died" in died[0].reason and died[0].retryable
     assert sum(o.status == Status.FINISHED for o in result.outcomes) == 3
-    kids = _children(config.tracking.uri)
+    kids = child_runs(config.tracking.uri, "tiny")
     assert sorted(kids["status"]) == ["FAILED", "FINISHED", "FINISHED", "FINISHED"]
     again = run_grid(config, progress=False)  # a rerun runs the failed job again
     assert sorted(o.status.value for o in again.outcomes) == ["FINISHED"] + ["SKIPPED"] * 3
@@ -218,7 +212,7 @@ def test_sigterm_stops_every_running_job_cleanly(tmp_path, tiny_bus):
     _, err = proc.communicate(timeout=180)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "medbench: interrupted" in err
-    kids = _children(f"sqlite:///{tmp_path / 'mlflow.db'}", "packed")
+    kids = child_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "packed")
     assert list(kids["status"]).count("KILLED") == 2 and "RUNNING" not in set(kids["status"]), (
         err,
         kids[["tags.mlflow.runName", "status"]],
@@ -242,7 +236,7 @@ def test_ctrl_c_reaches_every_process_and_ends_like_sigterm(tmp_path, tiny_bus):
     _, err = proc.communicate(timeout=180)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
-    kids = _children(f"sqlite:///{tmp_path / 'mlflow.db'}", "packed")
+    kids = child_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "packed")
     assert list(kids["status"]).count("KILLED") == 2 and "RUNNING" not in set(kids["status"]), (
         err,
         kids[["tags.mlflow.runName", "status"]],
@@ -264,7 +258,7 @@ def test_a_killed_grid_takes_its_workers_along_and_resumes(tmp_path, tiny_bus):
     rerun = _start(tmp_path, tiny_bus)
     _, err = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, err
-    kids = _children(f"sqlite:///{tmp_path / 'mlflow.db'}", "packed")
+    kids = child_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "packed")
     assert len(kids) == 4 and set(kids["status"]) == {"FINISHED"}
 
 
@@ -347,5 +341,5 @@ def test_packed_jobs_share_one_gpu(tiny_config):
     )
     result = run_grid(config, progress=False)
     assert {o.status for o in result.outcomes} == {Status.FINISHED} and len(result.outcomes) == 4
-    kids = _children(config.tracking.uri)
+    kids = child_runs(config.tracking.uri, "tiny")
     assert kids["tags.medbench.device"].str.startswith("cuda").all()
