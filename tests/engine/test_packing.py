@@ -100,7 +100,11 @@ def test_failures_are_recorded_and_the_grid_goes_on(tiny_config, tmp_path):
     assert "RUNNING" not in set(kids["status"]) and len(kids) == 4
 
 
-def test_a_worker_that_dies_fails_its_job_and_is_replaced(tiny_config, monkeypatch):
+def test_a_worker_that_dies_fails_its_job_and_is_replaced(tiny_config, monkeypatch, tmp_path):
+    # a cache of its own: checkpoints other tests left in the shared one would look like training
+    # under way, and a worker killed before it opened its MLflow run leaves no run to mark FAILED
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MEDBENCH_CACHE_DIR", str(cache))
     config = tiny_config(
         *PINNED,
         "executor.jobs_per_device=2",
@@ -112,7 +116,7 @@ def test_a_worker_that_dies_fails_its_job_and_is_replaced(tiny_config, monkeypat
     def kill_one_worker():
         deadline = time.time() + 300
         while time.time() < deadline and not killed:
-            ckpts = list((Path(os.environ["MEDBENCH_CACHE_DIR"]) / "checkpoints").rglob("*.pt"))
+            ckpts = list((cache / "checkpoints").rglob("*.pt"))
             workers = [p for p in packing_children() if p.is_alive()]
             if len(ckpts) >= 2 and workers:  # both workers are training
                 os.kill(workers[0].pid, signal.SIGKILL)
