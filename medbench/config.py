@@ -192,6 +192,10 @@ class SearchSpaceConfig:
     grid_points: int = setting(4, ge=2)  # sampler grid: log-spaced values per range
 
 
+#: ``tune.objective``: each one's direction on the validation split (Optuna's words).
+OBJECTIVES = {"val_auc": "maximize", "val_loss": "minimize"}
+
+
 @dataclass
 class TuneConfig:
     """Per-optimizer tuning nested in each outer fold, the same number of trials for every
@@ -201,7 +205,7 @@ class TuneConfig:
     trials: int = setting(8, ge=1)  # per (model, optimizer, fold, seed)
     epochs: int = setting(5, ge=1)  # per trial; a compute budget is scaled by epochs/train.epochs
     sampler: str = setting("tpe", choices=("tpe", "random", "grid"))
-    objective: str = setting("val_auc", choices=("val_auc", "val_loss"))  # on the validation split
+    objective: str = setting("val_auc", choices=tuple(OBJECTIVES))  # on the validation split
     space: SearchSpaceConfig = setting(factory=SearchSpaceConfig)
 
 

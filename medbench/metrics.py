@@ -239,9 +239,9 @@ def counts_by_score(pos: np.ndarray, p: np.ndarray, w: np.ndarray) -> tuple[np.n
     sorted_p = p[order]
     starts = np.flatnonzero(np.r_[True, sorted_p[1:] != sorted_p[:-1]])
     ws, is_pos = w[:, order], pos[order]
-    return np.add.reduceat(ws * is_pos, starts, axis=1), np.add.reduceat(
-        ws * ~is_pos, starts, axis=1
-    )
+    pos_at = np.add.reduceat(ws * is_pos, starts, axis=1)
+    neg_at = np.add.reduceat(ws * ~is_pos, starts, axis=1)
+    return pos_at, neg_at
 
 
 def _resampled_auc(pos: np.ndarray, p: np.ndarray, w: np.ndarray) -> np.ndarray:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -25,15 +24,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from medbench.bench.timing import load_average
+from medbench.bench.timing import ended_children_cpu_seconds, load_average
 
 GENERATED = re.compile(r"generated in .* \((\d+(?:\.\d+)?) s\)")
 PREPROCESSED = re.compile(r"(\d+) images preprocessed in (\d+(?:\.\d+)?) s")
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def phases(plan: str, folds, started: float, ended: float) -> dict[str, float | int | list[float]]:
@@ -75,12 +69,12 @@ def bench_demo(overrides: list[str] | None = None) -> dict[str, Any]:
     for item in overrides or []:
         args += ["--set", item]
     loads = [load_average()]
-    cpu = _children_cpu()
+    cpu = ended_children_cpu_seconds()
     started, start = time.time(), time.perf_counter()
     try:
         proc = subprocess.run(args, cwd=work, env=env, capture_output=True, text=True)  # noqa: S603
         wall, ended = time.perf_counter() - start, time.time()
-        cpu = _children_cpu() - cpu
+        cpu = ended_children_cpu_seconds() - cpu
         loads.append(load_average())
         summary = [line for line in proc.stdout.splitlines() if line.strip()]
         if proc.returncode == 0:

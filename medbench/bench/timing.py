@@ -44,12 +44,17 @@ def _child_cpu_seconds() -> float:
     return total
 
 
-def cpu_seconds() -> float:
-    """Process CPU time, all threads, plus that of its worker processes, live or ended."""
+def ended_children_cpu_seconds() -> float:
+    """CPU seconds, user plus system, of this process's child processes that have ended."""
     import resource
 
     ended = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.process_time() + ended.ru_utime + ended.ru_stime + _child_cpu_seconds()
+    return ended.ru_utime + ended.ru_stime
+
+
+def cpu_seconds() -> float:
+    """Process CPU time, all threads, plus that of its worker processes, live or ended."""
+    return time.process_time() + ended_children_cpu_seconds() + _child_cpu_seconds()
 
 
 @dataclass

@@ -20,10 +20,10 @@ import pandas as pd
 from PIL import Image
 
 from medbench.data import arrays
-from medbench.data.folds import SPLITS, patient_groups, small_folds
+from medbench.data.folds import SPLITS, has_split, patient_groups, small_folds
 from medbench.data.images import TINY_SIDE, decode_workers, read_rgb
 from medbench.data.labels import LABEL_NAMES
-from medbench.data.manifest import label_disagreements, scan
+from medbench.data.manifest import disagreement, label_disagreements, scan
 from medbench.data.messages import listing, plural
 from medbench.data.near_duplicates import near_duplicate_pairs
 from medbench.errors import DataError, MedbenchWarning
@@ -200,7 +200,7 @@ def _parts(manifest: pd.DataFrame) -> tuple[pd.Series | None, str]:
     when it has neither (medbench will draw folds)."""
     if manifest["fold"].notna().any():
         return manifest["fold"], "fold"
-    if "split" in manifest and manifest["split"].notna().any():
+    if has_split(manifest):
         return manifest["split"], "split"
     return None, "fold"
 
@@ -234,11 +234,7 @@ def _label_disagreements(
     manifest: pd.DataFrame, rows: list[int], name_labels: list[int | None]
 ) -> list[Problem]:
     """Rows whose sheet label contradicts the file name (the sheet's label was used)."""
-    found = [
-        f"row {rows[i]} {manifest['id'].iloc[i]!r} is "
-        f"{LABEL_NAMES[manifest['label'].iloc[i]]} in the sheet"
-        for i in label_disagreements(manifest, name_labels)
-    ]
+    found = [disagreement(manifest, rows, i) for i in label_disagreements(manifest, name_labels)]
     if not found:
         return []
     return [

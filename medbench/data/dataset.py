@@ -104,6 +104,19 @@ def _card(root: Path, manifest: pd.DataFrame) -> str | None:
     return card
 
 
+def _read(root: Path, source: DataConfig | ExternalConfig, data: DataConfig) -> pd.DataFrame:
+    """The manifest of ``root`` as ``source`` (the training data or an external dataset) says
+    to read it, under the training data's image-size guard and label rule."""
+    Image.MAX_IMAGE_PIXELS = data.max_image_pixels
+    return read_manifest(
+        root,
+        sheet=source.sheet,
+        layout=source.layout,
+        include_normal=source.include_normal,
+        labels=data.labels,
+    )
+
+
 def _load(root: Path, manifest: pd.DataFrame, image_size: int, progress: bool) -> Dataset:
     """The images of ``manifest`` through the preprocessing cache, as a :class:`Dataset`."""
     start = time.perf_counter()
@@ -133,20 +146,13 @@ def prepare_dataset(data: DataConfig, fold_seed: int, progress: bool = False) ->
     if key in _PREPARED:
         return _PREPARED[key]
     start = time.perf_counter()
-    Image.MAX_IMAGE_PIXELS = data.max_image_pixels
     generation_s = 0.0
     if data.root:
         root = Path(data.root).expanduser()
     else:
         root = synthetic_root(data.synthetic)
         generation_s = generate(root, n=data.synthetic.n, seed=data.synthetic.seed).seconds
-    manifest = read_manifest(
-        root,
-        sheet=data.sheet,
-        layout=data.layout,
-        include_normal=data.include_normal,
-        labels=data.labels,
-    )
+    manifest = _read(root, data, data)
     manifest = assign_folds(manifest, source=data.folds, k=data.n_folds, seed=fold_seed)
     manifest = keep_folds(manifest, data.folds_keep)
     for fold, size, median in small_folds(manifest):
@@ -191,15 +197,7 @@ def prepare_externals(data: DataConfig, progress: bool = False) -> dict[str, Dat
         key = json.dumps(settings, sort_keys=True)
         if key not in _EXTERNAL:
             root = Path(ext.root).expanduser()
-            Image.MAX_IMAGE_PIXELS = data.max_image_pixels
-            manifest = read_manifest(
-                root,
-                sheet=ext.sheet,
-                layout=ext.layout,
-                include_normal=ext.include_normal,
-                labels=data.labels,
-            )
-            _EXTERNAL[key] = _load(root, manifest, data.image_size, progress)
+            _EXTERNAL[key] = _load(root, _read(root, ext, data), data.image_size, progress)
         dataset = _EXTERNAL[key]
         name = external_name(ext, dataset.manifest)
         if name in out:

@@ -57,7 +57,8 @@ def patient_groups(manifest: pd.DataFrame) -> np.ndarray | None:
     return np.where(patient.notna(), "patient:" + patient.astype(str), own).astype(str)
 
 
-def _has_split(manifest: pd.DataFrame) -> bool:
+def has_split(manifest: pd.DataFrame) -> bool:
+    """Whether the dataset comes with its own train/val/test split (BreastMNIST)."""
     return "split" in manifest and bool(manifest["split"].notna().any())
 
 
@@ -82,7 +83,7 @@ def assign_folds(
     out = manifest.copy()
     has_folds = bool(out["fold"].notna().any())
     if source == "auto":
-        source = "sheet" if has_folds else "official" if _has_split(out) else "stratified"
+        source = "sheet" if has_folds else "official" if has_split(out) else "stratified"
     if source in ("official", "none"):
         if source == "official":
             _check_official(out)
@@ -120,7 +121,7 @@ def assign_folds(
 def _check_official(manifest: pd.DataFrame) -> None:
     """The dataset's own split must cover every image and hold training and test images."""
     where = _sheet_name(manifest)
-    if not _has_split(manifest):
+    if not has_split(manifest):
         raise DataError(
             f"{where}: the dataset has no official train/val/test split; use sheet or stratified folds"
         )
@@ -255,7 +256,7 @@ def split_fold(
     fold = manifest["fold"].to_numpy(dtype=object)
     labels = manifest["label"].to_numpy()
     single = bool((fold == test_fold).all())  # the one fold of official and none
-    official = single and test_fold == OFFICIAL_FOLD and _has_split(manifest)
+    official = single and test_fold == OFFICIAL_FOLD and has_split(manifest)
     if official:
         split = manifest["split"].to_numpy(dtype=object)
         test, rest = np.flatnonzero(split == "test"), np.flatnonzero(split != "test")

@@ -127,9 +127,10 @@ def _member_rgb(path: str | Path) -> np.ndarray:
     if pixels.dtype == np.uint8:
         rgb = pixels[..., :3] if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=2)
         rgb = np.ascontiguousarray(rgb)
+    elif pixels.dtype == np.uint16 and pixels.ndim == 2:  # as a 16-bit PNG: scaled by its depth
+        rgb = np.repeat(scale_gray(pixels, "I;16", path)[..., None], 3, axis=2)
     elif pixels.dtype == np.uint16:
-        scaled = pixels.astype(np.float32) / 65535.0
-        rgb = scaled[..., :3] if scaled.ndim == 3 else np.repeat(scaled[..., None], 3, axis=2)
+        rgb = pixels[..., :3].astype(np.float32) / 65535.0
     else:
         raise DataError(
             f"{path}: image arrays must hold uint8 or uint16 pixels, not {pixels.dtype}"

@@ -175,6 +175,15 @@ def label_disagreements(manifest: pd.DataFrame, name_labels: list[int | None]) -
     ]
 
 
+def disagreement(manifest: pd.DataFrame, rows: list[int], i: int) -> str:
+    """Row ``i`` of a label disagreement as messages show it: its sheet row (when ``rows`` has
+    them), its ID and the sheet's label."""
+    id_ = repr(manifest["id"].iloc[i])
+    if not rows:
+        return id_
+    return f"row {rows[i]} {id_} is {LABEL_NAMES[int(manifest['label'].iloc[i])]} in the sheet"
+
+
 def _label_sources(
     manifest: pd.DataFrame,
     rows: list[int],
@@ -191,13 +200,7 @@ def _label_sources(
     if labels == "names":
         manifest.loc[at, "label"] = [name_labels[i] for i in at]
         return []
-    first = at[0]
-    example = (
-        f"row {rows[first]} {manifest['id'].iloc[first]!r} is "
-        f"{LABEL_NAMES[int(manifest['label'].iloc[first])]} in the sheet"
-        if rows
-        else repr(manifest["id"].iloc[first])
-    )
+    example = disagreement(manifest, rows, at[0])
     return [
         (
             "error",

@@ -177,9 +177,8 @@ def run_grid(
     ``on_plan`` sees what will run (after the dataset is prepared, before any training)."""
     uri = resolve_tracking_uri(config.tracking.uri)
     check_store(uri)  # before any data or training work
-    ensure_folder(
-        cache_dir()
-    )  # checkpoints live there: a file in its place fails here, not mid-job
+    # checkpoints live in the cache: a file in its place fails here, not mid-job
+    ensure_folder(cache_dir())
     kind = executor or config.executor.kind
     address = ray_address or config.executor.address
     if kind == "ray":

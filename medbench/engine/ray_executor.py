@@ -4,8 +4,9 @@ The driver creates the parent runs; each task runs one :class:`~medbench.engine.
 (a job, :func:`~medbench.engine.worker.run_job`, which creates or resumes its own child run, or
 a tuning trial), so resume works exactly as with the local executor; what follows from an
 outcome (a study's next trial) is submitted as soon as it is known. Workers must reach the
-tracking store: a SQLite file is accepted only for a local Ray instance. A task whose job failed retryably (anything but a divergence) is retried
-``executor.max_retries`` times, then its run is closed as FAILED.
+tracking store: a SQLite file is accepted only for a local Ray instance. A task whose job
+failed retryably (anything but a divergence) is retried ``executor.max_retries`` times, then
+its run is closed as FAILED.
 """
 
 from __future__ import annotations

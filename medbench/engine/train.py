@@ -579,7 +579,7 @@ class ExternalTest(Base):
                 images=data.images,
                 labels=data.labels,
                 index=np.arange(len(data.labels)),
-                batch_size=max(tc.batch_size, 64),
+                batch_size=fit.test.batch_size,
                 device=fit.device,
                 channels_last=fit.precision.channels_last,
             )

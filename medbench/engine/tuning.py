@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from medbench.config import Config, SearchSpaceConfig, TuneConfig
+from medbench.config import OBJECTIVES, Config, SearchSpaceConfig, TuneConfig
 from medbench.data.dataset import prepare_dataset
 from medbench.data.folds import FoldSplit
 from medbench.engine.budget import scaled
@@ -137,7 +137,7 @@ def objective_of(history: list[dict[str, float]], objective: str) -> tuple[float
     finite = np.flatnonzero(np.isfinite(values))
     if not len(finite):
         return math.nan, math.nan
-    pick = np.argmax if objective == "val_auc" else np.argmin
+    pick = np.argmax if OBJECTIVES[objective] == "maximize" else np.argmin
     best = int(finite[pick(values[finite])])
     return float(values[best]), float(history[best].get("epoch", best))
 
@@ -302,9 +302,8 @@ def suggest(tune: TuneConfig, job: Job, history: pd.DataFrame) -> dict[str, floa
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = search_space(tune.space, job.optimizer)
-    direction = "maximize" if tune.objective == "val_auc" else "minimize"
     sampler = _sampler(tune, job.optimizer, study_seed(job), len(history))
-    study = optuna.create_study(direction=direction, sampler=sampler)
+    study = optuna.create_study(direction=OBJECTIVES[tune.objective], sampler=sampler)
     for row in history.to_dict("records"):
         value = row.get(tune.objective)
         done = value is not None and math.isfinite(value)
@@ -337,7 +336,7 @@ def best_trial(history: pd.DataFrame, objective: str) -> dict[str, Any] | None:
     values = values[np.isfinite(values)]
     if values.empty:
         return None
-    best = values.idxmax() if objective == "val_auc" else values.idxmin()
+    best = values.idxmax() if OBJECTIVES[objective] == "maximize" else values.idxmin()
     return history.loc[best].to_dict()
 
 
@@ -373,22 +372,21 @@ class Tuner:
             return self._next(spec, outcome.fold_run_id)
         if outcome.status == Status.FAILED:  # the study cannot spend the same budget as others
             reason = f"tuning trial {trial.trial} failed: {outcome.reason}"
-            self._fail(spec, getattr(outcome, "fold_run_id", None), reason)
+            self._fail(spec, outcome.fold_run_id, reason)
         return []
 
     def _resume(self, spec: JobSpec) -> str | None:
         """The job's fold run holding the most trials (a study under way), if any; trials it
         holds that did not count (interrupted, crashed) are deleted, to be rerun."""
         refs = self.tracker.find_child(spec.job.key, spec.config_hash, spec.fingerprint)
-        best, most = None, -1
+        best, most, spent = None, -1, pd.DataFrame()
         for ref in refs:
             trials = self.tracker.trials(ref.run_id)
             keep = counted(trials)
             if len(keep) > most:
-                best, most = ref.run_id, len(keep)
+                best, most, spent = ref.run_id, len(keep), trials
         if best is not None:
-            trials = self.tracker.trials(best)
-            for run_id in set(trials["run_id"]) - set(counted(trials)["run_id"]):
+            for run_id in set(spent["run_id"]) - set(counted(spent)["run_id"]):
                 self.tracker.delete(run_id)
         return best
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medbench.config import ReportConfig
+from medbench.config import OBJECTIVES, ReportConfig
 from medbench.metrics import describe_by, quartiles, time_to_target
 from medbench.optim.registry import SAM_FAMILY
 from medbench.report import training
@@ -62,7 +62,12 @@ class Protocol:
 
     @property
     def objective(self) -> str:
-        return str(self.tune.get("objective") or "val_auc")
+        return _objective(self.tune)
+
+
+def _objective(tune: dict[str, Any]) -> str:
+    """``tune.objective`` of a logged config (``val_auc`` when it has none)."""
+    return str(tune.get("objective") or "val_auc")
 
 
 def _section(config: dict[str, Any], *keys: str) -> dict[str, Any]:
@@ -92,7 +97,8 @@ def protocol(
     budget = {"kind": "epochs", **_section(config, "train", "budget")}
     target = float(_section(config, "report").get("target_val_auc") or DEFAULT_TARGET)
     epochs = _section(config, "train").get("epochs")
-    trials = trial_table(record.trials, units, str(tune.get("objective") or "val_auc"))
+    objective = _objective(tune)
+    trials = trial_table(record.trials, units, objective)
     cost_units = unit_costs(record.folds, units)
     curves = unit_curves(record.curves, units)
     target_units = unit_targets(curves, units, target)
@@ -101,7 +107,7 @@ def protocol(
         budget=budget,
         epochs=int(epochs) if epochs is not None else None,
         target=target,
-        chosen=chosen(record.folds, units, trials, str(tune.get("objective") or "val_auc")),
+        chosen=chosen(record.folds, units, trials, objective),
         trials=trials,
         cost_per_unit=cost_units,
         cost=training.summarise(cost_units, COST_KEYS),
@@ -175,7 +181,7 @@ def chosen(
             continue
         mine = trials[trials["run_id"] == unit.run_id]
         values = mine[objective].dropna()
-        best = values.max() if objective == "val_auc" else values.min()
+        best = values.max() if OBJECTIVES.get(objective) == "maximize" else values.min()
         rows.append(
             {
                 **unit._asdict(),

@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from medbench.errors import TrackingError
+from medbench.tracking.schema import TAG_LOCK
 
 #: An MLflow server that does not answer is not retried for minutes: fail fast instead.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -156,8 +157,6 @@ def serve_ui(host: str = "127.0.0.1", port: int = 5000, tracking_uri: str | None
             file=sys.stderr,
         )
     shown = "localhost" if host in ("0.0.0.0", "::") else host
-    from medbench.tracking.schema import TAG_LOCK
-
     experiments = [
         e
         for e in client(uri).search_experiments(max_results=200)

@@ -49,6 +49,23 @@ def test_members_decode_like_an_image_file_of_the_same_pixels(tmp_path, npz):
     assert torch.equal(preprocess(member, settings), preprocess(png, settings))
 
 
+def test_a_sixteen_bit_member_is_scaled_by_its_depth_as_a_png_is(tmp_path):
+    from PIL import Image
+
+    twelve = np.linspace(0, 4095, 48 * 48).reshape(48, 48).astype(np.uint16)
+    path = tmp_path / "scans.npz"
+    np.savez(path, images=twelve[None])
+    Image.fromarray(twelve).save(tmp_path / "scan.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MedbenchWarning)  # 12 bits in 16: said once per depth
+        member, png = (
+            read_rgb(arrays.member_path(path, "images", 0)),
+            read_rgb(tmp_path / "scan.png"),
+        )
+    assert member.dtype == np.float32 and member.max() == pytest.approx(1.0)
+    np.testing.assert_array_equal(member, png)
+
+
 def test_a_members_cache_key_is_its_own_pixels(tmp_path, npz):
     path, _, _ = npz
     digests = [file_digest(arrays.member_path(path, "gray", i)) for i in range(3)]

@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import mlflow
 import pandas as pd
 import pytest
@@ -37,3 +41,19 @@ def child_runs(uri: str, name: str) -> pd.DataFrame:
     runs = mlflow.search_runs(experiment_names=[name])
     kids = runs[runs["tags.mlflow.parentRunId"].notna()]
     return kids.sort_values("tags.mlflow.runName").reset_index(drop=True)
+
+
+def start_run(config_path, data_root, cwd, cache, **popen) -> subprocess.Popen:
+    """``medbench run CONFIG --data-root DATA`` as a user starts it, in its own process with its
+    own cache folder and the working folder's MLflow store; output captured as text."""
+    env = {**os.environ, "MEDBENCH_CACHE_DIR": str(cache)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "medbench", "run", str(config_path), "--data-root", str(data_root)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )

@@ -1,9 +1,6 @@
 """Interruptions of a real `medbench run` process: SIGTERM ends cleanly, SIGKILL resumes exactly."""
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -11,7 +8,7 @@ import mlflow
 import pytest
 import yaml
 
-from tests.engine.conftest import child_runs
+from tests.engine.conftest import child_runs, start_run
 
 CONFIG = {
     "name": "interrupt",
@@ -23,19 +20,6 @@ CONFIG = {
     "flatness": {"enabled": False},
     "report": {"enabled": False},
 }
-
-
-def _start(config_path, data_root, cwd, cache):
-    env = {**os.environ, "MEDBENCH_CACHE_DIR": str(cache)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "medbench", "run", str(config_path), "--data-root", str(data_root)],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def _wait_for_checkpoint(cache: Path, proc, after: int = 0, timeout: float = 180) -> Path:
@@ -72,7 +56,7 @@ def setup(tmp_path, tiny_bus, _empty_store):
 @pytest.mark.slow
 def test_sigterm_ends_the_job_cleanly_and_keeps_its_checkpoint(setup, tiny_bus):
     config_path, work, cache = setup
-    proc = _start(config_path, tiny_bus, work, cache)
+    proc = start_run(config_path, tiny_bus, work, cache)
     ckpt = _wait_for_checkpoint(cache, proc)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
@@ -92,7 +76,7 @@ def test_sigkill_mid_grid_then_rerun_resumes_to_the_uninterrupted_result(
     import shutil
 
     config_path, work, cache = setup
-    proc = _start(config_path, tiny_bus, work, cache)
+    proc = start_run(config_path, tiny_bus, work, cache)
     _wait_for_checkpoint(cache, proc, after=1)  # at least one job done, another under way
     time.sleep(0.3)
     proc.kill()
@@ -100,7 +84,7 @@ def test_sigkill_mid_grid_then_rerun_resumes_to_the_uninterrupted_result(
     uri = f"sqlite:///{work / 'mlflow.db'}"
     before = child_runs(uri, "interrupt")
     assert "RUNNING" in set(before["status"])  # the killed job's run was left behind
-    rerun = _start(config_path, tiny_bus, work, cache)
+    rerun = start_run(config_path, tiny_bus, work, cache)
     out, err = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, err
     after = child_runs(uri, "interrupt")
@@ -112,7 +96,7 @@ def test_sigkill_mid_grid_then_rerun_resumes_to_the_uninterrupted_result(
     ref_work = tmp_path / "reference"
     ref_work.mkdir()
     shutil.copy(_empty_store, ref_work / "mlflow.db")
-    ref = _start(config_path, tiny_bus, ref_work, tmp_path / "cache-ref")
+    ref = start_run(config_path, tiny_bus, ref_work, tmp_path / "cache-ref")
     _, err = ref.communicate(timeout=600)
     assert ref.returncode == 0, err
     expected = child_runs(f"sqlite:///{ref_work / 'mlflow.db'}", "interrupt")

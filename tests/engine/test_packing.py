@@ -3,7 +3,6 @@
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ from medbench.engine.jobs import Job
 from medbench.engine.work import job_work
 from medbench.engine.worker import JobOutcome, JobSpec, Status
 from medbench.errors import ConfigError
-from tests.engine.conftest import child_runs
+from tests.engine.conftest import child_runs, start_run
 
 PINNED = ["train.threads=1", "data.n_folds=2"]  # 2 optimizers x 2 folds = 4 jobs
 
@@ -168,17 +167,7 @@ def _start(tmp_path, data_root, epochs=None, **popen):
         config = {**CONFIG, "train": train}
     config_path = tmp_path / "packed.yaml"
     config_path.write_text(yaml.safe_dump(config))
-    env = {**os.environ, "MEDBENCH_CACHE_DIR": str(tmp_path / "cache")}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "medbench", "run", str(config_path), "--data-root", str(data_root)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **popen,
-    )
+    return start_run(config_path, data_root, tmp_path, tmp_path / "cache", **popen)
 
 
 def _workers_of(pid: int) -> list[int]:

@@ -289,7 +289,7 @@ def test_sigkill_during_tuning_then_rerun_keeps_the_finished_trials(
 
     import yaml
 
-    from tests.engine.test_interrupt import _start
+    from tests.engine.conftest import start_run
 
     config = {
         "name": "tuning-kill",
@@ -307,7 +307,7 @@ def test_sigkill_during_tuning_then_rerun_keeps_the_finished_trials(
     work.mkdir()
     shutil.copy(_empty_store, work / "mlflow.db")
     uri = f"sqlite:///{work / 'mlflow.db'}"
-    proc = _start(path, tiny_bus, work, tmp_path / "cache")
+    proc = start_run(path, tiny_bus, work, tmp_path / "cache")
     client = mlflow.MlflowClient(tracking_uri=uri)
     deadline = time.time() + 300
     finished: list = []
@@ -326,7 +326,7 @@ def test_sigkill_during_tuning_then_rerun_keeps_the_finished_trials(
     assert len(before) >= 2
     left = _runs(uri, "tuning-kill")
     assert "RUNNING" in set(left["status"])  # what the killed process was doing
-    rerun = _start(path, tiny_bus, work, tmp_path / "cache")
+    rerun = start_run(path, tiny_bus, work, tmp_path / "cache")
     _, err = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, err
     folds, trials = _split(_runs(uri, "tuning-kill"))

@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from medbench.data import arrays
+from medbench.data.folds import SPLITS
 from medbench.data.layouts.base import Found, ReadOptions
 from medbench.errors import DataError
 
 NAME = "breastmnist"
 CARD = "breastmnist"
 FILE_NAME = re.compile(r"breastmnist(_(?P<size>\d+))?\.npz", re.I)
-SPLITS = ("train", "val", "test")
 #: MedMNIST's label -> medbench's (0 benign, 1 malignant): MedMNIST has 0 = malignant.
 LABEL_MAP = {0: 1, 1: 0}
 DESCRIPTION = "breastmnist.npz or breastmnist_SIZE.npz (MedMNIST BreastMNIST)"

@@ -25,7 +25,7 @@ import pandas as pd
 from medbench.data import birads, sheets
 from medbench.data.cells import cell_text, fold_value, is_blank, label_value
 from medbench.data.layouts.base import Found, ReadOptions
-from medbench.data.layouts.listed import IMAGE_SUFFIXES, column_roles
+from medbench.data.layouts.listed import IMAGE_SUFFIXES, column_roles, image_files
 from medbench.data.messages import problem
 from medbench.errors import DataError
 
@@ -103,11 +103,7 @@ def read(root: Path, sheet: str | None = None, options: ReadOptions | None = Non
     rows, roles = _table(clinical_path, CLINICAL_COLUMNS, ("id", "label"))
     folds_path = fold_file(root, sheet)
     folds, fold_problems = _folds(folds_path) if folds_path else ({}, [])
-    images = {
-        p.stem: p
-        for p in sorted((root / IMAGE_FOLDER).iterdir())
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-    }
+    images = {p.stem: p for p in image_files(root / IMAGE_FOLDER)}
     culprits: dict[str, list[str]] = {
         "bad_id": [],
         "duplicate": [],

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from medbench.data.labels import LABELS
 from medbench.data.layouts.base import Found, ReadOptions
-from medbench.data.layouts.listed import IMAGE_SUFFIXES
+from medbench.data.layouts.listed import image_files
 from medbench.data.messages import problem
 from medbench.errors import DataError
 
@@ -63,11 +63,7 @@ def detect(root: Path, sheet: str | None = None) -> bool:
 
 def _images(folder: Path) -> tuple[list[Path], int]:
     """The images of a class folder and the number of masks beside them."""
-    files = sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-    )
+    files = image_files(folder)
     images = [p for p in files if not MASK.search(p.stem)]
     return images, len(files) - len(images)
 

@@ -95,6 +95,15 @@ class Images:
         return (self.by_name if by_ext else self.by_stem).get(key, [])
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The visible image files directly in ``folder`` (by suffix), sorted."""
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+
+
 def list_images(root: Path) -> Images:
     """Image files directly in ``root`` and in each of its visible subfolders."""
     folders: dict[str, list[Path]] = {}
@@ -102,11 +111,7 @@ def list_images(root: Path) -> Images:
         for folder in [root, *sorted(p for p in root.iterdir() if p.is_dir())]:
             if folder.name.startswith(".") and folder != root:
                 continue
-            files = sorted(
-                p
-                for p in folder.iterdir()
-                if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
-            )
+            files = image_files(folder)
             if files:
                 folders["" if folder == root else folder.name] = files
     except OSError as err:
