@@ -36,7 +36,7 @@ from medbench.data.folds import FOLD_SOURCES
 from medbench.data.layouts import list_layouts
 from medbench.data.manifest import LABEL_SOURCES
 from medbench.errors import ConfigError, closest
-from medbench.optim.registry import DEFAULT_LR, SAM_FAMILY
+from medbench.optim.registry import DEFAULT_LR, is_sam_family, tunable_settings
 from medbench.optim.sam import DEFAULT_RHO, GC_NORMS
 
 _NO_DEFAULT: Any = dataclasses.MISSING
@@ -410,7 +410,7 @@ def validate(config: Config) -> Config:
                 f"optimizers[{i}]: unknown optimizer {opt!r}{closest(opt, known)}; known: {', '.join(known)}"
             )
     if config.optimizer.rho == 0:
-        sam = [o for o in config.optimizers if o in SAM_FAMILY]
+        sam = [o for o in config.optimizers if is_sam_family(o)]
         if sam:
             raise ConfigError(
                 f"optimizer.rho: must be > 0 for {', '.join(sam)} (rho 0 makes SAM plain "
@@ -451,7 +451,7 @@ def _check_compute(config: Config) -> None:
     tune, space = config.tune, config.tune.space
     if tune.enabled and tune.sampler == "grid":
         for opt in config.optimizers:
-            size = space.grid_points ** (2 if opt in SAM_FAMILY else 1)
+            size = space.grid_points ** len(tunable_settings(opt))
             if tune.trials > size:
                 raise ConfigError(
                     f"tune.trials: {tune.trials} trials exceed the grid of {opt} ({size} points); "

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from medbench.bench.timing import Spread, cpu_seconds, peak_rss_gb, reset_peak_rss
-from medbench.optim.registry import SAM_FAMILY
+from medbench.optim.registry import is_sam_family
 
 FOLDS = 5
 #: Epochs a paper job is assumed to run before early stopping (patience 10 on the validation
@@ -336,7 +336,7 @@ def bench_paper(
     pairs = [measure_pair(config, m, o, epochs, dev).to_dict() for m in models for o in optimizers]
     packing: dict[str, dict] = {}
     for m in models:
-        opt = next((o for o in optimizers if o in SAM_FAMILY), optimizers[0])
+        opt = next((o for o in optimizers if is_sam_family(o)), optimizers[0])
         runs = []
         for k in jobs:
             run = packed_throughput(overrides, str(root), m, opt, k, packing_epochs, dev)
@@ -377,7 +377,7 @@ def bench_paper(
 
 def _precisions(overrides, root, models, optimizers, names, epochs, dev) -> dict[str, Any]:
     """fp32 / TF32 / bf16 seconds per epoch and fidelity of the first SAM-family pair."""
-    sam = next((o for o in optimizers if o in SAM_FAMILY), None)
+    sam = next((o for o in optimizers if is_sam_family(o)), None)
     if sam is None:
         return {}
     out: dict[str, Any] = {"model": models[0], "optimizer": sam}

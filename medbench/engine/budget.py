@@ -24,8 +24,6 @@ from typing import TYPE_CHECKING, Any
 from medbench.metrics import time_to_target
 
 if TYPE_CHECKING:
-    import torch
-
     from medbench.config import BudgetConfig, TrainConfig
 
 
@@ -61,13 +59,6 @@ class Limits:
         if self.kind == "gradient_evals":
             return self.evals_left(state) < self.step_cost
         return self.seconds_left(state) <= 0
-
-
-def passes_per_step(optimizer: torch.optim.Optimizer) -> int:
-    """Forward-backward passes one step of ``optimizer`` takes: two for the SAM family."""
-    from medbench.optim import SAM
-
-    return 2 if isinstance(optimizer, SAM) else 1
 
 
 def limits(train: TrainConfig, batches_per_epoch: int, step_cost: int) -> Limits:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medbench.optim.registry import SAM_FAMILY
+from medbench.optim.registry import tunable_settings
 from medbench.tracking import schema
 
 
@@ -57,7 +57,8 @@ def data_seed(job: Job) -> int:
 def hyperparameters(optimizer: str, lr: float, rho: float) -> dict[str, float]:
     """The settings tuning searches for ``optimizer`` (and its fold run logs): ``lr``, and
     ``rho`` for the SAM family."""
-    return {"lr": lr, "rho": rho} if optimizer in SAM_FAMILY else {"lr": lr}
+    values = {"lr": lr, "rho": rho}
+    return {name: values[name] for name in tunable_settings(optimizer)}
 
 
 def make_jobs(

@@ -37,12 +37,15 @@ from medbench.config import Config
 from medbench.data.dataset import Dataset
 from medbench.data.folds import FoldSplit
 from medbench.data.loader import BatchLoader, place_images
-from medbench.engine.budget import Limits, limits, passes_per_step
+from medbench.engine.budget import Limits, limits
 from medbench.engine.device import Precision, set_tf32
 from medbench.engine.jobs import Job, data_seed, derive_seed, init_seed
 from medbench.errors import MedbenchWarning
 from medbench.metrics import binary_metrics
 from medbench.models import build_model
+from medbench.optim import build_optimizer, disable_running_stats, enable_running_stats
+from medbench.optim.fidelity import FIDELITY_THRESHOLD, cast_parameters, perturbation_fidelity
+from medbench.optim.registry import passes_per_step
 from medbench.paths import atomic_write
 from medbench.tracking.schema import SITE_METRICS
 
@@ -149,8 +152,6 @@ class Base:
 
 def setup(job: Job, config: Config, data: FoldData, device: torch.device) -> Fit:
     """Model (seeded by (model, fold, seed): the same for every optimizer), optimizer, loaders."""
-    from medbench.optim import build_optimizer
-
     tc = config.train
     if tc.threads:
         torch.set_num_threads(tc.threads)
@@ -233,9 +234,6 @@ def train_epoch(
     would take more than ``max_evals`` passes or start after ``deadline`` (``time.perf_counter``;
     the first step always runs, so an epoch the loop starts is never empty).
     """
-    from medbench.optim import disable_running_stats, enable_running_stats
-    from medbench.optim.fidelity import cast_parameters, perturbation_fidelity
-
     step_cost = passes_per_step(optimizer)
     two_step = step_cost == 2
     model.train()
@@ -540,10 +538,6 @@ class Progress(Base):
         )
 
 
-#: Below this cosine the network sees too little of SAM's perturbation for the arm to be SAM.
-FIDELITY_WARNING = 0.9
-
-
 class FidelityWarning(Base):
     """Warns once per job when the compute dtype erases SAM's perturbation."""
 
@@ -552,13 +546,13 @@ class FidelityWarning(Base):
 
     def epoch_completed(self, fit: Fit, metrics: dict[str, float]) -> None:
         value = metrics.get("perturbation_fidelity")
-        if self.warned or value is None or not value < FIDELITY_WARNING:
+        if self.warned or value is None or not value < FIDELITY_THRESHOLD:
             return
         self.warned = True
         warnings.warn(
             f"{fit.job.run_name}: under {fit.precision.describe()} the weight perturbation the "
             f"network sees has cosine {value:.2f} with the one {fit.job.optimizer} intends "
-            f"(below {FIDELITY_WARNING}): this arm is partly its base optimizer plus noise; "
+            f"(below {FIDELITY_THRESHOLD}): this arm is partly its base optimizer plus noise; "
             "train in fp32 (train.amp: off) for a faithful comparison",
             MedbenchWarning,
             stacklevel=2,

@@ -47,7 +47,7 @@ from medbench.engine.worker import (
     fold_data,
     start_fold_run,
 )
-from medbench.optim.registry import SAM_FAMILY
+from medbench.optim.registry import tunable_settings
 from medbench.tracking import Tracker
 from medbench.tracking import schema as s
 
@@ -262,19 +262,23 @@ def search_space(space: SearchSpaceConfig, optimizer: str):
     """Optuna distributions of ``optimizer``'s settings: log-uniform ``lr`` (and ``rho``)."""
     from optuna.distributions import FloatDistribution
 
-    out = {"lr": FloatDistribution(space.lr_low, space.lr_high, log=True)}
-    if optimizer in SAM_FAMILY:
-        out["rho"] = FloatDistribution(space.rho_low, space.rho_high, log=True)
-    return out
+    return {
+        name: FloatDistribution(*_bounds(space, name), log=True)
+        for name in tunable_settings(optimizer)
+    }
 
 
 def grid(space: SearchSpaceConfig, optimizer: str) -> dict[str, list[float]]:
     """The ``grid`` sampler's points: ``grid_points`` log-spaced values per range."""
-    points = space.grid_points
-    out = {"lr": np.geomspace(space.lr_low, space.lr_high, points).tolist()}
-    if optimizer in SAM_FAMILY:
-        out["rho"] = np.geomspace(space.rho_low, space.rho_high, points).tolist()
-    return out
+    return {
+        name: np.geomspace(*_bounds(space, name), space.grid_points).tolist()
+        for name in tunable_settings(optimizer)
+    }
+
+
+def _bounds(space: SearchSpaceConfig, name: str) -> tuple[float, float]:
+    """The search range of setting ``name`` (``tune.space.{name}_low`` / ``_high``)."""
+    return getattr(space, f"{name}_low"), getattr(space, f"{name}_high")
 
 
 def _sampler(tune: TuneConfig, optimizer: str, study_seed: int, trial: int):

@@ -16,6 +16,10 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import Tensor, nn
 
+#: Below this cosine the network sees too little of SAM's perturbation for the arm to be SAM:
+#: training warns, the report flags the arm.
+FIDELITY_THRESHOLD = 0.9
+
 #: Modules whose parameters autocast feeds to its lower-precision kernels.
 CAST_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.MultiheadAttention)
 

@@ -24,11 +24,14 @@ DEFAULTS: dict[str, Any] = {"lr": DEFAULT_LR, "base": "adam"}
 
 @dataclass(frozen=True)
 class BaseSpec:
-    """A torch optimizer usable alone and as the base of the SAM family."""
+    """A torch optimizer usable alone and as the base of the SAM family: one pass per step, and
+    tuning searches its learning rate."""
 
     cls: type[Optimizer]
     settings: tuple[str, ...]
     description: str
+    passes_per_step: int = 1
+    tunable: tuple[str, ...] = ("lr",)
 
 
 BASES: dict[str, BaseSpec] = {
@@ -52,12 +55,18 @@ BASES: dict[str, BaseSpec] = {
 
 @dataclass(frozen=True)
 class SamSpec:
-    """A member of the SAM family: its class, its own settings and fixed values."""
+    """A member of the SAM family: its class, its own settings and fixed values. A step is two
+    forward-backward passes (ascent, then descent); tuning searches lr and the radius rho."""
 
     cls: type[SAM]
     settings: tuple[str, ...]
     description: str
     fixed: tuple[tuple[str, Any], ...] = ()
+    tunable: tuple[str, ...] = ("lr", "rho")
+
+    @property
+    def passes_per_step(self) -> int:
+        return self.cls.passes_per_step
 
 
 _SAM_SETTINGS = ("base", "rho", "adaptive")
@@ -84,6 +93,41 @@ OPTIMIZER_SETTINGS: frozenset[str] = frozenset(
     {s for spec in BASES.values() for s in spec.settings}
     | {s for spec in SAM_FAMILY.values() for s in spec.settings}
 )
+
+
+def optimizer_spec(name: str) -> BaseSpec | SamSpec:
+    """The registry entry of optimizer ``name``.
+
+    Raises
+    ------
+    ConfigError
+        ``name`` is not in the registry (with the closest known name).
+    """
+    spec = BASES.get(name) or SAM_FAMILY.get(name)
+    if spec is None:
+        raise ConfigError(
+            f"unknown optimizer {name!r}{closest(name, list_optimizers())}; "
+            f"known: {', '.join(list_optimizers())}"
+        )
+    return spec
+
+
+def is_sam_family(name: str) -> bool:
+    """Whether ``name`` perturbs the weights before its step (SAM, ASAM, GCSAM)."""
+    return name in SAM_FAMILY
+
+
+def passes_per_step(optimizer: str | Optimizer) -> int:
+    """Forward-backward passes one step of ``optimizer`` (a registry name or a built optimizer)
+    costs: 2 for the SAM family, 1 otherwise."""
+    if isinstance(optimizer, str):
+        return optimizer_spec(optimizer).passes_per_step
+    return getattr(optimizer, "passes_per_step", 1)
+
+
+def tunable_settings(name: str) -> tuple[str, ...]:
+    """The settings tuning searches for optimizer ``name`` (and its fold run logs)."""
+    return optimizer_spec(name).tunable
 
 
 def describe_optimizers() -> dict[str, str]:
@@ -140,11 +184,7 @@ def build_optimizer(name: str, params: Iterable, **settings: Any) -> Optimizer:
         Unknown optimizer or base name, a setting no optimizer knows, an invalid ``gc_norm``, or
         a value the optimizer rejects.
     """
-    if name not in BASES and name not in SAM_FAMILY:
-        raise ConfigError(
-            f"unknown optimizer {name!r}{closest(name, list_optimizers())}; "
-            f"known: {', '.join(list_optimizers())}"
-        )
+    optimizer_spec(name)  # an unknown name fails here, with the closest known one
     check_settings(settings)
     values = {**DEFAULTS, **settings}
     if "betas" in values:

@@ -71,6 +71,9 @@ class SAM(Optimizer):
         The base optimizer does not take one of ``base_kwargs``.
     """
 
+    #: Forward-backward passes per step: the ascent's and the descent's.
+    passes_per_step = 2
+
     def __init__(
         self,
         params: ParamsT,

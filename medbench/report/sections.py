@@ -32,7 +32,7 @@ from medbench.report.formatting import (
     seconds,
 )
 from medbench.report.stats import wilcoxon_min_p
-from medbench.report.training import FIDELITY_THRESHOLD
+from medbench.optim.fidelity import FIDELITY_THRESHOLD
 from medbench.report.vocab import metric_label, reader_style
 from medbench.tracking import ExperimentRecord, schema
 from medbench.tracking.reader import tag_column

@@ -16,13 +16,11 @@ import numpy as np
 import pandas as pd
 
 from medbench.metrics import describe, describe_by, quartiles
+from medbench.optim.fidelity import FIDELITY_THRESHOLD
 from medbench.tracking import FLATNESS_FILE
 
 FLATNESS_KEYS = ("hessian_top_eigenvalue", "hessian_trace", "sam_sharpness", "seconds", "n_samples")
 COST_KEYS = ("epochs", "epoch_time_s", "train_time_s", "time_to_best_epoch_s", "gradient_evals")
-#: Below this cosine the SAM arm is partly its base optimizer plus noise (the engine's
-#: ``FIDELITY_WARNING``, which warns during training).
-FIDELITY_THRESHOLD = 0.9
 
 
 def _unit_curves(curves: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from medbench.config import OBJECTIVES, ReportConfig
 from medbench.metrics import describe_by, quartiles, time_to_target
-from medbench.optim.registry import SAM_FAMILY
+from medbench.optim.registry import passes_per_step
 from medbench.report import training
 from medbench.tracking import ExperimentRecord
 from medbench.tracking import schema as s
@@ -75,11 +75,6 @@ def _section(config: dict[str, Any], *keys: str) -> dict[str, Any]:
     for key in keys:
         node = node.get(key) if isinstance(node, dict) else None
     return dict(node) if isinstance(node, dict) else {}
-
-
-def passes_per_step(optimizer: str) -> int:
-    """Forward-backward passes one step of ``optimizer`` takes: two for the SAM family."""
-    return 2 if optimizer in SAM_FAMILY else 1
 
 
 def protocol(

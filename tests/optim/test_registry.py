@@ -7,6 +7,7 @@ import torch
 
 from medbench.errors import ConfigError
 from medbench.optim import GCSAM, OPTIMIZER_SETTINGS, SAM, build_optimizer, list_optimizers
+from medbench.optim.registry import is_sam_family, passes_per_step, tunable_settings
 
 
 def _params():
@@ -84,3 +85,26 @@ def test_unknown_setting_is_named():
 def test_bad_values_are_config_errors(name, settings, message):
     with pytest.raises(ConfigError, match=message):
         build_optimizer(name, _params(), **settings)
+
+
+@pytest.mark.parametrize(
+    ("name", "passes", "tunable", "sam_family"),
+    [
+        ("adam", 1, ("lr",), False),
+        ("sgd", 1, ("lr",), False),
+        ("sam", 2, ("lr", "rho"), True),
+        ("asam", 2, ("lr", "rho"), True),
+        ("gcsam", 2, ("lr", "rho"), True),
+    ],
+)
+def test_each_entry_knows_its_cost_and_what_tuning_searches(name, passes, tunable, sam_family):
+    assert passes_per_step(name) == passes
+    # a built optimizer costs what its entry says
+    assert passes_per_step(build_optimizer(name, _params(), **GRID)) == passes
+    assert tunable_settings(name) == tunable
+    assert is_sam_family(name) is sam_family
+
+
+def test_an_unknown_name_fails_with_the_closest_one():
+    with pytest.raises(ConfigError, match="did you mean 'gcsam'"):
+        passes_per_step("gcsma")
