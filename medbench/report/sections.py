@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from medbench.optim.fidelity import FIDELITY_THRESHOLD
 from medbench.report import document as d
 from medbench.report import figures, results
 from medbench.report.analysis import Analysis, config_value
@@ -32,7 +33,6 @@ from medbench.report.formatting import (
     seconds,
 )
 from medbench.report.stats import wilcoxon_min_p
-from medbench.optim.fidelity import FIDELITY_THRESHOLD
 from medbench.report.vocab import metric_label, reader_style
 from medbench.tracking import ExperimentRecord, schema
 from medbench.tracking.reader import tag_column
