@@ -25,6 +25,7 @@ import math
 import re
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -35,8 +36,9 @@ import yaml
 from medbench.data.folds import FOLD_SOURCES
 from medbench.data.layouts import list_layouts
 from medbench.data.manifest import LABEL_SOURCES
-from medbench.errors import ConfigError, closest
-from medbench.optim.registry import DEFAULT_LR, is_sam_family, tunable_settings
+from medbench.errors import ConfigError, MedbenchWarning, closest
+from medbench.models import check_model
+from medbench.optim.registry import DEFAULT_LR, is_sam_family, list_optimizers, tunable_settings
 from medbench.optim.sam import DEFAULT_RHO, GC_NORMS
 
 _NO_DEFAULT: Any = dataclasses.MISSING
@@ -378,9 +380,6 @@ def check_section(obj: Any, prefix: str) -> None:
 
 def validate(config: Config) -> Config:
     """Check every field and the rules between fields; raise ConfigError naming the key."""
-    from medbench.models import check_model
-    from medbench.optim import list_optimizers
-
     _check_section(config, "")
     if not DEVICE_PATTERN.fullmatch(config.train.device):
         raise ConfigError(
@@ -579,6 +578,74 @@ def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
     config = _build(Config, raw)
     config.source = source
     return validate(config)
+
+
+def config_from_logged(raw: dict[str, Any] | None) -> Config:
+    """The typed config of finished runs, rebuilt from the config they logged (``config.yaml`` of
+    a parent run), which this or an older medbench version wrote.
+
+    Unlike :func:`config_from_dict` it is tolerant, because the runs already happened: a key this
+    version does not know (renamed or removed since) is left out, a key it does not find (added
+    since) takes today's default from the dataclasses, and a value that cannot be read as its
+    field's type is left out like an unknown key; those left out are named in one
+    :class:`~medbench.errors.MedbenchWarning`. Nothing is validated: a value today's rules reject
+    (an optimizer or a model no longer registered, a bound tightened since) was accepted when the
+    runs were made, and it is what they used, so it is kept as logged.
+
+    Parameters
+    ----------
+    raw : dict or None
+        The logged config as YAML reads it; empty or None when no config was logged (every
+        setting then takes its default).
+
+    Returns
+    -------
+    Config
+        Typed, with ``source`` ``"<logged>"``.
+    """
+    left_out: list[str] = []
+    config = _rebuild(Config, raw if isinstance(raw, dict) else {}, "", left_out)
+    config.source = "<logged>"
+    if left_out:
+        warnings.warn(
+            MedbenchWarning(
+                "the logged config has settings this medbench version does not know or cannot "
+                f"read; left out (their defaults used): {', '.join(left_out)}"
+            ),
+            stacklevel=2,
+        )
+    return config
+
+
+def _rebuild(cls: type, data: dict[str, Any], prefix: str, left_out: list[str]) -> Any:
+    """:func:`_build`, tolerant: unknown and unreadable keys go to ``left_out``."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in _fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if key not in fields:
+            left_out.append(full)
+            continue
+        choices = fields[key].metadata.get("choices") or ()
+        if isinstance(value, bool) and "off" in choices:  # as _build reads a bare off/on
+            value = "on" if value else "off"
+        try:
+            kwargs[key] = _rebuild_value(value, hints[key], full, left_out)
+        except ConfigError:
+            left_out.append(full)
+    return cls(**kwargs)
+
+
+def _rebuild_value(value: Any, tp: Any, key: str, left_out: list[str]) -> Any:
+    """:func:`_coerce` of one logged value, sections (and lists of them) rebuilt tolerantly."""
+    if dataclasses.is_dataclass(tp) and isinstance(value, dict):
+        return _rebuild(tp, value, key + ".", left_out)
+    if typing.get_origin(tp) is list:
+        (item,) = typing.get_args(tp)
+        if dataclasses.is_dataclass(item) and isinstance(value, list):
+            return [_rebuild_value(v, item, f"{key}[{i}]", left_out) for i, v in enumerate(value)]
+    return _coerce(value, tp, key)
 
 
 def load_config(

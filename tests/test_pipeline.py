@@ -2,10 +2,13 @@
 table is the report's own numbers."""
 
 import math
+import shutil
 
 import pandas as pd
 import pytest
 
+from medbench.config import load_config
+from medbench.data.synthetic import generate
 from medbench.pipeline import run_benchmark
 from medbench.report.analysis import analyse
 from medbench.report.build import read_experiment
@@ -16,11 +19,6 @@ from medbench.tracking import schema
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory, _empty_store):
     """A tiny grid run once through the real engine, with flatness, and its report."""
-    import shutil
-
-    from medbench.config import load_config
-    from medbench.data.synthetic import generate
-
     root = tmp_path_factory.mktemp("pipeline")
     generate(root / "bus", n=60, seed=3)
     shutil.copy(_empty_store, root / "mlflow.db")
@@ -55,15 +53,15 @@ def grid(tmp_path_factory, _empty_store):
 def test_report_recomputes_what_the_engine_logged(grid):
     _, record, a = grid
     logged = record.folds.set_index("run_id")
-    assert len(a.per_unit) == 4
-    for unit in a.per_unit.itertuples():
+    assert len(a.inputs.per_unit) == 4
+    for unit in a.inputs.per_unit.itertuples():
         for metric in ("auc", "accuracy", "sensitivity", "specificity", "f1", "ece", "brier"):
             assert getattr(unit, metric) == pytest.approx(
                 logged.at[unit.run_id, schema.test_metric(metric)], abs=1e-12
             ), metric
-    cost = a.cost_per_unit.set_index("run_id")
-    flat = a.flatness_per_unit.set_index("run_id")
-    curves = a.curves
+    cost = a.result("cost").cost_per_unit.set_index("run_id")
+    flat = a.result("flatness").per_unit.set_index("run_id")
+    curves = a.result("training")
     for run_id, row in logged.iterrows():
         assert cost.at[run_id, "train_time_s"] == pytest.approx(row["train_time_s"])
         assert cost.at[run_id, "epochs"] == 2
@@ -78,7 +76,7 @@ def test_report_recomputes_what_the_engine_logged(grid):
 def test_closing_table_is_the_reports_numbers(grid, capsys):
     result, _, a = grid
     summary = result.summary
-    perf = a.performance.set_index(["model", "optimizer"])
+    perf = a.result("performance").performance.set_index(["model", "optimizer"])
     for row in summary.itertuples():
         assert row.auc_mean == perf.at[(row.model, row.optimizer), "auc_mean"]
         assert row.accuracy_std == perf.at[(row.model, row.optimizer), "accuracy_std"]

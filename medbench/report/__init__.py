@@ -1,19 +1,19 @@
 """Reports built from MLflow: figures, tables, statistics, ``report.md`` and ``report.html``.
 
-One direction, each module one concern:
+The report is an ordered list of parts, one module per topic (``parts``: the verdict,
+performance, comparisons, calibration, ..., the appendix); each part computes its numbers, names
+its tables, draws its figures and writes its section(s) (the contract: ``part.Part``). What they
+share:
 
-- ``results`` and ``training``: tables from the runs (test metrics recomputed from each fold's
-  ``predictions.csv``, seeds averaged within each fold; curves, cost, fidelity and flatness),
-  with ``stats`` (stratified bootstrap counts, percentile and Wilson intervals, the corrected
-  resampled and Bayesian correlated t-tests, Holm) and ``clinical`` (the readers' BI-RADS calls,
-  kappas). Means, standard deviations and quartiles come from :func:`medbench.metrics.describe`,
-  :func:`~medbench.metrics.quartiles` and :func:`~medbench.metrics.describe_by`.
-- ``analysis``: :func:`analyse` computes every number once: each table, what each figure draws,
-  and the closing summary.
-- ``vocab``: metric labels, optimizer order and colours, reader names and markers.
-- ``formatting``: how numbers are printed.
-- ``figures`` (draw only), ``sections`` and ``document`` (Markdown and HTML), ``summary`` (the
-  command line's closing table).
+- ``inputs``: the common inputs, computed once: the typed config of the runs, which runs count
+  (``units``), their metrics recomputed from each fold's ``predictions.csv`` with seeds averaged
+  within each fold, and the stratified bootstrap (``resampling``).
+- ``stats`` (percentile and Wilson intervals, the corrected resampled and Bayesian correlated
+  t-tests, Holm) and ``clinical`` (the readers' BI-RADS calls, kappas).
+- ``vocab`` (metric labels, optimizer order and colours, reader styles), ``formatting`` (how
+  numbers are printed), ``figures`` (style, saving, the ROC figure), ``document`` (Markdown and
+  HTML), ``summary`` (the command line's closing table).
+- ``analysis``: :func:`analyse` computes the inputs and every part's result once.
 - ``build``: :func:`read_experiment` → :func:`analyse` → :func:`write_report`, or
   :func:`build_report` for all three (the ``medbench report`` entry point).
 """
@@ -23,7 +23,7 @@ from __future__ import annotations
 from importlib import import_module
 
 _PUBLIC = {
-    "Analysis": "medbench.report.analysis",
+    "Analysis": "medbench.report.part",
     "analyse": "medbench.report.analysis",
     "build_report": "medbench.report.build",
     "read_experiment": "medbench.report.build",

@@ -3,6 +3,9 @@
 self-contained ``report.html`` and attach them to the experiment's parent runs
 (:func:`write_report`); :func:`build_report` does all three in one call.
 
+Writing loops over the parts of the analysis, in order: each part's tables
+(``table_{name}.csv``), its figures, then its sections of the document (:func:`compose`).
+
 Everything lands flat in one folder (``fig_*``, ``table_*``, ``report.*``) so that the relative
 links of ``report.md`` also resolve in the ``report/`` artifact folder of each parent run.
 """
@@ -10,26 +13,21 @@ links of ``report.md`` also resolve in the ``report/`` artifact folder of each p
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from medbench.paths import atomic_folder, ensure_folder, storage_error
 from medbench.report import document as d
-from medbench.report import figures, vocab
-from medbench.report.analysis import Analysis, analyse
-from medbench.report.sections import compose
+from medbench.report.analysis import analyse
+from medbench.report.figures import FigureFiles, safe_name
+from medbench.report.part import Analysis, Writer
 from medbench.tracking import ExperimentRecord, load_experiment, log_report
 
 
 def default_out_dir(experiment: str) -> Path:
     """``reports/EXPERIMENT`` in the working folder (the name made safe for a folder)."""
-    return Path("reports") / _safe(experiment)
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._") or "report"
+    return Path("reports") / safe_name(experiment)
 
 
 def read_experiment(
@@ -92,7 +90,7 @@ def write_report(
     def fill(tmp: Path) -> list[str]:
         tables = write_tables(analysis, tmp)
         figs = draw_figures(analysis, tmp)
-        doc = compose(record, analysis, figs, tables)
+        doc = compose(analysis, figs, tables)
         (tmp / "report.md").write_text(d.to_markdown(doc), encoding="utf-8")
         (tmp / "report.html").write_text(d.to_html(doc, tmp), encoding="utf-8")
         return [
@@ -167,208 +165,42 @@ def _quiet_downloads() -> Iterator[None]:
         os.environ.pop(key, None)
 
 
-# -- tables ------------------------------------------------------------------------------------
-
-TABLE_FILES = {
-    "runs": "table_runs.csv",
-    "problems": "table_failed_runs.csv",
-    "per_fold": "table_per_fold.csv",
-    "performance": "table_performance.csv",
-    "pooled": "table_pooled_auc.csv",
-    "seed_spread": "table_seed_spread.csv",
-    "fold_differences": "table_fold_differences.csv",
-    "paired": "table_paired_tests.csv",
-    "paired_pooled": "table_paired_pooled_auc.csv",
-    "calibration": "table_calibration.csv",
-    "confusion": "table_confusion.csv",
-    "sites": "table_sites.csv",
-    "readers": "table_readers.csv",
-    "agreement": "table_reader_agreement.csv",
-    "vs_readers": "table_model_vs_readers.csv",
-    "curves": "table_learning_curves.csv",
-    "fidelity": "table_fidelity.csv",
-    "cost_per_fold": "table_cost_per_fold.csv",
-    "cost": "table_cost.csv",
-    "flatness_per_fold": "table_flatness_per_fold.csv",
-    "flatness": "table_flatness.csv",
-    "tuning_chosen": "table_tuning_chosen.csv",
-    "tuning_trials": "table_tuning_trials.csv",
-    "total_cost_per_fold": "table_total_cost_per_fold.csv",
-    "total_cost": "table_total_cost.csv",
-    "time_to_target_per_fold": "table_time_to_target_per_fold.csv",
-    "time_to_target": "table_time_to_target.csv",
-    "compute_curves": "table_val_auc_by_compute.csv",
-    "equal_compute": "table_equal_compute.csv",
-    "external": "table_external.csv",
-    "external_per_fold": "table_external_per_fold.csv",
-    "external_paired": "table_external_paired_tests.csv",
-}
+# -- writing, part by part ------------------------------------------------------------------------
 
 
 def write_tables(a: Analysis, out: Path) -> dict[str, Path]:
-    """Every table as a full-precision CSV (the Markdown shows rounded values)."""
-    frames = {
-        "runs": a.inventory.status,
-        "problems": a.inventory.problems,
-        "per_fold": a.per_unit,
-        "performance": a.performance,
-        "pooled": a.pooled,
-        "seed_spread": a.seed_spread,
-        "fold_differences": a.fold_differences,
-        "paired": a.paired,
-        "paired_pooled": a.paired_pooled,
-        "calibration": a.calibration,
-        "confusion": a.confusion,
-        "sites": a.sites,
-        "readers": a.readers,
-        "agreement": a.agreement,
-        "vs_readers": a.vs_readers,
-        "curves": a.curves,
-        "fidelity": a.fidelity,
-        "cost_per_fold": a.cost_per_unit,
-        "cost": a.cost,
-        "flatness_per_fold": a.flatness_per_unit,
-        "flatness": a.flatness,
-        "tuning_chosen": a.protocol.chosen,
-        "tuning_trials": a.protocol.trials,
-        "total_cost_per_fold": a.protocol.cost_per_unit,
-        "total_cost": a.protocol.cost,
-        "time_to_target_per_fold": a.protocol.target_per_unit,
-        "time_to_target": a.protocol.to_target,
-        "compute_curves": a.protocol.compute_curves,
-        "equal_compute": a.protocol.equal_compute,
-    }
-    if a.external is not None:
-        frames.update(
-            external=a.external.summary,
-            external_per_fold=a.external.per_unit,
-            external_paired=a.external.paired,
-        )
-    written = {}
-    for key, frame in frames.items():
-        if frame is None or frame.empty:
-            continue
-        path = out / TABLE_FILES[key]
-        frame.to_csv(path, index=False)
-        written[key] = path
+    """Every part's tables as full-precision CSVs, ``table_{name}.csv`` (the Markdown shows
+    rounded values); empty tables are not written."""
+    written: dict[str, Path] = {}
+    for part in a.parts:
+        for name, frame in part.tables(a.result(part.name)).items():
+            if name in written:
+                raise ValueError(f"part {part.name!r}: a table {name!r} was already written")
+            if frame is None or frame.empty:
+                continue
+            path = out / f"table_{name}.csv"
+            frame.to_csv(path, index=False)
+            written[name] = path
     return written
 
 
-# -- figures -----------------------------------------------------------------------------------
-
-
-def draw_figures(a: Analysis, out: Path) -> dict[str, figures.FigureFiles]:
-    """Draw every figure the data allow; keys name them for :func:`compose`."""
-    colours = vocab.optimizer_colours(a.optimizers)
-    made: dict[str, figures.FigureFiles] = {}
-    if a.external is not None and not a.external.empty:
-        made.update(_external_figures(a, colours, out))
-    if a.per_unit.empty:
-        return made
-    models = [m for m in a.models if (a.per_unit["model"] == m).any()]
-    opts = [o for o in a.optimizers if (a.per_unit["optimizer"] == o).any()]
-    folds = sorted(a.fold_means["fold"].unique())  # the order of the folds' markers
-
-    def keep(key: str, fig, stem: str) -> None:
-        made[key] = figures.save(fig, out, stem)
-
-    for model in models:
-        keep(
-            f"roc/{model}",
-            figures.roc(a.roc, a.performance, a.readers_by_model, model, opts, colours),
-            f"fig_roc_{_safe(model)}",
-        )
-        keep(
-            f"confusion/{model}",
-            figures.confusion(a.confusion_shares, model, opts),
-            f"fig_confusion_{_safe(model)}",
-        )
-        keep(
-            f"reliability/{model}",
-            figures.reliability(a.reliability, model, opts, colours),
-            f"fig_reliability_{_safe(model)}",
-        )
-        if not a.landscape.empty and (a.landscape["model"] == model).any():
-            keep(
-                f"flatness/{model}",
-                figures.flatness(a.landscape, a.flatness_folds, a.flatness, model, opts, colours),
-                f"fig_flatness_{_safe(model)}",
-            )
-    keep(
-        "intervals",
-        figures.intervals(a.performance, a.fold_means, models, opts, colours),
-        "fig_auc_accuracy_ci",
-    )
-    keep(
-        "paired",
-        figures.paired_folds(a.paired_folds, models, opts, colours, folds),
-        "fig_paired_folds_auc",
-    )
-    if not a.paired.empty:
-        keep(
-            "differences",
-            figures.differences(
-                a.fold_differences,
-                a.paired,
-                models,
-                list(dict.fromkeys(a.paired["metric"])),
-                a.rope,
-                folds,
-            ),
-            "fig_differences",
-        )
-    if not a.curves.empty:
-        keep("learning", figures.learning(a.curves, models, opts, colours), "fig_learning_curves")
-    if not a.cost.empty:
-        keep("cost", figures.cost(a.cost, models, opts, colours), "fig_training_cost")
-        if a.cost["gradient_evals_n"].gt(0).any():
-            keep(
-                "compute",
-                figures.compute(a.performance, a.cost, models, opts, colours),
-                "fig_auc_vs_compute",
-            )
-    p = a.protocol
-    if not p.chosen.empty:
-        space = p.tune.get("space") or {}
-        bounds = {
-            name: tuple(space[f"{name}_{end}"] for end in ("low", "high"))
-            for name in ("lr", "rho")
-            if all(f"{name}_{end}" in space for end in ("low", "high"))
-        }
-        tuned = [m for m in models if (p.chosen["model"] == m).any()]
-        keep("tuning", figures.tuning_choices(p.chosen, bounds, tuned, opts, colours), "fig_tuning")
-    if not p.compute_curves.empty:
-        keep(
-            "compute_curves",
-            figures.compute_curves(p.compute_curves, p.target, models, opts, colours),
-            "fig_val_auc_by_compute",
-        )
+def draw_figures(a: Analysis, out: Path) -> dict[str, FigureFiles]:
+    """Every figure the data allow, by key (the keys the sections show them by)."""
+    made: dict[str, FigureFiles] = {}
+    for part in a.parts:
+        drawn = part.figures(a.result(part.name), a, out)
+        again = sorted(set(drawn) & set(made))
+        if again:
+            raise ValueError(f"part {part.name!r}: figure(s) {', '.join(again)} drawn twice")
+        made.update(drawn)
     return made
 
 
-def _external_figures(
-    a: Analysis, colours: dict[str, str], out: Path
-) -> dict[str, figures.FigureFiles]:
-    """The ROC of each model on each external dataset (keys ``external_roc/{dataset}/{model}``)."""
-    ext, made = a.external, {}
-    for name in ext.datasets:
-        tables = [t[t["dataset"] == name] for t in (ext.roc, ext.summary, ext.readers)]
-        for model in a.models:
-            opts = [
-                o
-                for o in a.optimizers
-                if ((tables[1]["model"] == model) & (tables[1]["optimizer"] == o)).any()
-            ]
-            if not opts:
-                continue
-            fig = figures.roc(
-                *tables,
-                model,
-                opts,
-                colours,
-                title=f"{model} on {name} (external)\nROC, mean ± 1 std over fold checkpoints",
-            )
-            made[f"external_roc/{name}/{model}"] = figures.save(
-                fig, out, f"fig_external_roc_{_safe(name)}_{_safe(model)}"
-            )
-    return made
+def compose(a: Analysis, figs: dict[str, FigureFiles], tables: dict[str, Path]) -> d.Document:
+    """The whole report: each part's sections in order; ``figs`` and ``tables`` are the files
+    written beside it, by key."""
+    doc = d.Document(f"medbench report: {a.inputs.record.name}")
+    writer = Writer(a, figs, tables, doc)
+    for part in a.parts:
+        part.sections(a.result(part.name), writer)
+    return doc

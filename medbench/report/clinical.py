@@ -4,6 +4,8 @@ readers' specificity and sensitivity, and agreement between the two readers.
 A reader calls a lesion malignant at BI-RADS 4a or above (a plain "4" counts as positive). Values
 that are empty are *missing*; values that are not a BI-RADS assessment category are *stray* (the
 real sheet holds one). Both are left out of the reader's numbers and counted, never guessed.
+The tables here (:func:`images`, :func:`readers_table`, :func:`readers_by_model`) serve several
+parts of the report: the readers' section, the ROC figures and external validation.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import roc_curve
 
 from medbench.data import birads
@@ -22,6 +25,7 @@ from medbench.report.stats import (
     BOOTSTRAP_SEED,
     percentile_interval,
     stratified_counts,
+    wilson_interval,
 )
 
 READERS = ("birads_reader1", "birads_reader2")
@@ -241,3 +245,55 @@ def reader_agreement(
         kappa[name] = float(values[0])
         low[name], high[name] = percentile_interval(values[1:], confidence)
     return Agreement(n, float((calls[0] == calls[1]).mean()), kappa, low, high)
+
+
+# -- tables of the readers ----------------------------------------------------------------------
+
+
+def images(preds: pd.DataFrame) -> pd.DataFrame:
+    """One row per test image (the readers' calls do not depend on the model)."""
+    cols = [c for c in ("id", "site", "label", *READERS) if c in preds]
+    return preds[cols].drop_duplicates("id").sort_values("id").reset_index(drop=True)
+
+
+def readers_table(imgs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Per reader: images, calls used, missing and stray values left out, operating point with
+    Wilson intervals of its sensitivity and specificity."""
+    rows = []
+    for reader in READERS:
+        values = imgs[reader].tolist() if reader in imgs else [None] * len(imgs)
+        calls = reader_calls(values)
+        valid = calls.valid
+        point = operating_point(imgs["label"].to_numpy()[valid], calls.positive[valid].astype(int))
+        sens_ci = wilson_interval(point.tp, point.tp + point.fn, confidence)
+        spec_ci = wilson_interval(point.tn, point.tn + point.fp, confidence)
+        rows.append(
+            {
+                "reader": reader,
+                "n_images": len(imgs),
+                "n_used": int(valid.sum()),
+                "n_missing": calls.n_missing,
+                "n_stray": calls.n_stray,
+                "sensitivity": point.sensitivity,
+                "sensitivity_ci_low": sens_ci[0],
+                "sensitivity_ci_high": sens_ci[1],
+                "specificity": point.specificity,
+                "specificity_ci_low": spec_ci[0],
+                "specificity_ci_high": spec_ci[1],
+                "tp": point.tp,
+                "fn": point.fn,
+                "tn": point.tn,
+                "fp": point.fp,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def readers_by_model(preds: pd.DataFrame) -> pd.DataFrame:
+    """:func:`readers_table` on the test images of each model (the points of its ROC figure)."""
+    frames = []
+    for model, part in preds.groupby("model", sort=False):
+        table = readers_table(images(part))
+        table.insert(0, "model", model)
+        frames.append(table)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -1,5 +1,6 @@
 """Numbers as the report and the command line print them: fixed decimals, mean ± std, intervals,
-p-values and durations; anything undefined prints as "n/a" (or nothing, for a spread)."""
+p-values and durations, and the cells of summary rows; anything undefined prints as "n/a" (or
+nothing, for a spread)."""
 
 from __future__ import annotations
 
@@ -87,3 +88,24 @@ def fquartiles(median, q25, q75, fmt=fnum) -> str:
 def fcount(x) -> str:
     """A large count with thousands separators: "1,234,567"; "n/a" when undefined."""
     return _number(x, ",.0f")
+
+
+# -- cells of a table row (a row of a summary table, as a dict) ------------------------------------
+
+
+def fcell(row, metric: str, digits: int = 3) -> str:
+    """ "mean ± std [low, high]" of ``metric`` in a summary row (``{metric}_mean`` etc.)."""
+    text = fpm(row[f"{metric}_mean"], row[f"{metric}_std"], digits)
+    ci = fci(row[f"{metric}_ci_low"], row[f"{metric}_ci_high"], digits)
+    return f"{text} {ci}".strip()
+
+
+def fquartile_cell(row, key: str, fmt=fsig) -> str:
+    """:func:`fquartiles` of ``key`` in a summary row (``{key}_median``, ``_q25``, ``_q75``)."""
+    return fquartiles(row[f"{key}_median"], row[f"{key}_q25"], row[f"{key}_q75"], fmt)
+
+
+def fruns(row) -> str:
+    """ "3/4 (incomplete)": the finished runs of a row against those expected."""
+    done = f"{int(row['n_finished'])}/{int(row['n_expected'])}"
+    return done if row["complete"] else f"{done} (incomplete)"

@@ -7,8 +7,8 @@ import math
 
 import pandas as pd
 
-from medbench.report.analysis import Analysis
 from medbench.report.formatting import fpm
+from medbench.report.part import Analysis
 
 SUMMARY_COLUMNS = [
     "model",
@@ -33,12 +33,12 @@ def summary_table(analysis: Analysis) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        One row per row of ``analysis.performance`` with columns ``model``, ``optimizer``,
+        One row per row of the performance part's table with columns ``model``, ``optimizer``,
         ``runs`` (finished folds that count), ``failed`` (fold runs that failed and were not
         rerun successfully), ``auc_mean``, ``auc_std``, ``accuracy_mean``, ``accuracy_std``:
         the performance table's own numbers, recomputed from the predictions.
     """
-    problems = analysis.inventory.problems
+    problems = analysis.inputs.inventory.problems
     failed = problems[problems["status"] == "FAILED"].groupby(["model", "optimizer"]).size()
     rows = [
         {
@@ -48,7 +48,7 @@ def summary_table(analysis: Analysis) -> pd.DataFrame:
             "failed": int(failed.get((r["model"], r["optimizer"]), 0)),
             **{c: r[c] for c in SUMMARY_COLUMNS[4:]},
         }
-        for r in analysis.performance.to_dict("records")
+        for r in analysis.result("performance").performance.to_dict("records")
     ]
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 

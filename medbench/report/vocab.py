@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from medbench.optim.registry import list_optimizers
+
 #: How a metric is named inside a sentence or an axis label ("Test accuracy per fold").
 METRIC_LABELS = {
     "auc": "AUC",
@@ -31,15 +33,18 @@ def metric_label(metric: str, capitalised: bool = False) -> str:
     return label[:1].upper() + label[1:] if capitalised else label
 
 
-#: Known optimizers first, in the order a reader expects them; others follow alphabetically.
-KNOWN_OPTIMIZERS = ("adam", "sam", "gcsam", "asam", "sgd", "adamw")
-
-
 def ordered(found: Iterable, preferred: Iterable[str] = ()) -> list[str]:
     """``found`` names in ``preferred`` order first, then the rest sorted."""
     found = [str(x) for x in dict.fromkeys(found) if isinstance(x, str) or pd.notna(x)]
     first = [p for p in dict.fromkeys(preferred) if p in found]
     return first + sorted(x for x in found if x not in first)
+
+
+#: The order a reader expects: the baseline, the SAM family, then the other plain optimizers.
+READING_ORDER = ("adam", "sam", "gcsam", "asam", "sgd", "adamw")
+#: Every optimizer of the registry, in :data:`READING_ORDER` (one registered later follows, in
+#: alphabetical order): the order of optimizers the config does not list.
+KNOWN_OPTIMIZERS = tuple(ordered(list_optimizers(), READING_ORDER))
 
 
 def in_order(frame: pd.DataFrame, models: Iterable[str], optimizers: Iterable[str]) -> pd.DataFrame:

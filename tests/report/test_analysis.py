@@ -34,7 +34,10 @@ def test_mean_roc_is_the_mean_of_the_interpolated_fold_curves(generated, analysi
             curves.append(np.interp(grid, fpr, tpr))
             curves[-1][0] = 0.0
         curves = np.array(curves)
-        got = analysis.roc[(analysis.roc["model"] == model) & (analysis.roc["optimizer"] == opt)]
+        got = analysis.result("performance").roc[
+            (analysis.result("performance").roc["model"] == model)
+            & (analysis.result("performance").roc["optimizer"] == opt)
+        ]
         assert np.array_equal(got["fpr"], grid)
         assert got["tpr_mean"].to_numpy() == pytest.approx(curves.mean(axis=0), abs=1e-12)
         assert set(got["n"]) == {len(curves)}
@@ -44,12 +47,18 @@ def test_mean_roc_is_the_mean_of_the_interpolated_fold_curves(generated, analysi
         else:  # one curve: no spread to show
             assert got["tpr_std"].isna().all()
     # adam fold 2 of "m" holds one class: two of its three folds have a curve
-    assert set(analysis.roc.query("model == 'm' and optimizer == 'adam'")["n"]) == {2}
+    assert set(
+        analysis.result("performance").roc.query("model == 'm' and optimizer == 'adam'")["n"]
+    ) == {2}
 
 
 def test_roc_legend_numbers_are_the_performance_table(analysis):
-    r = analysis.performance.set_index(["model", "optimizer"]).loc[("m", "adam")]
-    per = analysis.per_unit.query("model == 'm' and optimizer == 'adam'")["auc"].dropna()
+    r = (
+        analysis.result("performance")
+        .performance.set_index(["model", "optimizer"])
+        .loc[("m", "adam")]
+    )
+    per = analysis.inputs.per_unit.query("model == 'm' and optimizer == 'adam'")["auc"].dropna()
     assert r["auc_n"] == 2 and r["auc_mean"] == pytest.approx(per.mean())
 
 
@@ -57,7 +66,9 @@ def test_reliability_bins_pool_the_folds_and_give_the_ece(generated, analysis):
     for model, opt in (("m", "adam"), ("m", "sam")):
         pooled = _pooled(generated, model, opt)
         y, p = pooled["label"].to_numpy(), pooled["prob_malignant"].to_numpy()
-        bins = analysis.reliability.query("model == @model and optimizer == @opt")
+        bins = analysis.result("calibration").reliability.query(
+            "model == @model and optimizer == @opt"
+        )
         assert list(bins["bin"]) == list(range(10)) and bins["n"].sum() == len(p)
         idx = np.minimum((p * 10).astype(int), 9)
         for b in range(10):
@@ -72,10 +83,10 @@ def test_reliability_bins_pool_the_folds_and_give_the_ece(generated, analysis):
 
 
 def test_paired_folds_table_is_the_per_fold_auc_wide(analysis):
-    wide = analysis.paired_folds
+    wide = analysis.result("comparisons").paired_folds
     m = wide[wide["model"] == "m"].set_index("fold")
     assert list(m.index) == [1, 2, 3] and list(m["label"]) == ["f1", "f2", "f3"]
-    per = analysis.per_unit.set_index(["model", "optimizer", "fold"])["auc"]
+    per = analysis.inputs.per_unit.set_index(["model", "optimizer", "fold"])["auc"]
     assert m.loc[1, "adam"] == per[("m", "adam", 1)] and m.loc[1, "sam"] == per[("m", "sam", 1)]
     assert math.isnan(m.loc[2, "adam"]) and m.loc[2, "sam"] == per[("m", "sam", 2)]  # one class
     assert m.loc[3, "adam"] == per[("m", "adam", 3)] and math.isnan(m.loc[3, "sam"])  # failed
@@ -86,10 +97,10 @@ def test_paired_folds_table_is_the_per_fold_auc_wide(analysis):
 def test_confusion_shares_are_sklearn_normalised_per_true_class(generated, analysis):
     for model, opt in (("m", "adam"), ("m", "sam"), ("n", "adam")):
         pooled = _pooled(generated, model, opt)
-        calls = (pooled["prob_malignant"] >= analysis.threshold).astype(int)
+        calls = (pooled["prob_malignant"] >= analysis.inputs.threshold).astype(int)
         counts = confusion_matrix(pooled["label"], calls, labels=[0, 1])
         shares = confusion_matrix(pooled["label"], calls, labels=[0, 1], normalize="true")
-        r = analysis.confusion_shares.set_index(["model", "optimizer"]).loc[(model, opt)]
+        r = analysis.result("confusion").shares.set_index(["model", "optimizer"]).loc[(model, opt)]
         assert [[r["tn"], r["fp"]], [r["fn"], r["tp"]]] == counts.tolist()
         got = [[r["tn_share"], r["fp_share"]], [r["fn_share"], r["tp_share"]]]
         assert np.array(got) == pytest.approx(shares)
@@ -101,19 +112,26 @@ def test_reader_points_per_model_use_that_models_test_images(generated, analysis
             "id"
         )
         y = images["label"]
-        r = analysis.readers_by_model.query("model == @model").set_index("reader")
+        r = (
+            analysis.result("performance")
+            .readers_by_model.query("model == @model")
+            .set_index("reader")
+        )
         calls = images["birads_reader1"].isin(["4a"]).astype(int)
         assert r.loc["birads_reader1", "n_used"] == len(images)
         assert r.loc["birads_reader1", "sensitivity"] == pytest.approx(recall_score(y, calls))
         assert r.loc["birads_reader1", "specificity"] == pytest.approx(
             recall_score(1 - y, 1 - calls)
         )
-    assert analysis.readers_by_model.query("model == 'n'")["n_used"].iloc[0] == N_IMAGES
+    assert (
+        analysis.result("performance").readers_by_model.query("model == 'n'")["n_used"].iloc[0]
+        == N_IMAGES
+    )
 
 
 def test_flatness_summary_gives_the_mean_line_of_the_eigenvalues(analysis):
-    r = analysis.flatness.set_index(["model", "optimizer"]).loc[("m", "sam")]
-    values = analysis.flatness_per_unit.query("model == 'm' and optimizer == 'sam'")
+    r = analysis.result("flatness").summary.set_index(["model", "optimizer"]).loc[("m", "sam")]
+    values = analysis.result("flatness").per_unit.query("model == 'm' and optimizer == 'sam'")
     assert r["hessian_top_eigenvalue_mean"] == pytest.approx(
         values["hessian_top_eigenvalue"].mean()
     )

@@ -7,7 +7,7 @@ from medbench.report.summary import render_summary, summary_table
 
 def test_summary_table_is_the_performance_table_of_the_analysis(analysis):
     table = summary_table(analysis).set_index(["model", "optimizer"])
-    perf = analysis.performance.set_index(["model", "optimizer"])
+    perf = analysis.result("performance").performance.set_index(["model", "optimizer"])
     assert list(table.index) == [("m", "adam"), ("m", "sam"), ("n", "adam")]
     for key, row in table.iterrows():
         p = perf.loc[key]

@@ -1,3 +1,5 @@
+import pandas as pd
+
 from medbench.metrics import METRIC_NAMES
 from medbench.optim import list_optimizers
 from medbench.report import vocab
@@ -51,3 +53,16 @@ def test_readers_named_and_drawn_apart_from_the_optimizers():
     assert one.marker != two.marker
     assert not {one.colour, two.colour} & set(vocab.OPTIMIZER_COLOURS.values())
     assert vocab.reader_style("birads_reader3").name == "birads_reader3"
+
+
+def test_in_order_puts_the_configs_optimizers_first_in_every_column():
+    frame = pd.DataFrame(
+        {
+            "model": ["m", "m", "m", "n"],
+            "optimizer_a": ["adam", "sam", "adam", "adam"],
+            "optimizer_b": ["sam", "gcsam", "gcsam", "sam"],
+            "x": [1, 2, 3, 4],
+        }
+    )
+    out = vocab.in_order(frame, ["n", "m"], ["sam", "adam", "gcsam"])
+    assert list(out["x"]) == [4, 2, 1, 3]

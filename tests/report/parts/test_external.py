@@ -14,8 +14,7 @@ from sklearn.metrics import roc_auc_score
 from medbench.metrics import resampled_metrics
 from medbench.report import document as d
 from medbench.report.analysis import analyse
-from medbench.report.build import write_report
-from medbench.report.sections import compose
+from medbench.report.build import compose, write_report
 from medbench.report.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, stratified_counts
 from tests.report.generated import UNITS, make_record
 
@@ -58,7 +57,7 @@ def record():
 
 @pytest.fixture(scope="module")
 def ext(record):
-    return analyse(record).external
+    return analyse(record).result("external")
 
 
 def _auc(frame, run_id):
@@ -69,7 +68,7 @@ def _auc(frame, run_id):
 def test_per_unit_metrics_and_the_internal_auc_beside_them(record, ext):
     assert ext.datasets == ["bra"]
     assert len(ext.per_unit) == len(UNITS)
-    internal = analyse(make_record()).per_unit.set_index("run_id")["auc"]
+    internal = analyse(make_record()).inputs.per_unit.set_index("run_id")["auc"]
     for row in ext.per_unit.itertuples():
         assert row.auc == pytest.approx(_auc(record.external, row.run_id))
         assert row.n_test == N_EXTERNAL and row.n_malignant == 10
@@ -138,9 +137,9 @@ def test_a_run_tested_on_external_data_only_counts(record):
         record, folds=folds, external=pd.concat([record.external, only], ignore_index=True)
     )
     a = analyse(rec)
-    assert "m-adam-9" in set(a.inventory.units["run_id"])
-    assert "m-adam-9" not in set(a.per_unit["run_id"])  # no internal test predictions
-    assert "m-adam-9" in set(a.external.per_unit["run_id"])
+    assert "m-adam-9" in set(a.inputs.inventory.units["run_id"])
+    assert "m-adam-9" not in set(a.inputs.per_unit["run_id"])  # no internal test predictions
+    assert "m-adam-9" in set(a.result("external").per_unit["run_id"])
 
 
 def test_section_tables_and_figures(record, tmp_path):
@@ -160,6 +159,6 @@ def test_section_tables_and_figures(record, tmp_path):
     assert len(table) == 3 and set(table["dataset"]) == {"bra"}
     assert len(pd.read_csv(out / "table_external_per_fold.csv")) == len(UNITS)
     plain = dataclasses.replace(make_record(), folds=record.folds)
-    without = compose(plain, analyse(plain), {}, {})
+    without = compose(analyse(plain), {}, {})
     headings = [b.text for b in without.blocks if isinstance(b, d.Heading)]
     assert "External validation" not in headings
