@@ -1,7 +1,20 @@
-import pytest
+import warnings
 
-from medbench.config import config_hash, list_configs, load_config, parse_overrides
-from medbench.errors import ConfigError
+import pytest
+import yaml
+
+from medbench.config import (
+    Config,
+    TrainConfig,
+    config_from_dict,
+    config_from_logged,
+    config_hash,
+    dump_yaml,
+    list_configs,
+    load_config,
+    parse_overrides,
+)
+from medbench.errors import ConfigError, MedbenchWarning
 
 
 def _write(tmp_path, text):
@@ -261,3 +274,67 @@ def test_dataset_settings_fail_at_load(overrides, match):
 def test_folds_none_with_an_external_dataset_loads():
     cfg = load_config("demo", ["data.folds=none"], external_roots=["/data/BUSBRA"])
     assert cfg.data.folds == "none" and cfg.data.external[0].root == "/data/BUSBRA"
+
+
+# -- the config of finished runs, rebuilt from what they logged -----------------------------------
+
+
+def test_logged_config_rebuilds_typed_as_it_was_loaded():
+    loaded = load_config("demo-fair", ["train.amp=off", "seeds=[0, 1]"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a config of this version: nothing left out
+        logged = config_from_logged(yaml.safe_load(dump_yaml(loaded)))
+    assert logged.to_dict() == loaded.to_dict() and logged.source == "<logged>"
+    assert logged.train.amp == "off" and logged.tune.space.lr_low == pytest.approx(1e-4)
+    assert config_hash(logged) == config_hash(loaded)
+
+
+def test_logged_config_of_an_older_version_drops_unknown_keys_in_one_warning():
+    old = {
+        "name": "old",
+        "train": {"epochs": 7, "mixed_precision": True, "early_stopping": {"metric": "val_auc"}},
+        "data": {"external": [{"root": "/bra", "kind": "busbra"}]},
+        "legacy": {"x": 1},
+    }
+    with pytest.warns(MedbenchWarning) as caught:
+        cfg = config_from_logged(old)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    for key in ("train.mixed_precision", "train.early_stopping.metric", "data.external[0].kind"):
+        assert key in message
+    assert "legacy" in message and "train.epochs" not in message
+    # what was logged is kept; what was not takes today's defaults, from the dataclasses
+    assert cfg.name == "old" and cfg.train.epochs == 7 and cfg.data.external[0].root == "/bra"
+    assert cfg.train.threshold == TrainConfig().threshold and cfg.optimizers == Config().optimizers
+    assert cfg.train.early_stopping.patience == TrainConfig().early_stopping.patience
+
+
+def test_logged_config_keeps_values_todays_rules_reject():
+    logged = {
+        "models": ["retired_net"],
+        "optimizers": ["sam", "lion"],
+        "optimizer": {"rho": 0.0},  # 0 with sam: rejected at load today
+        "train": {"threshold": 1.5, "amp": False},  # out of range; YAML's bare off
+        "tune": {"trials": 99, "sampler": "grid"},  # more trials than the grid has points
+    }
+    with pytest.raises(ConfigError):  # as a new config, it would not load
+        config_from_dict(logged)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cfg = config_from_logged(logged)
+    assert cfg.models == ["retired_net"] and cfg.optimizers == ["sam", "lion"]
+    assert cfg.optimizer.rho == 0.0 and cfg.train.threshold == 1.5 and cfg.train.amp == "off"
+    assert cfg.tune.trials == 99
+
+
+def test_logged_value_of_the_wrong_type_is_left_out_with_the_unknown_keys():
+    with pytest.warns(MedbenchWarning, match=r"train\.epochs, train\.batch_size"):
+        cfg = config_from_logged({"train": {"epochs": "many", "batch_size": [32]}})
+    assert cfg.train.epochs == TrainConfig().epochs and cfg.train.batch_size == 32
+
+
+def test_no_logged_config_is_every_default():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert config_from_logged(None).to_dict() == Config().to_dict()
+        assert config_from_logged({}).to_dict() == Config().to_dict()

@@ -66,3 +66,8 @@ def test_in_order_puts_the_configs_optimizers_first_in_every_column():
     )
     out = vocab.in_order(frame, ["n", "m"], ["sam", "adam", "gcsam"])
     assert list(out["x"]) == [4, 2, 1, 3]
+
+
+def test_known_optimizers_are_the_registry_in_reading_order():
+    assert set(vocab.KNOWN_OPTIMIZERS) == set(list_optimizers())
+    assert vocab.KNOWN_OPTIMIZERS == ("adam", "sam", "gcsam", "asam", "sgd", "adamw")

@@ -210,8 +210,8 @@ def _verdict(v: Verdict, w: Writer) -> None:
         rows = v.verdict[v.verdict["model"] == model]
         if not rows.empty:
             w.doc.add(d.Paragraph(_verdict_text(model, rows, a.rope)))
-    table = w.a.result("readers").readers
-    readers = not table.empty and int(table["n_used"].sum()) > 0
+    points = w.a.result("performance").readers_by_model  # what the ROC figures draw
+    readers = not points.empty and int(points["n_used"].sum()) > 0
     for model in a.models:
         w.image(
             f"roc/{model}",
