@@ -126,7 +126,8 @@ def roc(
 ) -> Figure:
     """Mean ROC over folds per optimizer (interquartile band over folds, AUC mean ± std in the
     legend) and the readers' operating points; ``curves``, ``performance`` and ``readers`` are the
-    analysis' ``roc``, ``performance`` and ``readers_by_model`` tables (or their external twins)."""
+    performance part's ``roc``, ``performance`` and ``readers_by_model`` tables (or their external
+    twins)."""
     fig, axes = subplots(1, 1, 4.6, 4.4)
     ax = axes[0, 0]
     with styled():

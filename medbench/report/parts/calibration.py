@@ -122,7 +122,7 @@ def reliability_figure(
     colours: Mapping[str, str],
 ) -> Figure:
     """Observed malignant rate against mean predicted probability per bin, pooled over folds,
-    with the distribution of the predictions below; ``bins`` is the analysis' ``reliability``."""
+    with the distribution of the predictions below; ``bins`` is :attr:`Calibration.reliability`."""
     mine = rows_where(bins, model=model)
     fig = new_figure(4.6, 5.2)
     with styled():

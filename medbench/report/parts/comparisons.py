@@ -417,8 +417,8 @@ def paired_folds_figure(
 ) -> Figure:
     """Each fold's value per optimizer (mean over its seeds), one line per fold across optimizers;
     each fold keeps its own marker (its place in ``folds``) and line style and is labelled on both
-    sides, so that folds with equal values stay traceable. ``wide`` is the analysis'
-    ``paired_folds`` table."""
+    sides, so that folds with equal values stay traceable. ``wide`` is
+    :attr:`Comparisons.paired_folds`."""
     fig, axes = subplots(1, len(models), max(4.4, 1.6 + 1.1 * len(optimizers)) * len(models), 3.8)
     with styled():
         for ax, model in zip(axes[0], models, strict=True):
@@ -468,7 +468,7 @@ def differences_figure(
     """The estimation plot of the comparisons: per model (rows), metric (columns) and pair, each
     fold's difference B − A (labelled, with the fold's marker of the paired plot: its place in
     ``folds``), their mean and its corrected 95% interval (the one the test uses), zero and the
-    region of practical equivalence. ``diffs`` and ``tests`` are the analysis'
+    region of practical equivalence. ``diffs`` and ``tests`` are :class:`Comparisons`'
     ``fold_differences`` and ``paired``."""
     pairs = list(dict.fromkeys(zip(tests["optimizer_a"], tests["optimizer_b"], strict=True)))
     fig, axes = subplots(

@@ -113,7 +113,7 @@ def confusion_shares(confusion: pd.DataFrame) -> pd.DataFrame:
 
 def confusion_figure(table: pd.DataFrame, model: str, optimizers: Sequence[str]) -> Figure:
     """Test confusion matrix per optimizer, pooled over folds: counts and row percentages;
-    ``table`` is the analysis' ``confusion_shares``."""
+    ``table`` is :attr:`Confusion.shares`."""
     opts = [o for o in optimizers if not rows_where(table, model=model, optimizer=o).empty]
     fig, axes = subplots(1, max(len(opts), 1), 2.6 * max(len(opts), 1) + 0.4, 2.9)
     with styled():

@@ -147,7 +147,7 @@ def cost_figure(
     colours: Mapping[str, str],
 ) -> Figure:
     """Time per epoch, total training time and time to the selected epoch: median over folds with
-    the interquartile range (never below zero); ``summary`` is the analysis' ``cost`` table."""
+    the interquartile range (never below zero); ``summary`` is :attr:`Cost.cost`."""
     panels = [
         ("epoch_time_s", "Time per epoch"),
         ("train_time_s", "Total training time"),

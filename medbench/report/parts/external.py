@@ -205,7 +205,7 @@ def analyse_external(
     units : DataFrame
         The usable units (``Inventory.units``).
     internal : DataFrame
-        The units' metrics on their test folds (``Analysis.per_unit``).
+        The units' metrics on their test folds (``Inputs.per_unit``).
     models, optimizers : list of str
         In report order.
     threshold : float

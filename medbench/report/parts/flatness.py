@@ -182,7 +182,7 @@ def flatness_figure(
 ) -> Figure:
     """1-D loss landscape along a filter-normalised random direction (mean over folds,
     interquartile band), and each fold's largest Hessian eigenvalue with their median; the tables
-    are the analysis' ``landscape``, ``flatness_folds`` and ``flatness``."""
+    are :class:`Flatness`' ``landscape``, ``folds`` and ``summary``."""
     fig, axes = subplots(1, 2, 8.0, 3.4, width_ratios=[2, 1])
     ax, ax2 = axes[0]
     key = "hessian_top_eigenvalue"

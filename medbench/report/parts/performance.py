@@ -221,8 +221,8 @@ def intervals_figure(
     metrics: Sequence[str] = ("auc", "accuracy"),
 ) -> Figure:
     """Mean over folds and its 95% bootstrap CI per model × optimizer, each fold's value (mean over
-    its seeds) as a faint dot; ``summary`` is the analysis' ``performance``, ``per_fold`` its
-    ``fold_means``."""
+    its seeds) as a faint dot; ``summary`` is :attr:`Performance.performance`, ``per_fold`` the
+    inputs' ``fold_means``."""
     width = max(5.5, 1.2 + 1.4 * len(models) * len(metrics))
     fig, axes = subplots(1, len(metrics), width, 3.8)
     n_opt = len(optimizers)

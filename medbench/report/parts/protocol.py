@@ -237,7 +237,7 @@ def tuning_choices(
     colours: Mapping[str, str],
 ) -> Figure:
     """The ``lr`` (and ``rho``) tuning chose per optimizer, one dot per fold (and seed), on a
-    log axis between the search bounds (dashed); ``chosen`` is the protocol's ``chosen``."""
+    log axis between the search bounds (dashed); ``chosen`` is :attr:`Tuning.chosen`."""
     params = [p for p in ("lr", "rho") if chosen[p].notna().any()]
     fig, axes = subplots(len(models), len(params), 3.0 * len(params) + 1.0, 2.6 * len(models))
     with styled():
@@ -306,7 +306,8 @@ def _protocol(w: Writer) -> None:
     items = [
         f"Cross-validation: {n_folds} folds ({fold_text}); seeds "
         f"{', '.join(map(str, seeds)) or 'n/a'}. Each fold in turn is the test set.{size_text}",
-        f"Validation split: {cfg.data.val_fraction:.0%} of the training folds is held out for model selection.",
+        f"Validation split: {cfg.data.val_fraction:.0%} of the training folds is held out for "
+        "model selection.",
         f"Selection rule: early stopping on `{es.monitor}` of the validation split (patience "
         f"{es.patience} epochs, at most {cfg.train.epochs} epochs); the best checkpoint on the "
         "validation split is evaluated once on the test fold. The test fold is never used for "

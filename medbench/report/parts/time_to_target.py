@@ -183,7 +183,7 @@ def compute_curves_figure(
 ) -> Figure:
     """Validation AUC against forward-backward passes and against wall time of training, per
     optimizer: mean ± std over folds at each epoch, placed at the mean cumulative cost there;
-    dotted: the target. ``curves`` is the protocol's ``compute_curves``."""
+    dotted: the target. ``curves`` is :attr:`TimeToTarget.compute_curves`."""
     panels = [
         ("evals", "Forward-backward passes", "passes"),
         ("time_s", "Wall time of training", "time"),
