@@ -5,10 +5,12 @@ import yaml
 
 from medbench.config import (
     Config,
+    ExternalConfig,
     TrainConfig,
     config_from_dict,
     config_from_logged,
     config_hash,
+    dataset_settings,
     dump_yaml,
     list_configs,
     load_config,
@@ -183,8 +185,6 @@ def test_rho_zero_is_fine_without_sam_or_flatness():
 
 
 def test_what_enters_the_hash_and_the_dataset_key_comes_from_field_metadata():
-    from medbench.config import dataset_settings
-
     base = load_config("demo")
     assert config_hash(base) == config_hash(load_config("demo", ["train.checkpoint_every=5"]))
     assert config_hash(base) != config_hash(load_config("demo", ["flatness.power_tol=0.01"]))
@@ -224,8 +224,6 @@ def test_every_value_of_the_paper_config_cites_its_source():
 
 
 def test_external_datasets_from_the_config_and_the_command_line(tmp_path):
-    from medbench.config import ExternalConfig, dataset_settings
-
     config_file = tmp_path / "ext.yaml"
     config_file.write_text(
         "data:\n  external:\n    - {root: /data/BUSBRA, name: busbra, sheet: 10-fold-cv.csv}\n"
