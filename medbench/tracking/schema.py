@@ -73,6 +73,9 @@ TAG_TUNED = "medbench.tuned"  # fold runs whose lr/rho were chosen by tuning: "t
 #: finished run whose external data changed since is run again).
 TAG_EXTERNAL = "medbench.external_fingerprints"
 TAG_TRIAL = "medbench.trial"  # tuning trial runs: the trial's key (resume)
+#: Tuning trial runs: their TRIAL_PARAMS as JSON, set when the run is created (one call), so
+#: that a run killed before its params were logged still says what it tried.
+TAG_TRIAL_PARAMS = "medbench.trial_params"
 #: The experiment ``{name}.lock`` that marks a grid at work on experiment ``name``: its holder.
 TAG_LOCK = "medbench.lock"
 #: Fold runs whose site names had characters MLflow refuses in a metric name: JSON of

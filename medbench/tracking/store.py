@@ -11,6 +11,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -75,18 +76,48 @@ def sqlite_path(uri: str) -> Path:
     return Path(unquote(path)).expanduser()
 
 
+#: Seconds medbench keeps trying to open a store that another client is creating or migrating.
+INIT_WAIT_S = 60.0
+
+
+def _open(uri: str, wait: float = INIT_WAIT_S) -> None:
+    """Open the store once, which creates or upgrades its tables (MLflow does it on first use).
+
+    Another MLflow client (``mlflow ui``, a notebook, a dashboard) opening a new store at the
+    same moment makes both run the same migrations: one of them fails half-way (an alembic
+    ``CommandError``, a SQLAlchemy "table already exists", an ``AttributeError`` from a table
+    the other is changing). Nothing of ours was written, so the call is retried until the other
+    is done; if it still fails after ``wait`` seconds, one line says so.
+    """
+    deadline, pause = time.monotonic() + wait, 0.1
+    while True:
+        try:
+            client(uri).search_experiments(max_results=1)
+            return
+        except Exception as err:  # noqa: BLE001 - alembic, SQLAlchemy, MLflow: all retried
+            if time.monotonic() >= deadline:
+                first = (str(err).strip().splitlines() or [""])[0][:200]
+                raise TrackingError(
+                    f"tracking store {uri} could not be opened for {wait:.0f} s "
+                    f"({type(err).__name__}: {first}); is another program changing it?"
+                ) from err
+            time.sleep(pause)
+            pause = min(2 * pause, 2.0)
+
+
 def _create_tables(uri: str, folder: Path) -> None:
-    """Create a new SQLite store's tables under a lock on its folder: two processes starting
-    on the same new store would otherwise race to create them and one would crash."""
+    """Create or open a SQLite store under a lock on its folder, so that medbench's own
+    processes starting on one new store take turns; other clients are waited for by
+    :func:`_open`."""
     try:
         import fcntl
-    except ImportError:  # pragma: no cover - Windows: no flock; MLflow's own retry applies
-        client(uri).search_experiments(max_results=1)
+    except ImportError:  # pragma: no cover - Windows: no flock; the retries of _open apply
+        _open(uri)
         return
     fd = os.open(folder, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        client(uri).search_experiments(max_results=1)
+        _open(uri)
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
@@ -103,8 +134,7 @@ def check_store(uri: str, timeout: float = 10.0) -> None:
             raise TrackingError(f"tracking store {uri}: folder {folder} is not writable")
         if db.exists() and not db.is_file():
             raise TrackingError(f"tracking store {uri}: {db} is not a file")
-        if not db.exists() or db.stat().st_size == 0:
-            _create_tables(uri, folder)
+        _create_tables(uri, folder)  # a new store, or one another client may be migrating
         return
     if uri.startswith(("http://", "https://")):
         url = uri.rstrip("/") + "/health"
