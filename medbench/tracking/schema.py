@@ -22,6 +22,7 @@ This module holds names only: it imports neither MLflow nor torch.
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from medbench.metrics import METRIC_NAMES
@@ -190,9 +191,24 @@ SITE_METRICS = ("auc", "accuracy")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")
 
 
+#: Longest site name a metric name carries as it is (MLflow caps a metric name at 250).
+SITE_KEY_MAX = 40
+
+
 def site_key(site: str) -> str:
-    """A site's name as metric names carry it: characters MLflow refuses become ``_``."""
-    return _UNSAFE.sub("_", str(site))
+    """A site's name as metric names carry it, collision-free and bounded.
+
+    A name of at most :data:`SITE_KEY_MAX` characters that MLflow accepts is kept as it is
+    (``GDPH``). Any other gets a stable digest of the real name after its first characters, with
+    the characters MLflow refuses as ``_``: ``scanner#1`` and ``scanner_1`` no longer share
+    ``test_auc_site_scanner_1``, and a 300-character name no longer stops the run. The real
+    name is in the fold run's tag ``TAG_SITE_NAMES``.
+    """
+    name = str(site)
+    if len(name) <= SITE_KEY_MAX and not _UNSAFE.search(name):
+        return name
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    return f"{_UNSAFE.sub('_', name)[: SITE_KEY_MAX - 9]}_{digest}"
 
 
 def site_metric(metric: str, site: str) -> str:

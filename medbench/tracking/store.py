@@ -18,7 +18,16 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from medbench.errors import TrackingError
+from medbench.optional import lazy_import
 from medbench.tracking.schema import TAG_LOCK
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no flock
+    fcntl = None
+
+#: Imported on first use: ``medbench --help`` and ``list`` do not wait for it.
+mlflow = lazy_import("mlflow")
 
 #: An MLflow server that does not answer is not retried for minutes: fail fast instead.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -35,8 +44,6 @@ def resolve_tracking_uri(configured: str | None = None) -> str:
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if env:
         return env
-    import mlflow
-
     return mlflow.get_tracking_uri()
 
 
@@ -47,15 +54,13 @@ def is_local_uri(uri: str) -> bool:
 
 def client(uri: str):
     """An ``MlflowClient`` on ``uri``: runs are addressed by id, no global active run."""
-    from mlflow import MlflowClient
-
     # the variable set above only works when mlflow is first imported after this module
     level = os.environ.get("MLFLOW_LOGGING_LEVEL", "WARNING").upper()
     logging.getLogger("mlflow").setLevel(getattr(logging, level, logging.WARNING))
     # it logs every failed SQL statement with a traceback; medbench says it in one line (the
     # TrackingError of medbench.tracking.writer), and --debug shows the whole chain
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
-    return MlflowClient(tracking_uri=uri)
+    return mlflow.MlflowClient(tracking_uri=uri)
 
 
 def sqlite_path(uri: str) -> Path:
@@ -109,9 +114,7 @@ def _create_tables(uri: str, folder: Path) -> None:
     """Create or open a SQLite store under a lock on its folder, so that medbench's own
     processes starting on one new store take turns; other clients are waited for by
     :func:`_open`."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no flock; the retries of _open apply
+    if fcntl is None:  # pragma: no cover - Windows: no flock; the retries of _open apply
         _open(uri)
         return
     fd = os.open(folder, os.O_RDONLY)
@@ -123,10 +126,24 @@ def _create_tables(uri: str, folder: Path) -> None:
         os.close(fd)
 
 
-def check_store(uri: str, timeout: float = 10.0) -> None:
-    """Fail with one line, before any training, when the store cannot be used."""
+#: How to point a command at another store, for the messages of a store that is not there.
+POINT_AT_STORE = (
+    "run the command in the folder that holds mlflow.db, or name the store with --tracking-uri "
+    "(e.g. --tracking-uri sqlite:////path/to/mlflow.db) or MLFLOW_TRACKING_URI"
+)
+
+
+def check_store(uri: str, timeout: float = 10.0, create: bool = True) -> None:
+    """Fail with one line, before any work, when the store cannot be used.
+
+    With ``create=False`` (``report``, ``ui``, ``compare``: commands that read) a SQLite store
+    must exist already: a missing file is one line saying where it was looked for and how to
+    point at another store, and nothing is created.
+    """
     if uri.startswith("sqlite:"):
         db = sqlite_path(uri)
+        if not create and (not db.is_file() or db.stat().st_size == 0):
+            raise TrackingError(f"no tracking store at {db} ({uri}); {POINT_AT_STORE}")
         folder = db.resolve().parent
         if not folder.is_dir():
             raise TrackingError(f"tracking store {uri}: folder {folder} does not exist")
@@ -180,7 +197,7 @@ def runs_url(experiment_id: str, host: str = "127.0.0.1", port: int = 5000) -> s
 def serve_ui(host: str = "127.0.0.1", port: int = 5000, tracking_uri: str | None = None) -> int:
     """Start ``mlflow ui`` on the store; bound to this machine unless ``host`` says otherwise."""
     uri = resolve_tracking_uri(tracking_uri)
-    check_store(uri)
+    check_store(uri, create=False)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(
             f"medbench: warning: the MLflow UI will be reachable from other machines on {host}:{port}",

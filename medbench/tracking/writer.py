@@ -431,6 +431,10 @@ class Tracker:
         if reason:
             self.set_tags(run_id, {s.TAG_FAILURE: reason[:4000]})
         status = str(getattr(status, "value", status))
+        if status == "FINISHED" and not reason:  # a resumed run: an earlier attempt's failure
+            stale = self.client.get_run(run_id).data.tags.keys() & {s.TAG_FAILURE, s.TAG_TRACEBACK}
+            for key in sorted(stale):
+                self.client.delete_tag(run_id, key)
         self.client.set_terminated(run_id, status=status, end_time=end_time)
 
     def delete(self, run_id: str) -> None:

@@ -158,3 +158,29 @@ def test_a_new_store_opened_by_another_client_at_the_same_moment(tmp_path):
         finally:
             other.wait(timeout=60)
         assert tracker.client.get_run(run.info.run_id).info.status == "FINISHED"
+
+
+def test_commands_that_read_never_create_a_store(monkeypatch, tmp_path):
+    """Issue 24/25: ``medbench report NAME`` in another folder created an empty mlflow.db and
+    said much later that the experiment did not exist."""
+    from medbench.tracking import load_experiment
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with pytest.raises(TrackingError, match=r"no tracking store at .*mlflow.db .*--tracking-uri"):
+        load_experiment("medbench-demo")
+    with pytest.raises(TrackingError, match=r"no tracking store at .*typo.db"):
+        check_store(f"sqlite:///{tmp_path / 'typo.db'}", create=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_experiment_names_the_store_and_how_to_point_elsewhere(mlflow_uri):
+    from medbench.tracking import Tracker, load_experiment
+    from medbench.tracking.lock import ExperimentLock
+
+    Tracker(mlflow_uri, "medbench-demo")
+    with ExperimentLock(mlflow_uri, "medbench-demo"), pytest.raises(TrackingError) as err:
+        load_experiment("medbench-dmeo", mlflow_uri)
+    message = str(err.value)
+    assert "did you mean 'medbench-demo'" in message and "--tracking-uri" in message
+    assert "medbench-demo.lock" not in message  # locks are not experiments of the user's

@@ -198,3 +198,19 @@ def test_a_trial_run_killed_before_its_params_is_read_as_unfinished(mlflow_uri):
     # a finished run without params (made by hand, say) is not counted as a trial either
     tr.finish(bare.info.run_id)
     assert tr.trials(cid)["status"].tolist()[1] == "RUNNING"
+
+
+def test_a_resumed_run_that_finishes_keeps_no_failure_tag(mlflow_uri):
+    """Issue 25 #13: a run KILLED (reason tagged), resumed and FINISHED kept the old reason."""
+    from medbench.tracking import schema as s
+
+    tr = Tracker(mlflow_uri, "exp")
+    _, cid = _child(tr)
+    tr.set_tags(cid, {s.TAG_TRACEBACK: "Traceback ..."})
+    tr.finish(cid, "KILLED", "interrupted by the user")
+    assert tr.client.get_run(cid).data.tags[s.TAG_FAILURE] == "interrupted by the user"
+    tr.set_status(cid, "RUNNING")  # resumed
+    tr.finish(cid)
+    run = tr.client.get_run(cid)
+    assert run.info.status == "FINISHED"
+    assert s.TAG_FAILURE not in run.data.tags and s.TAG_TRACEBACK not in run.data.tags
