@@ -40,6 +40,7 @@ from medbench.errors import ConfigError, MedbenchWarning, closest
 from medbench.models import check_model
 from medbench.optim.registry import DEFAULT_LR, is_sam_family, list_optimizers, tunable_settings
 from medbench.optim.sam import DEFAULT_RHO, GC_NORMS
+from medbench.yaml_input import YamlSyntaxError, as_text, load_yaml, read_text, short
 
 _NO_DEFAULT: Any = dataclasses.MISSING
 
@@ -281,24 +282,24 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             value = [value]  # a single name is a list of one
         if not isinstance(value, list):
-            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {short(value)}")
         return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
     if dataclasses.is_dataclass(tp):
         if value is None:
             value = {}
         if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping of settings, got {value!r}")
+            raise ConfigError(f"{key}: expected a mapping of settings, got {short(value)}")
         return _build(tp, value, key + ".")
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        raise ConfigError(f"{key}: expected true or false, got {short(value)}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
+            return int(value)
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        raise ConfigError(f"{key}: expected an integer, got {short(value)}")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
@@ -307,11 +308,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 return float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
-    if tp is str:
+        raise ConfigError(f"{key}: expected a number, got {short(value)}")
+    if tp is str:  # a name written 010 or 1:30 is that text, not YAML 1.1's 8 or 90
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
+            return as_text(value)
+        raise ConfigError(f"{key}: expected a string, got {short(value)}")
     raise ConfigError(f"{key}: unsupported type {_type_name(tp)}")
 
 
@@ -345,7 +346,7 @@ def _check_field(key: str, value: Any, meta: dict[str, Any]) -> None:
     choices = meta.get("choices")
     if choices is not None and value not in choices:
         raise ConfigError(
-            f"{key}: {value!r} is not one of {', '.join(choices)}{closest(str(value), choices)}"
+            f"{key}: {short(value)} is not one of {', '.join(choices)}{closest(str(value), choices)}"
         )
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return
@@ -425,7 +426,7 @@ def validate(config: Config) -> Config:
     _check_packing(config.executor)
     if not config.name or any(c in config.name for c in "/\\"):
         raise ConfigError(
-            f"name: must be a non-empty experiment name without slashes, got {config.name!r}"
+            f"name: must be a non-empty experiment name without slashes, got {short(config.name)}"
         )
     return config
 
@@ -487,12 +488,12 @@ def _check_external(data: DataConfig) -> None:
         if ext.name is not None:
             if not EXTERNAL_NAME.fullmatch(ext.name):
                 raise ConfigError(
-                    f"{key}.name: {ext.name!r} must be letters, digits, '_' or '-' (it names "
+                    f"{key}.name: {short(ext.name)} must be letters, digits, '_' or '-' (it names "
                     "the external_{name}_* metrics)"
                 )
             if ext.name in names:
                 raise ConfigError(
-                    f"{key}.name: {ext.name!r} already names data.external[{names[ext.name]}]"
+                    f"{key}.name: {short(ext.name)} already names data.external[{names[ext.name]}]"
                 )
             names[ext.name] = i
     if data.folds == "none" and not data.external:
@@ -512,17 +513,17 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.epochs=3")
+            raise ConfigError(f"--set {short(item)}: expected KEY=VALUE, e.g. --set train.epochs=3")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
+            value = load_yaml(raw, f"--set {key}") if raw.strip() else None
+        except YamlSyntaxError:
             value = raw
         node = out
         parts = key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"--set {item!r}: {part} is not a section")
+                raise ConfigError(f"--set {short(item)}: {part} is not a section")
         node[parts[-1]] = value
     return out
 
@@ -561,7 +562,7 @@ def _read_text(name_or_path: str | Path) -> tuple[str, str]:
     """(YAML text, where it came from) of a config file or a shipped config's name."""
     path = Path(name_or_path)
     if path.is_file():
-        return path.read_text(encoding="utf-8"), str(path)
+        return read_text(path), str(path)
     shipped = _shipped()
     if str(name_or_path) in shipped:
         return shipped[str(name_or_path)].read_text(encoding="utf-8"), f"{name_or_path}.yaml"
@@ -660,14 +661,7 @@ def load_config(
     ``data.external`` (``--data-root`` and ``--external-root`` on the command line).
     """
     text, source = _read_text(name_or_path)
-    try:
-        raw = yaml.safe_load(text) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(
-            f"{source}{where}: not valid YAML ({getattr(err, 'problem', err)})"
-        ) from None
+    raw = load_yaml(text, source) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: a config must be a mapping of keys, got {type(raw).__name__}")
     raw = _merge(raw, parse_overrides(overrides or []))
@@ -677,7 +671,7 @@ def load_config(
         data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
         listed = data.get("external") or []
         if not isinstance(listed, list):
-            raise ConfigError(f"data.external: expected a list, got {listed!r}")
+            raise ConfigError(f"data.external: expected a list, got {short(listed)}")
         added = [{"root": str(root)} for root in external_roots]
         raw = _merge(raw, {"data": {"external": [*listed, *added]}})
     return config_from_dict(raw, source=source)

@@ -72,6 +72,29 @@ def load_array(file: Path, array: str) -> np.ndarray:
         return _load(str(file), array, stat.st_size, stat.st_mtime_ns)
 
 
+def _check_header(file: str, array: str, npz) -> None:
+    """Refuse an array whose header promises more data than its file holds (a corrupt or
+    crafted ``.npz``: numpy would try to allocate what the header says, a MemoryError), before
+    anything is allocated."""
+    info = npz.zip.getinfo(f"{array}.npy")
+    with npz.zip.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        read = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, _, dtype = read(member)
+    if dtype.hasobject:
+        raise DataError(f"{file}: array {array!r} holds Python objects, not numbers")
+    declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if declared > info.file_size:
+        raise DataError(
+            f"{file}: array {array!r} declares shape {shape} ({declared:,} bytes) but holds "
+            f"{info.file_size:,} bytes: the file is damaged"
+        )
+
+
 @lru_cache(maxsize=16)
 def _load(file: str, array: str, size: int, mtime_ns: int) -> np.ndarray:
     """Cached on (size, mtime) too, so that a rewritten file is read again."""
@@ -81,10 +104,11 @@ def _load(file: str, array: str, size: int, mtime_ns: int) -> np.ndarray:
                 raise DataError(
                     f"{file}: no array {array!r}; it holds {', '.join(npz.files) or 'none'}"
                 )
+            _check_header(file, array, npz)
             values = npz[array]
     except DataError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
         raise DataError(f"{file}: not a readable .npz array file ({err})") from None
     values.setflags(write=False)
     return values

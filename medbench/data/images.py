@@ -82,7 +82,18 @@ def read_rgb(path: str | Path) -> np.ndarray:
     try:
         if path.stat().st_size == 0:
             raise DataError(f"{path}: empty file (0 bytes), not an image")
-        with Image.open(path) as img:
+        with warnings.catch_warnings():  # medbench says it itself, below: one line, an error
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
+            limit = Image.MAX_IMAGE_PIXELS
+            if limit and img.width * img.height > limit:
+                # Pillow only warns between its limit and twice it (a 144-Mpx image passed)
+                raise DataError(
+                    f"{path}: {img.width}x{img.height} pixels, over the limit of {limit:,} "
+                    "(the guard against decompression bombs); if the file is trusted, raise "
+                    "data.max_image_pixels"
+                )
             img.load()
             if img.mode in _SIXTEEN_BIT or img.mode == "F":
                 gray = scale_gray(np.asarray(img), img.mode, path)
@@ -124,6 +135,8 @@ def _member_rgb(path: str | Path) -> np.ndarray:
         pixels = pixels[..., 0]
     if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] not in (3, 4)):
         raise DataError(f"{path}: an image array must be (H, W) or (H, W, 3), got {pixels.shape}")
+    if 0 in pixels.shape[:2]:  # (N, 0, 0) arrays: passed the audit's counts, crashed the resize
+        raise DataError(f"{path}: an empty image (shape {pixels.shape})")
     if pixels.dtype == np.uint8:
         rgb = pixels[..., :3] if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=2)
         rgb = np.ascontiguousarray(rgb)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -28,7 +29,7 @@ from monai.transforms import Compose, Transform
 
 from medbench.data import arrays
 from medbench.data.images import decode_workers, read_rgb
-from medbench.errors import MedbenchError
+from medbench.errors import MedbenchError, MedbenchWarning
 from medbench.paths import atomic_write, cache_dir, ensure_folder
 
 #: Bump when the preprocessing changes so that old cache entries are not reused.
@@ -158,9 +159,32 @@ def load_cached(
             bar.close()
     size = settings.image_size
     images = torch.empty((len(paths), 3, size, size), dtype=torch.uint8)
+    rebuilt = 0
     for i, target in enumerate(targets):
-        images[i] = torch.from_numpy(np.load(target))
-    return CachedImages(images=images, digests=digests, decoded=len(jobs))
+        array = _read_entry(target, size)
+        if array is None:  # truncated, an object array, another shape: never trusted, rebuilt
+            _preprocess_to_cache((paths[i], str(target), settings))
+            array, rebuilt = _read_entry(target, size), rebuilt + 1
+        images[i] = torch.from_numpy(array)
+    if rebuilt:
+        warnings.warn(
+            f"{rebuilt} unreadable entries of the preprocessing cache {folder} were rebuilt",
+            MedbenchWarning,
+            stacklevel=2,
+        )
+    return CachedImages(images=images, digests=digests, decoded=len(jobs) + rebuilt)
+
+
+def _read_entry(target: Path, size: int) -> np.ndarray | None:
+    """A cached image, or None when the entry cannot be one (cut short by a full disk, written
+    by something else, of another size): such an entry is rebuilt, never fails every run."""
+    try:
+        array = np.load(target, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    if not isinstance(array, np.ndarray) or array.dtype != np.uint8:
+        return None
+    return array if array.shape == (3, size, size) else None
 
 
 def _progress(total: int, desc: str):

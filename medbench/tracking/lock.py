@@ -8,10 +8,19 @@ it is atomic across processes and machines, SQLite and tracking servers alike. T
 renews a heartbeat tag every :data:`HEARTBEAT_S` seconds; a lock whose heartbeat is older than
 :data:`EXPIRY_S`, or whose holder on this machine no longer exists, belongs to a process that
 died (SIGKILL, power loss) and is taken over.
+
+A lock is recognised by its tag (``schema.TAG_LOCK``, which no experiment of a user carries),
+never by its name alone: a user's own experiment called ``study.lock`` is never taken, renamed or
+deleted; running ``study`` beside it is refused with one line. A holder that was paused past the
+expiry (Ctrl-Z, a suspended laptop) may find its lock taken over when it wakes: every heartbeat
+first checks that the lock still carries its token, and when it does not the holder is told
+(``on_lost``; by default a KeyboardInterrupt in the main thread, which stops the grid with its
+jobs KILLED and their checkpoints kept) and :attr:`ExperimentLock.lost` says why.
 """
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import json
 import os
@@ -19,6 +28,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from medbench.errors import TrackingError
@@ -30,8 +40,17 @@ EXPIRY_S = 120.0
 _TAG = schema.TAG_LOCK
 
 
+#: The suffix of lock experiments' names: a grid's experiment may not end with it.
+SUFFIX = ".lock"
+
+
 def lock_name(experiment: str) -> str:
-    return f"{experiment}.lock"
+    return f"{experiment}{SUFFIX}"
+
+
+def is_lock(exp) -> bool:
+    """Whether an MLflow experiment is one of medbench's locks (by its tag, not its name)."""
+    return _TAG in (getattr(exp, "tags", None) or {})
 
 
 @dataclass
@@ -74,9 +93,15 @@ def _holder(exp) -> Holder | None:
 
 
 class ExperimentLock:
-    """Hold ``experiment``'s lock in the store at ``uri`` while a grid runs (a context manager)."""
+    """Hold ``experiment``'s lock in the store at ``uri`` while a grid runs (a context manager).
 
-    def __init__(self, uri: str, experiment: str) -> None:
+    ``on_lost`` is called (from the heartbeat thread) when another process took the lock over;
+    by default it interrupts the main thread. :attr:`lost` then holds the one-line reason.
+    """
+
+    def __init__(
+        self, uri: str, experiment: str, on_lost: Callable[[str], None] | None = None
+    ) -> None:
         self.uri, self.experiment, self.name = uri, experiment, lock_name(experiment)
         self.client = client(uri)
         now = time.time()
@@ -84,6 +109,8 @@ class ExperimentLock:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._id: str | None = None
+        self._on_lost = on_lost or (lambda reason: _thread.interrupt_main())
+        self.lost: str | None = None
 
     def _tag(self) -> str:
         return json.dumps(self.me.__dict__)
@@ -94,7 +121,24 @@ class ExperimentLock:
             self.client.rename_experiment(exp_id, f"{self.name}.released-{uuid.uuid4().hex[:12]}")
             self.client.delete_experiment(exp_id)
 
+    def _refuse_clashes(self) -> None:
+        """A lock is found by its tag: an experiment of the user's that has the lock's name, or
+        a grid's experiment that is a lock, is refused and left as it is."""
+        if self.experiment.endswith(SUFFIX):
+            raise TrackingError(
+                f"experiment {self.experiment!r}: names ending in {SUFFIX!r} are medbench's "
+                "locks; choose another name"
+            )
+        clash = self.client.get_experiment_by_name(self.name)
+        if clash is not None and not is_lock(clash):
+            raise TrackingError(
+                f"experiment {self.experiment!r} in {self.uri}: the store holds an experiment "
+                f"of yours named {self.name!r}, which is the name of this experiment's lock; "
+                "rename that experiment or choose another name (it was left as it is)"
+            )
+
     def acquire(self) -> None:
+        self._refuse_clashes()
         for _ in range(3):
             try:
                 note = (
@@ -108,6 +152,8 @@ class ExperimentLock:
                 existing = self.client.get_experiment_by_name(self.name)
                 if existing is None:
                     continue  # released in between: try again
+                if not is_lock(existing):  # a user's experiment made this instant: never ours
+                    self._refuse_clashes()
                 holder, now = _holder(existing), time.time()
                 if (
                     existing.lifecycle_stage != "deleted"
@@ -126,8 +172,33 @@ class ExperimentLock:
         self._thread = threading.Thread(target=self._beat, name="medbench-lock", daemon=True)
         self._thread.start()
 
+    def check(self) -> str | None:
+        """Why the lock is no longer ours (taken over while this process was paused, or
+        deleted), or None while it is; a store that cannot be read says nothing (the grid
+        reports a lost store itself)."""
+        try:
+            exp = self.client.get_experiment(self._id)
+        except Exception:  # noqa: BLE001 - deleted for good, or the store is unreachable
+            return None
+        holder = _holder(exp)
+        if exp.lifecycle_stage == "deleted" or holder is None or holder.token != self.me.token:
+            taker = f" by {holder.describe(time.time())}" if holder is not None else ""
+            return (
+                f"experiment {self.experiment!r}: this run's lock was taken over{taker} while "
+                f"it was paused for over {EXPIRY_S:.0f} s (Ctrl-Z, a suspended machine); it "
+                "stopped so that two runs never write one experiment; rerun it once the other "
+                "run has ended (finished jobs are kept, unfinished ones resume)"
+            )
+        return None
+
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
+            reason = self.check()
+            if reason is not None:
+                self.lost = reason
+                self._id = None  # not ours: never released (deleted) by this process
+                self._on_lost(reason)
+                return
             self.me.heartbeat = time.time()
             with contextlib.suppress(Exception):  # the grid itself reports a lost store
                 self.client.set_experiment_tag(self._id, _TAG, self._tag())

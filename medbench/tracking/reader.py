@@ -18,7 +18,8 @@ import pandas as pd
 
 from medbench.errors import TrackingError, closest
 from medbench.tracking import schema as s
-from medbench.tracking.store import check_store, client, resolve_tracking_uri
+from medbench.tracking.lock import is_lock
+from medbench.tracking.store import POINT_AT_STORE, check_store, client, resolve_tracking_uri
 
 
 @dataclass
@@ -103,13 +104,18 @@ def load_experiment(
     from mlflow.exceptions import MlflowException
 
     uri = resolve_tracking_uri(uri)
-    check_store(uri)
+    check_store(uri, create=False)
     mlflow_client = client(uri)
     exp = mlflow_client.get_experiment_by_name(name)
-    if exp is None:
-        known = [e.name for e in mlflow_client.search_experiments(max_results=200)]
+    if exp is None or is_lock(exp):
+        known = [
+            e.name
+            for e in mlflow_client.search_experiments(max_results=200)
+            if not is_lock(e) and e.name != "Default"
+        ]
         raise TrackingError(
-            f"no experiment named {name!r} in {uri}{closest(name, known)}; experiments: {', '.join(known) or 'none'}"
+            f"no experiment named {name!r} in {uri}{closest(name, known)}; experiments there: "
+            f"{', '.join(known) or 'none'}; for another store, {POINT_AT_STORE}"
         )
     runs = mlflow_client.search_runs([exp.experiment_id], max_results=50000)
     frame = _runs_frame(runs)

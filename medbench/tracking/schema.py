@@ -22,6 +22,7 @@ This module holds names only: it imports neither MLflow nor torch.
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from medbench.metrics import METRIC_NAMES
@@ -73,6 +74,9 @@ TAG_TUNED = "medbench.tuned"  # fold runs whose lr/rho were chosen by tuning: "t
 #: finished run whose external data changed since is run again).
 TAG_EXTERNAL = "medbench.external_fingerprints"
 TAG_TRIAL = "medbench.trial"  # tuning trial runs: the trial's key (resume)
+#: Tuning trial runs: their TRIAL_PARAMS as JSON, set when the run is created (one call), so
+#: that a run killed before its params were logged still says what it tried.
+TAG_TRIAL_PARAMS = "medbench.trial_params"
 #: The experiment ``{name}.lock`` that marks a grid at work on experiment ``name``: its holder.
 TAG_LOCK = "medbench.lock"
 #: Fold runs whose site names had characters MLflow refuses in a metric name: JSON of
@@ -187,9 +191,24 @@ SITE_METRICS = ("auc", "accuracy")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")
 
 
+#: Longest site name a metric name carries as it is (MLflow caps a metric name at 250).
+SITE_KEY_MAX = 40
+
+
 def site_key(site: str) -> str:
-    """A site's name as metric names carry it: characters MLflow refuses become ``_``."""
-    return _UNSAFE.sub("_", str(site))
+    """A site's name as metric names carry it, collision-free and bounded.
+
+    A name of at most :data:`SITE_KEY_MAX` characters that MLflow accepts is kept as it is
+    (``GDPH``). Any other gets a stable digest of the real name after its first characters, with
+    the characters MLflow refuses as ``_``: ``scanner#1`` and ``scanner_1`` no longer share
+    ``test_auc_site_scanner_1``, and a 300-character name no longer stops the run. The real
+    name is in the fold run's tag ``TAG_SITE_NAMES``.
+    """
+    name = str(site)
+    if len(name) <= SITE_KEY_MAX and not _UNSAFE.search(name):
+        return name
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    return f"{_UNSAFE.sub('_', name)[: SITE_KEY_MAX - 9]}_{digest}"
 
 
 def site_metric(metric: str, site: str) -> str:

@@ -11,13 +11,23 @@ import logging
 import os
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import unquote
 
 from medbench.errors import TrackingError
+from medbench.optional import lazy_import
 from medbench.tracking.schema import TAG_LOCK
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no flock
+    fcntl = None
+
+#: Imported on first use: ``medbench --help`` and ``list`` do not wait for it.
+mlflow = lazy_import("mlflow")
 
 #: An MLflow server that does not answer is not retried for minutes: fail fast instead.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -34,8 +44,6 @@ def resolve_tracking_uri(configured: str | None = None) -> str:
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if env:
         return env
-    import mlflow
-
     return mlflow.get_tracking_uri()
 
 
@@ -46,15 +54,13 @@ def is_local_uri(uri: str) -> bool:
 
 def client(uri: str):
     """An ``MlflowClient`` on ``uri``: runs are addressed by id, no global active run."""
-    from mlflow import MlflowClient
-
     # the variable set above only works when mlflow is first imported after this module
     level = os.environ.get("MLFLOW_LOGGING_LEVEL", "WARNING").upper()
     logging.getLogger("mlflow").setLevel(getattr(logging, level, logging.WARNING))
     # it logs every failed SQL statement with a traceback; medbench says it in one line (the
     # TrackingError of medbench.tracking.writer), and --debug shows the whole chain
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
-    return MlflowClient(tracking_uri=uri)
+    return mlflow.MlflowClient(tracking_uri=uri)
 
 
 def sqlite_path(uri: str) -> Path:
@@ -75,27 +81,69 @@ def sqlite_path(uri: str) -> Path:
     return Path(unquote(path)).expanduser()
 
 
+#: Seconds medbench keeps trying to open a store that another client is creating or migrating.
+INIT_WAIT_S = 60.0
+
+
+def _open(uri: str, wait: float = INIT_WAIT_S) -> None:
+    """Open the store once, which creates or upgrades its tables (MLflow does it on first use).
+
+    Another MLflow client (``mlflow ui``, a notebook, a dashboard) opening a new store at the
+    same moment makes both run the same migrations: one of them fails half-way (an alembic
+    ``CommandError``, a SQLAlchemy "table already exists", an ``AttributeError`` from a table
+    the other is changing). Nothing of ours was written, so the call is retried until the other
+    is done; if it still fails after ``wait`` seconds, one line says so.
+    """
+    deadline, pause = time.monotonic() + wait, 0.1
+    while True:
+        try:
+            client(uri).search_experiments(max_results=1)
+            return
+        except Exception as err:  # noqa: BLE001 - alembic, SQLAlchemy, MLflow: all retried
+            if time.monotonic() >= deadline:
+                first = (str(err).strip().splitlines() or [""])[0][:200]
+                raise TrackingError(
+                    f"tracking store {uri} could not be opened for {wait:.0f} s "
+                    f"({type(err).__name__}: {first}); is another program changing it?"
+                ) from err
+            time.sleep(pause)
+            pause = min(2 * pause, 2.0)
+
+
 def _create_tables(uri: str, folder: Path) -> None:
-    """Create a new SQLite store's tables under a lock on its folder: two processes starting
-    on the same new store would otherwise race to create them and one would crash."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no flock; MLflow's own retry applies
-        client(uri).search_experiments(max_results=1)
+    """Create or open a SQLite store under a lock on its folder, so that medbench's own
+    processes starting on one new store take turns; other clients are waited for by
+    :func:`_open`."""
+    if fcntl is None:  # pragma: no cover - Windows: no flock; the retries of _open apply
+        _open(uri)
         return
     fd = os.open(folder, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        client(uri).search_experiments(max_results=1)
+        _open(uri)
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 
 
-def check_store(uri: str, timeout: float = 10.0) -> None:
-    """Fail with one line, before any training, when the store cannot be used."""
+#: How to point a command at another store, for the messages of a store that is not there.
+POINT_AT_STORE = (
+    "run the command in the folder that holds mlflow.db, or name the store with --tracking-uri "
+    "(e.g. --tracking-uri sqlite:////path/to/mlflow.db) or MLFLOW_TRACKING_URI"
+)
+
+
+def check_store(uri: str, timeout: float = 10.0, create: bool = True) -> None:
+    """Fail with one line, before any work, when the store cannot be used.
+
+    With ``create=False`` (``report``, ``ui``, ``compare``: commands that read) a SQLite store
+    must exist already: a missing file is one line saying where it was looked for and how to
+    point at another store, and nothing is created.
+    """
     if uri.startswith("sqlite:"):
         db = sqlite_path(uri)
+        if not create and (not db.is_file() or db.stat().st_size == 0):
+            raise TrackingError(f"no tracking store at {db} ({uri}); {POINT_AT_STORE}")
         folder = db.resolve().parent
         if not folder.is_dir():
             raise TrackingError(f"tracking store {uri}: folder {folder} does not exist")
@@ -103,8 +151,7 @@ def check_store(uri: str, timeout: float = 10.0) -> None:
             raise TrackingError(f"tracking store {uri}: folder {folder} is not writable")
         if db.exists() and not db.is_file():
             raise TrackingError(f"tracking store {uri}: {db} is not a file")
-        if not db.exists() or db.stat().st_size == 0:
-            _create_tables(uri, folder)
+        _create_tables(uri, folder)  # a new store, or one another client may be migrating
         return
     if uri.startswith(("http://", "https://")):
         url = uri.rstrip("/") + "/health"
@@ -150,7 +197,7 @@ def runs_url(experiment_id: str, host: str = "127.0.0.1", port: int = 5000) -> s
 def serve_ui(host: str = "127.0.0.1", port: int = 5000, tracking_uri: str | None = None) -> int:
     """Start ``mlflow ui`` on the store; bound to this machine unless ``host`` says otherwise."""
     uri = resolve_tracking_uri(tracking_uri)
-    check_store(uri)
+    check_store(uri, create=False)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(
             f"medbench: warning: the MLflow UI will be reachable from other machines on {host}:{port}",

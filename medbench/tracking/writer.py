@@ -97,6 +97,28 @@ class _Guarded:
         return call
 
 
+def _trial_row(run) -> dict[str, Any]:
+    """A trial run as a row of :meth:`Tracker.trials` (see there for half-created runs)."""
+    tags, params = run.data.tags, dict(run.data.params)
+    try:
+        written = json.loads(tags.get(s.TAG_TRIAL_PARAMS) or "{}")
+    except ValueError:
+        written = {}
+    values = {k: params.get(k, written.get(k)) for k in s.TRIAL_PARAMS}
+    if values["trial"] is None:  # the key ends in /trial{j}
+        values["trial"] = tags[s.TAG_TRIAL].rpartition("/trial")[2]
+    status = run.info.status
+    if status == "FINISHED" and any(params.get(k) is None for k in ("trial", "lr")):
+        status = "RUNNING"  # params never logged: it did not run as a trial does
+    return {
+        "run_id": run.info.run_id,
+        "status": status,
+        "failure": tags.get(s.TAG_FAILURE),
+        **{k: float(v) for k, v in values.items() if v is not None},
+        **{k: v for k, v in run.data.metrics.items() if k in s.TRIAL_METRICS},
+    }
+
+
 def _check_predictions(predictions: pd.DataFrame, artifact: str) -> None:
     missing = [c for c in s.REQUIRED_PREDICTION_COLUMNS if c not in predictions]
     extra = [c for c in predictions if c not in s.PREDICTION_COLUMNS]
@@ -223,29 +245,28 @@ class Tracker:
         config_hash: str,
         fingerprint: str,
     ) -> str:
-        """Create one tuning trial's run nested under its fold run; ``params`` from ``TRIAL_PARAMS``."""
+        """Create one tuning trial's run nested under its fold run; ``params`` from ``TRIAL_PARAMS``.
+
+        The trial's key and params are tags of the creating call, so a process killed before
+        the params are logged leaves a run that :meth:`trials` still reads (as unfinished)."""
         _check(params, s.TRIAL_PARAMS, "trial params")
+        values = {"trial": trial, **params}
         tags = {
             s.TAG_TRIAL: s.trial_key(model, optimizer, fold, seed, trial),
+            s.TAG_TRIAL_PARAMS: json.dumps(values),
             s.TAG_PARENT_RUN_ID: fold_run_id,
         }
         name = s.trial_run_name(model, optimizer, fold, trial)
-        return self._start(name, {"trial": trial, **params}, tags, config_hash, fingerprint)
+        return self._start(name, values, tags, config_hash, fingerprint)
 
     def trials(self, fold_run_id: str) -> pd.DataFrame:
         """One row per trial run nested under a fold run: run_id, trial, status, failure,
-        its ``TRIAL_PARAMS`` (as floats) and ``TRIAL_METRICS``; sorted by trial."""
-        rows = [
-            {
-                "run_id": r.info.run_id,
-                "status": r.info.status,
-                "failure": r.data.tags.get(s.TAG_FAILURE),
-                **{k: float(v) for k, v in r.data.params.items() if k in s.TRIAL_PARAMS},
-                **{k: v for k, v in r.data.metrics.items() if k in s.TRIAL_METRICS},
-            }
-            for r in self._nested(fold_run_id)
-            if s.TAG_TRIAL in r.data.tags
-        ]
+        its ``TRIAL_PARAMS`` (as floats) and ``TRIAL_METRICS``; sorted by trial.
+
+        A run killed while it was being created may lack its params: its trial number comes
+        from its key, its params from the tag written with it, and it is never FINISHED, so
+        resume reruns it."""
+        rows = [_trial_row(r) for r in self._nested(fold_run_id) if s.TAG_TRIAL in r.data.tags]
         columns = ["run_id", "status", "failure", *s.TRIAL_PARAMS, *s.TRIAL_METRICS]
         frame = pd.DataFrame(rows, columns=columns)
         frame["trial"] = frame["trial"].astype(int)
@@ -410,6 +431,10 @@ class Tracker:
         if reason:
             self.set_tags(run_id, {s.TAG_FAILURE: reason[:4000]})
         status = str(getattr(status, "value", status))
+        if status == "FINISHED" and not reason:  # a resumed run: an earlier attempt's failure
+            stale = self.client.get_run(run_id).data.tags.keys() & {s.TAG_FAILURE, s.TAG_TRACEBACK}
+            for key in sorted(stale):
+                self.client.delete_tag(run_id, key)
         self.client.set_terminated(run_id, status=status, end_time=end_time)
 
     def delete(self, run_id: str) -> None:

@@ -116,3 +116,32 @@ def test_a_file_that_is_not_an_npz(tmp_path):
     (tmp_path / "broken.npz").write_bytes(b"not a zip")
     with pytest.raises(DataError, match="broken.npz: not a readable .npz array file"):
         read_rgb(arrays.member_path(tmp_path / "broken.npz", "a", 0))
+
+
+def _npz_with_header(path, shape, data: bytes):
+    """An .npz whose ``x_images`` header declares ``shape`` (uint8) but holds ``data``."""
+    import io
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "|u1", "fortran_order": False, "shape": shape}
+    )
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("x_images.npy", header.getvalue() + data)  # the header starts with the magic
+    return path
+
+
+def test_a_header_that_promises_a_huge_array_is_one_line(tmp_path):
+    """Issue 25 #12: a BreastMNIST .npz declaring a huge array ended in a MemoryError."""
+    path = _npz_with_header(tmp_path / "bomb.npz", (10**6, 10**4, 10**4), b"\0" * 64)
+    with pytest.raises(DataError, match=r"bomb.npz: array 'x_images' declares shape .* damaged"):
+        arrays.load_array(path, "x_images")
+
+
+def test_arrays_of_empty_images_are_refused_where_they_are_read(tmp_path):
+    """Issue 25 #12: (N, 0, 0) image arrays passed `data check` and crashed `run`."""
+    path = tmp_path / "empty.npz"
+    np.savez(path, x_images=np.zeros((4, 0, 0), dtype=np.uint8))
+    with pytest.raises(DataError, match=r"empty.npz::x_images\[1\]: an empty image"):
+        read_rgb(arrays.member_path(path, "x_images", 1))

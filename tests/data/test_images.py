@@ -69,3 +69,14 @@ def test_an_image_over_the_bomb_limit_names_the_file_and_the_setting(tmp_path, m
         read_rgb(path)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
     assert read_rgb(path).shape == (64, 64, 3)
+
+
+def test_an_image_between_the_limit_and_twice_it_is_refused_too(tmp_path, monkeypatch, recwarn):
+    """Issue 25 #13: Pillow only warns up to twice its limit (a 144-Mpx image passed an 89-Mpx
+    limit with Pillow's raw warning); medbench enforces the limit itself."""
+    path = tmp_path / "big.png"
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 3000)  # 4,096 pixels: under twice the limit
+    with pytest.raises(DataError, match=r"big\.png: 64x64 pixels, over the limit of 3,000"):
+        read_rgb(path)
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]

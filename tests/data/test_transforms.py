@@ -106,3 +106,28 @@ def test_bad_image_names_the_file(tmp_path, content):
         load_cached(
             [str(good), str(bad)], PreprocessSettings(image_size=16), root=tmp_path / "c", workers=1
         )
+
+
+@pytest.mark.parametrize("damage", ["truncated", "object_array", "other_shape", "not_npy"])
+def test_an_unreadable_cache_entry_is_rebuilt(tmp_path, damage):
+    """Issue 25 #11: a truncated or object-array .npy in the cache crashed every run."""
+    from medbench.errors import MedbenchWarning
+
+    paths = [str(_speckle_png(tmp_path / f"{i}.png", (90, 70), "L", i)) for i in range(3)]
+    settings = PreprocessSettings(image_size=24)
+    root = tmp_path / "cache"
+    first = load_cached(paths, settings, root=root, workers=1)
+    entry = next(iter(sorted((root / settings.key()).rglob("*.npy"))))
+    if damage == "truncated":
+        entry.write_bytes(entry.read_bytes()[:100])
+    elif damage == "object_array":
+        np.save(entry, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    elif damage == "other_shape":
+        np.save(entry, np.zeros((3, 8, 8), dtype=np.uint8))
+    else:
+        entry.write_bytes(b"garbage")
+    with pytest.warns(MedbenchWarning, match="1 unreadable entries of the preprocessing cache"):
+        again = load_cached(paths, settings, root=root, workers=1)
+    assert again.decoded == 1 and torch.equal(again.images, first.images)
+    third = load_cached(paths, settings, root=root, workers=1)  # repaired for good
+    assert third.decoded == 0 and torch.equal(third.images, first.images)

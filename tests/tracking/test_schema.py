@@ -1,3 +1,5 @@
+import re
+
 from medbench.config import Config
 from medbench.engine.grid import parent_params
 from medbench.metrics import METRIC_NAMES
@@ -18,8 +20,11 @@ def test_test_metrics_cover_every_metric():
 
 def test_site_metric_names_are_valid_mlflow_names():
     assert s.site_metric("auc", "GDPH") == "test_auc_site_GDPH"
-    assert s.site_metric("auc", "SYSUCC (2)") == "test_auc_site_SYSUCC _2_"
-    assert s.site_metric("accuracy", "GDPH&1") == "test_accuracy_site_GDPH_1"
+    # refused characters become '_', followed by a digest of the real name
+    assert re.fullmatch(r"test_auc_site_SYSUCC _2__[0-9a-f]{8}", s.site_metric("auc", "SYSUCC (2)"))
+    assert re.fullmatch(
+        r"test_accuracy_site_GDPH_1_[0-9a-f]{8}", s.site_metric("accuracy", "GDPH&1")
+    )
 
 
 def test_parent_params_come_from_real_config_keys():
@@ -31,3 +36,17 @@ def test_parent_params_come_from_real_config_keys():
 
 def test_prediction_columns_are_ordered_and_required_ones_present():
     assert list(s.PREDICTION_COLUMNS)[:5] == list(s.REQUIRED_PREDICTION_COLUMNS)
+
+
+def test_site_keys_are_collision_free_and_bounded():
+    """Issue 25 #10: 'scanner#1' and 'scanner_1' shared one metric; a 300-character site
+    stopped the run at its first metric write."""
+    from medbench.tracking.schema import SITE_KEY_MAX, site_key, site_metric
+
+    assert site_key("GDPH") == "GDPH" and site_key("SYSUCC") == "SYSUCC"  # kept as they are
+    assert site_key("scanner_1") == "scanner_1"
+    assert site_key("scanner#1") != "scanner_1" and site_key("scanner#1").startswith("scanner_1_")
+    long = "x" * 300
+    assert len(site_key(long)) == SITE_KEY_MAX and site_key(long) != site_key(long + "y")
+    assert site_key("Hôpital") == site_key("Hôpital")  # stable across calls and processes
+    assert len(site_metric("balanced_accuracy", long)) < 250  # MLflow's limit on a metric name

@@ -96,3 +96,91 @@ def test_stores_mlflow_would_misread_are_refused(uri, match, tmp_path, monkeypat
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
     with pytest.raises(TrackingError, match=match):
         check_store(uri.format(tmp=tmp_path))
+
+
+def test_a_store_another_client_is_migrating_is_waited_for(monkeypatch, tmp_path):
+    """Issue 25 #1: a new store opened at the same moment by another MLflow client (the UI, a
+    notebook) made MLflow's table upgrade fail in one of them; medbench retries the opening."""
+    import medbench.tracking.store as store
+
+    real, calls = store.client, []
+
+    class Migrating:
+        def search_experiments(self, **kw):
+            calls.append(kw)
+            if len(calls) < 3:
+                raise AttributeError("dimension_attributes")  # what the race raised
+            return real(uri).search_experiments(**kw)
+
+    uri = f"sqlite:///{tmp_path / 'new.db'}"
+    monkeypatch.setattr(store, "client", lambda u: Migrating())
+    check_store(uri)
+    assert len(calls) == 3
+
+    class Stuck:
+        def search_experiments(self, **kw):
+            raise AttributeError("dimension_attributes")
+
+    monkeypatch.setattr(store, "client", lambda u: Stuck())
+    with pytest.raises(TrackingError, match=r"could not be opened for 0 s .*dimension_attributes"):
+        store._open(uri, wait=0.3)
+
+
+@pytest.mark.slow
+def test_a_new_store_opened_by_another_client_at_the_same_moment(tmp_path):
+    """The real race: another process polls a new SQLite store with the MLflow client while
+    medbench opens it and writes a run. Every attempt must succeed."""
+    import subprocess
+    import sys
+    import time
+
+    from medbench.tracking import Tracker
+
+    poll = (
+        "import sys, time\n"
+        "from mlflow import MlflowClient\n"
+        "end = time.time() + 8\n"
+        "while time.time() < end:\n"
+        "    try:\n"
+        "        MlflowClient(sys.argv[1]).search_experiments(max_results=1)\n"
+        "    except Exception:\n"
+        "        pass\n"
+    )
+    for attempt, delay in enumerate((1.0, 2.0)):
+        uri = f"sqlite:///{tmp_path / f'race{attempt}.db'}"
+        other = subprocess.Popen([sys.executable, "-c", poll, uri])
+        try:
+            time.sleep(delay)  # the other client starts creating the tables about now
+            check_store(uri)
+            tracker = Tracker(uri, "exp")
+            run = tracker.client.create_run(tracker.experiment_id, run_name="r")
+            tracker.finish(run.info.run_id)
+        finally:
+            other.wait(timeout=60)
+        assert tracker.client.get_run(run.info.run_id).info.status == "FINISHED"
+
+
+def test_commands_that_read_never_create_a_store(monkeypatch, tmp_path):
+    """Issue 24/25: ``medbench report NAME`` in another folder created an empty mlflow.db and
+    said much later that the experiment did not exist."""
+    from medbench.tracking import load_experiment
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with pytest.raises(TrackingError, match=r"no tracking store at .*mlflow.db .*--tracking-uri"):
+        load_experiment("medbench-demo")
+    with pytest.raises(TrackingError, match=r"no tracking store at .*typo.db"):
+        check_store(f"sqlite:///{tmp_path / 'typo.db'}", create=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_experiment_names_the_store_and_how_to_point_elsewhere(mlflow_uri):
+    from medbench.tracking import Tracker, load_experiment
+    from medbench.tracking.lock import ExperimentLock
+
+    Tracker(mlflow_uri, "medbench-demo")
+    with ExperimentLock(mlflow_uri, "medbench-demo"), pytest.raises(TrackingError) as err:
+        load_experiment("medbench-dmeo", mlflow_uri)
+    message = str(err.value)
+    assert "did you mean 'medbench-demo'" in message and "--tracking-uri" in message
+    assert "medbench-demo.lock" not in message  # locks are not experiments of the user's

@@ -164,3 +164,53 @@ def test_a_lock_that_never_ends_is_one_line(monkeypatch):
     assert len(calls) > 2  # retried until the wait ran out
     with pytest.raises(TrackingError, match="no such table"):  # other errors: at once
         guarded.get_run("r")
+
+
+def test_a_trial_run_killed_before_its_params_is_read_as_unfinished(mlflow_uri):
+    """Issue 25 #2: a SIGKILL between creating a trial run and logging its params left a run
+    without its ``trial`` param, and the rerun crashed in ``trials()``."""
+    from medbench.tracking import schema as s
+
+    tr = Tracker(mlflow_uri, "exp")
+    _, cid = _child(tr)
+    done = tr.start_trial(cid, "m", "sam", 1, 0, 0, {"lr": 1e-3, "rho": 0.05}, "h1", "fp1")
+    tr.finish(done)
+    # what a kill leaves: the run, its key tag, no params (an older version: no params tag)
+    key = s.trial_key("m", "sam", 1, 0, 1)
+    tags = {s.TAG_TRIAL: key, s.TAG_PARENT_RUN_ID: cid}
+    bare = tr.client.create_run(tr.experiment_id, run_name="m/sam/fold1/trial1", tags=tags)
+    # this version writes the params with the run: a kill right after creation
+    half = tr.client.create_run(
+        tr.experiment_id,
+        run_name="m/sam/fold1/trial2",
+        tags={
+            s.TAG_TRIAL: s.trial_key("m", "sam", 1, 0, 2),
+            s.TAG_TRIAL_PARAMS: '{"trial": 2, "lr": 0.01, "rho": 0.1}',
+            s.TAG_PARENT_RUN_ID: cid,
+        },
+    )
+    trials = tr.trials(cid)
+    assert trials["trial"].tolist() == [0, 1, 2]
+    assert trials["status"].tolist() == ["FINISHED", "RUNNING", "RUNNING"]
+    assert trials["run_id"].tolist() == [done, bare.info.run_id, half.info.run_id]
+    assert trials["lr"].tolist()[0] == pytest.approx(1e-3) and pd.isna(trials["lr"][1])
+    assert trials.loc[2, ["lr", "rho"]].tolist() == pytest.approx([0.01, 0.1])
+    # a finished run without params (made by hand, say) is not counted as a trial either
+    tr.finish(bare.info.run_id)
+    assert tr.trials(cid)["status"].tolist()[1] == "RUNNING"
+
+
+def test_a_resumed_run_that_finishes_keeps_no_failure_tag(mlflow_uri):
+    """Issue 25 #13: a run KILLED (reason tagged), resumed and FINISHED kept the old reason."""
+    from medbench.tracking import schema as s
+
+    tr = Tracker(mlflow_uri, "exp")
+    _, cid = _child(tr)
+    tr.set_tags(cid, {s.TAG_TRACEBACK: "Traceback ..."})
+    tr.finish(cid, "KILLED", "interrupted by the user")
+    assert tr.client.get_run(cid).data.tags[s.TAG_FAILURE] == "interrupted by the user"
+    tr.set_status(cid, "RUNNING")  # resumed
+    tr.finish(cid)
+    run = tr.client.get_run(cid)
+    assert run.info.status == "FINISHED"
+    assert s.TAG_FAILURE not in run.data.tags and s.TAG_TRACEBACK not in run.data.tags
