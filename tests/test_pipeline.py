@@ -19,7 +19,7 @@ def grid(tmp_path_factory, _empty_store):
     import shutil
 
     from medbench.config import load_config
-    from medbench.data.synthetic import generate
+    from medbench.data.synth.synthetic import generate
 
     root = tmp_path_factory.mktemp("pipeline")
     generate(root / "bus", n=60, seed=3)

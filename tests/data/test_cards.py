@@ -3,9 +3,9 @@ from pathlib import Path
 import pytest
 
 import medbench
-from medbench.data import birads
 from medbench.data.cards import card_folder, list_cards, read_card
-from medbench.data.layouts import gdph_sysucc
+from medbench.data.read import birads
+from medbench.data.read.layouts import gdph_sysucc
 from medbench.errors import DataError
 
 
@@ -74,7 +74,7 @@ def test_gdph_card_states_source_licence_and_use(gdph):
 def test_gdph_card_matches_the_reader(gdph):
     meta, _ = gdph
     layout = meta["layout"]
-    assert layout["reader"] == "medbench.data.manifest.read_manifest"
+    assert layout["reader"] == "medbench.data.read.manifest.read_manifest"
     assert layout["detected_as"] == gdph_sysucc.NAME
     assert layout["sheet"] == gdph_sysucc.SHEET_FILE == "BIRADS&FOLD.xlsx"
     assert layout["worksheet"] == gdph_sysucc.WORKSHEET == "prediction"
@@ -106,7 +106,7 @@ def test_the_release_card_applies_only_to_the_release_counts():
 
 
 def test_every_layout_card_is_shipped_and_names_its_layout():
-    from medbench.data.layouts import LAYOUTS
+    from medbench.data.read.layouts import LAYOUTS
 
     for name, layout in LAYOUTS.items():
         if layout.CARD is None:
@@ -119,7 +119,7 @@ def test_every_layout_card_is_shipped_and_names_its_layout():
 
 
 def test_busbra_card_matches_the_reader():
-    from medbench.data.layouts import busbra
+    from medbench.data.read.layouts import busbra
 
     meta, _ = read_card("busbra")
     layout, counts = meta["layout"], meta["counts"]
@@ -137,7 +137,7 @@ def test_busbra_card_matches_the_reader():
 
 
 def test_busi_card_matches_the_reader():
-    from medbench.data.layouts import busi
+    from medbench.data.read.layouts import busi
 
     meta, _ = read_card("busi")
     counts = meta["counts"]
@@ -147,7 +147,7 @@ def test_busi_card_matches_the_reader():
 
 
 def test_breastmnist_card_states_the_inverted_label_map():
-    from medbench.data.layouts import breastmnist
+    from medbench.data.read.layouts import breastmnist
 
     meta, body = read_card("breastmnist")
     assert meta["label_map"]["medmnist"][0] == "malignant"
