@@ -38,7 +38,8 @@ from medbench.data.read.layouts import list_layouts
 from medbench.data.read.manifest import LABEL_SOURCES
 from medbench.data.settings import DataSettings, ExternalSettings
 from medbench.errors import ConfigError, closest
-from medbench.optim.registry import DEFAULT_LR, is_sam_family, tunable_settings
+from medbench.models import check_model
+from medbench.optim.registry import DEFAULT_LR, is_sam_family, list_optimizers, tunable_settings
 from medbench.optim.sam import DEFAULT_RHO, GC_NORMS
 
 _NO_DEFAULT: Any = dataclasses.MISSING
@@ -378,9 +379,6 @@ def check_section(obj: Any, prefix: str) -> None:
 
 def validate(config: Config) -> Config:
     """Check every field and the rules between fields; raise ConfigError naming the key."""
-    from medbench.models import check_model
-    from medbench.optim import list_optimizers
-
     _check_section(config, "")
     if not DEVICE_PATTERN.fullmatch(config.train.device):
         raise ConfigError(

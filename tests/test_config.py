@@ -1,6 +1,15 @@
+import json
+
 import pytest
 
-from medbench.config import config_hash, list_configs, load_config, parse_overrides
+from medbench.config import (
+    ExternalConfig,
+    config_hash,
+    data_settings,
+    list_configs,
+    load_config,
+    parse_overrides,
+)
 from medbench.errors import ConfigError
 
 
@@ -170,8 +179,6 @@ def test_rho_zero_is_fine_without_sam_or_flatness():
 
 
 def test_what_enters_the_hash_comes_from_field_metadata_and_the_dataset_key_from_the_data():
-    from medbench.config import data_settings
-
     base = load_config("demo")
     assert config_hash(base) == config_hash(load_config("demo", ["train.checkpoint_every=5"]))
     assert config_hash(base) != config_hash(load_config("demo", ["flatness.power_tol=0.01"]))
@@ -194,10 +201,6 @@ def test_what_enters_the_hash_comes_from_field_metadata_and_the_dataset_key_from
 def test_data_settings_carry_the_data_section_and_keep_the_dataset_key_bytes():
     """The one conversion to what the data layer takes; the per-process dataset cache is keyed
     on exactly the bytes it was keyed on when the data layer read the config itself."""
-    import json
-
-    from medbench.config import data_settings
-
     cfg = load_config("demo", ["data.folds_keep=[1, 2, 3]", "data.synthetic.n=80"])
     data = data_settings(cfg.data)
     assert data.folds_keep == ("1", "2", "3") and data.synthetic_n == 80
@@ -234,8 +237,6 @@ def test_every_value_of_the_paper_config_cites_its_source():
 
 
 def test_external_datasets_from_the_config_and_the_command_line(tmp_path):
-    from medbench.config import ExternalConfig, data_settings
-
     config_file = tmp_path / "ext.yaml"
     config_file.write_text(
         "data:\n  external:\n    - {root: /data/BUSBRA, name: busbra, sheet: 10-fold-cv.csv}\n"

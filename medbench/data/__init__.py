@@ -12,6 +12,6 @@ Subpackages by job, each importing only those below it (``pixels`` <- ``read`` <
 - ``audit``: the dataset audit (``medbench data check``) and the near-duplicate search;
 - ``folds``: every fold concept, from the fold sources to the validation split;
 - ``dataset``: a dataset prepared for the jobs (manifest, folds, images, fingerprint), from
-  plain settings;
+  the plain settings of ``settings``;
 - ``cards``: the data cards; ``messages``: the wording of problems.
 """

@@ -150,7 +150,7 @@ def prepare_dataset(data: DataSettings, fold_seed: int, progress: bool = False) 
         root = synthetic_root(data.synthetic_n, data.synthetic_seed)
         generation_s = generate(root, n=data.synthetic_n, seed=data.synthetic_seed).seconds
     manifest = make_folds(
-        _read(root, data, data), data.folds, data.n_folds, fold_seed, list(data.folds_keep)
+        _read(root, data, data), data.folds, data.n_folds, fold_seed, data.folds_keep
     )
     dataset = _load(root, manifest, data.image_size, progress)
     dataset.generated = not data.root

@@ -17,6 +17,7 @@ the audit reads them, and each outer fold's train/validation/test split (:func:`
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,7 +124,7 @@ def assign_folds(
 
 
 def make_folds(
-    manifest: pd.DataFrame, source: str, k: int, seed: int, keep: list[str]
+    manifest: pd.DataFrame, source: str, k: int, seed: int, keep: Sequence[str]
 ) -> pd.DataFrame:
     """The manifest with the folds a run asks for: assigned from ``source`` (``k`` folds seeded
     by ``seed`` when stratified, see :func:`assign_folds`), then only those in ``keep``
@@ -234,7 +235,7 @@ def small_folds(manifest: pd.DataFrame) -> list[tuple[object, int, float]]:
     ]
 
 
-def keep_folds(manifest: pd.DataFrame, keep: list[str]) -> pd.DataFrame:
+def keep_folds(manifest: pd.DataFrame, keep: Sequence[str]) -> pd.DataFrame:
     """Only the images of the folds in ``keep`` (``data.folds_keep``; empty: all of them)."""
     if not keep:
         return manifest

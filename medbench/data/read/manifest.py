@@ -3,10 +3,10 @@ the folder.
 
 Its columns are ``MANIFEST_COLUMNS``: ``id`` and ``path`` (text), ``label`` (int64: 0 benign,
 1 malignant), ``site`` (text), ``fold`` (nullable Int64), the two readers' BI-RADS categories
-(text, see ``birads``), ``patient`` (text: images of one patient share it, and every split
+(text, see :mod:`~medbench.data.read.birads`), ``patient`` (text: images of one patient share it, and every split
 medbench makes keeps them together) and ``split`` (text: a dataset's own ``train``/``val``/
 ``test`` part, as BreastMNIST has); a dataset without a field leaves it missing. ``path`` is a
-file, or one image of an array file (``FILE::ARRAY[INDEX]``, see ``arrays``). ``df.attrs``
+file, or one image of an array file (``FILE::ARRAY[INDEX]``, see :mod:`~medbench.data.pixels.arrays`). ``df.attrs``
 keeps where it came from: ``root``, ``sheet_file``, ``sheet_name`` and ``layout``.
 
 A folder is read by its layout (``medbench.data.read.layouts``), detected from what is on disk or

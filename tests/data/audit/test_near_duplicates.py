@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 import medbench.data.audit.near_duplicates as nd
+from medbench.data.audit.check import HASH_SIZE, NEAR_DUPLICATE_BITS, _decode_all
 from medbench.data.audit.near_duplicates import near_duplicate_pairs, pairs_by_matrix_product, plan
+from medbench.data.read.manifest import read_manifest
 
 
 def _planted(rng, n, bits, distance, share=0.2):
@@ -81,9 +83,6 @@ def test_plan_keeps_one_bit_lookups_and_keys_that_fit_64_bits():
 
 def test_real_perceptual_hashes_of_the_generator(tiny_bus):
     """On the pHashes the audit computes, with its threshold."""
-    from medbench.data.audit.check import HASH_SIZE, NEAR_DUPLICATE_BITS, _decode_all
-    from medbench.data.read.manifest import read_manifest
-
     hashes, _ = _decode_all(read_manifest(tiny_bus), want_hash=True)
     assert hashes.shape[1] == HASH_SIZE**2
     found = near_duplicate_pairs(hashes, NEAR_DUPLICATE_BITS)

@@ -5,7 +5,7 @@ import pytest
 
 from medbench.data.read.manifest import read_manifest
 from medbench.data.read.sheets import column_key, filled_rows, find_sheet_file
-from medbench.errors import DataError
+from medbench.errors import DataError, MedbenchWarning
 from tests.data.layouts import flat_layout, gdph_layout, one_line_error, write_sheet
 
 
@@ -87,8 +87,6 @@ def test_corrupt_workbook(tmp_path):
 
 def test_a_hidden_worksheet_read_while_visible_ones_exist_is_said(tmp_path):
     from openpyxl import load_workbook
-
-    from medbench.errors import MedbenchWarning
 
     ds = gdph_layout(tmp_path, stray=None)  # 'prediction' plus an unrelated visible sheet
     book = load_workbook(ds.sheet)

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from medbench.cli import main
+from medbench.data.audit.check import audit_dataset
 from medbench.data.cards import read_card
 from medbench.data.pixels.images import read_rgb
 from medbench.data.read import birads
@@ -18,6 +20,7 @@ from medbench.data.read.labels import LABEL_NAMES
 from medbench.data.read.layouts.gdph_sysucc import SHEET_FILE, SITES
 from medbench.data.synth import synthetic as S
 from medbench.errors import DataError
+from medbench.models import SmallCNN
 
 NAME = re.compile(r"^(benign|malignant)\((\d+)\)\.png$")
 
@@ -254,8 +257,6 @@ def test_too_few_images_is_a_clear_error(tmp_path, n):
 
 
 def test_cli_writes_and_summarises(tmp_path, capsys):
-    from medbench.cli import main
-
     assert main(["data", "synth", str(tmp_path / "cli"), "--n", "20", "--seed", "1"]) == 0
     assert "20 images" in capsys.readouterr().out
     assert (tmp_path / "cli" / "BIRADS&FOLD.xlsx").is_file()
@@ -266,8 +267,6 @@ def test_a_small_cnn_learns_it_but_not_perfectly(default):
     """SmallCNN, Adam lr 1e-3, 64x64, 8 epochs, train folds 1-4, test fold 5."""
     import torch
     from sklearn.metrics import roc_auc_score
-
-    from medbench.models import SmallCNN
 
     _, rows = _sheet(default.root)
     path = {p.stem: p for p in default.images}
@@ -322,8 +321,6 @@ def test_same_bytes_whatever_simd_numpy_uses(tmp_path):
 
 
 def test_the_audit_finds_every_planted_near_duplicate(default):
-    from medbench.data.audit.check import audit_dataset
-
     report = audit_dataset(default.root)
     found = {
         frozenset(pair)
@@ -368,16 +365,12 @@ def test_release_sizes_are_remembered_and_checked(release, tmp_path):
 
 
 def test_the_audit_finds_the_planted_pairs_at_release_sizes(release):
-    from medbench.data.audit.check import audit_dataset
-
     found = audit_dataset(release.root).near_duplicates
     pairs = {frozenset((a, b)) for a, b in zip(found["id_a"], found["id_b"], strict=True)}
     assert {frozenset((d.original, d.copy)) for d in release.near_duplicates} <= pairs
 
 
 def test_cli_writes_release_sizes(tmp_path, capsys):
-    from medbench.cli import main
-
     out = tmp_path / "cli"
     assert main(["data", "synth", str(out), "--n", "20", "--sizes", "release"]) == 0
     assert "20 images" in capsys.readouterr().out
