@@ -78,11 +78,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_data_synth(args: argparse.Namespace) -> int:
     if args.layout == "gdph_sysucc":
-        from medbench.data.synthetic import generate
+        from medbench.data.synth.synthetic import generate
 
         summary = generate(args.out, n=args.n, seed=args.seed, sizes=args.sizes)
     else:
-        from medbench.data.synthetic_layouts import generate_layout
+        from medbench.data.synth.synthetic_layouts import generate_layout
 
         if args.sizes != "default":
             raise ConfigError(
@@ -94,7 +94,7 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_check(args: argparse.Namespace) -> int:
-    from medbench.data.audit import audit_dataset
+    from medbench.data.audit.check import audit_dataset
 
     report = audit_dataset(
         args.root,
@@ -118,7 +118,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from medbench.config import describe_configs
-    from medbench.data.layouts import LAYOUTS
+    from medbench.data.read.layouts import LAYOUTS
     from medbench.models import MODELS
     from medbench.optim.registry import describe_optimizers
 

@@ -7,9 +7,10 @@ here once. What a field means for the rest of the suite is in its metadata, decl
 
 - ``choices``, ``gt``/``ge``/``lt``/``le``: the values it accepts (numbers must be finite);
 - ``hashed=False``: it does not change a job's results, so it stays out of :func:`config_hash`
-  (resuming on another store, executor or report folder still finds the finished jobs);
-- ``dataset=True``: it changes the prepared dataset (manifest, folds, images), so it is part of
-  :func:`dataset_settings`, the key of the per-process dataset cache.
+  (resuming on another store, executor or report folder still finds the finished jobs).
+
+The data layer takes plain values, never this module's classes: :func:`data_settings` is the one
+conversion from the ``data`` section.
 
 Every mistake is one line that names its key: an unknown key (with the closest valid one), a
 value of the wrong type, outside its range or its choices, an unknown model or optimizer, and
@@ -34,8 +35,9 @@ from typing import Any
 import yaml
 
 from medbench.data.folds import FOLD_SOURCES
-from medbench.data.layouts import list_layouts
-from medbench.data.manifest import LABEL_SOURCES
+from medbench.data.read.layouts import list_layouts
+from medbench.data.read.manifest import LABEL_SOURCES
+from medbench.data.settings import DataSettings, ExternalSettings
 from medbench.errors import ConfigError, MedbenchWarning, closest
 from medbench.models import check_model
 from medbench.optim.registry import DEFAULT_LR, is_sam_family, list_optimizers, tunable_settings
@@ -55,14 +57,12 @@ def setting(
     lt: float | None = None,
     le: float | None = None,
     hashed: bool = True,
-    dataset: bool = False,
 ) -> Any:
     """A config field with what it accepts and what it changes (see the module docstring)."""
     meta = {
         "choices": choices,
         "bounds": (gt, ge, lt, le),
         "hashed": hashed,
-        "dataset": dataset,
     }
     if factory is not _NO_DEFAULT:
         return field(default_factory=factory, metadata=meta)
@@ -77,8 +77,8 @@ DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 class SyntheticConfig:
     """The synthetic BUS dataset used when ``data.root`` is empty."""
 
-    n: int = setting(600, ge=20, dataset=True)
-    seed: int = setting(0, dataset=True)
+    n: int = setting(600, ge=20)
+    seed: int = setting(0)
 
 
 #: ``data.layout``: detected from what is on disk, or one of the layouts medbench reads.
@@ -100,22 +100,22 @@ class ExternalConfig:
 
 @dataclass
 class DataConfig:
-    root: str | None = setting(None, hashed=False, dataset=True)  # empty: synthetic data
+    root: str | None = setting(None, hashed=False)  # empty: synthetic data
     # detected by default; the fingerprint covers what it reads, so it is not hashed
-    layout: str = setting("auto", choices=LAYOUT_CHOICES, hashed=False, dataset=True)
-    sheet: str | None = setting(None, dataset=True)  # worksheet, sheet or fold file to read
-    include_normal: bool = setting(False, dataset=True)  # BUSI's normal images as benign
+    layout: str = setting("auto", choices=LAYOUT_CHOICES, hashed=False)
+    sheet: str | None = setting(None)  # worksheet, sheet or fold file to read
+    include_normal: bool = setting(False)  # BUSI's normal images as benign
     # a sheet's label column against the file names: check (stop when they disagree) | sheet | names
-    labels: str = setting("check", choices=LABEL_SOURCES, dataset=True)
-    folds: str = setting("auto", choices=FOLD_SOURCES, dataset=True)
-    n_folds: int = setting(5, ge=2, dataset=True)  # for stratified folds
+    labels: str = setting("check", choices=LABEL_SOURCES)
+    folds: str = setting("auto", choices=FOLD_SOURCES)
+    n_folds: int = setting(5, ge=2)  # for stratified folds
     val_fraction: float = setting(0.2, gt=0.0, lt=1.0)  # of the training folds, for selection
-    image_size: int = setting(256, ge=1, dataset=True)
+    image_size: int = setting(256, ge=1)
     augment: bool = setting(False)
     synthetic: SyntheticConfig = setting(factory=SyntheticConfig)
     external: list[ExternalConfig] = setting(factory=list)  # tested with identical preprocessing
     # the folds to keep (empty: all), e.g. to leave out a stray fold of a few mistyped images
-    folds_keep: list[str] = setting(factory=list, dataset=True)
+    folds_keep: list[str] = setting(factory=list)
     # Pillow's guard against decompression bombs, in pixels (its default); raise it for trusted
     # very large images
     max_image_pixels: int = setting(89_478_485, ge=1, hashed=False)
@@ -700,9 +700,33 @@ def config_hash(config: Config) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def dataset_settings(data: DataConfig) -> dict[str, Any]:
-    """The ``data`` settings that change the prepared dataset (fields with ``dataset=True``)."""
-    return _marked(data, "dataset")
+def data_settings(data: DataConfig) -> DataSettings:
+    """The ``data`` section as the data layer takes it (plain values; see
+    :mod:`medbench.data.settings`)."""
+    return DataSettings(
+        root=data.root,
+        layout=data.layout,
+        sheet=data.sheet,
+        include_normal=data.include_normal,
+        labels=data.labels,
+        folds=data.folds,
+        n_folds=data.n_folds,
+        folds_keep=tuple(data.folds_keep),
+        image_size=data.image_size,
+        synthetic_n=data.synthetic.n,
+        synthetic_seed=data.synthetic.seed,
+        max_image_pixels=data.max_image_pixels,
+        external=tuple(
+            ExternalSettings(
+                root=ext.root,
+                name=ext.name,
+                layout=ext.layout,
+                sheet=ext.sheet,
+                include_normal=ext.include_normal,
+            )
+            for ext in data.external
+        ),
+    )
 
 
 def dump_yaml(config: Config) -> str:

@@ -42,7 +42,7 @@ def mlflow_uri(_empty_store, tmp_path):
 @pytest.fixture(scope="session")
 def tiny_bus(tmp_path_factory):
     """A small synthetic dataset in the GDPH&SYSUCC layout (shared, read-only)."""
-    from medbench.data.synthetic import generate
+    from medbench.data.synth.synthetic import generate
 
     root = tmp_path_factory.mktemp("tiny-bus") / "bus"
     generate(root, n=60, seed=3)

@@ -1,3 +1,4 @@
+import json
 import warnings
 
 import pytest
@@ -10,7 +11,7 @@ from medbench.config import (
     config_from_dict,
     config_from_logged,
     config_hash,
-    dataset_settings,
+    data_settings,
     dump_yaml,
     list_configs,
     load_config,
@@ -184,11 +185,11 @@ def test_rho_zero_is_fine_without_sam_or_flatness():
     assert cfg.optimizer.rho == 0
 
 
-def test_what_enters_the_hash_and_the_dataset_key_comes_from_field_metadata():
+def test_what_enters_the_hash_comes_from_field_metadata_and_the_dataset_key_from_the_data():
     base = load_config("demo")
     assert config_hash(base) == config_hash(load_config("demo", ["train.checkpoint_every=5"]))
     assert config_hash(base) != config_hash(load_config("demo", ["flatness.power_tol=0.01"]))
-    keys = set(dataset_settings(base.data))
+    keys = set(data_settings(base.data).key())
     assert keys == {
         "root",
         "layout",
@@ -202,6 +203,25 @@ def test_what_enters_the_hash_and_the_dataset_key_comes_from_field_metadata():
         "synthetic.n",
         "synthetic.seed",
     }
+
+
+def test_data_settings_carry_the_data_section_and_keep_the_dataset_key_bytes():
+    """The one conversion to what the data layer takes; the per-process dataset cache is keyed
+    on exactly the bytes it was keyed on when the data layer read the config itself."""
+    cfg = load_config("demo", ["data.folds_keep=[1, 2, 3]", "data.synthetic.n=80"])
+    data = data_settings(cfg.data)
+    assert data.folds_keep == ("1", "2", "3") and data.synthetic_n == 80
+    assert (data.root, data.layout, data.image_size, data.max_image_pixels) == (
+        None,
+        "auto",
+        64,
+        89_478_485,
+    )
+    assert json.dumps([data.key(), 0], sort_keys=True, default=str) == (
+        '[{"folds": "auto", "folds_keep": ["1", "2", "3"], "image_size": 64, '
+        '"include_normal": false, "labels": "check", "layout": "auto", "n_folds": 5, '
+        '"root": null, "sheet": null, "synthetic.n": 80, "synthetic.seed": 0}, 0]'
+    )
 
 
 def test_bare_on_and_off_read_as_choices():
@@ -236,7 +256,8 @@ def test_external_datasets_from_the_config_and_the_command_line(tmp_path):
     base = load_config("demo")
     with_ext = load_config("demo", external_roots=["/data/BUSI"])
     assert config_hash(with_ext) != config_hash(base)  # their metrics belong to the runs
-    assert dataset_settings(with_ext.data) == dataset_settings(base.data)  # not the training data
+    # not the training data
+    assert data_settings(with_ext.data).key() == data_settings(base.data).key()
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from medbench.config import load_config
-from medbench.data.synthetic import generate
+from medbench.data.synth.synthetic import generate
 from medbench.pipeline import run_benchmark
 from medbench.report.analysis import analyse
 from medbench.report.build import read_experiment

@@ -73,8 +73,8 @@ def compare_pipelines(
 
     ``cache`` is a scratch folder: the first-epoch contender empties it before every unit.
     """
-    from medbench.data.loader import BatchLoader
-    from medbench.data.transforms import PreprocessSettings, load_cached
+    from medbench.data.pixels.loader import BatchLoader
+    from medbench.data.pixels.transforms import PreprocessSettings, load_cached
 
     n = len(paths)
     settings = PreprocessSettings(image_size=image_size)
@@ -162,8 +162,8 @@ def bench_data(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Both pipelines on the same ``n_images`` synthetic PNGs (default sizes)."""
-    from medbench.data.manifest import read_manifest
-    from medbench.data.synthetic import generate
+    from medbench.data.read.manifest import read_manifest
+    from medbench.data.synth.synthetic import generate
 
     tmp = Path(tempfile.mkdtemp(prefix="medbench-bench-data-"))
     try:

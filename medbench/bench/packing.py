@@ -39,7 +39,7 @@ def bench_packing(
     """Wall and CPU seconds of the grid at 1 and ``jobs_per_device`` jobs at once."""
     import time
 
-    from medbench.config import load_config
+    from medbench.config import data_settings, load_config
     from medbench.engine.grid import run_grid
 
     tmp = Path(tempfile.mkdtemp(prefix="medbench-bench-packing-"))
@@ -53,7 +53,9 @@ def bench_packing(
         from medbench.data.dataset import prepare_dataset
 
         base = load_config("demo", [*GRID, *(extra or [])])
-        prepare_dataset(base.data, min(base.seeds))  # generated and cached before any timing
+        prepare_dataset(
+            data_settings(base.data), min(base.seeds)
+        )  # generated and cached before any timing
         for r in range(repetitions):
             order = [1, jobs_per_device] if r % 2 == 0 else [jobs_per_device, 1]
             for k in order:

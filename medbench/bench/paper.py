@@ -171,12 +171,13 @@ def _config(base: list[str], root: str):
 
 def measure_pair(config, model: str, optimizer: str, epochs: int, device) -> Pair:
     """A warm-up epoch, then ``epochs`` timed epochs of one fold, through the engine's steps."""
+    from medbench.config import data_settings
     from medbench.data.dataset import prepare_dataset
     from medbench.engine.jobs import Job
     from medbench.engine.train import fit_epoch, setup
     from medbench.engine.worker import fold_data
 
-    dataset = prepare_dataset(config.data, min(config.seeds))
+    dataset = prepare_dataset(data_settings(config.data), min(config.seeds))
     job = Job(model, optimizer, dataset.folds[0], min(config.seeds))
     fold = fold_data(dataset, config, job)
     fit = setup(job, config, fold, device)
@@ -204,6 +205,7 @@ def measure_pair(config, model: str, optimizer: str, epochs: int, device) -> Pai
 def _packed_worker(overrides, root, model, optimizer, epochs, threads, barrier, results) -> None:
     """One of ``k`` processes training the same pair at once (see :func:`packed_throughput`)."""
     torch.set_num_threads(threads)
+    from medbench.config import data_settings
     from medbench.data.dataset import prepare_dataset
     from medbench.engine.device import resolve_device
     from medbench.engine.jobs import Job
@@ -213,7 +215,7 @@ def _packed_worker(overrides, root, model, optimizer, epochs, threads, barrier, 
     try:
         config = _config(overrides, root)
         device = resolve_device(config.train.device)
-        dataset = prepare_dataset(config.data, min(config.seeds))
+        dataset = prepare_dataset(data_settings(config.data), min(config.seeds))
         job = Job(model, optimizer, dataset.folds[0], min(config.seeds))
         fold = fold_data(dataset, config, job)
         fit = setup(job, config, fold, device)
@@ -314,13 +316,12 @@ def bench_paper(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Every figure of the module docstring; the options shrink it for a CPU test."""
-    from medbench.config import SyntheticConfig
     from medbench.data.dataset import synthetic_root
-    from medbench.data.synthetic import generate
+    from medbench.data.synth.synthetic import generate
     from medbench.engine.device import resolve_device
 
     dev = resolve_device(device)
-    root = synthetic_root(SyntheticConfig(n=n, seed=seed))  # generated once, in the cache
+    root = synthetic_root(n, seed)  # generated once, in the cache
     root = root.with_name(root.name + ("" if sizes == "default" else f"-{sizes}"))
     generate(root, n=n, seed=seed, sizes=sizes)
     overrides = [f"train.device={device}", "flatness.enabled=false", "report.enabled=false"]
@@ -395,12 +396,13 @@ def _precisions(overrides, root, models, optimizers, names, epochs, dev) -> dict
 
 
 def _tf32_fidelity(config, model: str, optimizer: str, device) -> float:
+    from medbench.config import data_settings
     from medbench.data.dataset import prepare_dataset
     from medbench.engine.jobs import Job
     from medbench.engine.train import setup
     from medbench.engine.worker import fold_data
 
-    dataset = prepare_dataset(config.data, min(config.seeds))
+    dataset = prepare_dataset(data_settings(config.data), min(config.seeds))
     job = Job(model, optimizer, dataset.folds[0], min(config.seeds))
     return tf32_fidelity(setup(job, config, fold_data(dataset, config, job), device))
 

@@ -73,7 +73,7 @@ def hash_search(
     min_seconds: float = MIN_SECONDS,
 ) -> dict[str, Any]:
     """Multi-index hashing and the O(n^2) comparison at n and ``factor`` n, interleaved."""
-    from medbench.data.near_duplicates import near_duplicate_pairs, pairs_by_matrix_product
+    from medbench.data.audit.near_duplicates import near_duplicate_pairs, pairs_by_matrix_product
 
     sets = {"n": hashes, f"{factor}n": scaled_hashes(hashes, factor)}
     methods = {"mih": near_duplicate_pairs, "all_pairs": pairs_by_matrix_product}
@@ -114,8 +114,8 @@ def peak_memory(paths: list[str], labels: list[int], cache: Path, image_size: in
     """Peak resident memory (GB) of this process while each pipeline runs one epoch."""
     import torch
 
-    from medbench.data.loader import BatchLoader
-    from medbench.data.transforms import PreprocessSettings, load_cached
+    from medbench.data.pixels.loader import BatchLoader
+    from medbench.data.pixels.transforms import PreprocessSettings, load_cached
 
     out: dict[str, float] = {"before": rss_gb()}
     scoped = reset_peak_rss()
@@ -158,9 +158,9 @@ def bench_scale(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Every figure of the data path for ``n`` images (see the module docstring)."""
-    from medbench.data.audit import audit_dataset
-    from medbench.data.manifest import read_manifest
-    from medbench.data.synthetic import generate
+    from medbench.data.audit.check import audit_dataset
+    from medbench.data.read.manifest import read_manifest
+    from medbench.data.synth.synthetic import generate
 
     tmp = Path(tempfile.mkdtemp(prefix="medbench-bench-scale-"))
     try:

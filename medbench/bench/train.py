@@ -32,10 +32,10 @@ def bench_train(
     seed: int = 0,
     min_seconds: float = MIN_SECONDS,
 ) -> dict[str, Any]:
-    from medbench.data.loader import BatchLoader, place_images
-    from medbench.data.manifest import read_manifest
-    from medbench.data.synthetic import generate
-    from medbench.data.transforms import PreprocessSettings, load_cached
+    from medbench.data.pixels.loader import BatchLoader, place_images
+    from medbench.data.pixels.transforms import PreprocessSettings, load_cached
+    from medbench.data.read.manifest import read_manifest
+    from medbench.data.synth.synthetic import generate
     from medbench.engine.device import Precision, resolve_device
     from medbench.engine.train import train_epoch
     from medbench.models import build_model

@@ -1,10 +1,17 @@
 """Data layer: dataset folder -> manifest -> folds -> preprocessed tensors.
 
-- ``manifest``: a dataset folder read into the manifest (one row per image) by its layout;
-- ``layouts``: one module per dataset layout, its detection and reading, shared with
-  ``synthetic`` (the generator writes the layout the reader reads);
-- ``sheets`` and ``cells``: label sheets and their cells; ``birads``: BI-RADS categories and
-  reader calls; ``labels``: the label coding; ``messages``: the wording of problems;
-- ``folds``, ``images``, ``transforms``, ``loader``: folds, decoding, preprocessing, batches;
-- ``audit``, ``synthetic``, ``cards``: the dataset audit, the synthetic release, the data cards.
+Subpackages by job, each importing only those below it (``pixels`` <- ``read`` <- ``synth``,
+``audit``; ``folds`` and ``dataset`` above them):
+
+- ``read``: a dataset folder read into the manifest (one row per image) by its layout
+  (``read.layouts``: one module per layout, shared with ``synth``), its sheets and cells, the
+  BI-RADS categories and the label coding;
+- ``pixels``: decoding images (files and arrays), the MONAI preprocessing with its on-disk
+  cache, and batches;
+- ``synth``: the synthetic release and its BUS-BRA and BUSI twins;
+- ``audit``: the dataset audit (``medbench data check``) and the near-duplicate search;
+- ``folds``: every fold concept, from the fold sources to the validation split;
+- ``dataset``: a dataset prepared for the jobs (manifest, folds, images, fingerprint), from
+  the plain settings of ``settings``;
+- ``cards``: the data cards; ``messages``: the wording of problems.
 """

@@ -1,21 +1,21 @@
 """A prepared dataset: the manifest with its folds, the preprocessed images and a fingerprint.
 
 Preparing reads the folder once (or generates the synthetic dataset), assigns the folds, and
-loads every image through the preprocessing cache. The result is memoised per process on the
-config's dataset settings (:func:`medbench.config.dataset_settings`), so the jobs of a grid run
-in one process share it, and a Ray worker prepares it once. External datasets
-(``data.external``) are prepared the same way, with the same preprocessing, once per process.
+loads every image through the preprocessing cache. It takes plain settings
+(:class:`~medbench.data.settings.DataSettings`; the config module's ``data_settings`` makes them
+from a config). The result is memoised per process on the settings that change it
+(:meth:`DataSettings.key`), so the jobs of a grid run in one process share it, and a Ray worker
+prepares it once. External datasets are prepared the same way, with the same preprocessing,
+once per process.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import re
 import time
-import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +23,15 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from medbench.config import DataConfig, ExternalConfig, dataset_settings
 from medbench.data.cards import read_card
-from medbench.data.folds import assign_folds, fold_ids, keep_folds, small_folds
-from medbench.data.labels import LABELS
-from medbench.data.layouts import flat, get_layout
-from medbench.data.manifest import read_manifest
-from medbench.data.messages import plural
-from medbench.data.synthetic import GENERATOR_VERSION, MARKER, generate
-from medbench.data.transforms import PreprocessSettings, load_cached
-from medbench.errors import ConfigError, MedbenchWarning
+from medbench.data.folds import fold_ids, make_folds
+from medbench.data.pixels.transforms import PreprocessSettings, load_cached
+from medbench.data.read.labels import LABELS
+from medbench.data.read.layouts import flat, get_layout
+from medbench.data.read.manifest import read_manifest
+from medbench.data.settings import DataSettings, ExternalSettings
+from medbench.data.synth.synthetic import GENERATOR_VERSION, MARKER, generate
+from medbench.errors import ConfigError
 from medbench.paths import cache_dir
 
 
@@ -60,11 +59,9 @@ _PREPARED: dict[str, Dataset] = {}
 _EXTERNAL: dict[str, Dataset] = {}
 
 
-def synthetic_root(synthetic) -> Path:
-    """Where the synthetic dataset of ``data.synthetic`` is generated (once) in the cache."""
-    return (
-        cache_dir() / "synthetic" / f"bus-n{synthetic.n}-seed{synthetic.seed}-v{GENERATOR_VERSION}"
-    )
+def synthetic_root(n: int, seed: int) -> Path:
+    """Where the synthetic dataset of ``n`` images and ``seed`` is generated (once) in the cache."""
+    return cache_dir() / "synthetic" / f"bus-n{n}-seed{seed}-v{GENERATOR_VERSION}"
 
 
 def dataset_fingerprint(manifest: pd.DataFrame, digests: list[str]) -> str:
@@ -104,7 +101,7 @@ def _card(root: Path, manifest: pd.DataFrame) -> str | None:
     return card
 
 
-def _read(root: Path, source: DataConfig | ExternalConfig, data: DataConfig) -> pd.DataFrame:
+def _read(root: Path, source: DataSettings | ExternalSettings, data: DataSettings) -> pd.DataFrame:
     """The manifest of ``root`` as ``source`` (the training data or an external dataset) says
     to read it, under the training data's image-size guard and label rule."""
     Image.MAX_IMAGE_PIXELS = data.max_image_pixels
@@ -136,13 +133,13 @@ def _load(root: Path, manifest: pd.DataFrame, image_size: int, progress: bool) -
     )
 
 
-def prepare_dataset(data: DataConfig, fold_seed: int, progress: bool = False) -> Dataset:
+def prepare_dataset(data: DataSettings, fold_seed: int, progress: bool = False) -> Dataset:
     """Read (or generate) the dataset of ``data``, assign its folds and load its images.
 
     ``fold_seed`` seeds stratified folds. The same settings return the same object within a
     process.
     """
-    key = json.dumps([dataset_settings(data), fold_seed], sort_keys=True, default=str)
+    key = json.dumps([data.key(), fold_seed], sort_keys=True, default=str)
     if key in _PREPARED:
         return _PREPARED[key]
     start = time.perf_counter()
@@ -150,19 +147,11 @@ def prepare_dataset(data: DataConfig, fold_seed: int, progress: bool = False) ->
     if data.root:
         root = Path(data.root).expanduser()
     else:
-        root = synthetic_root(data.synthetic)
-        generation_s = generate(root, n=data.synthetic.n, seed=data.synthetic.seed).seconds
-    manifest = _read(root, data, data)
-    manifest = assign_folds(manifest, source=data.folds, k=data.n_folds, seed=fold_seed)
-    manifest = keep_folds(manifest, data.folds_keep)
-    for fold, size, median in small_folds(manifest):
-        warnings.warn(
-            f"fold {fold} holds {plural(size, 'image')}, far fewer than the other folds "
-            f"(median {median:g}): its test metrics are noise and weigh as much as a full "
-            "fold's in every mean; leave it out with data.folds_keep if it is a typo",
-            MedbenchWarning,
-            stacklevel=2,
-        )
+        root = synthetic_root(data.synthetic_n, data.synthetic_seed)
+        generation_s = generate(root, n=data.synthetic_n, seed=data.synthetic_seed).seconds
+    manifest = make_folds(
+        _read(root, data, data), data.folds, data.n_folds, fold_seed, data.folds_keep
+    )
     dataset = _load(root, manifest, data.image_size, progress)
     dataset.generated = not data.root
     dataset.seconds = time.perf_counter() - start
@@ -171,7 +160,7 @@ def prepare_dataset(data: DataConfig, fold_seed: int, progress: bool = False) ->
     return dataset
 
 
-def external_name(ext: ExternalConfig, manifest: pd.DataFrame) -> str:
+def external_name(ext: ExternalSettings, manifest: pd.DataFrame) -> str:
     """The name of an external dataset: ``ext.name``, else its layout's (``busbra``), else for
     the generic flat layout its folder's, made safe for a metric name."""
     if ext.name:
@@ -184,7 +173,7 @@ def external_name(ext: ExternalConfig, manifest: pd.DataFrame) -> str:
     )
 
 
-def prepare_externals(data: DataConfig, progress: bool = False) -> dict[str, Dataset]:
+def prepare_externals(data: DataSettings, progress: bool = False) -> dict[str, Dataset]:
     """Each external dataset of ``data.external`` by name, read and preprocessed exactly as the
     training data (``data.image_size``); folds are not assigned (every image is a test image).
 
@@ -193,7 +182,7 @@ def prepare_externals(data: DataConfig, progress: bool = False) -> dict[str, Dat
     """
     out: dict[str, Dataset] = {}
     for i, ext in enumerate(data.external):
-        settings = {**dataclasses.asdict(ext), "image_size": data.image_size}
+        settings = {**asdict(ext), "image_size": data.image_size}
         key = json.dumps(settings, sort_keys=True)
         if key not in _EXTERNAL:
             root = Path(ext.root).expanduser()

@@ -8,25 +8,30 @@ stratified folds come from scikit-learn's ``StratifiedGroupKFold`` and the valid
 made of whole patients. Two single-fold modes exist besides cross-validation: ``official``
 (a dataset's own train/val/test split, as BreastMNIST's) and ``none`` (train on every image,
 minus validation, and test only on external datasets).
+
+Everything about folds lives here: the fold sources and their assignment (:func:`make_folds`
+for what a run asks), which folds to keep and which look mistyped, the dataset's own folds as
+the audit reads them, and each outer fold's train/validation/test split (:func:`split_fold`).
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
 
-from medbench.data.labels import LABEL_NAMES
+from medbench.data.messages import plural
+from medbench.data.read.labels import LABEL_NAMES, SPLITS
 from medbench.errors import ConfigError, DataError, MedbenchWarning, closest
 
 FOLD_SOURCES = ("auto", "sheet", "stratified", "site", "official", "none")
 #: The one fold of ``official`` (the dataset's own split) and of ``none`` (no internal test).
 OFFICIAL_FOLD = "official"
 ALL_FOLD = "all"
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,28 @@ def assign_folds(
         return out
     out["fold"] = pd.array(_stratified(out, k, seed), dtype="Int64")
     return out
+
+
+def make_folds(
+    manifest: pd.DataFrame, source: str, k: int, seed: int, keep: Sequence[str]
+) -> pd.DataFrame:
+    """The manifest with the folds a run asks for: assigned from ``source`` (``k`` folds seeded
+    by ``seed`` when stratified, see :func:`assign_folds`), then only those in ``keep``
+    (:func:`keep_folds`).
+
+    A fold far smaller than the others (:func:`small_folds`) gets a MedbenchWarning: its test
+    metrics would weigh as much as a full fold's in every mean.
+    """
+    manifest = keep_folds(assign_folds(manifest, source=source, k=k, seed=seed), keep)
+    for fold, size, median in small_folds(manifest):
+        warnings.warn(
+            f"fold {fold} holds {plural(size, 'image')}, far fewer than the other folds "
+            f"(median {median:g}): its test metrics are noise and weigh as much as a full "
+            "fold's in every mean; leave it out with data.folds_keep if it is a typo",
+            MedbenchWarning,
+            stacklevel=3,  # the caller of prepare_dataset
+        )
+    return manifest
 
 
 def _check_official(manifest: pd.DataFrame) -> None:
@@ -208,7 +235,7 @@ def small_folds(manifest: pd.DataFrame) -> list[tuple[object, int, float]]:
     ]
 
 
-def keep_folds(manifest: pd.DataFrame, keep: list[str]) -> pd.DataFrame:
+def keep_folds(manifest: pd.DataFrame, keep: Sequence[str]) -> pd.DataFrame:
     """Only the images of the folds in ``keep`` (``data.folds_keep``; empty: all of them)."""
     if not keep:
         return manifest
@@ -230,6 +257,39 @@ def fold_ids(manifest: pd.DataFrame) -> list:
     fold of ``official`` and ``none``)."""
     values = manifest["fold"].dropna().unique().tolist()
     return sorted(int(v) if isinstance(v, (int, np.integer)) else v for v in values)
+
+
+def own_parts(manifest: pd.DataFrame) -> tuple[pd.Series | None, str]:
+    """The dataset's own outer parts with their noun: its folds (``"fold"``), else its official
+    train/val/test split (``"split"``); ``(None, "fold")`` when it has neither (medbench will
+    draw folds)."""
+    if manifest["fold"].notna().any():
+        return manifest["fold"], "fold"
+    if has_split(manifest):
+        return manifest["split"], "split"
+    return None, "fold"
+
+
+def single_class_folds(manifest: pd.DataFrame) -> list[tuple[object, int, int]]:
+    """(fold, its one label, images) of each fold that holds a single class: its test AUC is
+    undefined."""
+    found = []
+    for fold, labels in manifest.dropna(subset=["fold"]).groupby("fold")["label"]:
+        present = sorted(set(labels))
+        if len(present) < 2:
+            found.append((fold, present[0], len(labels)))
+    return found
+
+
+def patients_across_folds(manifest: pd.DataFrame) -> dict[object, list]:
+    """Each patient whose images lie in several of the manifest's folds, with those folds
+    (sorted): their images leak from training into test. Folds medbench draws never split a
+    patient; a dataset's own folds may."""
+    if "patient" not in manifest or manifest["fold"].isna().all():
+        return {}
+    known = manifest.dropna(subset=["patient", "fold"])
+    spread = known.groupby("patient")["fold"].agg(lambda f: sorted(set(f)))
+    return {patient: folds for patient, folds in spread.items() if len(folds) > 1}
 
 
 def split_fold(

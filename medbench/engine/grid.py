@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from medbench.config import Config, config_hash, dump_yaml
+from medbench.config import Config, config_hash, data_settings, dump_yaml
 from medbench.data.dataset import Dataset, prepare_dataset, prepare_externals
 from medbench.engine.device import resolve_device
 from medbench.engine.jobs import Job, make_jobs
@@ -190,8 +190,9 @@ def run_grid(
     tracker = Tracker(uri, config.name)
     # one grid at a time per experiment: a second run stops here with one line (the holder)
     with ExperimentLock(uri, config.name):
-        dataset = prepare_dataset(config.data, min(config.seeds), progress=progress)
-        externals = prepare_externals(config.data, progress)
+        data = data_settings(config.data)
+        dataset = prepare_dataset(data, min(config.seeds), progress=progress)
+        externals = prepare_externals(data, progress)
         return _run(config, tracker, dataset, externals, kind, address, progress, on_plan)
 
 

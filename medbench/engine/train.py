@@ -36,7 +36,7 @@ from torch import nn
 from medbench.config import Config
 from medbench.data.dataset import Dataset
 from medbench.data.folds import FoldSplit
-from medbench.data.loader import BatchLoader, place_images
+from medbench.data.pixels.loader import BatchLoader, place_images
 from medbench.engine.budget import Limits, limits
 from medbench.engine.device import Precision, set_tf32
 from medbench.engine.jobs import Job, data_seed, derive_seed, init_seed

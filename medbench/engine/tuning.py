@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from medbench.config import OBJECTIVES, Config, SearchSpaceConfig, TuneConfig
+from medbench.config import OBJECTIVES, Config, SearchSpaceConfig, TuneConfig, data_settings
 from medbench.data.dataset import prepare_dataset
 from medbench.data.folds import FoldSplit
 from medbench.engine.budget import scaled
@@ -166,7 +166,7 @@ def run_trial(spec: TrialSpec, progress: bool = False, bar: Any = None) -> Trial
 
     A trial shows no epoch bar (``progress`` and ``bar`` are accepted as by every work)."""
     job, config = spec.job, spec.config
-    dataset = prepare_dataset(config.data, min(config.seeds))
+    dataset = prepare_dataset(data_settings(config.data), min(config.seeds))
     if dataset.fingerprint != spec.fingerprint:
         reason = f"the dataset at {dataset.root} differs here from the grid's"
         return TrialOutcome(job, Status.FAILED, None, reason, trial=spec.trial)

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from medbench.config import Config
+from medbench.config import Config, data_settings
 from medbench.data.dataset import Dataset, prepare_dataset, prepare_externals
 from medbench.data.folds import split_fold
 from medbench.engine.budget import to_target
@@ -135,8 +135,9 @@ def run_job(spec: JobSpec, progress: bool = False, bar: Any = None) -> JobOutcom
     ``progress``: a tqdm bar per epoch; ``bar``: a bar-like object to advance instead (the
     packed executor's relay to its display)."""
     job, config = spec.job, spec.config
-    dataset = prepare_dataset(config.data, min(config.seeds))
-    externals = prepare_externals(config.data)
+    data = data_settings(config.data)
+    dataset = prepare_dataset(data, min(config.seeds))
+    externals = prepare_externals(data)
     tracker = Tracker(spec.tracking_uri, config.name)
     mismatch = _data_mismatch(spec, dataset, externals)
     if mismatch:

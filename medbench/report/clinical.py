@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_curve
 
-from medbench.data import birads
-from medbench.data.cells import is_blank
+from medbench.data.read import birads
+from medbench.data.read.cells import is_blank
 from medbench.metrics import confusion_counts, counts_by_score
 from medbench.report.stats import (
     BOOTSTRAP_RESAMPLES,

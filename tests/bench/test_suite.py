@@ -183,13 +183,13 @@ def test_demo_phases_add_up():
 def test_the_plan_line_is_what_the_demo_bench_reads():
     """The bench parses the generation and preprocessing seconds out of the command's plan."""
     from medbench.bench.demo import GENERATED, PREPROCESSED
-    from medbench.config import load_config
+    from medbench.config import data_settings, load_config
     from medbench.data.dataset import prepare_dataset
     from medbench.engine.grid import GridPlan
     from medbench.pipeline import render_plan
 
     config = load_config("demo", ["data.synthetic.n=20", "data.image_size=16"])
-    dataset = prepare_dataset(config.data, 0)
+    dataset = prepare_dataset(data_settings(config.data), 0)
     dataset.generation_s, dataset.seconds, dataset.decoded = 2.25, 5.0, 20
     text = render_plan(GridPlan(config, "sqlite:///x.db", "1", "local", dataset, [], []))
     assert GENERATED.search(text).group(1) == "2.2"  # rounded to tenths

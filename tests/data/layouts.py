@@ -18,8 +18,8 @@ import pytest
 from openpyxl import Workbook
 from PIL import Image
 
-from medbench.data.layouts.gdph_sysucc import COLUMNS
-from medbench.data.manifest import read_manifest
+from medbench.data.read.layouts.gdph_sysucc import COLUMNS
+from medbench.data.read.manifest import read_manifest
 from medbench.errors import DataError, MedbenchWarning
 
 GDPH_COLUMNS = tuple(COLUMNS)

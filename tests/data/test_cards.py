@@ -3,9 +3,10 @@ from pathlib import Path
 import pytest
 
 import medbench
-from medbench.data import birads
 from medbench.data.cards import card_folder, list_cards, read_card
-from medbench.data.layouts import gdph_sysucc
+from medbench.data.dataset import _card
+from medbench.data.read import birads
+from medbench.data.read.layouts import LAYOUTS, breastmnist, busbra, busi, gdph_sysucc
 from medbench.errors import DataError
 
 
@@ -74,7 +75,7 @@ def test_gdph_card_states_source_licence_and_use(gdph):
 def test_gdph_card_matches_the_reader(gdph):
     meta, _ = gdph
     layout = meta["layout"]
-    assert layout["reader"] == "medbench.data.manifest.read_manifest"
+    assert layout["reader"] == "medbench.data.read.manifest.read_manifest"
     assert layout["detected_as"] == gdph_sysucc.NAME
     assert layout["sheet"] == gdph_sysucc.SHEET_FILE == "BIRADS&FOLD.xlsx"
     assert layout["worksheet"] == gdph_sysucc.WORKSHEET == "prediction"
@@ -88,8 +89,6 @@ def test_gdph_card_matches_the_reader(gdph):
 
 def test_the_release_card_applies_only_to_the_release_counts():
     import pandas as pd
-
-    from medbench.data.dataset import _card
 
     def manifest(counts):
         rows = [(site, label) for (site, label), n in counts.items() for _ in range(n)]
@@ -106,8 +105,6 @@ def test_the_release_card_applies_only_to_the_release_counts():
 
 
 def test_every_layout_card_is_shipped_and_names_its_layout():
-    from medbench.data.layouts import LAYOUTS
-
     for name, layout in LAYOUTS.items():
         if layout.CARD is None:
             continue
@@ -119,8 +116,6 @@ def test_every_layout_card_is_shipped_and_names_its_layout():
 
 
 def test_busbra_card_matches_the_reader():
-    from medbench.data.layouts import busbra
-
     meta, _ = read_card("busbra")
     layout, counts = meta["layout"], meta["counts"]
     assert layout["clinical_file"] == busbra.CLINICAL_FILE
@@ -137,8 +132,6 @@ def test_busbra_card_matches_the_reader():
 
 
 def test_busi_card_matches_the_reader():
-    from medbench.data.layouts import busi
-
     meta, _ = read_card("busi")
     counts = meta["counts"]
     assert meta["layout"]["folder"] == busi.FOLDER
@@ -147,8 +140,6 @@ def test_busi_card_matches_the_reader():
 
 
 def test_breastmnist_card_states_the_inverted_label_map():
-    from medbench.data.layouts import breastmnist
-
     meta, body = read_card("breastmnist")
     assert meta["label_map"]["medmnist"][0] == "malignant"
     assert meta["label_map"]["medbench"][1] == "malignant"

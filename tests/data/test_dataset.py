@@ -1,21 +1,22 @@
 """Preparing datasets: the fingerprint (unchanged without patients), data cards by layout, and
 external datasets prepared with the training data's preprocessing."""
 
+import dataclasses
 import hashlib
 
 import pandas as pd
 import pytest
 import torch
 
-from medbench.config import load_config
+from medbench.config import data_settings, load_config
 from medbench.data.dataset import (
     dataset_fingerprint,
     external_name,
     prepare_dataset,
     prepare_externals,
 )
-from medbench.data.manifest import read_manifest
-from medbench.data.synthetic_layouts import generate_layout
+from medbench.data.read.manifest import read_manifest
+from medbench.data.synth.synthetic_layouts import generate_layout
 from medbench.errors import ConfigError
 from tests.data.layouts import breastmnist_npz, busbra_layout, busi_layout, flat_layout
 
@@ -50,11 +51,11 @@ def test_fingerprint_without_patients_is_the_one_of_before():
 def test_external_names(tmp_path):
     busbra_layout(tmp_path / "bra")
     flat_layout(tmp_path / "My Scans!")
-    ext = load_config("demo", [], external_roots=[str(tmp_path)]).data.external[0]
+    ext = data_settings(load_config("demo", [], external_roots=[str(tmp_path)]).data).external[0]
     assert external_name(ext, read_manifest(tmp_path / "bra")) == "busbra"
     assert external_name(ext, read_manifest(tmp_path / "My Scans!")) == "My_Scans"
-    ext.name = "site-b"
-    assert external_name(ext, read_manifest(tmp_path / "bra")) == "site-b"
+    named = dataclasses.replace(ext, name="site-b")
+    assert external_name(named, read_manifest(tmp_path / "bra")) == "site-b"
 
 
 def test_externals_are_preprocessed_like_the_training_data(tmp_path):
@@ -66,14 +67,14 @@ def test_externals_are_preprocessed_like_the_training_data(tmp_path):
         data_root=str(tmp_path / "busi"),
         external_roots=[str(tmp_path / "bra")],
     )
-    externals = prepare_externals(config.data)
+    externals = prepare_externals(data_settings(config.data))
     assert list(externals) == ["busbra"]
     bra = externals["busbra"]
     assert bra.images.shape == (60, 3, 24, 24) and bra.images.dtype == torch.uint8
     malignant = sum(r["Pathology"] == "malignant" for r in rows)
     assert bra.card == "busbra" and bra.labels.sum().item() == malignant == 19
-    assert prepare_externals(config.data)["busbra"] is bra  # once per process
-    train = prepare_dataset(config.data, 0)
+    assert prepare_externals(data_settings(config.data))["busbra"] is bra  # once per process
+    train = prepare_dataset(data_settings(config.data), 0)
     assert train.images.shape[1:] == bra.images.shape[1:] and train.card == "busi"
 
 
@@ -85,7 +86,7 @@ def test_two_externals_with_one_name_must_be_named(tmp_path):
     with pytest.raises(
         ConfigError, match=r"data.external\[1\]: a second external dataset named 'busbra'"
     ):
-        prepare_externals(config.data)
+        prepare_externals(data_settings(config.data))
 
 
 @pytest.mark.parametrize(
@@ -100,4 +101,4 @@ def test_the_card_follows_the_layout(tmp_path, make, card):
     make(tmp_path / "data")
     config = load_config("demo", ["data.image_size=16", "data.folds=stratified", "data.n_folds=2"])
     config.data.root = str(tmp_path / "data")
-    assert prepare_dataset(config.data, 0).card == card
+    assert prepare_dataset(data_settings(config.data), 0).card == card

@@ -4,8 +4,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medbench.data.folds import FoldSplit, assign_folds, fold_ids, split_fold
-from medbench.data.manifest import MANIFEST_COLUMNS, read_manifest
+from medbench.data.folds import (
+    ALL_FOLD,
+    OFFICIAL_FOLD,
+    FoldSplit,
+    _share,
+    assign_folds,
+    fold_ids,
+    keep_folds,
+    make_folds,
+    own_parts,
+    patients_across_folds,
+    single_class_folds,
+    small_folds,
+    split_fold,
+)
+from medbench.data.read.manifest import MANIFEST_COLUMNS, read_manifest
 from medbench.errors import ConfigError, DataError, MedbenchWarning
 from tests.data.layouts import flat_layout, gdph_layout
 
@@ -232,8 +246,6 @@ def test_too_few_patients_of_a_class_for_k_folds():
 
 @pytest.mark.parametrize("fraction, parts", [(0.2, (5, 1)), (0.3, (10, 3)), (0.25, (4, 1))])
 def test_validation_share_as_whole_parts(fraction, parts):
-    from medbench.data.folds import _share
-
     assert _share(fraction, 20) == parts
     assert _share(0.2, 3) == (3, 1)  # few patients: the closest share they allow
 
@@ -309,8 +321,6 @@ def test_a_site_named_like_a_single_fold_mode_is_still_a_site():
 
 def test_folds_far_smaller_than_the_rest_are_found_and_can_be_left_out():
     """Folds 0 (1 image) and 6 (2 images): typos in a 5-fold sheet."""
-    from medbench.data.folds import keep_folds, small_folds
-
     folds = [f for f in (1, 2, 3, 4, 5) for _ in range(30)] + [0, 6, 6]
     m = pd.DataFrame({"id": [f"i{i}" for i in range(len(folds))], "label": 0, "fold": folds})
     m["fold"] = m["fold"].astype("Int64")
@@ -322,3 +332,41 @@ def test_folds_far_smaller_than_the_rest_are_found_and_can_be_left_out():
         keep_folds(m, ["1", "7"])
     with pytest.raises(ConfigError, match=r"keep at least 2 folds"):
         keep_folds(m, ["1"])
+
+
+def test_make_folds_assigns_keeps_and_warns_about_folds_far_smaller_than_the_rest():
+    """What a run asks for in one call: the sheet's folds, the kept ones, a warning per stray fold
+    (here fold 6, 2 images among folds of 30)."""
+    folds = [f for f in (1, 2, 3, 4, 5) for _ in range(30)] + [6, 6]
+    m = manifest(n_benign=64, n_malignant=88, folds=folds)
+    with pytest.warns(MedbenchWarning, match=r"fold 6 holds 2 images, far fewer .*median 30\)"):
+        out = make_folds(m, "sheet", 5, 0, [])
+    assert fold_ids(out) == [1, 2, 3, 4, 5, 6]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MedbenchWarning)
+        kept = make_folds(m, "sheet", 5, 0, ["1", "2", "3", "4", "5"])
+    assert fold_ids(kept) == [1, 2, 3, 4, 5] and len(kept) == 150
+    drawn = make_folds(manifest(), "stratified", 4, 3, [])
+    assert drawn["fold"].equals(assign_folds(manifest(), "stratified", k=4, seed=3)["fold"])
+
+
+def test_the_datasets_own_parts_are_its_folds_else_its_official_split():
+    sheet = manifest(folds=[1 + i % 2 for i in range(100)])
+    parts, noun = own_parts(sheet)
+    assert noun == "fold" and parts.tolist() == sheet["fold"].tolist()
+    split = manifest()
+    split["split"] = pd.array(["train", "val", "test", "train"] * 25, dtype="str")
+    parts, noun = own_parts(split)
+    assert noun == "split" and parts.tolist()[:3] == ["train", "val", "test"]
+    assert own_parts(manifest()) == (None, "fold")
+    assert OFFICIAL_FOLD == "official" and ALL_FOLD == "all"
+
+
+def test_single_class_folds_and_patients_across_folds_are_found():
+    m = manifest(n_benign=4, n_malignant=4, folds=[1, 1, 1, 1, 2, 2, 2, 2])
+    m["label"] = [0, 1, 0, 1, 1, 1, 1, 1]
+    assert single_class_folds(m) == [(2, 1, 4)]
+    assert single_class_folds(manifest()) == []  # no folds yet
+    m["patient"] = pd.array(["p1", "p1", "p2", "p3", "p1", "p4", "p3", None], dtype="str")
+    assert patients_across_folds(m) == {"p1": [1, 2], "p3": [1, 2]}
+    assert patients_across_folds(m.drop(columns=["patient"])) == {}

@@ -107,7 +107,7 @@ def test_limits_of_each_budget():
 
 def test_train_epoch_stops_before_the_step_that_would_exceed_the_budget():
     """The same steps every time: stopping in mid-epoch is deterministic."""
-    from medbench.data.loader import BatchLoader
+    from medbench.data.pixels.loader import BatchLoader
     from medbench.engine.device import Precision
     from medbench.engine.train import train_epoch
     from medbench.models import build_model

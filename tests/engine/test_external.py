@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from medbench.cli import main
-from medbench.config import load_config
+from medbench.config import data_settings, load_config
 from medbench.data.dataset import prepare_dataset, prepare_externals
 from medbench.engine.jobs import Job
 from medbench.engine.worker import JobSpec, _data_mismatch, fold_data
@@ -133,7 +133,7 @@ def test_demo_runs_on_each_dataset_and_writes_a_report(layout, tmp_path, mlflow_
 def test_busbra_validation_split_never_shares_a_patient(externals):
     root, _ = externals
     config = load_config("demo", ["data.image_size=16"], data_root=str(root / "BUSBRA"))
-    dataset = prepare_dataset(config.data, 0)
+    dataset = prepare_dataset(data_settings(config.data), 0)
     patient = dataset.manifest["patient"].to_numpy()
     for fold in dataset.folds:
         split = fold_data(dataset, config, Job("smallcnn", "adam", fold, 0)).split
@@ -147,8 +147,8 @@ def test_a_worker_with_other_external_data_fails_the_job(externals, tiny_bus):
     config = load_config(
         "demo", ["data.image_size=16"], str(tiny_bus), external_roots=[str(root / "BUSI")]
     )
-    dataset = prepare_dataset(config.data, 0)
-    found = prepare_externals(config.data)
+    dataset = prepare_dataset(data_settings(config.data), 0)
+    found = prepare_externals(data_settings(config.data))
     spec = JobSpec(Job("smallcnn", "adam", 1, 0), config, "", "", "h", dataset.fingerprint)
     assert _data_mismatch(spec, dataset, found).startswith("the external dataset 'busi' differs")
     spec.external = {"busi": found["busi"].fingerprint}

@@ -12,7 +12,7 @@ import torch
 
 from medbench.config import load_config
 from medbench.data.folds import FoldSplit
-from medbench.data.loader import BatchLoader, place_images
+from medbench.data.pixels.loader import BatchLoader, place_images
 from medbench.engine.device import Precision
 from medbench.engine.jobs import Job
 from medbench.engine.train import FoldData, default_handlers, train_job

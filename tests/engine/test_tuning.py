@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from medbench.cli import main
-from medbench.config import load_config
+from medbench.config import data_settings, load_config
 from medbench.engine import tuning
 from medbench.pipeline import run_benchmark
 from tests.data.layouts import flat_layout
@@ -107,7 +107,7 @@ def test_trials_never_see_the_test_fold_and_are_paired(tiny_config, monkeypatch)
     from medbench.data.dataset import prepare_dataset
     from medbench.engine.worker import fold_data
 
-    dataset = prepare_dataset(config.data, 0)
+    dataset = prepare_dataset(data_settings(config.data), 0)
     assert len(seen) == 3 * 2 * 2  # 3 folds x 2 optimizers x 2 trials
     # paired: every trial of a fold, whatever its optimizer, starts from the same weights and
     # sees the same batches
