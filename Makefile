@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.medbench-installed
 
-.PHONY: demo test lint bench venv clean showcase
+.PHONY: demo ui test lint bench venv clean showcase
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/medbench demo
+
+# The MLflow UI on ./mlflow.db (the demo's store); options through UI_ARGS, e.g. when port 5000
+# is taken: make ui UI_ARGS="--port 5001"
+ui: $(STAMP)
+	$(VENV)/bin/medbench ui $(UI_ARGS)
 
 # The committed showcase report (reports/demo): the demo from a clean cache and a new store,
 # in a temporary folder, so that it is what a fresh clone produces on this machine.

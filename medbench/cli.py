@@ -63,7 +63,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
-    from medbench.tracking import serve_ui
+    from medbench.tracking.ui import serve_ui
 
     return serve_ui(host=args.host, port=args.port, tracking_uri=args.tracking_uri)
 

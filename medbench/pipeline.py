@@ -16,7 +16,7 @@ import pandas as pd
 from medbench.config import Config, load_config
 from medbench.data.messages import plural
 from medbench.engine.grid import GridPlan, GridResult, run_grid
-from medbench.tracking.store import runs_url
+from medbench.tracking.ui import ui_hint
 
 
 @dataclass
@@ -77,10 +77,7 @@ def run_benchmark(
     print(render_summary(result.summary))
     if result.report_dir is not None:
         print(f"report: {result.report_dir / 'report.html'} (and report.md, figures, tables)")
-    print(
-        "compare the runs in the MLflow UI: medbench ui, then open "
-        f"{runs_url(record.experiment_id)}"
-    )
+    print(ui_hint(record.experiment_id, grid.tracking_uri))
     return result
 
 

@@ -1,12 +1,15 @@
-// Screenshots of the MLflow UI for the README (docs/mlflow-ui-*.png), from a real UI in
-// headless Chromium: the runs view grouped by optimizer, then the chart view.
+// Screenshots of the MLflow UI for the README (docs/mlflow-ui-table.png, docs/mlflow-ui-chart.png),
+// from a real UI in headless Chromium: the first view of the address `medbench ui` prints (the
+// runs table in medbench's saved view), then its chart view.
 //
-//   medbench ui --port 5055 &            # in the folder of a finished demo's mlflow.db
-//   npm install playwright-core          # the driver only; no browser download
-//   node scripts/ui_screenshot.js "http://127.0.0.1:5055/#/experiments/1/runs?workflowType=machine_learning" docs/mlflow-ui.png
+//   .venv/bin/medbench ui --port 5055 &     # in the folder of a finished demo's mlflow.db
+//   npm install playwright-core             # the driver only; no browser download
+//   node scripts/ui_screenshot.js "http://127.0.0.1:5055/#/experiments/1/runs?workflowType=machine_learning&viewStateShareKey=medbench" docs/mlflow-ui.png
 //
-// CHROMIUM names the browser (default /usr/bin/chromium, e.g. apt's chromium package).
-// Written for MLflow 3.17's UI: the clicks follow its labels ("Group by", "Search metric charts").
+// CHROMIUM names the browser (default /usr/bin/chromium, e.g. Debian's chromium package).
+// Written for MLflow 3.17's UI: it waits for the table's "Run Name" header, closes the MLflow
+// Assistant panel (it opens by itself in a new browser), and switches to the chart view through
+// the view switch's "CHART" radio button.
 const { chromium } = require('playwright-core');
 
 (async () => {
@@ -21,25 +24,22 @@ const { chromium } = require('playwright-core');
   });
   const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
   await page.goto(url, { waitUntil: 'load', timeout: 60000 });
-  await page.getByRole('button', { name: 'Group by' }).waitFor({ timeout: 60000 });
+  await page.getByText('Run Name', { exact: true }).first().waitFor({ timeout: 60000 });
+  await page.getByText('cv_test_auc_mean', { exact: true }).first().waitFor({ timeout: 60000 });
   await page.waitForTimeout(3000);
-  // the MLflow Assistant side panel may open by itself: close it (its X button)
   for (const close of await page.$$('button[aria-label="Close"], button[aria-label="close"]')) {
     await close.click({ timeout: 2000 }).catch(() => {});
   }
-  // group the runs by the optimizer param: each group holds the parent and its fold runs
-  await page.getByRole('button', { name: 'Group by' }).click();
-  await page.keyboard.type('optimizer');
-  await page.getByText('optimizer', { exact: true }).last().click();
-  await page.keyboard.press('Escape');
   await page.waitForTimeout(1500);
-  await page.screenshot({ path: out.replace(/\.png$/, '-table.png') });
-  // the chart view (the second view switch), narrowed to the test AUC charts
-  await page.getByRole('radio').nth(1).click().catch(() => page.mouse.click(296, 119));
-  const search = page.getByPlaceholder('Search metric charts');
-  await search.waitFor({ timeout: 30000 });
-  await search.fill('test_auc');
-  await page.waitForTimeout(3000);
+  // the table's rows end well above the window's bottom: leave out the empty part
+  await page.screenshot({
+    path: out.replace(/\.png$/, '-table.png'),
+    clip: { x: 0, y: 0, width: 1440, height: 560 },
+  });
+  // the chart view: the saved view opens it on the test AUC charts
+  await page.locator('label:has(input[value="CHART"])').click();
+  await page.getByText('cv_test_auc_mean', { exact: true }).last().waitFor({ timeout: 30000 });
+  await page.waitForTimeout(4000);
   await page.screenshot({ path: out.replace(/\.png$/, '-chart.png') });
   await browser.close();
 })();

@@ -29,6 +29,7 @@ from medbench.report.units import (
     unit_predictions,
 )
 from medbench.tracking import ExperimentRecord, schema
+from medbench.tracking.colours import optimizer_colours
 from medbench.tracking.reader import tag_column
 
 
@@ -64,7 +65,7 @@ class Inputs:
     @property
     def colours(self) -> dict[str, str]:
         """Each optimizer's colour, the same in every figure."""
-        return vocab.optimizer_colours(self.optimizers)
+        return optimizer_colours(self.optimizers)
 
     @property
     def tested_models(self) -> list[str]:

@@ -14,6 +14,8 @@ import pandas as pd
 
 from medbench.optim.registry import list_optimizers
 
+# the colour table lives with the tracking layer, which gives runs the same colours in MLflow
+
 #: How a metric is named inside a sentence or an axis label ("Test accuracy per fold").
 METRIC_LABELS = {
     "auc": "AUC",
@@ -65,29 +67,6 @@ def in_order(frame: pd.DataFrame, models: Iterable[str], optimizers: Iterable[st
     ]
     # np.lexsort sorts by its last key first: models, then optimizers, then the row as it was
     return frame.iloc[np.lexsort([np.arange(len(frame)), *rank[::-1]])].reset_index(drop=True)
-
-
-#: Okabe & Ito (2008), fixed per known optimizer so a colour means the same in every report.
-OPTIMIZER_COLOURS = {
-    "adam": "#0072B2",  # blue
-    "sam": "#E69F00",  # orange
-    "gcsam": "#009E73",  # bluish green
-    "asam": "#CC79A7",  # reddish purple
-    "sgd": "#D55E00",  # vermillion
-    "adamw": "#56B4E9",  # sky blue
-}
-#: For other optimizers, in alphabetical order of their names (Paul Tol's muted scheme).
-EXTRA_COLOURS = ("#882255", "#44AA99", "#332288", "#999933", "#117733", "#AA4499", "#DDCC77")
-
-
-def optimizer_colours(names: Iterable[str]) -> dict[str, str]:
-    """Fixed colours for known optimizers; unknown ones get the extra colours in name order."""
-    names = list(names)
-    out = {n: OPTIMIZER_COLOURS[n] for n in names if n in OPTIMIZER_COLOURS}
-    unknown = sorted(n for n in names if n not in OPTIMIZER_COLOURS)
-    for i, name in enumerate(unknown):
-        out[name] = EXTRA_COLOURS[i % len(EXTRA_COLOURS)]
-    return out
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,12 @@ ENVIRONMENT_TAGS = (TAG_DEVICE, TAG_PYTHON, TAG_TORCH, TAG_PLATFORM)
 #: MLflow's own tags.
 TAG_PARENT_RUN_ID = "mlflow.parentRunId"
 TAG_RUN_NAME = "mlflow.runName"
+#: The run's colour in the MLflow UI's table and charts: its optimizer's, as in the report.
+TAG_RUN_COLOUR = "mlflow.runColor"
+#: medbench's saved view of an experiment's runs (:mod:`medbench.tracking.view`): the value of
+#: ``viewStateShareKey`` in the address ``medbench ui`` prints, and the experiment tag holding it.
+VIEW_KEY = "medbench"
+TAG_VIEW = f"mlflow.sharedViewState.{VIEW_KEY}"
 #: Tags that identify one job or one failure rather than the experiment's common setting.
 RUN_SPECIFIC_TAGS = (TAG_JOB, TAG_PARENT, TAG_FAILURE, TAG_TRACEBACK)
 

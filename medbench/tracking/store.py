@@ -1,4 +1,4 @@
-"""Which MLflow tracking store to use, whether it can be used, and the UI that shows it.
+"""Which MLflow tracking store to use, and whether it can be used.
 
 The default is MLflow's own (a SQLite file ``mlflow.db`` in the working folder); the
 ``MLFLOW_TRACKING_URI`` variable and the config key ``tracking.uri`` (which wins) override it.
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -19,7 +17,6 @@ from urllib.parse import unquote
 
 from medbench.errors import TrackingError
 from medbench.optional import lazy_import
-from medbench.tracking.schema import TAG_LOCK
 
 try:
     import fcntl
@@ -186,46 +183,3 @@ def check_store(uri: str, timeout: float = 10.0, create: bool = True) -> None:
         raise TrackingError(
             f"tracking store {uri} cannot be used ({type(err).__name__}: {err})"
         ) from None
-
-
-def runs_url(experiment_id: str, host: str = "127.0.0.1", port: int = 5000) -> str:
-    """The MLflow UI's runs view of one experiment, in its model-training mode (without
-    ``workflowType``, MLflow 3 may open the GenAI page of traces instead of the runs)."""
-    return f"http://{host}:{port}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
-
-
-def serve_ui(host: str = "127.0.0.1", port: int = 5000, tracking_uri: str | None = None) -> int:
-    """Start ``mlflow ui`` on the store; bound to this machine unless ``host`` says otherwise."""
-    uri = resolve_tracking_uri(tracking_uri)
-    check_store(uri, create=False)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        print(
-            f"medbench: warning: the MLflow UI will be reachable from other machines on {host}:{port}",
-            file=sys.stderr,
-        )
-    shown = "localhost" if host in ("0.0.0.0", "::") else host
-    experiments = [
-        e
-        for e in client(uri).search_experiments(max_results=200)
-        if TAG_LOCK not in (e.tags or {})
-        and (e.name != "Default" or client(uri).search_runs([e.experiment_id], max_results=1))
-    ]
-    print(f"MLflow UI on http://{shown}:{port} (store {uri}); Ctrl-C stops it")
-    for e in experiments:
-        print(f"  {e.name}: {runs_url(e.experiment_id, shown, port)}")
-    args = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "ui",
-        "--backend-store-uri",
-        uri,
-        "--host",
-        host,
-        "--port",
-        str(int(port)),
-    ]
-    try:
-        return subprocess.call(args)  # noqa: S603 - argument list, no shell
-    except KeyboardInterrupt:
-        return 0

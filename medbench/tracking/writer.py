@@ -24,6 +24,7 @@ from medbench.errors import TrackingError
 from medbench.paths import held_interrupts
 from medbench.tracking import schema as s
 from medbench.tracking.store import client
+from medbench.tracking.view import experiment_tags, run_tags
 
 
 @dataclass
@@ -52,6 +53,9 @@ def _check(names: Iterable[str], allowed: Iterable[str], what: str) -> None:
     if unknown:
         raise ValueError(f"{what} not in the MLflow schema: {', '.join(unknown)}")
 
+
+#: The search filter of the runs medbench wrote (an experiment may hold others).
+MEDBENCH_RUNS = f"tags.`{s.TAG_VERSION}` LIKE '%'"
 
 #: Seconds a call waits, retrying, while another process holds the SQLite store's write lock.
 LOCKED_WAIT_S = 120.0
@@ -133,10 +137,11 @@ class Tracker:
         self.uri = uri
         self.client = _Guarded(client(uri), uri)
         found = self.client.get_experiment_by_name(experiment)
-        kind = {s.TAG_EXPERIMENT_KIND: s.EXPERIMENT_KIND}
         if found is None:
             try:
-                self.experiment_id = self.client.create_experiment(experiment, tags=kind)
+                self.experiment_id = self.client.create_experiment(
+                    experiment, tags=experiment_tags()
+                )
             except Exception:  # noqa: BLE001 - another worker created it first
                 found = self.client.get_experiment_by_name(experiment)
                 if found is None:
@@ -148,8 +153,9 @@ class Tracker:
                     f"experiment {experiment!r} is deleted in {uri}; restore it (mlflow experiments restore) or pick another name"
                 )
             self.experiment_id = found.experiment_id
-            if s.TAG_EXPERIMENT_KIND not in found.tags:  # made before medbench tagged it
-                self.client.set_experiment_tag(self.experiment_id, *next(iter(kind.items())))
+            # made by an older medbench: it gets what the UI needs to open on medbench's view
+            for key, value in experiment_tags(found.tags).items():
+                self.client.set_experiment_tag(self.experiment_id, key, value)
         self.experiment = experiment
 
     # -- finding runs again (resume) ----------------------------------------------------------
@@ -185,13 +191,15 @@ class Tracker:
     def _start(
         self,
         name: str,
+        optimizer: str,
         params: Mapping[str, Any],
         tags: Mapping[str, str],
         config_hash: str,
         fp: str,
     ) -> str:
         base = {s.TAG_VERSION: __version__, s.TAG_CONFIG_HASH: config_hash, s.TAG_FINGERPRINT: fp}
-        run = self.client.create_run(self.experiment_id, run_name=name, tags={**base, **tags})
+        tags = {**base, **run_tags(optimizer), **tags}
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
         self.log_params(run.info.run_id, params)
         return run.info.run_id
 
@@ -208,7 +216,7 @@ class Tracker:
         _check(params, s.PARENT_PARAMS, "parent params")
         name = s.parent_run_name(model, optimizer)
         return self._start(
-            name, params, {s.TAG_PARENT: name, **(tags or {})}, config_hash, fingerprint
+            name, optimizer, params, {s.TAG_PARENT: name, **(tags or {})}, config_hash, fingerprint
         )
 
     def start_child(
@@ -231,7 +239,7 @@ class Tracker:
             s.TAG_PARENT_RUN_ID: parent_id,
             **(tags or {}),
         }
-        return self._start(name, params, tags, config_hash, fingerprint)
+        return self._start(name, optimizer, params, tags, config_hash, fingerprint)
 
     def start_trial(
         self,
@@ -257,7 +265,7 @@ class Tracker:
             s.TAG_PARENT_RUN_ID: fold_run_id,
         }
         name = s.trial_run_name(model, optimizer, fold, trial)
-        return self._start(name, values, tags, config_hash, fingerprint)
+        return self._start(name, optimizer, values, tags, config_hash, fingerprint)
 
     def trials(self, fold_run_id: str) -> pd.DataFrame:
         """One row per trial run nested under a fold run: run_id, trial, status, failure,
@@ -414,6 +422,27 @@ class Tracker:
                 )
             ],
         )
+
+    def colour_runs(self) -> int:
+        """Give the runs an older medbench wrote without a colour their optimizer's
+        (:func:`~medbench.tracking.view.run_tags`); a colour chosen in the UI stays. Returns how
+        many runs were given one."""
+        coloured, token = 0, None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id],
+                filter_string=MEDBENCH_RUNS,
+                max_results=1000,
+                page_token=token,
+            )
+            for run in page:
+                tags = run_tags(run.data.params.get("optimizer", ""))
+                if tags and s.TAG_RUN_COLOUR not in run.data.tags:
+                    self.set_tags(run.info.run_id, tags)
+                    coloured += 1
+            token = page.token
+            if not token:
+                return coloured
 
     # -- status --------------------------------------------------------------------------------
     def set_status(self, run_id: str, status: str) -> None:

@@ -4,6 +4,7 @@ from medbench.metrics import METRIC_NAMES
 from medbench.optim import list_optimizers
 from medbench.report import vocab
 from medbench.report.clinical import READERS
+from medbench.tracking import colours
 
 
 def test_every_metric_has_a_label_and_a_capitalised_header():
@@ -17,9 +18,9 @@ def test_every_metric_has_a_label_and_a_capitalised_header():
 
 def test_every_registered_optimizer_has_a_place_and_a_fixed_colour():
     assert set(list_optimizers()) <= set(vocab.KNOWN_OPTIMIZERS)
-    assert set(vocab.KNOWN_OPTIMIZERS) == set(vocab.OPTIMIZER_COLOURS)
-    assert len(set(vocab.OPTIMIZER_COLOURS.values())) == len(vocab.OPTIMIZER_COLOURS)
-    assert not set(vocab.EXTRA_COLOURS) & set(vocab.OPTIMIZER_COLOURS.values())
+    assert set(vocab.KNOWN_OPTIMIZERS) == set(colours.OPTIMIZER_COLOURS)
+    assert len(set(colours.OPTIMIZER_COLOURS.values())) == len(colours.OPTIMIZER_COLOURS)
+    assert not set(colours.EXTRA_COLOURS) & set(colours.OPTIMIZER_COLOURS.values())
 
 
 def test_ordering_puts_the_config_first_then_known_then_alphabetical():
@@ -39,11 +40,11 @@ def test_ordering_puts_the_config_first_then_known_then_alphabetical():
 
 
 def test_colours_fixed_for_known_optimizers_and_deterministic_for_others():
-    a = vocab.optimizer_colours(["sam", "adam", "zeta", "alpha"])
-    b = vocab.optimizer_colours(["alpha", "zeta", "adam", "sam"])
+    a = colours.optimizer_colours(["sam", "adam", "zeta", "alpha"])
+    b = colours.optimizer_colours(["alpha", "zeta", "adam", "sam"])
     assert a == b
     assert a["adam"] == "#0072B2" and a["sam"] == "#E69F00"
-    assert a["alpha"] == vocab.EXTRA_COLOURS[0] and a["zeta"] == vocab.EXTRA_COLOURS[1]
+    assert a["alpha"] == colours.EXTRA_COLOURS[0] and a["zeta"] == colours.EXTRA_COLOURS[1]
 
 
 def test_readers_named_and_drawn_apart_from_the_optimizers():
@@ -51,7 +52,7 @@ def test_readers_named_and_drawn_apart_from_the_optimizers():
     one, two = (vocab.reader_style(r) for r in ("birads_reader1", "birads_reader2"))
     assert (one.name, two.name) == ("Reader 1", "Reader 2")
     assert one.marker != two.marker
-    assert not {one.colour, two.colour} & set(vocab.OPTIMIZER_COLOURS.values())
+    assert not {one.colour, two.colour} & set(colours.OPTIMIZER_COLOURS.values())
     assert vocab.reader_style("birads_reader3").name == "birads_reader3"
 
 

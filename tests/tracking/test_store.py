@@ -1,9 +1,13 @@
 import socket
+import subprocess
+import sys
+import time
 
 import pytest
 
 from medbench.errors import TrackingError
-from medbench.tracking import check_store, resolve_tracking_uri
+from medbench.tracking import Tracker, check_store, load_experiment, resolve_tracking_uri, store
+from medbench.tracking.lock import ExperimentLock
 
 
 def test_uri_precedence(monkeypatch, tmp_path):
@@ -35,43 +39,6 @@ def test_unusable_store_fails_fast(uri, match):
         check_store(uri.format(port=_free_port()), timeout=2)
 
 
-def test_ui_serves_the_store_on_this_machine(monkeypatch, mlflow_uri):
-    import medbench.tracking.store as store
-
-    calls = []
-    monkeypatch.setattr(store.subprocess, "call", lambda args: calls.append(args) or 0)
-    assert store.serve_ui(tracking_uri=mlflow_uri) == 0
-    args = calls[0]
-    assert isinstance(args, list)  # an argument list: no shell string is built from user input
-    assert args[args.index("--host") + 1] == "127.0.0.1"
-    assert args[args.index("--backend-store-uri") + 1] == mlflow_uri
-
-
-def test_ui_prints_each_experiments_runs_view(monkeypatch, mlflow_uri, capsys):
-    import medbench.tracking.store as store
-    from medbench.tracking import Tracker
-
-    tracker = Tracker(mlflow_uri, "demo-like")
-    monkeypatch.setattr(store.subprocess, "call", lambda args: 0)
-    store.serve_ui(tracking_uri=mlflow_uri, port=5123)
-    out = capsys.readouterr().out
-    view = f"#/experiments/{tracker.experiment_id}/runs?workflowType=machine_learning"
-    assert f"demo-like: http://127.0.0.1:5123/{view}" in out
-    assert "Default" not in out  # MLflow's empty default experiment is not listed
-    kind = tracker.client.get_experiment(tracker.experiment_id).tags
-    assert kind["mlflow.experimentKind"] == "custom_model_development"
-
-
-@pytest.mark.parametrize("port", ["70000", "0", "http"])
-def test_ui_refuses_a_port_that_is_not_one(port, capsys):
-    from medbench.cli import main
-
-    with pytest.raises(SystemExit) as exit_:
-        main(["ui", "--port", port])
-    assert exit_.value.code == 2
-    assert "is not a TCP port (1-65535)" in capsys.readouterr().err
-
-
 def test_a_working_folder_with_spaces_and_accents_is_fine(tmp_path, monkeypatch):
     work = tmp_path / "my runs" / "étude"
     work.mkdir(parents=True)
@@ -101,7 +68,6 @@ def test_stores_mlflow_would_misread_are_refused(uri, match, tmp_path, monkeypat
 def test_a_store_another_client_is_migrating_is_waited_for(monkeypatch, tmp_path):
     """Issue 25 #1: a new store opened at the same moment by another MLflow client (the UI, a
     notebook) made MLflow's table upgrade fail in one of them; medbench retries the opening."""
-    import medbench.tracking.store as store
 
     real, calls = store.client, []
 
@@ -130,11 +96,6 @@ def test_a_store_another_client_is_migrating_is_waited_for(monkeypatch, tmp_path
 def test_a_new_store_opened_by_another_client_at_the_same_moment(tmp_path):
     """The real race: another process polls a new SQLite store with the MLflow client while
     medbench opens it and writes a run. Every attempt must succeed."""
-    import subprocess
-    import sys
-    import time
-
-    from medbench.tracking import Tracker
 
     poll = (
         "import sys, time\n"
@@ -163,7 +124,6 @@ def test_a_new_store_opened_by_another_client_at_the_same_moment(tmp_path):
 def test_commands_that_read_never_create_a_store(monkeypatch, tmp_path):
     """Issue 24/25: ``medbench report NAME`` in another folder created an empty mlflow.db and
     said much later that the experiment did not exist."""
-    from medbench.tracking import load_experiment
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -175,8 +135,6 @@ def test_commands_that_read_never_create_a_store(monkeypatch, tmp_path):
 
 
 def test_a_missing_experiment_names_the_store_and_how_to_point_elsewhere(mlflow_uri):
-    from medbench.tracking import Tracker, load_experiment
-    from medbench.tracking.lock import ExperimentLock
 
     Tracker(mlflow_uri, "medbench-demo")
     with ExperimentLock(mlflow_uri, "medbench-demo"), pytest.raises(TrackingError) as err:

@@ -1,8 +1,17 @@
+import json
+import sqlite3
+import threading
+import time
+
 import pandas as pd
 import pytest
 
 from medbench.errors import TrackingError
-from medbench.tracking import Tracker, load_experiment
+from medbench.tracking import Tracker, load_experiment, writer
+from medbench.tracking import schema as s
+from medbench.tracking.colours import OPTIMIZER_COLOURS
+from medbench.tracking.schema import EXPERIMENT_KIND, TAG_EXPERIMENT_KIND, TAG_RUN_COLOUR, TAG_VIEW
+from medbench.tracking.view import RUNS_VIEW
 
 
 def _predictions():
@@ -87,7 +96,6 @@ def test_names_outside_the_schema_are_refused_before_writing(mlflow_uri):
 
 
 def test_external_results_are_written_and_read_back(mlflow_uri):
-    from medbench.tracking import schema as s
 
     tr = Tracker(mlflow_uri, "exp")
     _, cid = _child(tr)
@@ -123,9 +131,6 @@ def test_a_store_locked_by_another_writer_is_waited_for(mlflow_uri):
     """Packed jobs and the grid write to one SQLite file: an epoch logged while another
     connection holds the lock is written once it is released (MLflow's driver waits up to 20 s;
     past that, the retry below takes over)."""
-    import sqlite3
-    import threading
-    import time
 
     tr = Tracker(mlflow_uri, "exp")
     _, cid = _child(tr)
@@ -141,7 +146,6 @@ def test_a_store_locked_by_another_writer_is_waited_for(mlflow_uri):
 
 
 def test_a_lock_that_never_ends_is_one_line(monkeypatch):
-    from medbench.tracking import writer
 
     calls = []
 
@@ -169,7 +173,6 @@ def test_a_lock_that_never_ends_is_one_line(monkeypatch):
 def test_a_trial_run_killed_before_its_params_is_read_as_unfinished(mlflow_uri):
     """Issue 25 #2: a SIGKILL between creating a trial run and logging its params left a run
     without its ``trial`` param, and the rerun crashed in ``trials()``."""
-    from medbench.tracking import schema as s
 
     tr = Tracker(mlflow_uri, "exp")
     _, cid = _child(tr)
@@ -202,7 +205,6 @@ def test_a_trial_run_killed_before_its_params_is_read_as_unfinished(mlflow_uri):
 
 def test_a_resumed_run_that_finishes_keeps_no_failure_tag(mlflow_uri):
     """Issue 25 #13: a run KILLED (reason tagged), resumed and FINISHED kept the old reason."""
-    from medbench.tracking import schema as s
 
     tr = Tracker(mlflow_uri, "exp")
     _, cid = _child(tr)
@@ -214,3 +216,42 @@ def test_a_resumed_run_that_finishes_keeps_no_failure_tag(mlflow_uri):
     run = tr.client.get_run(cid)
     assert run.info.status == "FINISHED"
     assert s.TAG_FAILURE not in run.data.tags and s.TAG_TRACEBACK not in run.data.tags
+
+
+def test_runs_get_their_optimizers_colour_and_the_experiment_medbenchs_view(mlflow_uri):
+    tr = Tracker(mlflow_uri, "exp")
+    pid, cid = _child(tr)
+    tid = tr.start_trial(cid, "m", "adam", 1, 0, 0, {"lr": 0.01}, "h1", "fp1")
+    other = tr.start_parent("m", "mystery", {"model": "m", "optimizer": "mystery"}, "h1", "fp1")
+    colours = {r: tr.client.get_run(r).data.tags.get(TAG_RUN_COLOUR) for r in (pid, cid, tid)}
+    assert set(colours.values()) == {OPTIMIZER_COLOURS["adam"]}
+    assert TAG_RUN_COLOUR not in tr.client.get_run(other).data.tags  # MLflow's choice
+    tags = tr.client.get_experiment(tr.experiment_id).tags
+    assert tags[TAG_EXPERIMENT_KIND] == EXPERIMENT_KIND
+    assert json.loads(json.loads(tags[TAG_VIEW])["state"]) == RUNS_VIEW
+
+
+def test_an_older_medbenchs_runs_are_coloured_once_and_a_users_colour_stays(mlflow_uri):
+    tr = Tracker(mlflow_uri, "exp")
+    pid, cid = _child(tr)
+    mine = tr.client.create_run(tr.experiment_id, run_name="mine").info.run_id
+    tr.log_params(mine, {"optimizer": "sam"})  # not medbench's run: left alone
+    tr.client.delete_tag(pid, TAG_RUN_COLOUR)  # as an older medbench wrote it
+    tr.client.set_tag(cid, TAG_RUN_COLOUR, "#123456")  # as a user chose in the UI
+    assert tr.colour_runs() == 1
+    assert tr.client.get_run(pid).data.tags[TAG_RUN_COLOUR] == OPTIMIZER_COLOURS["adam"]
+    assert tr.client.get_run(cid).data.tags[TAG_RUN_COLOUR] == "#123456"
+    assert TAG_RUN_COLOUR not in tr.client.get_run(mine).data.tags
+    assert tr.colour_runs() == 0
+
+
+def test_an_older_experiment_gets_the_view_when_opened_and_a_users_view_stays(mlflow_uri):
+    tr = Tracker(mlflow_uri, "exp")
+    tr.client.delete_experiment_tag(tr.experiment_id, TAG_VIEW)
+    tr.client.delete_experiment_tag(tr.experiment_id, TAG_EXPERIMENT_KIND)
+    tags = tr.client.get_experiment(Tracker(mlflow_uri, "exp").experiment_id).tags
+    assert TAG_VIEW in tags and tags[TAG_EXPERIMENT_KIND] == EXPERIMENT_KIND
+    saved_over = json.dumps({"name": "mine", "createdAt": 1, "updatedAt": 2, "state": "{}"})
+    tr.client.set_experiment_tag(tr.experiment_id, TAG_VIEW, saved_over)
+    Tracker(mlflow_uri, "exp")
+    assert tr.client.get_experiment(tr.experiment_id).tags[TAG_VIEW] == saved_over
