@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
 import sys
 import warnings
 from collections.abc import Sequence
 
 from medbench import __version__
+from medbench.engine.interrupts import sigterm_as_interrupt
 from medbench.errors import ConfigError, MedbenchError, MedbenchWarning
 
 
@@ -302,19 +301,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _sigterm(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.showwarning = _show_warning
-    previous = None
-    with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
-        previous = signal.signal(signal.SIGTERM, _sigterm)  # a kill ends like Ctrl-C: exit 130
     try:
-        return int(args.func(args) or 0)
+        with sigterm_as_interrupt():  # a kill ends like Ctrl-C: exit 130
+            return int(args.func(args) or 0)
     except MedbenchError as err:
         if args.debug:
             raise
@@ -323,9 +316,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("medbench: interrupted", file=sys.stderr)
         return 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

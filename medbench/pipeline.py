@@ -12,9 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from medbench.config import Config, load_config
 from medbench.data.messages import plural
+from medbench.engine.device import Precision, resolve_device
+from medbench.engine.executors.packed import threads_per_job
+from medbench.engine.executors.ray import task_resources
 from medbench.engine.grid import GridPlan, GridResult, run_grid
 from medbench.tracking.ui import ui_hint
 
@@ -83,7 +87,6 @@ def run_benchmark(
 
 def render_plan(plan: GridPlan) -> str:
     """What is about to run: experiment and store, dataset, grid, device, report."""
-    from medbench.engine.device import Precision, resolve_device
     from medbench.report.build import default_out_dir
 
     cfg, ds = plan.config, plan.dataset
@@ -105,29 +108,24 @@ def render_plan(plan: GridPlan) -> str:
     )
     done = len(plan.jobs) - len(plan.todo)
     grid += f"; {done} already finished, {len(plan.todo)} to run" if done else ""
-    packed = min(cfg.executor.jobs_per_device, max(len(plan.todo), 1))
     if plan.executor == "ray":
-        from medbench.engine.ray_executor import task_resources
-
         share = task_resources(cfg.executor)
         device = f"Ray tasks ({share['num_gpus']:g} GPU, {share['num_cpus']:g} CPU each)"
     else:
-        from medbench.engine.packing import threads_per_job
-
+        packed = plan.executor == "packed"
         dev = resolve_device(cfg.train.device)
         precision = Precision.for_device(dev, cfg.train.amp, cfg.train.channels_last).describe()
-        import torch
-
-        threads = cfg.train.threads or (  # packed workers split the CPUs as run_packed does
-            threads_per_job(cfg.executor.jobs_per_device) if packed > 1 else torch.get_num_threads()
+        threads = cfg.train.threads or (  # packed workers split the CPUs (executors.packed)
+            threads_per_job(cfg.executor.jobs_per_device) if packed else torch.get_num_threads()
         )
         if dev.type == "cpu":  # both decide the metrics' last digits (medbench.cpu_paths)
             kernels = torch.backends.cpu.get_cpu_capability()
             device = f"cpu, {precision}, {kernels} kernels, {plural(threads, 'thread')}"
         else:
             device = f"{dev.type}, {precision}"
-        if packed > 1:
-            device += f" per job, {packed} jobs at once (worker processes)"
+        if packed:
+            jobs = min(cfg.executor.jobs_per_device, len(plan.todo))
+            device += f" per job, {jobs} jobs at once (worker processes)"
     out = Path(cfg.report.out) if cfg.report.out else default_out_dir(cfg.name)
     lines = [
         f"experiment  {cfg.name} (id {plan.experiment_id}) in {plan.tracking_uri}",

@@ -24,6 +24,8 @@ emulated by rounding the weights to TF32's 10-bit mantissa, which is what its ke
 from __future__ import annotations
 
 import math
+import multiprocessing as mp
+import queue
 import statistics
 import threading
 import time
@@ -33,6 +35,15 @@ from typing import Any
 import torch
 
 from medbench.bench.timing import Spread, cpu_seconds, peak_rss_gb, reset_peak_rss
+from medbench.config import data_settings, load_config
+from medbench.data.dataset import prepare_dataset, synthetic_root
+from medbench.data.synth.synthetic import generate
+from medbench.engine.device import resolve_device
+from medbench.engine.executors.packed import available_cpus, threads_per_job
+from medbench.engine.jobs import Job
+from medbench.engine.runner import fold_data
+from medbench.engine.train import fit_epoch, setup
+from medbench.optim.fidelity import cast_parameters, perturbation_fidelity
 from medbench.optim.registry import is_sam_family
 
 FOLDS = 5
@@ -64,7 +75,6 @@ class Sampler:
                 self.note = f"no GPU utilisation ({type(err).__name__}: install nvidia-ml-py)"
                 return None
             return lambda: float(torch.cuda.utilization(self.device))
-        from medbench.engine.packing import available_cpus
 
         cpus = available_cpus()
         last = [time.perf_counter(), cpu_seconds()]
@@ -116,7 +126,6 @@ def tf32_round(t: torch.Tensor) -> torch.Tensor:
 
 def tf32_fidelity(fit) -> float:
     """``perturbation_fidelity`` of SAM's first step when the kernels read TF32 weights."""
-    from medbench.optim.fidelity import cast_parameters, perturbation_fidelity
 
     x, y = next(fit.train.epoch(0))
     fit.optimizer.zero_grad(set_to_none=True)
@@ -164,18 +173,12 @@ class Pair:
 
 
 def _config(base: list[str], root: str):
-    from medbench.config import load_config
 
     return load_config("paper", base, data_root=root)
 
 
 def measure_pair(config, model: str, optimizer: str, epochs: int, device) -> Pair:
     """A warm-up epoch, then ``epochs`` timed epochs of one fold, through the engine's steps."""
-    from medbench.config import data_settings
-    from medbench.data.dataset import prepare_dataset
-    from medbench.engine.jobs import Job
-    from medbench.engine.train import fit_epoch, setup
-    from medbench.engine.worker import fold_data
 
     dataset = prepare_dataset(data_settings(config.data), min(config.seeds))
     job = Job(model, optimizer, dataset.folds[0], min(config.seeds))
@@ -205,12 +208,6 @@ def measure_pair(config, model: str, optimizer: str, epochs: int, device) -> Pai
 def _packed_worker(overrides, root, model, optimizer, epochs, threads, barrier, results) -> None:
     """One of ``k`` processes training the same pair at once (see :func:`packed_throughput`)."""
     torch.set_num_threads(threads)
-    from medbench.config import data_settings
-    from medbench.data.dataset import prepare_dataset
-    from medbench.engine.device import resolve_device
-    from medbench.engine.jobs import Job
-    from medbench.engine.train import fit_epoch, setup
-    from medbench.engine.worker import fold_data
 
     try:
         config = _config(overrides, root)
@@ -239,11 +236,6 @@ def packed_throughput(
     overrides: list[str], root: str, model: str, optimizer: str, k: int, epochs: int, device
 ) -> dict[str, Any]:
     """Training images per second of ``k`` processes running the pair at once, all together."""
-    import multiprocessing as mp
-    import queue
-
-    from medbench.engine.packing import threads_per_job
-
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(k), ctx.Queue()
     procs = [
@@ -316,9 +308,6 @@ def bench_paper(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Every figure of the module docstring; the options shrink it for a CPU test."""
-    from medbench.data.dataset import synthetic_root
-    from medbench.data.synth.synthetic import generate
-    from medbench.engine.device import resolve_device
 
     dev = resolve_device(device)
     root = synthetic_root(n, seed)  # generated once, in the cache
@@ -396,11 +385,6 @@ def _precisions(overrides, root, models, optimizers, names, epochs, dev) -> dict
 
 
 def _tf32_fidelity(config, model: str, optimizer: str, device) -> float:
-    from medbench.config import data_settings
-    from medbench.data.dataset import prepare_dataset
-    from medbench.engine.jobs import Job
-    from medbench.engine.train import setup
-    from medbench.engine.worker import fold_data
 
     dataset = prepare_dataset(data_settings(config.data), min(config.seeds))
     job = Job(model, optimizer, dataset.folds[0], min(config.seeds))

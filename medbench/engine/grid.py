@@ -1,8 +1,8 @@
 """The benchmark grid: jobs (model x optimizer x fold x seed), their parents, resume, aggregates.
 
 :func:`run_grid` prepares the dataset once, opens (or finds again) a parent run per (model,
-optimizer), hands the jobs that are not finished yet to an executor (local or Ray), with
-``tune.enabled`` each one's tuning trials first (:mod:`medbench.engine.tuning`), and
+optimizer), hands the jobs that are not finished yet to an executor (:mod:`.executors`: local,
+packed or Ray), with ``tune.enabled`` each one's tuning trials first (:mod:`.tuning`), and
 recomputes each parent's cross-validation aggregates from the child runs that are there. It
 never builds the report: :mod:`medbench.pipeline` joins grid, report and summary.
 """
@@ -10,9 +10,7 @@ never builds the report: :mod:`medbench.pipeline` joins grid, report and summary
 from __future__ import annotations
 
 import contextlib
-import signal
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,11 +18,12 @@ import pandas as pd
 
 from medbench.config import Config, config_hash, data_settings, dump_yaml
 from medbench.data.dataset import Dataset, prepare_dataset, prepare_externals
-from medbench.engine.device import resolve_device
+from medbench.engine.executors import Executor, choose_executor, run_works
+from medbench.engine.interrupts import sigterm_as_interrupt
 from medbench.engine.jobs import Job, make_jobs
-from medbench.engine.tuning import TrialOutcome, Tuner
-from medbench.engine.work import job_work, no_follow
-from medbench.engine.worker import JobOutcome, JobSpec, Status
+from medbench.engine.tuning import Tuner
+from medbench.engine.work import JobOutcome, JobSpec, Status, TrialOutcome, no_follow
+from medbench.engine.worker import job_work
 from medbench.metrics import describe
 from medbench.paths import cache_dir, ensure_folder
 from medbench.tracking import Tracker, check_store, resolve_tracking_uri
@@ -54,7 +53,7 @@ class GridPlan:
     config: Config
     tracking_uri: str
     experiment_id: str
-    executor: str
+    executor: str  # where the jobs run: "local", "packed" or "ray"
     dataset: Dataset
     jobs: list[Job]
     todo: list[Job]  # the jobs not finished yet
@@ -147,24 +146,6 @@ def close_parent(
     return metrics
 
 
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM ends the current job like Ctrl-C does (run KILLED, checkpoint kept)."""
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (e.g. inside a Ray worker): leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def run_grid(
     config: Config,
     executor: str | None = None,
@@ -179,21 +160,14 @@ def run_grid(
     check_store(uri)  # before any data or training work
     # checkpoints live in the cache: a file in its place fails here, not mid-job
     ensure_folder(cache_dir())
-    kind = executor or config.executor.kind
-    address = ray_address or config.executor.address
-    if kind == "ray":
-        from medbench.engine.ray_executor import check_ray_store
-
-        check_ray_store(uri, address)
-    else:
-        resolve_device(config.train.device)  # a missing CUDA device fails before any work
+    executor_for = choose_executor(config, uri, executor, ray_address)
     tracker = Tracker(uri, config.name)
     # one grid at a time per experiment: a second run stops here with one line (the holder)
     with ExperimentLock(uri, config.name):
         data = data_settings(config.data)
         dataset = prepare_dataset(data, min(config.seeds), progress=progress)
         externals = prepare_externals(data, progress)
-        return _run(config, tracker, dataset, externals, kind, address, progress, on_plan)
+        return _run(config, tracker, dataset, externals, executor_for, progress, on_plan)
 
 
 def _run(
@@ -201,8 +175,7 @@ def _run(
     tracker: Tracker,
     dataset: Dataset,
     externals: dict[str, Dataset],
-    kind: str,
-    address: str | None,
+    executor_for: Callable[[int], Executor],
     progress: bool,
     on_plan: Callable[[GridPlan], None] | None,
 ) -> GridResult:
@@ -234,24 +207,17 @@ def _run(
         for job in todo
     ]
     outcomes = [JobOutcome(job, Status.SKIPPED) for job in jobs if job in finished]
-    if on_plan is not None:
-        on_plan(GridPlan(config, uri, tracker.experiment_id, kind, dataset, jobs, todo))
     works, follow, tuner = [job_work(spec) for spec in specs], no_follow, None
     if config.tune.enabled:  # each job's trials first, then the job with the chosen setting
         tuner = Tuner(specs, tracker)
         works, follow = tuner.start(), tuner.follow
+    executor = executor_for(len(works))
+    if on_plan is not None:
+        plan = GridPlan(config, uri, tracker.experiment_id, executor.name, dataset, jobs, todo)
+        on_plan(plan)
     try:
-        with _sigterm_as_interrupt():
-            if kind == "ray":
-                from medbench.engine.ray_executor import run_on_ray
-
-                done, interrupted = run_on_ray(
-                    works, config.executor, address, progress=progress, follow=follow
-                )
-            else:
-                from medbench.engine.local_executor import run_local
-
-                done, interrupted = run_local(works, progress=progress, follow=follow)
+        with sigterm_as_interrupt():
+            done, interrupted = run_works(executor, works, follow, progress)
     except Exception:  # a full disk, a lost store: close what can be closed, then say why
         with contextlib.suppress(Exception):
             for pid in parent_ids.values():

@@ -1,18 +1,22 @@
 """Train one job: set up, fit epoch by epoch, test the selected checkpoint once.
 
-The loop reads as a short sequence of named steps; everything around it is a handler, as in
-MONAI's engines: selection and early stopping, checkpointing, per-epoch logging, progress, and
-at the end the test-fold evaluation, external validation and flatness. A handler sees the
-:class:`Fit` (model, optimizer, loaders, state) at three events: ``started`` (before the first
-epoch, a resumed job included), ``epoch_completed`` (after each epoch's training and
-validation) and ``completed`` (after the loop, with the :class:`FoldResult` being filled).
+The loop reads as a short sequence of named steps; everything around it is a handler
+(:mod:`medbench.engine.handlers`), as in MONAI's engines: selection and early stopping,
+checkpointing, per-epoch logging, progress, and at the end the test-fold evaluation, external
+validation, flatness and the run's results. The loop knows nothing of MLflow: tracking is a
+handler too. A handler sees the :class:`Fit` (model, optimizer, loaders, state) at these events:
+``started`` (before the first epoch, a resumed job included), ``epoch_completed`` (after each
+epoch's training and validation), ``fit_completed`` (after the last epoch), ``completed`` (after
+the test, with the :class:`FoldResult` being filled) and ``exception_raised`` (an exception left
+the epochs: a divergence, a crash; not an interrupt).
 
 Selection never looks at the test fold: early stopping and the best checkpoint use the
 validation split carved from the training folds. Every epoch reseeds the global RNG from
 (job, epoch), so a job resumed from its last checkpoint continues exactly as if it had never
 stopped, and batches come from :class:`BatchLoader` in an order fixed by (fold, seed, epoch).
 A NaN or infinite training loss raises :class:`Diverged`; Ctrl-C raises ``KeyboardInterrupt``
-after the last completed epoch was checkpointed; the worker turns both into the run's status.
+after the last completed epoch was checkpointed; the job runner (:mod:`medbench.engine.runner`)
+turns both into the run's status.
 """
 
 from __future__ import annotations
@@ -20,11 +24,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import partial
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -34,19 +35,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from medbench.config import Config
-from medbench.data.dataset import Dataset
 from medbench.data.folds import FoldSplit
 from medbench.data.pixels.loader import BatchLoader, place_images
 from medbench.engine.budget import Limits, limits
 from medbench.engine.device import Precision, set_tf32
 from medbench.engine.jobs import Job, data_seed, derive_seed, init_seed
-from medbench.errors import MedbenchWarning
 from medbench.metrics import binary_metrics
 from medbench.models import build_model
 from medbench.optim import build_optimizer, disable_running_stats, enable_running_stats
-from medbench.optim.fidelity import FIDELITY_THRESHOLD, cast_parameters, perturbation_fidelity
+from medbench.optim.fidelity import cast_parameters, perturbation_fidelity
 from medbench.optim.registry import passes_per_step
-from medbench.paths import atomic_write
 from medbench.tracking.schema import SITE_METRICS
 
 
@@ -131,7 +129,11 @@ class Handler(Protocol):
 
     def epoch_completed(self, fit: Fit, metrics: dict[str, float]) -> None: ...
 
+    def fit_completed(self, fit: Fit) -> None: ...
+
     def completed(self, fit: Fit, result: FoldResult) -> None: ...
+
+    def exception_raised(self, fit: Fit, err: Exception) -> None: ...
 
 
 class Base:
@@ -143,7 +145,13 @@ class Base:
     def epoch_completed(self, fit: Fit, metrics: dict[str, float]) -> None:
         pass
 
+    def fit_completed(self, fit: Fit) -> None:
+        pass
+
     def completed(self, fit: Fit, result: FoldResult) -> None:
+        pass
+
+    def exception_raised(self, fit: Fit, err: Exception) -> None:
         pass
 
 
@@ -198,7 +206,7 @@ def setup(job: Job, config: Config, data: FoldData, device: torch.device) -> Fit
         val=BatchLoader(index=data.split.val, batch_size=eval_batch, **common),
         test=BatchLoader(index=data.split.test, batch_size=eval_batch, **common),
         limits=budget,
-        best_weights=copy.deepcopy(_module(model).state_dict()),
+        best_weights=copy.deepcopy(unwrap(model).state_dict()),
     )
 
 
@@ -374,7 +382,7 @@ def prediction_frame(
 def test_selected(fit: Fit) -> FoldResult:
     """Load the selected weights and evaluate them once on the held-out fold."""
     threshold = fit.config.train.threshold
-    _module(fit.model).load_state_dict(fit.best_weights)
+    unwrap(fit.model).load_state_dict(fit.best_weights)
     test_loss, probs, labels = evaluate(fit.net, fit.test, fit.device, fit.precision)
     rows = fit.data.manifest.iloc[fit.data.split.test]
     predictions = prediction_frame(rows, labels, probs)
@@ -406,19 +414,27 @@ def fit_job(
 ) -> Fit:
     """Set up ``job`` and train it until its budget or early stopping ends it (no test).
 
-    ``handlers`` run in order at each event; :func:`default_handlers` gives the engine's.
-    Raises :class:`Diverged` on a NaN/infinite loss and lets ``KeyboardInterrupt`` through.
+    ``handlers`` run in order at each event; :func:`~medbench.engine.handlers.default_handlers`
+    gives the engine's. Raises :class:`Diverged` on a NaN/infinite loss (after the handlers'
+    ``exception_raised``) and lets ``KeyboardInterrupt`` through.
     """
     fit = setup(job, config, data, device)
-    for h in handlers:
-        h.started(fit)
-    while not fit.limits.reached(fit.state) and not fit.stop:
-        metrics = fit_epoch(fit)
-        fit.state["history"].append({"epoch": fit.state["epoch"], **metrics})
-        fit.state["train_time_s"] += metrics["epoch_time_s"]
-        fit.state["epoch"] += 1
+    try:
         for h in handlers:
-            h.epoch_completed(fit, metrics)
+            h.started(fit)
+        while not fit.limits.reached(fit.state) and not fit.stop:
+            metrics = fit_epoch(fit)
+            fit.state["history"].append({"epoch": fit.state["epoch"], **metrics})
+            fit.state["train_time_s"] += metrics["epoch_time_s"]
+            fit.state["epoch"] += 1
+            for h in handlers:
+                h.epoch_completed(fit, metrics)
+    except Exception as err:
+        for h in handlers:
+            h.exception_raised(fit, err)
+        raise
+    for h in handlers:
+        h.fit_completed(fit)
     return fit
 
 
@@ -437,206 +453,6 @@ def train_job(
     return result
 
 
-# -- handlers ---------------------------------------------------------------------------------------
-
-
-def _improved(value: float, best: float | None, monitor: str, min_delta: float) -> bool:
-    if math.isnan(value):
-        return best is None
-    if best is None or math.isnan(best):
-        return True
-    return value > best + min_delta if monitor == "val_auc" else value < best - min_delta
-
-
-class Selection(Base):
-    """Keeps the weights of the best validation epoch and stops after ``patience`` bad epochs."""
-
-    def started(self, fit: Fit) -> None:
-        patience = fit.config.train.early_stopping.patience
-        fit.stop = fit.limits.early_stopping and fit.state["bad_epochs"] >= patience
-
-    def epoch_completed(self, fit: Fit, metrics: dict[str, float]) -> None:
-        es, state = fit.config.train.early_stopping, fit.state
-        value = metrics[es.monitor]
-        if _improved(value, state["best"], es.monitor, es.min_delta):
-            state["best"], state["best_epoch"], state["bad_epochs"] = value, state["epoch"] - 1, 0
-            fit.best_weights = copy.deepcopy(_module(fit.model).state_dict())
-        else:
-            state["bad_epochs"] += 1
-        # under a compute budget every optimizer spends all of it: the budget ends training
-        fit.stop = fit.limits.early_stopping and state["bad_epochs"] >= es.patience
-
-
-def load_checkpoint(path: Path) -> dict[str, Any] | None:
-    """A job's saved state, or None when there is none or it cannot be read."""
-    if not path.exists():
-        return None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - an unreadable checkpoint means: start this job afresh
-        return None
-
-
-class Checkpointer(Base):
-    """Resumes from ``path`` when it holds this job, and saves it atomically as epochs end."""
-
-    def __init__(self, path: Path, meta: dict[str, Any] | None = None) -> None:
-        self.path, self.meta = path, meta or {}
-
-    def started(self, fit: Fit) -> None:
-        saved = load_checkpoint(self.path)
-        if saved is None or saved.get("job") != fit.job.key:
-            return
-        _module(fit.model).load_state_dict(saved["model"])
-        fit.optimizer.load_state_dict(saved["optimizer"])
-        if fit.scheduler is not None and saved.get("scheduler"):
-            fit.scheduler.load_state_dict(saved["scheduler"])
-        fit.best_weights = saved["best_model"]
-        fit.state = saved["state"]
-
-    def epoch_completed(self, fit: Fit, metrics: dict[str, float]) -> None:
-        done, tc = fit.state["epoch"], fit.config.train
-        if not (fit.stop or fit.limits.reached(fit.state) or done % tc.checkpoint_every == 0):
-            return
-        snapshot = {
-            "job": fit.job.key,
-            "meta": self.meta,
-            "model": _module(fit.model).state_dict(),
-            "optimizer": fit.optimizer.state_dict(),
-            "scheduler": fit.scheduler.state_dict() if fit.scheduler is not None else None,
-            "best_model": fit.best_weights,
-            "state": fit.state,
-        }
-        atomic_write(self.path, partial(torch.save, snapshot))
-
-
-class EpochLog(Base):
-    """Hands each epoch's metrics to ``log(epoch, metrics)`` (the tracker's writer)."""
-
-    def __init__(self, log: Callable[[int, dict[str, float]], None]) -> None:
-        self.log = log
-
-    def epoch_completed(self, fit: Fit, metrics: dict[str, float]) -> None:
-        self.log(fit.state["epoch"] - 1, metrics)
-
-
-class Progress(Base):
-    """Advances a tqdm-like bar by one per epoch, showing the loss and validation AUC."""
-
-    def __init__(self, bar: Any) -> None:
-        self.bar = bar
-
-    def started(self, fit: Fit) -> None:
-        if fit.limits.epochs:
-            self.bar.total = fit.limits.epochs
-        self.bar.update(fit.state["epoch"])
-
-    def epoch_completed(self, fit: Fit, metrics: dict[str, float]) -> None:
-        self.bar.update(1)
-        self.bar.set_postfix(
-            loss=f"{metrics['train_loss']:.3f}", val_auc=f"{metrics['val_auc']:.3f}"
-        )
-
-
-class FidelityWarning(Base):
-    """Warns once per job when the compute dtype erases SAM's perturbation."""
-
-    def __init__(self) -> None:
-        self.warned = False
-
-    def epoch_completed(self, fit: Fit, metrics: dict[str, float]) -> None:
-        value = metrics.get("perturbation_fidelity")
-        if self.warned or value is None or not value < FIDELITY_THRESHOLD:
-            return
-        self.warned = True
-        warnings.warn(
-            f"{fit.job.run_name}: under {fit.precision.describe()} the weight perturbation the "
-            f"network sees has cosine {value:.2f} with the one {fit.job.optimizer} intends "
-            f"(below {FIDELITY_THRESHOLD}): this arm is partly its base optimizer plus noise; "
-            "train in fp32 (train.amp: off) for a faithful comparison",
-            MedbenchWarning,
-            stacklevel=2,
-        )
-
-
-class ExternalTest(Base):
-    """Tests the selected checkpoint on every external dataset, after the test fold, with the
-    batches, precision and threshold of the test fold (the images were preprocessed alike)."""
-
-    def __init__(self, datasets: Mapping[str, Dataset]) -> None:
-        self.datasets = datasets
-
-    def completed(self, fit: Fit, result: FoldResult) -> None:
-        tc = fit.config.train
-        for name, data in self.datasets.items():
-            loader = BatchLoader(
-                images=data.images,
-                labels=data.labels,
-                index=np.arange(len(data.labels)),
-                batch_size=fit.test.batch_size,
-                device=fit.device,
-                channels_last=fit.precision.channels_last,
-            )
-            loss, probs, labels = evaluate(fit.net, loader, fit.device, fit.precision)
-            result.external[name] = ExternalResult(
-                metrics=binary_metrics(labels, probs, tc.threshold),
-                predictions=prediction_frame(data.manifest, labels, probs, fold=fit.job.fold),
-                loss=loss,
-            )
-
-
-class Flatness(Base):
-    """Flatness of the selected checkpoint on a seeded subset of this fold's training data."""
-
-    def completed(self, fit: Fit, result: FoldResult) -> None:
-        from medbench.flatness import measure_flatness
-
-        train_rows = torch.as_tensor(np.asarray(fit.data.split.train, dtype=np.int64))
-        measured = measure_flatness(
-            fit.model,
-            nn.CrossEntropyLoss(),
-            fit.data.images,
-            fit.data.labels,
-            fit.config.flatness,
-            device=fit.device,
-            rows=train_rows,
-            rho=fit.config.optimizer.rho,
-            seed=0,
-        )
-        result.flatness = {
-            **{k: float(v) for k, v in measured.metrics().items()},
-            "hessian_trace_stderr": float(measured.trace_stderr),
-            "landscape_alphas": [float(a) for a in measured.landscape_alphas],
-            "landscape_losses": [float(v) for v in measured.landscape_losses],
-            "seconds": float(sum(measured.seconds.values())),  # cost, bounded by the settings
-            "seconds_by_measure": measured.seconds,
-            "n_samples": measured.n_samples,
-        }
-
-
-def default_handlers(
-    config: Config,
-    checkpoint: Path | None = None,
-    log: Callable[[int, dict[str, float]], None] | None = None,
-    bar: Any = None,
-    meta: dict[str, Any] | None = None,
-    external: Mapping[str, Dataset] | None = None,
-) -> list[Handler]:
-    """The engine's handlers, in the order they must run (selection before checkpointing,
-    external validation on the selected weights before flatness perturbs them)."""
-    handlers: list[Handler] = [Selection(), FidelityWarning()]
-    if checkpoint is not None:
-        handlers.append(Checkpointer(checkpoint, meta))
-    if log is not None:
-        handlers.append(EpochLog(log))
-    if bar is not None:
-        handlers.append(Progress(bar))
-    if external:
-        handlers.append(ExternalTest(external))
-    if config.flatness.enabled:
-        handlers.append(Flatness())
-    return handlers
-
-
-def _module(model: nn.Module) -> nn.Module:
-    return getattr(model, "_orig_mod", model)  # unwrap torch.compile
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module itself when ``model`` is its ``torch.compile`` wrapper (what is saved)."""
+    return getattr(model, "_orig_mod", model)

@@ -8,22 +8,21 @@ never reaches a trial, its rows are not even in the trial's data (:func:`trial_d
 trial's setting is then trained and tested as an untuned job would be, in the same fold run,
 under which every trial is a nested run ``{model}/{optimizer}/fold{k}/trial{j}``.
 
-Trials are :class:`~medbench.engine.work.Work` run by the grid's executor (local or Ray): a
-study hands out its next trial when the previous one has ended (:class:`Tuner`), since TPE learns
-from the trials before. MLflow is the study's memory: each suggestion comes from a fresh Optuna
-study holding the trials read back from the fold run and a sampler seeded by (model, fold, seed,
-trial number), so a resumed study suggests exactly what an uninterrupted one would have, and a
-finished trial is never rerun. The seeds do not depend on the optimizer: under random search
-every optimizer tries the same learning rates, paired like the rest of the design (same initial
-weights and batches per (model, fold, seed)). Samplers: ``tpe`` (its first half of the trials,
-at most 10, are random), ``random``, ``grid`` (``space.grid_points`` log-spaced values per range,
-visited in a seeded order).
+Trials are :class:`~medbench.engine.work.Work` run by the grid's executor (local, packed or Ray)
+through the job runner, like the jobs: a study hands out its next trial when the previous one has
+ended (:class:`Tuner`), since TPE learns from the trials before. MLflow is the study's memory:
+each suggestion comes from a fresh Optuna study holding the trials read back from the fold run
+and a sampler seeded by (model, fold, seed, trial number), so a resumed study suggests exactly
+what an uninterrupted one would have, and a finished trial is never rerun. The seeds do not
+depend on the optimizer: under random search every optimizer tries the same learning rates,
+paired like the rest of the design (same initial weights and batches per (model, fold, seed)).
+Samplers: ``tpe`` (its first half of the trials, at most 10, are random), ``random``, ``grid``
+(``space.grid_points`` log-spaced values per range, visited in a seeded order).
 """
 
 from __future__ import annotations
 
 import math
-import traceback
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -31,71 +30,23 @@ import numpy as np
 import pandas as pd
 import torch
 
-from medbench.config import OBJECTIVES, Config, SearchSpaceConfig, TuneConfig, data_settings
-from medbench.data.dataset import prepare_dataset
+from medbench.config import OBJECTIVES, Config, SearchSpaceConfig, TuneConfig
 from medbench.data.folds import FoldSplit
 from medbench.engine.budget import scaled
-from medbench.engine.device import resolve_device
+from medbench.engine.handlers import default_handlers
 from medbench.engine.jobs import Job, derive_seed, hyperparameters
-from medbench.engine.train import Base, Diverged, Fit, FoldData, default_handlers, fit_job
-from medbench.engine.work import Work, job_work
-from medbench.engine.worker import (
-    JobOutcome,
-    JobSpec,
-    Status,
-    environment_tags,
-    fold_data,
-    start_fold_run,
-)
+from medbench.engine.runner import DIVERGED, close_runs, job_run
+from medbench.engine.train import Base, Diverged, Fit, FoldData, fit_job
+from medbench.engine.work import JobOutcome, JobSpec, Status, TrialSpec, Work
+from medbench.engine.worker import job_work
 from medbench.optim.registry import tunable_settings
+from medbench.optional import lazy_import
 from medbench.tracking import Tracker
-from medbench.tracking import schema as s
 
-#: Why a trial that diverged FAILED: it counts as a trial (its setting was tried), unlike one
-#: that failed for another reason, which is rerun.
-DIVERGED = "diverged: "
+optuna = lazy_import("optuna")  # seconds to import: only when a study suggests
 
 
-@dataclass
-class TrialSpec:
-    """One tuning trial: plain values only (picklable, for Ray)."""
-
-    job: Job
-    config: Config  # the grid's; the trial trains with trial_config(config, params)
-    tracking_uri: str
-    parent_id: str  # the job's parent run: where its fold run goes when there is none yet
-    config_hash: str
-    fingerprint: str
-    trial: int
-    params: dict[str, float]  # lr, and rho for the SAM family
-    fold_run_id: str | None = None  # None for a study's first trial: the trial creates it
-    external: dict[str, str] = field(default_factory=dict)  # the job's external datasets
-
-    @property
-    def name(self) -> str:
-        job = self.job
-        return s.trial_run_name(job.model, job.optimizer, job.fold, self.trial)
-
-    def job_spec(self) -> JobSpec:
-        return JobSpec(
-            self.job,
-            self.config,
-            self.tracking_uri,
-            self.parent_id,
-            self.config_hash,
-            self.fingerprint,
-            self.fold_run_id,
-            self.external,
-        )
-
-
-@dataclass
-class TrialOutcome(JobOutcome):
-    trial: int = 0
-    fold_run_id: str | None = None
-
-
-# -- what a trial sees and does ---------------------------------------------------------------------
+# -- what a trial sees and does -------------------------------------------------------------------
 
 
 def trial_data(fold: FoldData) -> FoldData:
@@ -142,117 +93,47 @@ def objective_of(history: list[dict[str, float]], objective: str) -> tuple[float
     return float(values[best]), float(history[best].get("epoch", best))
 
 
-class _Watch(Base):
-    """Keeps the trial's Fit: what a trial that diverged had spent is still its cost."""
-
-    fit: Fit | None = None
-
-    def started(self, fit: Fit) -> None:
-        self.fit = fit
-
-
-def _cost(fit: Fit | None) -> dict[str, float]:
-    if fit is None:
-        return {}
+def _cost(fit: Fit) -> dict[str, float]:
     return {
         "train_time_s": fit.state["train_time_s"],
         "gradient_evals": fit.state["gradient_evals"],
     }
 
 
-def run_trial(spec: TrialSpec, progress: bool = False, bar: Any = None) -> TrialOutcome:
+class TrialLog(Base):
+    """Writes a trial's result to its run: the best validation objective and its epoch, and the
+    trial's cost; a trial that diverged logs its cost only (what it spent is still spent)."""
+
+    def __init__(self, tracker: Tracker, run_id: str, objective: str) -> None:
+        self.tracker, self.run_id, self.objective = tracker, run_id, objective
+
+    def fit_completed(self, fit: Fit) -> None:
+        value, epoch = objective_of(fit.state["history"], self.objective)
+        result = {self.objective: value, "best_epoch": epoch, **_cost(fit)}
+        self.tracker.log_trial_result(self.run_id, result)
+
+    def exception_raised(self, fit: Fit, err: Exception) -> None:
+        if isinstance(err, Diverged):
+            self.tracker.log_trial_result(self.run_id, _cost(fit))
+
+
+def run_trial(spec: TrialSpec, bar: Any = None) -> JobOutcome:
     """Train one trial on the outer fold's training part and log its validation objective in a
-    trial run nested under the job's fold run (created here for the study's first trial).
-
-    A trial shows no epoch bar (``progress`` and ``bar`` are accepted as by every work)."""
-    job, config = spec.job, spec.config
-    dataset = prepare_dataset(data_settings(config.data), min(config.seeds))
-    if dataset.fingerprint != spec.fingerprint:
-        reason = f"the dataset at {dataset.root} differs here from the grid's"
-        return TrialOutcome(job, Status.FAILED, None, reason, trial=spec.trial)
-    tracker = Tracker(spec.tracking_uri, config.name)
-    device = resolve_device(config.train.device)
-    fold = fold_data(dataset, config, job)
-    fold_run_id = spec.fold_run_id or _fold_run(tracker, spec.job_spec(), dataset, fold, device)
-    tracker.set_status(fold_run_id, "RUNNING")
-
-    def outcome(status: Status, run_id: str | None, reason: str | None = None, **kw):
-        return TrialOutcome(
-            job, status, run_id, reason, **kw, trial=spec.trial, fold_run_id=fold_run_id
-        )
-
-    earlier = tracker.trials(fold_run_id)
-    for row in earlier[earlier["trial"] == spec.trial].itertuples():
-        if row.status == Status.FINISHED:
-            return outcome(Status.SKIPPED, row.run_id)
-        tracker.delete(row.run_id)  # an interrupted or failed attempt: rerun
-    run_id = tracker.start_trial(
-        fold_run_id,
-        job.model,
-        job.optimizer,
-        job.fold,
-        job.seed,
-        spec.trial,
-        spec.params,
-        spec.config_hash,
-        spec.fingerprint,
-    )
-    tracker.set_tags(run_id, environment_tags(device))
-    cfg = trial_config(config, spec.params)
-    watch = _Watch()
-    try:
-        fit = fit_job(job, cfg, trial_data(fold), device, [watch, *default_handlers(cfg)])
-    except Diverged as err:
-        reason = f"{DIVERGED}{err}"
-        tracker.log_trial_result(run_id, _cost(watch.fit))
-        tracker.finish(run_id, Status.FAILED, reason)
-        return outcome(Status.FAILED, run_id, reason)
-    except KeyboardInterrupt:
-        reason = "interrupted by the user"
-        tracker.finish(run_id, Status.KILLED, reason)
-        tracker.finish(fold_run_id, Status.KILLED, f"{reason} (tuning, trial {spec.trial})")
-        return outcome(Status.KILLED, run_id, reason)
-    except Exception as err:  # noqa: BLE001 - one broken trial must not stop the grid
-        reason = f"{type(err).__name__}: {err}"
-        tracker.set_tags(run_id, {s.TAG_TRACEBACK: traceback.format_exc()[-4000:]})
-        tracker.finish(run_id, Status.FAILED, reason)
-        return outcome(Status.FAILED, run_id, reason, retryable=True)
-    value, epoch = objective_of(fit.state["history"], config.tune.objective)
-    tracker.log_trial_result(
-        run_id, {config.tune.objective: value, "best_epoch": epoch, **_cost(fit)}
-    )
-    tracker.finish(run_id, Status.FINISHED)
-    return outcome(Status.FINISHED, run_id)
+    trial run nested under the job's fold run (created by the study's first trial), through the
+    job runner (:func:`~medbench.engine.runner.job_run`). A trial shows no epoch bar."""
+    with job_run(spec) as run:
+        if run.outcome is not None:  # finished before, or the data here are not the grid's
+            return run.outcome
+        config = trial_config(spec.config, spec.params)
+        log = TrialLog(run.tracker, run.run_id, spec.config.tune.objective)
+        handlers = [log, *default_handlers(config)]
+        fit_job(spec.job, config, trial_data(run.fold), run.device, handlers)
+    return run.outcome
 
 
-def _fold_run(tracker: Tracker, spec: JobSpec, dataset, fold: FoldData, device) -> str:
-    """The job's unfinished fold run (a retried first trial finds the one it made), else a new one."""
-    refs = tracker.find_child(spec.job.key, spec.config_hash, spec.fingerprint)
-    unfinished = [r.run_id for r in refs if r.status != Status.FINISHED]
-    if unfinished:
-        return unfinished[0]
-    return start_fold_run(tracker, spec, dataset, fold, device)
-
-
-def close_trial(spec: TrialSpec, status: Status, reason: str) -> TrialOutcome:
-    """Close a trial's RUNNING runs (and its fold run's) from outside its process."""
-    tracker = Tracker(spec.tracking_uri, spec.config.name)
-    if spec.fold_run_id is not None:
-        fold_runs = [spec.fold_run_id]
-    else:
-        refs = tracker.find_child(spec.job.key, spec.config_hash, spec.fingerprint)
-        fold_runs = [r.run_id for r in refs if r.status == "RUNNING"]
-    run_id = None
-    for fold_run_id in fold_runs:
-        trials = tracker.trials(fold_run_id)
-        for row in trials[
-            (trials["trial"] == spec.trial) & (trials["status"] == "RUNNING")
-        ].itertuples():
-            run_id = row.run_id
-            tracker.finish(row.run_id, status, reason)
-        tracker.finish(fold_run_id, status, f"{reason} (tuning, trial {spec.trial})")
-    fold_run = fold_runs[0] if fold_runs else None
-    return TrialOutcome(spec.job, status, run_id, reason, trial=spec.trial, fold_run_id=fold_run)
+def trial_work(spec: TrialSpec) -> Work:
+    """A tuning trial, as the grid's executor runs it."""
+    return Work(spec, run_trial, close_runs)
 
 
 # -- the search -----------------------------------------------------------------------------------
@@ -260,10 +141,8 @@ def close_trial(spec: TrialSpec, status: Status, reason: str) -> TrialOutcome:
 
 def search_space(space: SearchSpaceConfig, optimizer: str):
     """Optuna distributions of ``optimizer``'s settings: log-uniform ``lr`` (and ``rho``)."""
-    from optuna.distributions import FloatDistribution
-
     return {
-        name: FloatDistribution(*_bounds(space, name), log=True)
+        name: optuna.distributions.FloatDistribution(*_bounds(space, name), log=True)
         for name in tunable_settings(optimizer)
     }
 
@@ -282,8 +161,6 @@ def _bounds(space: SearchSpaceConfig, name: str) -> tuple[float, float]:
 
 
 def _sampler(tune: TuneConfig, optimizer: str, study_seed: int, trial: int):
-    import optuna
-
     if tune.sampler == "grid":  # the grid's order is the study's: one seed for every trial
         return optuna.samplers.GridSampler(grid(tune.space, optimizer), seed=study_seed)
     seed = derive_seed(study_seed, trial)
@@ -301,9 +178,6 @@ def study_seed(job: Job) -> int:
 def suggest(tune: TuneConfig, job: Job, history: pd.DataFrame) -> dict[str, float]:
     """The next trial's setting after ``history`` (its counted trials, in order): a fresh
     Optuna study holding them, asked once with a sampler seeded by the trial's number."""
-    import optuna
-    from optuna.trial import TrialState, create_trial
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = search_space(tune.space, job.optimizer)
     sampler = _sampler(tune, job.optimizer, study_seed(job), len(history))
@@ -312,8 +186,8 @@ def suggest(tune: TuneConfig, job: Job, history: pd.DataFrame) -> dict[str, floa
         value = row.get(tune.objective)
         done = value is not None and math.isfinite(value)
         study.add_trial(
-            create_trial(
-                state=TrialState.COMPLETE if done else TrialState.FAIL,
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.COMPLETE if done else optuna.trial.TrialState.FAIL,
                 value=value if done else None,
                 params={k: row[k] for k in space},
                 distributions=space,
@@ -399,18 +273,11 @@ class Tuner:
         history = counted(self.tracker.trials(fold_run_id)) if fold_run_id else pd.DataFrame()
         if len(history) < tune.trials:
             trial = TrialSpec(
-                spec.job,
-                spec.config,
-                spec.tracking_uri,
-                spec.parent_id,
-                spec.config_hash,
-                spec.fingerprint,
+                replace(spec, run_id=fold_run_id),
                 trial=len(history),
                 params=suggest(tune, spec.job, history),
-                fold_run_id=fold_run_id,
-                external=spec.external,
             )
-            return [Work(trial, run_trial, close_trial)]
+            return [trial_work(trial)]
         best = best_trial(history, tune.objective)
         if best is None:
             self._fail(

@@ -14,7 +14,8 @@ from medbench.cli import main
 from medbench.config import data_settings, load_config
 from medbench.data.dataset import prepare_dataset, prepare_externals
 from medbench.engine.jobs import Job
-from medbench.engine.worker import JobSpec, _data_mismatch, fold_data
+from medbench.engine.runner import data_mismatch, fold_data
+from medbench.engine.work import JobSpec
 from medbench.metrics import METRIC_NAMES, binary_metrics
 from medbench.tracking import schema as s
 from medbench.tracking.reader import read_predictions
@@ -150,11 +151,11 @@ def test_a_worker_with_other_external_data_fails_the_job(externals, tiny_bus):
     dataset = prepare_dataset(data_settings(config.data), 0)
     found = prepare_externals(data_settings(config.data))
     spec = JobSpec(Job("smallcnn", "adam", 1, 0), config, "", "", "h", dataset.fingerprint)
-    assert _data_mismatch(spec, dataset, found).startswith("the external dataset 'busi' differs")
+    assert data_mismatch(spec, dataset, found).startswith("the external dataset 'busi' differs")
     spec.external = {"busi": found["busi"].fingerprint}
-    assert _data_mismatch(spec, dataset, found) is None
+    assert data_mismatch(spec, dataset, found) is None
     spec.external = {"busi": "0" * 64}
-    assert "the grid's: 000000000000" in _data_mismatch(spec, dataset, found)
+    assert "the grid's: 000000000000" in data_mismatch(spec, dataset, found)
     assert np.array_equal(found["busi"].labels.numpy(), found["busi"].manifest["label"].to_numpy())
 
 

@@ -14,8 +14,9 @@ from medbench.config import load_config
 from medbench.data.folds import FoldSplit
 from medbench.data.pixels.loader import BatchLoader, place_images
 from medbench.engine.device import Precision
+from medbench.engine.handlers import default_handlers
 from medbench.engine.jobs import Job
-from medbench.engine.train import FoldData, default_handlers, train_job
+from medbench.engine.train import FoldData, train_job
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -12,11 +12,12 @@ import pytest
 import yaml
 
 from medbench.config import config_hash, load_config
-from medbench.engine import packing
+from medbench.engine.executors import packed
+from medbench.engine.executors.display import Display
 from medbench.engine.grid import run_grid
 from medbench.engine.jobs import Job
-from medbench.engine.work import job_work
-from medbench.engine.worker import JobOutcome, JobSpec, Status
+from medbench.engine.work import JobOutcome, JobSpec, Status
+from medbench.engine.worker import job_work
 from medbench.errors import ConfigError
 from tests.engine.conftest import child_runs, start_run
 
@@ -271,7 +272,7 @@ def test_jobs_per_device_is_checked_and_changes_no_hash():
 
 def test_ray_tasks_take_their_share_of_a_device():
     pytest.importorskip("ray")
-    from medbench.engine.ray_executor import task_resources
+    from medbench.engine.executors.ray import task_resources
 
     config = load_config(
         "paper", ["executor.jobs_per_device=4", "executor.cpus_per_job=4"], data_root="."
@@ -281,8 +282,8 @@ def test_ray_tasks_take_their_share_of_a_device():
 
 
 def test_cpu_threads_are_split_evenly(monkeypatch):
-    monkeypatch.setattr(packing, "available_cpus", lambda: 16)
-    assert [packing.threads_per_job(n) for n in (1, 2, 3, 4, 32)] == [16, 8, 5, 4, 1]
+    monkeypatch.setattr(packed, "available_cpus", lambda: 16)
+    assert [packed.threads_per_job(n) for n in (1, 2, 3, 4, 32)] == [16, 8, 5, 4, 1]
 
 
 def _work(name: str, epochs: int = 5):
@@ -291,11 +292,11 @@ def _work(name: str, epochs: int = 5):
 
 
 def test_a_terminal_shows_the_running_jobs_side_by_side():
-    display = packing._Display(total=3, slots=2, bars=True)
+    display = Display(total=3, label="grid (2 at once)", slots=2, bars=True)
     display.started(0, _work("adam"))
     display.started(1, _work("sam", epochs=7))
-    display.epochs(0, 2, "loss=0.500, val_auc=0.700")
-    display.epochs(1, 1, None)
+    display.receive(0, ("epochs", 2, "loss=0.500, val_auc=0.700"))
+    display.receive(1, ("epochs", 1, None))
     bars = display.jobs
     assert [b.desc.removesuffix(": ") for b in bars] == [
         "smallcnn/adam/fold1",
@@ -309,12 +310,10 @@ def test_a_terminal_shows_the_running_jobs_side_by_side():
 
 
 def test_without_a_terminal_one_line_per_finished_job(capsys):
-    from medbench.engine.local_executor import report_line
-
-    display = packing._Display(total=2, slots=2, bars=False, report=report_line)
+    display = Display(total=2, label="grid (2 at once)", slots=2, bars=False)
     adam, sam = _work("adam"), _work("sam")
     display.started(0, adam)
-    display.epochs(0, 1, "loss=1")  # nothing to draw
+    display.receive(0, ("epochs", 1, "loss=1"))  # nothing to draw
     display.finished(adam.name, JobOutcome(adam.spec.job, Status.FAILED, reason="diverged: nan"))
     display.finished(
         sam.name, JobOutcome(sam.spec.job, Status.KILLED, reason="interrupted by the user")

@@ -198,17 +198,17 @@ def test_processes_starting_on_one_new_store_do_not_race(tmp_path):
 def test_a_store_deleted_mid_run_is_one_line(tiny_bus, tmp_path, monkeypatch, capsys):
     from pathlib import Path
 
-    import medbench.engine.work as work
+    import medbench.engine.worker as worker
 
     db = tmp_path / "gone.db"
-    real = work.run_job
+    real = worker.run_job
 
-    def run_then_delete(spec, progress=False):
-        outcome = real(spec, progress)
+    def run_then_delete(spec, bar=None):
+        outcome = real(spec, bar)
         Path(db).unlink(missing_ok=True)
         return outcome
 
-    monkeypatch.setattr(work, "run_job", run_then_delete)
+    monkeypatch.setattr(worker, "run_job", run_then_delete)
     sets = [*TINY, f"tracking.uri=sqlite:///{db}", "name=tiny"]
     argv = ["run", "demo", "--data-root", str(tiny_bus), "--no-report"]
     code = main(argv + [arg for item in sets for arg in ("--set", item)])

@@ -105,7 +105,7 @@ def test_trials_never_see_the_test_fold_and_are_paired(tiny_config, monkeypatch)
     config = tiny_config(*TUNE)
     run_benchmark(config, report=False, progress=False)
     from medbench.data.dataset import prepare_dataset
-    from medbench.engine.worker import fold_data
+    from medbench.engine.runner import fold_data
 
     dataset = prepare_dataset(data_settings(config.data), 0)
     assert len(seen) == 3 * 2 * 2  # 3 folds x 2 optimizers x 2 trials

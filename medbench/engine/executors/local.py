@@ -1,0 +1,58 @@
+"""One work after another, in this process: the default executor."""
+
+from __future__ import annotations
+
+from medbench.engine.executors.base import Handle, stopped
+from medbench.engine.executors.display import Display
+from medbench.engine.work import JobOutcome, Work
+
+
+class LocalExecutor:
+    """Runs each work in this process when the loop waits for it; a Ctrl-C reaches the work
+    itself (the job runner ends its run KILLED)."""
+
+    name = "local"
+    label = "grid"
+    capacity = 1
+    slots = 1
+    retries = 0
+
+    def __init__(self) -> None:
+        self.display: Display | None = None
+        self.queued: dict[int, Work] = {}
+        self.running: tuple[int, Work] | None = None
+        self.submitted = 0
+
+    def start(self, display: Display) -> None:
+        self.display = display
+
+    def submit(self, work: Work) -> Handle:
+        self.submitted += 1
+        self.queued[self.submitted] = work
+        return self.submitted
+
+    def wait(
+        self, handles: list[Handle], timeout: float | None = None
+    ) -> list[tuple[Handle, JobOutcome]]:
+        """Run the first of ``handles`` to its end (``timeout`` cannot cut a work short here)."""
+        handle = handles[0]
+        work = self.queued.pop(handle)
+        self.running = (handle, work)
+        self.display.started(0, work)
+        outcome = work.run(work.spec, bar=self.display.bar(0))
+        self.running = None
+        return [(handle, outcome)]
+
+    def cancel(self) -> list[tuple[Handle, JobOutcome]]:
+        """A work interrupted outside its training (its runner had not caught it): its runs are
+        closed from here."""
+        ended = [(handle, stopped(work)) for handle, work in self.queued.items()]
+        self.queued.clear()
+        if self.running is not None:
+            handle, work = self.running
+            self.running = None
+            ended.append((handle, stopped(work)))
+        return ended
+
+    def close(self) -> None:
+        pass

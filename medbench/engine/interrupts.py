@@ -1,0 +1,62 @@
+"""Interrupts: Ctrl-C and SIGTERM end a grid the same way.
+
+Both become ``KeyboardInterrupt`` in the process that trains (:func:`sigterm_as_interrupt`, used
+by the command line and by the grid): the job runner ends the run KILLED with its checkpoint
+kept (:mod:`medbench.engine.runner`), and the executors stop their other running works the same
+way (``Executor.cancel``). A packed executor's worker processes leave Ctrl-C to the grid (the
+terminal sends it to every process) and take SIGTERM as the grid's way to stop their job
+(:func:`worker_signals`). An interrupt that arrives during a checkpoint or an MLflow write takes
+effect when the write ends: :func:`medbench.paths.held_interrupts`, which lives below the engine
+since the tracking layer holds interrupts too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+#: The reason of a run ended by Ctrl-C or SIGTERM (tag ``medbench.failure``).
+INTERRUPTED = "interrupted by the user"
+
+
+def raise_interrupt(signum: int, frame: object) -> None:
+    """A signal handler: the signal ends what runs like Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM inside the block raises ``KeyboardInterrupt``, as Ctrl-C does: the current job
+    ends KILLED with its checkpoint kept, and the command exits 130."""
+    try:
+        previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    except ValueError:  # not the main thread (e.g. inside a Ray worker): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """Ctrl-C is ignored inside the block (a packed worker starting: it inherits the setting
+    through exec, so that a Ctrl-C while it imports reaches the grid only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def worker_signals() -> None:
+    """In a packed worker process: Ctrl-C reaches every process of the terminal, and the grid
+    decides (ignored here); SIGTERM is the grid's way to stop this worker's job (run KILLED)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, raise_interrupt)
