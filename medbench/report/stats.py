@@ -23,6 +23,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import optimize
 from scipy import stats as sps
 
 from medbench.metrics import describe
@@ -339,3 +340,63 @@ def holm(pvalues) -> np.ndarray:
     adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order])
     out[order] = np.minimum(adjusted, 1.0)
     return out
+
+
+#: Points of the chi-squared distribution over which :func:`generalized_test` averages.
+GENERALIZED_GRID = 4000
+
+
+@dataclass(frozen=True)
+class GeneralizedTest:
+    """A difference tested with a variance one part of which is estimated from few folds."""
+
+    estimate: float
+    se: float  # plug-in standard error sqrt(scale · max(floor, spread) + offset)
+    df: float  # degrees of freedom of ``spread``
+    p: float  # two-sided generalized p-value; NaN when nothing varies (no test)
+    ci_low: float
+    ci_high: float
+
+
+def generalized_test(
+    estimate: float,
+    spread: float,
+    df: float,
+    scale: float = 1.0,
+    floor: float = 0.0,
+    offset: float = 0.0,
+    confidence: float = 0.95,
+    grid: int = GENERALIZED_GRID,
+) -> GeneralizedTest:
+    """Generalized p-value and interval (Tsui & Weerahandi 1989; Weerahandi 1993) of a normal
+    ``estimate`` whose variance is ``scale · max(floor, E) + offset``, where ``E`` is estimated
+    by ``spread`` with ``df`` degrees of freedom (``df · spread / E ~ chi²_df``) and ``floor``
+    and ``offset`` are known (e.g. from a bootstrap over many images).
+
+    The generalized pivot of the variance is ``V(W) = scale · max(floor, df · spread / W) +
+    offset`` with ``W ~ chi²_df``; ``p = E_W[2 Φ(−|estimate| / √V(W))]`` and the interval is
+    ``estimate ± x`` with ``E_W[2 Φ(x / √V(W)) − 1] = confidence``, the expectations taken over
+    ``grid`` quantiles of ``W``. With ``floor = offset = 0`` this is exactly the t-test with
+    ``df`` degrees of freedom and standard error ``sqrt(scale · spread)`` (up to the grid); with
+    a known part it lies between that t-test and the z-test, as the Welch–Satterthwaite
+    approximation does, but it also handles a known part that is subtracted (``offset < 0``
+    with ``floor``), where Satterthwaite's degrees of freedom fail.
+    """
+    nan = math.nan
+    values = (estimate, spread, scale, floor, offset)
+    if not all(math.isfinite(v) for v in values) or not df > 0:
+        return GeneralizedTest(estimate, nan, df, nan, nan, nan)
+    w = sps.chi2.ppf((np.arange(grid) + 0.5) / grid, df)
+    var = scale * np.maximum(floor, df * spread / w) + offset
+    plug_in = scale * max(floor, spread) + offset
+    if not plug_in > 0 or not (var > 0).all():
+        return GeneralizedTest(estimate, max(plug_in, 0.0) ** 0.5, df, nan, nan, nan)
+    sd = np.sqrt(var)
+    p = float(np.mean(2 * sps.norm.sf(abs(estimate) / sd)))
+
+    def coverage(x: float) -> float:
+        return float(np.mean(2 * sps.norm.cdf(x / sd) - 1)) - confidence
+
+    high = float(sd.max()) * sps.norm.isf((1 - confidence) / 2) * 2
+    half = optimize.brentq(coverage, 0.0, high, xtol=1e-14 * high)
+    return GeneralizedTest(estimate, math.sqrt(plug_in), df, p, estimate - half, estimate + half)

@@ -9,6 +9,7 @@ from medbench.report.stats import (
     bayesian_correlated_ttest,
     caveat,
     corrected_resampled_ttest,
+    generalized_test,
     holm,
     paired_status,
     paired_test,
@@ -247,3 +248,36 @@ def test_holm_family_is_the_comparisons_actually_tested():
     assert math.isnan(adjusted[1])
     assert adjusted[[0, 2]] == pytest.approx(holm(p[[0, 2]]))
     assert adjusted[0] == pytest.approx(2 * p[0])  # the smaller p, times a family of 2
+
+
+# -- generalized test of a two-level variance ---------------------------------------------------
+
+
+def test_generalized_test_is_the_t_test_without_a_known_part():
+    g = generalized_test(0.02, 1e-4, 4)
+    assert g.se == pytest.approx(0.01) and g.df == 4
+    assert g.p == pytest.approx(2 * sps.t.sf(2.0, 4), abs=1e-5)
+    half = sps.t.ppf(0.975, 4) * 0.01
+    assert (g.ci_low, g.ci_high) == pytest.approx((0.02 - half, 0.02 + half), abs=1e-5)
+    # the corrected t-test is the scaled case
+    nb = corrected_resampled_ttest(DIFF, RATIO)
+    g = generalized_test(DIFF.mean(), DIFF.var(ddof=1), 4, 1 / 5 + RATIO)
+    assert (g.p, g.ci_low, g.ci_high) == pytest.approx((nb.p, nb.ci_low, nb.ci_high), abs=1e-5)
+
+
+def test_generalized_test_lies_between_the_t_and_z_tests():
+    # spread 1e-4 (4 df) plus a known 1e-4: wider than z on 2e-4, narrower than t_4 on it
+    g = generalized_test(0.02, 1e-4, 4, offset=1e-4)
+    se = math.sqrt(2e-4)
+    assert g.se == pytest.approx(se)
+    assert 2 * sps.norm.sf(0.02 / se) < g.p < 2 * sps.t.sf(0.02 / se, 4)
+    # a known part that dominates: the z-test
+    z = generalized_test(0.02, 1e-9, 4, offset=1e-4)
+    assert z.p == pytest.approx(2 * sps.norm.sf(2.0), abs=1e-4)
+    # a subtracted known part with its floor: the variance never falls below the known part
+    sub = generalized_test(0.02, 0.5e-4, 4, scale=2.25, floor=1e-4, offset=-1.25e-4)
+    assert sub.se == pytest.approx(0.01) and sub.p > 2 * sps.norm.sf(2.0)
+    # nothing varies: no test
+    none = generalized_test(0.0, 0.0, 4)
+    assert none.se == 0.0 and math.isnan(none.p) and math.isnan(none.ci_low)
+    assert math.isnan(generalized_test(0.01, math.nan, 4).p)
