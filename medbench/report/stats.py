@@ -8,6 +8,12 @@ whose variance ``(1/k + n_test/n_train) · var(d)`` also scales the posterior of
 correlated t-test (Benavoli, Corani, Demšar & Zaffalon, JMLR 2017). Holm–Bonferroni adjusts over a
 family of comparisons. Every test result carries a plain-language caveat about what that number
 of folds can and cannot show.
+
+Repeated cross-validation needs nothing more: given the ``r·k`` per-(repeat, fold) differences,
+``k`` in the formulas below is their number ``r·k``, so the variance is ``(1/(r·k) +
+n_test/n_train) · var(d)`` with ``r·k − 1`` degrees of freedom, the corrected repeated k-fold
+t-test of Bouckaert & Frank (2004), and the Bayesian test equals
+``baycomp.CorrelatedTTest(a, b, rope, runs=r)`` (which sets ``n_test/n_train = 1/(k − 1)``).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import optimize
 from scipy import stats as sps
 
 from medbench.metrics import describe
@@ -124,6 +131,55 @@ def caveat(n_pairs: int, n_nonzero: int, alpha: float = 0.05) -> str:
     return " ".join(notes)
 
 
+#: Spread below which paired differences count as equal: AUCs and rates computed from counts
+#: differ by rounding only (about 1e-16) when two optimizers differ by the same amount per fold.
+EQUAL_DIFFERENCES_TOLERANCE = 1e-12
+
+
+@dataclass(frozen=True)
+class PairedStatus:
+    """Whether a paired comparison over folds can be tested, and if not, why (in words)."""
+
+    kind: str  # "none", "one", "identical", "constant" (no test) or "tested"
+    n_pairs: int
+    text: str  # '' for "tested"
+
+    @property
+    def testable(self) -> bool:
+        return self.kind == "tested"
+
+
+def paired_status(diff) -> PairedStatus:
+    """Tell "identical on every paired fold" and "the same difference on every fold" (no spread:
+    no test, and no entry in Holm's family) from comparisons a test can judge.
+
+    ``diff`` holds the per-fold differences B − A; non-finite ones are left out. Differences
+    within :data:`EQUAL_DIFFERENCES_TOLERANCE` of each other count as equal, so that rounding
+    cannot turn a constant difference into a "significant" one.
+    """
+    d = np.asarray(diff, dtype=float)
+    d = d[np.isfinite(d)]
+    n = len(d)
+    if n == 0:
+        return PairedStatus(
+            "none", 0, "No fold finished under both optimizers: nothing to compare."
+        )
+    if n == 1:
+        return PairedStatus("one", 1, "Only one paired fold: no test is possible.")
+    if np.ptp(d) > EQUAL_DIFFERENCES_TOLERANCE:
+        return PairedStatus("tested", n, "")
+    if np.abs(d).max() <= EQUAL_DIFFERENCES_TOLERANCE:
+        return PairedStatus(
+            "identical", n, f"Identical on every one of the {n} paired folds: no test."
+        )
+    return PairedStatus(
+        "constant",
+        n,
+        f"B − A is {d.mean():+.4g} on every one of the {n} paired folds: "
+        "the differences have no spread, so no test is possible.",
+    )
+
+
 @dataclass(frozen=True)
 class PairedTest:
     """B − A over paired folds: mean difference, its (uncorrected) t CI and two classical tests."""
@@ -213,6 +269,10 @@ def corrected_resampled_ttest(diff, ratio: float, confidence: float = 0.95) -> C
     ``ratio = 0`` gives the ordinary paired t-test). Non-finite differences are left out; with
     fewer than two folds everything is NaN; with equal differences the interval is the point and
     the test is undefined (NaN).
+
+    With ``r`` repeats of k-fold CV, pass the ``r·k`` per-(repeat, fold) differences: the test is
+    then the corrected repeated k-fold t-test (Bouckaert & Frank 2004), variance ``(1/(r·k) +
+    ratio) · var(d)``, ``df = r·k − 1``; the repeat needs no parameter of its own.
     """
     k, mean, scale = _corrected_scale(diff, ratio)
     if math.isnan(scale):
@@ -247,6 +307,8 @@ def bayesian_correlated_ttest(diff, ratio: float, rope: float) -> BayesianCompar
     :func:`corrected_resampled_ttest`; the probabilities are its mass below ``−rope``, inside
     ``[−rope, rope]`` and above ``rope``, as ``baycomp.CorrelatedTTest`` computes them (it fixes
     ``ratio`` at ``1/(k − 1)``). Equal differences give a point mass; fewer than two folds give NaN.
+    With ``r`` repeats, the ``r·k`` per-(repeat, fold) differences and ``ratio = 1/(k − 1)`` give
+    exactly ``baycomp.CorrelatedTTest(a, b, rope, runs=r)``.
     """
     k, mean, scale = _corrected_scale(diff, ratio)
     if math.isnan(scale):
@@ -278,3 +340,63 @@ def holm(pvalues) -> np.ndarray:
     adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order])
     out[order] = np.minimum(adjusted, 1.0)
     return out
+
+
+#: Points of the chi-squared distribution over which :func:`generalized_test` averages.
+GENERALIZED_GRID = 4000
+
+
+@dataclass(frozen=True)
+class GeneralizedTest:
+    """A difference tested with a variance one part of which is estimated from few folds."""
+
+    estimate: float
+    se: float  # plug-in standard error sqrt(scale · max(floor, spread) + offset)
+    df: float  # degrees of freedom of ``spread``
+    p: float  # two-sided generalized p-value; NaN when nothing varies (no test)
+    ci_low: float
+    ci_high: float
+
+
+def generalized_test(
+    estimate: float,
+    spread: float,
+    df: float,
+    scale: float = 1.0,
+    floor: float = 0.0,
+    offset: float = 0.0,
+    confidence: float = 0.95,
+    grid: int = GENERALIZED_GRID,
+) -> GeneralizedTest:
+    """Generalized p-value and interval (Tsui & Weerahandi 1989; Weerahandi 1993) of a normal
+    ``estimate`` whose variance is ``scale · max(floor, E) + offset``, where ``E`` is estimated
+    by ``spread`` with ``df`` degrees of freedom (``df · spread / E ~ chi²_df``) and ``floor``
+    and ``offset`` are known (e.g. from a bootstrap over many images).
+
+    The generalized pivot of the variance is ``V(W) = scale · max(floor, df · spread / W) +
+    offset`` with ``W ~ chi²_df``; ``p = E_W[2 Φ(−|estimate| / √V(W))]`` and the interval is
+    ``estimate ± x`` with ``E_W[2 Φ(x / √V(W)) − 1] = confidence``, the expectations taken over
+    ``grid`` quantiles of ``W``. With ``floor = offset = 0`` this is exactly the t-test with
+    ``df`` degrees of freedom and standard error ``sqrt(scale · spread)`` (up to the grid); with
+    a known part it lies between that t-test and the z-test, as the Welch–Satterthwaite
+    approximation does, but it also handles a known part that is subtracted (``offset < 0``
+    with ``floor``), where Satterthwaite's degrees of freedom fail.
+    """
+    nan = math.nan
+    values = (estimate, spread, scale, floor, offset)
+    if not all(math.isfinite(v) for v in values) or not df > 0:
+        return GeneralizedTest(estimate, nan, df, nan, nan, nan)
+    w = sps.chi2.ppf((np.arange(grid) + 0.5) / grid, df)
+    var = scale * np.maximum(floor, df * spread / w) + offset
+    plug_in = scale * max(floor, spread) + offset
+    if not plug_in > 0 or not (var > 0).all():
+        return GeneralizedTest(estimate, max(plug_in, 0.0) ** 0.5, df, nan, nan, nan)
+    sd = np.sqrt(var)
+    p = float(np.mean(2 * sps.norm.sf(abs(estimate) / sd)))
+
+    def coverage(x: float) -> float:
+        return float(np.mean(2 * sps.norm.cdf(x / sd) - 1)) - confidence
+
+    high = float(sd.max()) * sps.norm.isf((1 - confidence) / 2) * 2
+    half = optimize.brentq(coverage, 0.0, high, xtol=1e-14 * high)
+    return GeneralizedTest(estimate, math.sqrt(plug_in), df, p, estimate - half, estimate + half)

@@ -9,13 +9,16 @@ from medbench.report.stats import (
     bayesian_correlated_ttest,
     caveat,
     corrected_resampled_ttest,
+    generalized_test,
     holm,
+    paired_status,
     paired_test,
     percentile_interval,
     stratified_counts,
     wilcoxon_min_p,
     wilson_interval,
 )
+from tests.report.simulated import equicorrelated
 
 # differences of 5 folds, and a ratio n_test / n_train of a 5-fold CV with a 20% validation split
 DIFF = np.array([0.012, -0.004, 0.021, 0.008, 0.015])
@@ -164,3 +167,117 @@ def test_caveats_in_plain_language():
     assert "0.0625" in caveat(6, 5)
     res = paired_test([0.8] * 5, [0.8] * 5)
     assert math.isnan(res.t_p) and math.isnan(res.wilcoxon_p) and "same" in res.caveat
+
+
+# -- repeated cross-validation ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("runs", [1, 3, 10])
+def test_repeated_cv_is_baycomps_correlated_ttest_with_runs(runs):
+    """The r·k per-(repeat, fold) differences with n_test/n_train = 1/(k − 1) give the corrected
+    repeated k-fold test: variance (1/(r·k) + 1/(k − 1))·var(d), df r·k − 1, as baycomp."""
+    baycomp = pytest.importorskip("baycomp")
+    k = 5
+    rng = np.random.default_rng(runs)
+    for case in range(3):
+        a = 0.85 + 0.02 * rng.standard_normal(runs * k)
+        b = a + 0.004 * case + 0.015 * rng.standard_normal(runs * k)
+        d = b - a
+        mean, var, df = baycomp.CorrelatedTTest.compute_statistics(a, b, runs=runs)
+        test = corrected_resampled_ttest(d, 1 / (k - 1))
+        assert test.df == df == runs * k - 1
+        assert test.scale**2 == pytest.approx(var, rel=1e-12)
+        assert test.scale**2 == pytest.approx((1 / (runs * k) + 1 / (k - 1)) * d.var(ddof=1))
+        for rope in (0.0, 0.01):
+            ours = bayesian_correlated_ttest(d, 1 / (k - 1), rope)
+            theirs = baycomp.CorrelatedTTest.probs(a, b, rope=rope, runs=runs)
+            if rope:
+                got = (ours.p_a_better, ours.p_equivalent, ours.p_b_better)
+            else:
+                got = (ours.p_a_better, ours.p_b_better)
+            assert got == pytest.approx(theirs, abs=1e-9)
+
+
+def test_corrected_repeated_cv_test_covers_and_keeps_its_level():
+    """Generating model: 400 experiments of r = 3 repeats × k = 5 folds; the 15 per-(repeat,
+    fold) differences are normal with mean delta (0 or 0.01) and sd 0.02, equicorrelated with
+    rho = 1/k (the correlation Nadeau & Bengio's and Bouckaert & Frank's correction assumes,
+    ratio = rho / (1 − rho) = 1/(k − 1)); the truth is delta."""
+    r, k, n = 3, 5, 400
+    rng = np.random.default_rng(23)
+    for delta in (0.0, 0.01):
+        d = delta + equicorrelated(rng, (n, r * k), 1 / k, 0.02)
+        tests = [corrected_resampled_ttest(row, 1 / (k - 1)) for row in d]
+        covered = np.mean([t.ci_low <= delta <= t.ci_high for t in tests])
+        assert 0.92 <= covered <= 0.98
+        if delta == 0:
+            assert np.mean([t.p < 0.05 for t in tests]) <= 0.07
+    # the uncorrected t-test (ratio 0) on the same data does not keep its level
+    d = equicorrelated(rng, (n, r * k), 1 / k, 0.02)
+    assert np.mean([corrected_resampled_ttest(row, 0.0).p < 0.05 for row in d]) > 0.2
+
+
+# -- zero variance and the family of Holm -------------------------------------------------------
+
+
+def test_paired_status_tells_no_spread_from_a_test():
+    assert paired_status([]).kind == "none" and "nothing to compare" in paired_status([]).text
+    assert paired_status([0.01, np.nan]).kind == "one"
+    same = paired_status([0.0, 0.0, 0.0, 0.0])
+    assert same.kind == "identical" and same.text.startswith("Identical on every one of the 4")
+    # the same amount on every fold, up to rounding: no test (the corrected t-test would see a
+    # spread of 1e-17 and call it significant)
+    b = np.array([0.7, 0.3, 0.9, 0.1])
+    d = b - (b - 0.1)
+    assert d.var() > 0 and corrected_resampled_ttest(d, RATIO).p < 1e-6
+    constant = paired_status(d)
+    assert constant.kind == "constant" and not constant.testable
+    assert constant.text == (
+        "B − A is +0.1 on every one of the 4 paired folds: the differences have no spread, "
+        "so no test is possible."
+    )
+    assert paired_status(DIFF).testable and paired_status(DIFF).text == ""
+
+
+def test_holm_family_is_the_comparisons_actually_tested():
+    # three comparisons, one of them identical on every fold (no test: NaN p): a family of two
+    diffs = [DIFF, np.zeros(5), DIFF / 2]
+    p = np.array([corrected_resampled_ttest(d, RATIO).p for d in diffs])
+    assert math.isnan(p[1]) and [paired_status(d).testable for d in diffs] == [True, False, True]
+    adjusted = holm(p)
+    assert math.isnan(adjusted[1])
+    assert adjusted[[0, 2]] == pytest.approx(holm(p[[0, 2]]))
+    assert adjusted[0] == pytest.approx(2 * p[0])  # the smaller p, times a family of 2
+
+
+# -- generalized test of a two-level variance ---------------------------------------------------
+
+
+def test_generalized_test_is_the_t_test_without_a_known_part():
+    g = generalized_test(0.02, 1e-4, 4)
+    assert g.se == pytest.approx(0.01) and g.df == 4
+    assert g.p == pytest.approx(2 * sps.t.sf(2.0, 4), abs=1e-5)
+    half = sps.t.ppf(0.975, 4) * 0.01
+    assert (g.ci_low, g.ci_high) == pytest.approx((0.02 - half, 0.02 + half), abs=1e-5)
+    # the corrected t-test is the scaled case
+    nb = corrected_resampled_ttest(DIFF, RATIO)
+    g = generalized_test(DIFF.mean(), DIFF.var(ddof=1), 4, 1 / 5 + RATIO)
+    assert (g.p, g.ci_low, g.ci_high) == pytest.approx((nb.p, nb.ci_low, nb.ci_high), abs=1e-5)
+
+
+def test_generalized_test_lies_between_the_t_and_z_tests():
+    # spread 1e-4 (4 df) plus a known 1e-4: wider than z on 2e-4, narrower than t_4 on it
+    g = generalized_test(0.02, 1e-4, 4, offset=1e-4)
+    se = math.sqrt(2e-4)
+    assert g.se == pytest.approx(se)
+    assert 2 * sps.norm.sf(0.02 / se) < g.p < 2 * sps.t.sf(0.02 / se, 4)
+    # a known part that dominates: the z-test
+    z = generalized_test(0.02, 1e-9, 4, offset=1e-4)
+    assert z.p == pytest.approx(2 * sps.norm.sf(2.0), abs=1e-4)
+    # a subtracted known part with its floor: the variance never falls below the known part
+    sub = generalized_test(0.02, 0.5e-4, 4, scale=2.25, floor=1e-4, offset=-1.25e-4)
+    assert sub.se == pytest.approx(0.01) and sub.p > 2 * sps.norm.sf(2.0)
+    # nothing varies: no test
+    none = generalized_test(0.0, 0.0, 4)
+    assert none.se == 0.0 and math.isnan(none.p) and math.isnan(none.ci_low)
+    assert math.isnan(generalized_test(0.01, math.nan, 4).p)
