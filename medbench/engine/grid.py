@@ -24,6 +24,7 @@ from medbench.engine.jobs import Job, make_jobs
 from medbench.engine.tuning import Tuner
 from medbench.engine.work import JobOutcome, JobSpec, Status, TrialOutcome, no_follow
 from medbench.engine.worker import job_work
+from medbench.errors import TrackingError
 from medbench.metrics import describe
 from medbench.paths import cache_dir, ensure_folder
 from medbench.tracking import Tracker, check_store, resolve_tracking_uri
@@ -163,11 +164,20 @@ def run_grid(
     executor_for = choose_executor(config, uri, executor, ray_address)
     tracker = Tracker(uri, config.name)
     # one grid at a time per experiment: a second run stops here with one line (the holder)
-    with ExperimentLock(uri, config.name):
-        data = data_settings(config.data)
-        dataset = prepare_dataset(data, min(config.seeds), progress=progress)
-        externals = prepare_externals(data, progress)
-        return _run(config, tracker, dataset, externals, executor_for, progress, on_plan)
+    lock = ExperimentLock(uri, config.name)
+    try:
+        with lock:
+            data = data_settings(config.data)
+            dataset = prepare_dataset(data, min(config.seeds), progress=progress)
+            externals = prepare_externals(data, progress)
+            result = _run(config, tracker, dataset, externals, executor_for, progress, on_plan)
+    except KeyboardInterrupt:
+        if lock.lost:  # the lock's heartbeat interrupted the grid: another run holds it now
+            raise TrackingError(lock.lost) from None
+        raise
+    if lock.lost:  # its jobs were stopped (KILLED, checkpoints kept): say why, not "interrupted"
+        raise TrackingError(lock.lost)
+    return result
 
 
 def _run(

@@ -182,6 +182,11 @@ class ExperimentLock:
             return None
         holder = _holder(exp)
         if exp.lifecycle_stage == "deleted" or holder is None or holder.token != self.me.token:
+            with contextlib.suppress(Exception):  # who holds it now: the lock of that name
+                current = self.client.get_experiment_by_name(self.name)
+                holder = _holder(current) if current is not None else None
+            if holder is not None and holder.token == self.me.token:
+                holder = None
             taker = f" by {holder.describe(time.time())}" if holder is not None else ""
             return (
                 f"experiment {self.experiment!r}: this run's lock was taken over{taker} while "
