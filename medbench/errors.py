@@ -7,6 +7,8 @@ traceback.
 
 from __future__ import annotations
 
+import difflib
+
 
 class MedbenchError(Exception):
     """A problem with the user's input, reported as one line that names the file, row or key."""
@@ -33,8 +35,6 @@ class StorageError(MedbenchError):
 
 def closest(name: str, known: list[str] | tuple[str, ...]) -> str:
     """Return ' (did you mean X?)' for the closest known name, or '' when none is close."""
-    import difflib
-
     match = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.5)
     return f" (did you mean {match[0]!r}?)" if match else ""
 

@@ -13,6 +13,11 @@ import torch
 from torch import nn
 
 from medbench.errors import ConfigError, closest
+from medbench.optional import lazy_import
+
+# imported when a model of theirs is built: `medbench list` and a smallcnn grid skip them
+torchvision_models = lazy_import("torchvision.models")
+monai_nets = lazy_import("monai.networks.nets")
 
 
 class SmallCNN(nn.Module):
@@ -49,34 +54,28 @@ class ModelSpec:
 
 def _torchvision(name: str, **kwargs) -> Callable[[int, int], nn.Module]:
     def build(num_classes: int, image_size: int) -> nn.Module:
-        from torchvision.models import get_model
-
         extra = dict(kwargs)
         if name.startswith("vit_"):
             extra["image_size"] = image_size  # ViT's position embedding is sized for the input
-        return get_model(name, weights=None, num_classes=num_classes, **extra)
+        return torchvision_models.get_model(name, weights=None, num_classes=num_classes, **extra)
 
     return build
 
 
 def _monai_densenet121(num_classes: int, image_size: int) -> nn.Module:
-    from monai.networks.nets import DenseNet121
-
-    return DenseNet121(spatial_dims=2, in_channels=3, out_channels=num_classes)
+    return monai_nets.DenseNet121(spatial_dims=2, in_channels=3, out_channels=num_classes)
 
 
 def _monai_efficientnet_b0(num_classes: int, image_size: int) -> nn.Module:
-    from monai.networks.nets import EfficientNetBN
-
-    return EfficientNetBN(
+    return monai_nets.EfficientNetBN(
         "efficientnet-b0", pretrained=False, spatial_dims=2, in_channels=3, num_classes=num_classes
     )
 
 
 def _monai_resnet18(num_classes: int, image_size: int) -> nn.Module:
-    from monai.networks.nets import resnet18
-
-    return resnet18(spatial_dims=2, n_input_channels=3, num_classes=num_classes, pretrained=False)
+    return monai_nets.resnet18(
+        spatial_dims=2, n_input_channels=3, num_classes=num_classes, pretrained=False
+    )
 
 
 MODELS: dict[str, ModelSpec] = {

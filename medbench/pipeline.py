@@ -20,6 +20,9 @@ from medbench.engine.device import Precision, resolve_device
 from medbench.engine.executors.packed import threads_per_job
 from medbench.engine.executors.ray import task_resources
 from medbench.engine.grid import GridPlan, GridResult, run_grid
+from medbench.report.analysis import analyse
+from medbench.report.build import default_out_dir, read_experiment, write_report
+from medbench.report.summary import render_summary, summary_table
 from medbench.tracking.ui import ui_hint
 
 
@@ -52,10 +55,6 @@ def run_benchmark(
     stderr is a terminal (None). An interrupted grid prints the summary of what finished and
     re-raises KeyboardInterrupt.
     """
-    from medbench.report.analysis import analyse
-    from medbench.report.build import read_experiment, write_report
-    from medbench.report.summary import render_summary, summary_table
-
     cfg = (
         config
         if isinstance(config, Config)
@@ -87,8 +86,6 @@ def run_benchmark(
 
 def render_plan(plan: GridPlan) -> str:
     """What is about to run: experiment and store, dataset, grid, device, report."""
-    from medbench.report.build import default_out_dir
-
     cfg, ds = plan.config, plan.dataset
     n_mal = int(ds.manifest["label"].sum())
     took = f" ({ds.generation_s:.1f} s)" if ds.generation_s else ""

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
+from torchvision import transforms as T
 
 from medbench.bench.timing import (
     MIN_SECONDS,
@@ -29,14 +31,16 @@ from medbench.bench.timing import (
     inverse,
     one_thread,
 )
+from medbench.data.pixels.loader import BatchLoader
+from medbench.data.pixels.transforms import PreprocessSettings, load_cached
+from medbench.data.read.manifest import read_manifest
+from medbench.data.synth.synthetic import generate
 
 
 class ReferenceDataset(torch.utils.data.Dataset):
     """The paper's per-epoch decode-and-resize pipeline."""
 
     def __init__(self, paths: list[str], labels: list[int], size: int) -> None:
-        from torchvision import transforms as T
-
         self.paths, self.labels = paths, labels
         self.transform = T.Compose([T.Resize((size, size)), T.ToTensor()])
 
@@ -44,8 +48,6 @@ class ReferenceDataset(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int):
-        from PIL import Image
-
         with Image.open(self.paths[i]) as img:
             return self.transform(img.convert("RGB")), self.labels[i]
 
@@ -73,9 +75,6 @@ def compare_pipelines(
 
     ``cache`` is a scratch folder: the first-epoch contender empties it before every unit.
     """
-    from medbench.data.pixels.loader import BatchLoader
-    from medbench.data.pixels.transforms import PreprocessSettings, load_cached
-
     n = len(paths)
     settings = PreprocessSettings(image_size=image_size)
     reference = torch.utils.data.DataLoader(
@@ -162,9 +161,6 @@ def bench_data(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Both pipelines on the same ``n_images`` synthetic PNGs (default sizes)."""
-    from medbench.data.read.manifest import read_manifest
-    from medbench.data.synth.synthetic import generate
-
     tmp = Path(tempfile.mkdtemp(prefix="medbench-bench-data-"))
     try:
         generate(tmp / "bus", n=n_images, seed=seed)
@@ -192,8 +188,6 @@ def bench_data(
 
 def source_size(path: str) -> tuple[int, int]:
     """An image file's (width, height), from its header."""
-    from PIL import Image
-
     with Image.open(path) as img:
         return img.size
 

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from medbench.bench.timing import ended_children_cpu_seconds, load_average
+from medbench.errors import MedbenchError
+from medbench.tracking.reader import load_experiment
 
 GENERATED = re.compile(r"generated in .* \((\d+(?:\.\d+)?) s\)")
 PREPROCESSED = re.compile(r"(\d+) images preprocessed in (\d+(?:\.\d+)?) s")
@@ -60,8 +62,6 @@ def phases(plan: str, folds, started: float, ended: float) -> dict[str, float | 
 
 
 def bench_demo(overrides: list[str] | None = None) -> dict[str, Any]:
-    from medbench.tracking.reader import load_experiment
-
     work = Path(tempfile.mkdtemp(prefix="medbench-bench-demo-"))
     env = {**os.environ, "MEDBENCH_CACHE_DIR": str(work / "cache")}
     env.pop("MLFLOW_TRACKING_URI", None)
@@ -83,8 +83,6 @@ def bench_demo(overrides: list[str] | None = None) -> dict[str, Any]:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if proc.returncode != 0:
-        from medbench.errors import MedbenchError
-
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
         raise MedbenchError(f"bench demo: medbench demo failed (exit {proc.returncode}): {tail[0]}")
     return {

@@ -28,6 +28,9 @@ from medbench.data.messages import plural
 from medbench.errors import ConfigError
 from medbench.models import build_model
 from medbench.optim import GCSAM, SAM
+from medbench.optional import is_available, lazy_import
+
+po = lazy_import("pytorch_optimizer", extra="bench")  # the comparison with its SAM
 
 LR = 1e-4  # the paper's setting; speed does not depend on it
 RHO = 0.05
@@ -60,9 +63,7 @@ def contenders() -> list[Contender]:
         Contender("sam", "medbench SAM", lambda p: SAM(p, rho=RHO, lr=LR), True),
         Contender("gcsam", "medbench GCSAM", lambda p: GCSAM(p, rho=RHO, lr=LR), True),
     ]
-    try:
-        import pytorch_optimizer as po
-    except ImportError:
+    if not is_available("pytorch_optimizer"):
         return found
     adam = torch.optim.Adam
     return found + [

@@ -15,10 +15,14 @@ import io
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from medbench.bench.timing import REPETITIONS, Spread, cpu_seconds, load_average
+from medbench.config import data_settings, load_config
+from medbench.data.dataset import prepare_dataset
+from medbench.engine.grid import run_grid
 
 #: The grid: 1 model x 2 optimizers x 2 folds, demo settings otherwise.
 GRID = [
@@ -37,11 +41,6 @@ def bench_packing(
     extra: list[str] | None = None,
 ) -> dict[str, Any]:
     """Wall and CPU seconds of the grid at 1 and ``jobs_per_device`` jobs at once."""
-    import time
-
-    from medbench.config import data_settings, load_config
-    from medbench.engine.grid import run_grid
-
     tmp = Path(tempfile.mkdtemp(prefix="medbench-bench-packing-"))
     before = os.environ.get("MEDBENCH_CACHE_DIR")
     os.environ["MEDBENCH_CACHE_DIR"] = str(tmp / "cache")  # the workers inherit it
@@ -50,8 +49,6 @@ def bench_packing(
     loads = [load_average()]
     jobs = 0
     try:
-        from medbench.data.dataset import prepare_dataset
-
         base = load_config("demo", [*GRID, *(extra or [])])
         prepare_dataset(
             data_settings(base.data), min(base.seeds)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from medbench.bench.data import (
     ReferenceDataset,
@@ -40,6 +41,12 @@ from medbench.bench.timing import (
     reset_peak_rss,
     rss_gb,
 )
+from medbench.data.audit.check import audit_dataset
+from medbench.data.audit.near_duplicates import near_duplicate_pairs, pairs_by_matrix_product
+from medbench.data.pixels.loader import BatchLoader
+from medbench.data.pixels.transforms import PreprocessSettings, load_cached
+from medbench.data.read.manifest import read_manifest
+from medbench.data.synth.synthetic import generate
 
 #: Bits flipped in each synthetic copy of a measured hash (the audit's threshold is 24).
 COPY_FLIPS = 32
@@ -73,8 +80,6 @@ def hash_search(
     min_seconds: float = MIN_SECONDS,
 ) -> dict[str, Any]:
     """Multi-index hashing and the O(n^2) comparison at n and ``factor`` n, interleaved."""
-    from medbench.data.audit.near_duplicates import near_duplicate_pairs, pairs_by_matrix_product
-
     sets = {"n": hashes, f"{factor}n": scaled_hashes(hashes, factor)}
     methods = {"mih": near_duplicate_pairs, "all_pairs": pairs_by_matrix_product}
     same = all(
@@ -112,11 +117,6 @@ def hash_search(
 
 def peak_memory(paths: list[str], labels: list[int], cache: Path, image_size: int, workers: int):
     """Peak resident memory (GB) of this process while each pipeline runs one epoch."""
-    import torch
-
-    from medbench.data.pixels.loader import BatchLoader
-    from medbench.data.pixels.transforms import PreprocessSettings, load_cached
-
     out: dict[str, float] = {"before": rss_gb()}
     scoped = reset_peak_rss()
     shutil.rmtree(cache, ignore_errors=True)
@@ -158,10 +158,6 @@ def bench_scale(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Every figure of the data path for ``n`` images (see the module docstring)."""
-    from medbench.data.audit.check import audit_dataset
-    from medbench.data.read.manifest import read_manifest
-    from medbench.data.synth.synthetic import generate
-
     tmp = Path(tempfile.mkdtemp(prefix="medbench-bench-scale-"))
     try:
         summary, gen_wall, gen_cpu = _timed(lambda: generate(tmp / "bus", n, seed, sizes))

@@ -14,13 +14,18 @@ time than in wall time.
 from __future__ import annotations
 
 import math
+import multiprocessing as mp
 import os
+import resource
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import torch
 
 #: Least seconds of work in one repetition of a figure.
 MIN_SECONDS = 1.0
@@ -30,8 +35,6 @@ REPETITIONS = 5
 
 def _child_cpu_seconds() -> float:
     """CPU seconds of this process's live multiprocessing children (Linux; 0 elsewhere)."""
-    import multiprocessing as mp
-
     ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     total = 0.0
     for child in mp.active_children():
@@ -46,8 +49,6 @@ def _child_cpu_seconds() -> float:
 
 def ended_children_cpu_seconds() -> float:
     """CPU seconds, user plus system, of this process's child processes that have ended."""
-    import resource
-
     ended = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ended.ru_utime + ended.ru_stime
 
@@ -168,8 +169,6 @@ def one_thread(on: bool = True) -> Iterator[None]:
     2 s of CPU instead of 0.03 s on a loaded 2-core machine). One thread keeps CPU time a
     measure of work, so ratios of compute hold; absolute times are then one core's.
     """
-    import torch
-
     before = torch.get_num_threads()
     if on:
         torch.set_num_threads(1)
@@ -219,8 +218,5 @@ def peak_rss_gb() -> float:
     peak = _status_gb("VmHWM")
     if peak is not None:
         return peak
-    import resource
-    import sys
-
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return maxrss / 1e9 if sys.platform == "darwin" else maxrss * 1024 / 1e9

@@ -18,6 +18,14 @@ import torch
 
 from medbench.bench.timing import MIN_SECONDS, REPETITIONS, Spread, interleaved, one_thread
 from medbench.data.messages import plural
+from medbench.data.pixels.loader import BatchLoader, place_images
+from medbench.data.pixels.transforms import PreprocessSettings, load_cached
+from medbench.data.read.manifest import read_manifest
+from medbench.data.synth.synthetic import generate
+from medbench.engine.device import Precision, resolve_device
+from medbench.engine.train import train_epoch
+from medbench.models import build_model
+from medbench.optim import build_optimizer
 
 OPTIMIZERS = ("adam", "sam", "gcsam")
 
@@ -32,15 +40,6 @@ def bench_train(
     seed: int = 0,
     min_seconds: float = MIN_SECONDS,
 ) -> dict[str, Any]:
-    from medbench.data.pixels.loader import BatchLoader, place_images
-    from medbench.data.pixels.transforms import PreprocessSettings, load_cached
-    from medbench.data.read.manifest import read_manifest
-    from medbench.data.synth.synthetic import generate
-    from medbench.engine.device import Precision, resolve_device
-    from medbench.engine.train import train_epoch
-    from medbench.models import build_model
-    from medbench.optim import build_optimizer
-
     dev = resolve_device(device)
     precision = Precision.for_device(dev)
     tmp = Path(tempfile.mkdtemp(prefix="medbench-bench-train-"))

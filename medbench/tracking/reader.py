@@ -15,11 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from medbench.errors import TrackingError, closest
+from medbench.optional import lazy_import
 from medbench.tracking import schema as s
 from medbench.tracking.lock import is_lock
 from medbench.tracking.store import POINT_AT_STORE, check_store, client, resolve_tracking_uri
+
+mlflow_exceptions = lazy_import("mlflow.exceptions")  # mlflow loads on first use
 
 
 @dataclass
@@ -100,9 +104,6 @@ def load_experiment(
     Only the runs of one (config hash, dataset fingerprint) are read: ``select``, or by default
     those of the most recently started parent run.
     """
-    import yaml
-    from mlflow.exceptions import MlflowException
-
     uri = resolve_tracking_uri(uri)
     check_store(uri, create=False)
     mlflow_client = client(uri)
@@ -206,7 +207,7 @@ def load_experiment(
                 text = _read_artifact(mlflow_client, run.info.run_id, s.CONFIG_FILE)
                 config = yaml.safe_load(text) or {}
                 break
-            except (MlflowException, OSError):
+            except (mlflow_exceptions.MlflowException, OSError):
                 continue
     common = {}
     if not folds.empty:

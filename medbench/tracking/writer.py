@@ -21,10 +21,15 @@ import pandas as pd
 
 from medbench import __version__
 from medbench.errors import TrackingError
+from medbench.optional import lazy_import
 from medbench.paths import held_interrupts
 from medbench.tracking import schema as s
 from medbench.tracking.store import client
 from medbench.tracking.view import experiment_tags, run_tags
+
+# mlflow loads on first use (its import takes seconds: `medbench --help` need not wait)
+entities = lazy_import("mlflow.entities")
+mlflow_data = lazy_import("mlflow.data")
 
 
 @dataclass
@@ -282,22 +287,16 @@ class Tracker:
 
     # -- writing -------------------------------------------------------------------------------
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
-        from mlflow.entities import Param
-
-        items = [Param(k, str(v)) for k, v in params.items()]
+        items = [entities.Param(k, str(v)) for k, v in params.items()]
         for start in range(0, len(items), 100):
             self.client.log_batch(run_id, params=items[start : start + 100])
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
-        from mlflow.entities import RunTag
-
-        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self.client.log_batch(run_id, tags=[entities.RunTag(k, str(v)) for k, v in tags.items()])
 
     def _log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
-        from mlflow.entities import Metric
-
         ts = int(time.time() * 1000)
-        items = [Metric(k, v, ts, int(step)) for k, v in _finite(metrics).items()]
+        items = [entities.Metric(k, v, ts, int(step)) for k, v in _finite(metrics).items()]
         if items:
             self.client.log_batch(run_id, metrics=items)
 
@@ -405,20 +404,18 @@ class Tracker:
         context: str,
     ) -> None:
         """Attach the manifest as the run's dataset input: the UI shows which data each run saw."""
-        import mlflow.data
-        from mlflow.entities import DatasetInput, InputTag
-
         table = manifest.drop(columns=["path"], errors="ignore").astype(str)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            dataset = mlflow.data.from_pandas(
+            dataset = mlflow_data.from_pandas(
                 table, source=source, name=name, digest=fingerprint[:16], targets="label"
             )
         self.client.log_inputs(
             run_id,
             datasets=[
-                DatasetInput(
-                    dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)]
+                entities.DatasetInput(
+                    dataset._to_mlflow_entity(),
+                    tags=[entities.InputTag("mlflow.data.context", context)],
                 )
             ],
         )

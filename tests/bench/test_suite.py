@@ -139,8 +139,8 @@ def test_cli_routes_parts(monkeypatch, tmp_path):
         seen.update(kwargs)
         return {"scale_check_s_2405": 2.0, "scale_peak_rss_gb": 1.5, "n": kwargs["n"]}
 
-    monkeypatch.setattr("medbench.bench.scale.bench_scale", fake)
-    monkeypatch.setattr("medbench.bench.scale.render_scale", lambda r: "scale table")
+    monkeypatch.setattr(suite, "bench_scale", fake)
+    monkeypatch.setattr(suite, "render_scale", lambda r: "scale table")
     out = suite.run_bench(_args(tmp_path, "scale", image_size=None, batch_size=None))
     assert out["scale_check_s_2405"] == 2.0 and "scale_preprocess_s_2405" not in out
     assert seen["n"] == 2405 and seen["image_size"] == 256 and seen["repetitions"] == 1
