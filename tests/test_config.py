@@ -1,6 +1,15 @@
+from importlib import resources
+
 import pytest
 
-from medbench.config import config_hash, list_configs, load_config, parse_overrides
+from medbench.config import (
+    ExternalConfig,
+    config_hash,
+    dataset_settings,
+    list_configs,
+    load_config,
+    parse_overrides,
+)
 from medbench.errors import ConfigError
 
 
@@ -108,7 +117,9 @@ def test_hash_ignores_store_executor_and_grid_extent():
     ("overrides", "match"),
     [
         (["optimizer.rho=0"], r"optimizer\.rho: must be > 0 for sam, gcsam"),
-        (["optimizers=[adam]", "optimizer.rho=0"], r"optimizer\.rho: must be > 0 when flatness"),
+        (["flatness.rho=0"], r"flatness\.rho: must be > 0, got 0"),
+        (["flatness.method=hutchinson"], r"flatness\.method: 'hutchinson' is not one of"),
+        (["flatness.lanczos_steps=0"], r"flatness\.lanczos_steps: must be at least 1"),
         (["optimizer.lr=-1"], r"optimizer\.lr: must be > 0, got -1"),
         (["optimizer.lr=.nan"], r"optimizer\.lr: must be a finite number"),
         (["optimizer.rho=.inf"], r"optimizer\.rho: must be a finite number"),
@@ -164,14 +175,13 @@ def test_report_rope_changes_no_result_hash():
     assert config_hash(base) == config_hash(wider)
 
 
-def test_rho_zero_is_fine_without_sam_or_flatness():
-    cfg = load_config("demo", ["optimizers=[adam]", "optimizer.rho=0", "flatness.enabled=false"])
-    assert cfg.optimizer.rho == 0
+def test_rho_zero_is_fine_without_sam_even_with_flatness():
+    # flatness measures SAM sharpness at its own radius, flatness.rho
+    cfg = load_config("demo", ["optimizers=[adam]", "optimizer.rho=0"])
+    assert cfg.optimizer.rho == 0 and cfg.flatness.enabled and cfg.flatness.rho == 0.05
 
 
 def test_what_enters_the_hash_and_the_dataset_key_comes_from_field_metadata():
-    from medbench.config import dataset_settings
-
     base = load_config("demo")
     assert config_hash(base) == config_hash(load_config("demo", ["train.checkpoint_every=5"]))
     assert config_hash(base) != config_hash(load_config("demo", ["flatness.power_tol=0.01"]))
@@ -197,8 +207,6 @@ def test_bare_on_and_off_read_as_choices():
 
 
 def test_every_value_of_the_paper_config_cites_its_source():
-    from importlib import resources
-
     text = (resources.files("medbench") / "configs" / "paper.yaml").read_text()
     tags = ("[paper]", "[script]", "[release]", "[medbench]")
     for line in text.splitlines():
@@ -211,8 +219,6 @@ def test_every_value_of_the_paper_config_cites_its_source():
 
 
 def test_external_datasets_from_the_config_and_the_command_line(tmp_path):
-    from medbench.config import ExternalConfig, dataset_settings
-
     config_file = tmp_path / "ext.yaml"
     config_file.write_text(
         "data:\n  external:\n    - {root: /data/BUSBRA, name: busbra, sheet: 10-fold-cv.csv}\n"
