@@ -200,8 +200,37 @@ Hvp = Callable[[list[Tensor]], list[Tensor]]
 
 
 def _hvp_of(model: nn.Module, loss_fn: LossFn, batches: Batches, params: list[Tensor]) -> Hvp:
+    """The HVP of the subset-mean loss, as a function of ``v``.
+
+    With one batch the gradient's graph is built at the first call and kept: every later HVP is
+    one double-backward pass, without the forward and first backward pass (about a fifth of an
+    HVP), at no extra memory since one HVP holds that graph anyway. With several batches each
+    HVP rebuilds them one at a time, so memory stays that of one batch.
+    """
+    if len(batches) != 1:
+        return lambda v: _hvp(model, loss_fn, batches, params, v)
+    graph: list[tuple[list[Tensor], list[int]]] = []  # built at the first call
+
     def hvp(v: list[Tensor]) -> list[Tensor]:
-        return _hvp(model, loss_fn, batches, params, v)
+        if not graph:
+            ((x, y),) = batches
+            grads = torch.autograd.grad(
+                loss_fn(model(x), y), params, create_graph=True, materialize_grads=True
+            )
+            live = [i for i, g in enumerate(grads) if g.requires_grad]
+            graph.append(([grads[i] for i in live], live))
+        grads, live = graph[0]
+        if not live:  # the loss is linear in the weights here: H = 0
+            return [torch.zeros_like(p) for p in params]
+        return list(
+            torch.autograd.grad(
+                grads,
+                params,
+                grad_outputs=[v[i] for i in live],
+                retain_graph=True,
+                materialize_grads=True,
+            )
+        )
 
     return hvp
 

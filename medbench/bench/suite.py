@@ -16,6 +16,13 @@ from typing import Any
 import torch
 
 from medbench import __version__
+from medbench.bench.data import bench_data, render_data
+from medbench.bench.demo import bench_demo, render_demo
+from medbench.bench.optim import bench_optim, render_optim
+from medbench.bench.packing import bench_packing, render_packing
+from medbench.bench.paper import bench_paper, render_paper
+from medbench.bench.scale import bench_scale, render_scale
+from medbench.bench.train import bench_train, render_train
 
 #: Every part, in the order bench.md shows them; ``all`` runs those of ALL (``paper`` is for
 #: GPUs: on a CPU it takes hours at full scale, so it runs only when asked for).
@@ -28,7 +35,7 @@ HEADLINES = {
     "scale": ("scale_check_s_2405", "scale_preprocess_s_2405", "scale_peak_rss_gb"),
     "packing": ("packing_speedup",),
     "paper": ("paper_grid_projected_h",),
-    "demo": ("demo_wall_s", "demo_cpu_s"),
+    "demo": ("demo_wall_s", "demo_cpu_s", "demo_flatness_share", "flatness_hvps"),
 }
 
 
@@ -44,7 +51,7 @@ def machine() -> dict[str, Any]:
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
     try:
-        import monai
+        import monai  # here only for its version: importing it takes seconds
 
         info["monai"] = monai.__version__
     except ImportError:  # pragma: no cover - a dependency
@@ -57,23 +64,15 @@ def _run_part(part: str, args: argparse.Namespace) -> tuple[dict[str, Any], str]
     reps = {"repetitions": args.repetitions, "min_seconds": args.min_seconds}
     small = {"image_size": args.image_size or 64, "batch_size": args.batch_size or 32}
     if part == "data":
-        from medbench.bench.data import bench_data, render_data
-
         result = bench_data(**reps)
         return result, render_data(result)
     if part == "optim":
-        from medbench.bench.optim import bench_optim, render_optim
-
         result = bench_optim(model=args.model, device=args.device, **small, **reps)
         return result, render_optim(result)
     if part == "train":
-        from medbench.bench.train import bench_train, render_train
-
         result = bench_train(model=args.model, device=args.device, **small, **reps)
         return result, render_train(result)
     if part == "scale":
-        from medbench.bench.scale import bench_scale, render_scale
-
         result = bench_scale(
             n=args.n or 2405,
             sizes=args.sizes,
@@ -83,8 +82,6 @@ def _run_part(part: str, args: argparse.Namespace) -> tuple[dict[str, Any], str]
         )
         return result, render_scale(result)
     if part == "packing":
-        from medbench.bench.packing import bench_packing, render_packing
-
         result = bench_packing(
             jobs_per_device=args.jobs_per_device,
             repetitions=args.repetitions,
@@ -92,8 +89,6 @@ def _run_part(part: str, args: argparse.Namespace) -> tuple[dict[str, Any], str]
         )
         return result, render_packing(result)
     if part == "paper":
-        from medbench.bench.paper import bench_paper, render_paper
-
         result = bench_paper(
             models=args.models,
             optimizers=args.optimizers,
@@ -107,8 +102,6 @@ def _run_part(part: str, args: argparse.Namespace) -> tuple[dict[str, Any], str]
             expected_epochs=args.expected_epochs,
         )
         return result, render_paper(result)
-    from medbench.bench.demo import bench_demo, render_demo
-
     result = bench_demo()
     return result, render_demo(result)
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from medbench.data.cards import list_cards, read_card
+from medbench.errors import DataError
 from medbench.optim.fidelity import FIDELITY_THRESHOLD
 from medbench.report import document as d
 from medbench.report import figures, results
@@ -129,9 +131,6 @@ def is_synthetic(record: ExperimentRecord) -> bool:
     """Whether the runs used synthetic data: their data card is medbench's generator's
     (``medbench.dataset_card`` tag), or the card's front matter says ``synthetic: true`` or names
     a generator."""
-    from medbench.data.cards import list_cards, read_card
-    from medbench.errors import DataError
-
     for name in _card_names(record):
         if name == SYNTHETIC_CARD:
             return True
@@ -1187,9 +1186,11 @@ def _flatness(c: _Ctx) -> None:
         d.Heading("Flatness of the minima"),
         d.Paragraph(
             "Measured on the best checkpoint of each fold, on a fixed seeded subset of its "
-            "training data: the largest Hessian eigenvalue (power iteration on Hessian-vector "
-            "products), the Hessian trace (Hutchinson), and the SAM sharpness (loss increase "
-            "after one ascent step of radius rho). Lower means flatter."
+            "training data: the largest Hessian eigenvalue (Lanczos on Hessian-vector "
+            "products, or power iteration with flatness.method: power), the Hessian trace "
+            "(Hutchinson, deflated by the Lanczos basis), and the SAM sharpness (loss increase "
+            "after one ascent step of radius flatness.rho, the same for every optimizer "
+            "whatever rho it trained with). Lower means flatter."
         ),
     )
     rows = [
@@ -1243,9 +1244,6 @@ def _card_summary(meta: dict, prefix: str = "") -> list[tuple[str, str]]:
 
 
 def _dataset(c: _Ctx) -> None:
-    from medbench.data.cards import list_cards, read_card
-    from medbench.errors import DataError
-
     c.doc.add(d.Heading("Dataset", 3))
     names = _card_names(c.record)
     fingerprint = c.record.tags.get(schema.TAG_FINGERPRINT)
