@@ -55,8 +55,9 @@ class HessianEstimate:
     """The Hessian's top eigenvalue and trace, with their uncertainty and cost in HVPs."""
 
     top_eigenvalue: float
-    # ||H v - lambda v|| of the estimate's vector: an eigenvalue of H lies within it (for a
-    # symmetric H), so it bounds how far from converged the estimate may be
+    # ||H v - lambda v|| of the estimate's vector: a symmetric H has an eigenvalue within it of
+    # the estimate, so it says how far from converged the estimate may be (Lanczos computes it
+    # from its tridiagonal matrix: it is exact down to the HVPs' own rounding)
     top_residual: float
     trace: float
     trace_stderr: float  # standard error of the probes' mean (0 when the basis spans the space)
@@ -328,13 +329,9 @@ class _Krylov:
 
     def top(self) -> tuple[float, float]:
         """The largest Ritz value, and its residual ``||H y - theta y|| = beta_k |s_k|``."""
-        theta, s = _tridiagonal_eigh(self.alphas, self.betas[:-1])
+        off = self.betas[:-1]
+        theta, s = np.linalg.eigh(np.diag(self.alphas) + np.diag(off, 1) + np.diag(off, -1))
         return float(theta[-1]), float(abs(self.betas[-1] * s[-1, -1]))
-
-
-def _tridiagonal_eigh(diagonal: np.ndarray, off: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    t = np.diag(diagonal) + np.diag(off, 1) + np.diag(off, -1)
-    return np.linalg.eigh(t)
 
 
 def _lanczos(hvp: Callable[[Tensor], Tensor], v0: Tensor, steps: int) -> _Krylov:
@@ -591,9 +588,9 @@ def measure_flatness(
     try:
         s = settings
         params = _params(model)
-        hvp = _hvp_of(model, loss_fn, batches, params)
         loss = timed("loss", lambda: float(_mean_loss(model, loss_fn, batches).item()))
-        hessian = _hessian(hvp, params, s, seed, timed)
+        # the HVP's kept graph (one batch) is freed as soon as the Hessian estimates are done
+        hessian = _hessian(_hvp_of(model, loss_fn, batches, params), params, s, seed, timed)
         sharp = timed("sam_sharpness", lambda: sam_sharpness(model, loss_fn, batches, s.rho))
         alphas, losses = timed(
             "landscape",
