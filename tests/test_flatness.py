@@ -240,8 +240,10 @@ def test_lanczos_is_exact_once_its_basis_spans_the_space():
     assert est.hvps == est.top_hvps == counted.calls / len(batches) == 6
     assert est.trace_hvps == 0
     one = _counting(loss)  # one batch: its gradient's graph is built once for every HVP
-    assert hessian_lanczos(model, one, batches[:1], steps=10, samples=5) == est
-    assert one.calls == 1
+    kept = hessian_lanczos(model, one, batches[:1], steps=10, samples=5)
+    assert one.calls == 1 and kept.hvps == 6
+    assert kept.top_eigenvalue == pytest.approx(5.0, rel=1e-12)
+    assert kept.trace == pytest.approx(8.9, rel=1e-12)
 
 
 def test_lanczos_finds_the_top_eigenvalue_of_a_saddle_in_one_run():
