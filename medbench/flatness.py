@@ -7,27 +7,40 @@ whole subset: each batch's loss is weighted by its share of the samples, so the 
 depend on the batch size. ``loss_fn(logits, y)`` must return the batch *mean* (the default of
 ``torch.nn`` losses).
 
-Cost is bounded by the settings: one Hessian-vector product (HVP) costs about one forward and
-two backward passes over the subset (double backprop), and the measures need at most
-``2 * power_iters + hutchinson_samples`` HVPs, one gradient and ``landscape_points + 2`` forward
-passes. Random vectors come from seeded CPU generators, so a seed gives the same vectors on
-CPU and CUDA. Every function leaves the weights bitwise as it found them and the ``.grad``
+The Hessian's top eigenvalue and trace cost Hessian-vector products (HVPs), each about one
+forward and two backward passes over the subset (double backprop), so their estimators are
+chosen to need few of them. ``flatness.method: lanczos`` (the default) runs ``lanczos_steps``
+steps of the Lanczos method, whose largest Ritz value converges to the top eigenvalue far faster
+than power iteration does, and reuses its Krylov basis ``Q`` for the trace: ``tr(H) =
+tr(Q^T H Q) + tr(P H P)`` with ``P = I - Q Q^T``; the first term is the sum of Lanczos's
+diagonal (no HVP), the second is estimated by Hutchinson on ``hutchinson_samples`` Rademacher
+probes projected by ``P`` (Hutch++, Meyer et al. 2021, with Lanczos's basis as the sketch,
+as in Chen and Hallman's Krylov-aware variant, 2023). The basis holds the directions of the
+largest curvature, which carry most of the probes' variance, so the projected probes are far
+less noisy than plain ones; the estimate stays unbiased because the probes are drawn
+independently of the basis. ``flatness.method: power`` keeps the reference estimators: power
+iteration (at most ``2 * power_iters`` HVPs, twice only at a saddle) and plain Hutchinson
+(``hutchinson_samples`` HVPs). Either way a result says how many HVPs it took.
+
+Besides the HVPs the measures take one gradient (SAM sharpness) and ``landscape_points + 2``
+forward passes. Random vectors come from seeded CPU generators, so a seed gives the same vectors
+on CPU and CUDA. Every function leaves the weights bitwise as it found them and the ``.grad``
 fields untouched (gradients are taken with ``torch.autograd.grad``). The single measures use
 the model in whatever mode it is in; :func:`measure_flatness` puts it in eval mode first.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from medbench.config import FlatnessConfig, check_section
-from medbench.errors import ConfigError
-from medbench.optim.sam import DEFAULT_RHO
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 Batches = Sequence[tuple[Tensor, Tensor]]
@@ -37,20 +50,47 @@ Batches = Sequence[tuple[Tensor, Tensor]]
 _DEFAULTS = FlatnessConfig()
 
 
+@dataclass(frozen=True)
+class HessianEstimate:
+    """The Hessian's top eigenvalue and trace, with their uncertainty and cost in HVPs."""
+
+    top_eigenvalue: float
+    # ||H v - lambda v|| of the estimate's vector: a symmetric H has an eigenvalue within it of
+    # the estimate, so it says how far from converged the estimate may be (Lanczos computes it
+    # from its tridiagonal matrix: it is exact down to the HVPs' own rounding)
+    top_residual: float
+    trace: float
+    trace_stderr: float  # standard error of the probes' mean (0 when the basis spans the space)
+    top_hvps: int  # Lanczos: the Krylov basis, shared with the trace; power: its iterations
+    trace_hvps: int  # the trace's Rademacher probes
+
+    @property
+    def hvps(self) -> int:
+        return self.top_hvps + self.trace_hvps
+
+
 @dataclass
 class FlatnessResult:
-    """The flatness measures of one model, with what each cost in seconds."""
+    """The flatness measures of one model, with what each cost in seconds and HVPs."""
 
     top_eigenvalue: float
     trace: float
-    trace_stderr: float  # standard error of the Hutchinson mean, from its samples
+    trace_stderr: float  # the trace estimator's own standard error (see HessianEstimate)
     sam_sharpness: float
     loss: float  # the unperturbed loss on the subset
     landscape_alphas: list[float]
     landscape_losses: list[float]
     seconds: dict[str, float] = field(default_factory=dict)
     n_samples: int = 0
-    power_hvps: int = 0  # HVPs of the power iteration: power_iters (2x at a saddle) is the cap
+    method: str = _DEFAULTS.method
+    rho: float = _DEFAULTS.rho  # the radius of the SAM sharpness
+    top_eigenvalue_residual: float = math.nan  # see HessianEstimate.top_residual
+    hvps_by_measure: dict[str, int] = field(default_factory=dict)  # top_eigenvalue, trace
+
+    @property
+    def hvps(self) -> int:
+        """Hessian-vector products of the whole measurement: its dominant cost."""
+        return sum(self.hvps_by_measure.values())
 
     def metrics(self) -> dict[str, float]:
         """Scalar metrics under their MLflow names (``tracking.schema.FLATNESS_METRICS``)."""
@@ -86,6 +126,16 @@ def _dot(a: list[Tensor], b: list[Tensor]) -> Tensor:
 
 def _norm(a: list[Tensor]) -> Tensor:
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(a)))
+
+
+def _flatten(tensors: Sequence[Tensor]) -> Tensor:
+    # Lanczos keeps its basis as one matrix: a row per vector, over all parameters.
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def _unflatten(vec: Tensor, params: list[Tensor]) -> list[Tensor]:
+    sizes = [p.numel() for p in params]
+    return [v.view(p.shape) for v, p in zip(vec.split(sizes), params, strict=True)]
 
 
 def _randn_like(params: list[Tensor], gen: torch.Generator) -> list[Tensor]:
@@ -147,43 +197,75 @@ class _Restore:
 
 # -- the measures ----------------------------------------------------------------------------
 
+Hvp = Callable[[list[Tensor]], list[Tensor]]
 
-def _power_iteration(
-    hvp: Callable[[list[Tensor]], list[Tensor]], v: list[Tensor], iters: int, tol: float
-) -> tuple[float, int]:
+
+def _hvp_of(model: nn.Module, loss_fn: LossFn, batches: Batches, params: list[Tensor]) -> Hvp:
+    """The HVP of the subset-mean loss, as a function of ``v``.
+
+    With one batch the gradient's graph is built at the first call and kept: every later HVP is
+    one double-backward pass, without the forward and first backward pass (about a fifth of an
+    HVP), at no extra memory since one HVP holds that graph anyway. With several batches each
+    HVP rebuilds them one at a time, so memory stays that of one batch.
+    """
+    if len(batches) != 1:
+        return lambda v: _hvp(model, loss_fn, batches, params, v)
+    graph: list[tuple[list[Tensor], list[int]]] = []  # built at the first call
+
+    def hvp(v: list[Tensor]) -> list[Tensor]:
+        if not graph:
+            ((x, y),) = batches
+            grads = torch.autograd.grad(
+                loss_fn(model(x), y), params, create_graph=True, materialize_grads=True
+            )
+            live = [i for i, g in enumerate(grads) if g.requires_grad]
+            graph.append(([grads[i] for i in live], live))
+        grads, live = graph[0]
+        if not live:  # the loss is linear in the weights here: H = 0
+            return [torch.zeros_like(p) for p in params]
+        return list(
+            torch.autograd.grad(
+                grads,
+                params,
+                grad_outputs=[v[i] for i in live],
+                retain_graph=True,
+                materialize_grads=True,
+            )
+        )
+
+    return hvp
+
+
+def _power_iteration(hvp: Hvp, v: list[Tensor], iters: int, tol: float) -> tuple[float, float, int]:
     eig, steps = 0.0, 0
     tiny = torch.finfo(v[0].dtype).tiny  # a zero Hessian gives eigenvalue 0, not NaN
     for steps in range(1, iters + 1):
-        v = torch._foreach_div(v, _norm(v).clamp_min(tiny))
-        hv = hvp(v)
-        new = _dot(v, hv).item()  # the Rayleigh quotient: one host sync per iteration
+        unit = torch._foreach_div(v, _norm(v).clamp_min(tiny))
+        hv = hvp(unit)
+        new = _dot(unit, hv).item()  # the Rayleigh quotient: one host sync per iteration
         done = steps > 1 and abs(new - eig) <= tol * abs(new)
         eig, v = new, hv
         if done:
             break
-    return eig, steps
+    residual = _norm(torch._foreach_add(hv, unit, alpha=-eig)).item()
+    return eig, residual, steps
 
 
 def _top_eigenvalue(
-    model: nn.Module, loss_fn: LossFn, batches: Batches, iters: int, tol: float, seed: int
-) -> tuple[float, int]:
-    params = _params(model)
-    gen = torch.Generator().manual_seed(seed)
-    v0 = _randn_like(params, gen)
-
-    def hvp(v: list[Tensor]) -> list[Tensor]:
-        return _hvp(model, loss_fn, batches, params, v)
-
-    eig, steps = _power_iteration(hvp, v0, iters, tol)
+    hvp: Hvp, params: list[Tensor], iters: int, tol: float, seed: int
+) -> tuple[float, float, int]:
+    v0 = _randn_like(params, torch.Generator().manual_seed(seed))
+    eig, residual, steps = _power_iteration(hvp, v0, iters, tol)
     if eig < 0:
         shift = eig
 
         def shifted(v: list[Tensor]) -> list[Tensor]:
             return torch._foreach_add(hvp(v), v, alpha=-shift)
 
-        top, more = _power_iteration(shifted, v0, iters, tol)
+        # the shift moves every eigenvalue alike: the residual is H's as well
+        top, residual, more = _power_iteration(shifted, v0, iters, tol)
         eig, steps = top + shift, steps + more
-    return eig, steps
+    return eig, residual, steps
 
 
 def hessian_top_eigenvalue(
@@ -196,24 +278,30 @@ def hessian_top_eigenvalue(
 ) -> float:
     """Largest (algebraic) eigenvalue of the loss Hessian, by power iteration on HVPs.
 
-    Stops after ``iters`` HVPs or once the eigenvalue changes by less than ``tol``, relative.
-    Power iteration finds the eigenvalue of largest magnitude. Near a minimum that is the top
-    one; when it comes out negative (a saddle), a second run on ``H - lambda I`` finds the
-    largest algebraic eigenvalue, at most doubling the cost.
+    The reference estimator (``flatness.method: power``); :func:`hessian_lanczos` needs fewer
+    HVPs. Stops after ``iters`` HVPs or once the eigenvalue changes by less than ``tol``,
+    relative. Power iteration finds the eigenvalue of largest magnitude. Near a minimum that is
+    the top one; when it comes out negative (a saddle), a second run on ``H - lambda I`` finds
+    the largest algebraic eigenvalue, at most doubling the cost.
     """
-    return _top_eigenvalue(model, loss_fn, batches, iters, tol, seed)[0]
-
-
-def _hutchinson(
-    model: nn.Module, loss_fn: LossFn, batches: Batches, samples: int, seed: int
-) -> Tensor:
     params = _params(model)
+    hvp = _hvp_of(model, loss_fn, batches, params)
+    return _top_eigenvalue(hvp, params, iters, tol, seed)[0]
+
+
+def _mean_and_stderr(values: list[Tensor]) -> tuple[float, float]:
+    probes = torch.stack(values).double().cpu()
+    stderr = float(probes.std() / len(probes) ** 0.5) if len(probes) > 1 else math.nan
+    return float(probes.mean()), stderr
+
+
+def _hutchinson(hvp: Hvp, params: list[Tensor], samples: int, seed: int) -> tuple[float, float]:
     gen = torch.Generator().manual_seed(seed)
     values = []
     for _ in range(samples):
         v = _rademacher_like(params, gen)
-        values.append(_dot(v, _hvp(model, loss_fn, batches, params, v)))
-    return torch.stack(values).double().cpu()
+        values.append(_dot(v, hvp(v)))
+    return _mean_and_stderr(values)
 
 
 def hessian_trace(
@@ -223,12 +311,128 @@ def hessian_trace(
     samples: int = _DEFAULTS.hutchinson_samples,
     seed: int = 0,
 ) -> float:
-    """Hutchinson estimate of the Hessian trace: the mean of ``v^T H v`` over Rademacher ``v``."""
-    return float(_hutchinson(model, loss_fn, batches, samples, seed).mean())
+    """Hutchinson estimate of the Hessian trace: the mean of ``v^T H v`` over Rademacher ``v``.
+
+    The reference estimator (``flatness.method: power``); :func:`hessian_lanczos` deflates it.
+    """
+    params = _params(model)
+    return _hutchinson(_hvp_of(model, loss_fn, batches, params), params, samples, seed)[0]
+
+
+@dataclass(frozen=True)
+class _Krylov:
+    """What ``steps`` Lanczos steps leave: an orthonormal basis and the tridiagonal ``T``."""
+
+    basis: Tensor  # (k, d): the k vectors whose HVP was taken, orthonormal rows
+    alphas: np.ndarray  # diagonal of T: alphas[j] = q_j^T H q_j
+    betas: np.ndarray  # off-diagonal of T, and last the norm of the residual left after step k
+
+    def top(self) -> tuple[float, float]:
+        """The largest Ritz value, and its residual ``||H y - theta y|| = beta_k |s_k|``."""
+        off = self.betas[:-1]
+        theta, s = np.linalg.eigh(np.diag(self.alphas) + np.diag(off, 1) + np.diag(off, -1))
+        return float(theta[-1]), float(abs(self.betas[-1] * s[-1, -1]))
+
+
+def _lanczos(hvp: Callable[[Tensor], Tensor], v0: Tensor, steps: int) -> _Krylov:
+    """``steps`` steps of Lanczos with full reorthogonalisation, from ``v0``.
+
+    Every new vector is orthogonalised against the whole basis, twice ("twice is enough",
+    Parlett): without it the basis loses orthogonality as soon as a Ritz value converges,
+    ghost copies of the top eigenvalue appear and the basis would deflate the trace wrongly.
+    Storing the basis costs ``steps`` vectors of the parameters' size. Stops early when the
+    Krylov space is invariant (the residual vanishes): its Ritz values are then eigenvalues.
+    """
+    steps = min(steps, v0.numel())  # a basis of the whole space has at most that many vectors
+    basis = torch.empty(steps, v0.numel(), dtype=v0.dtype, device=v0.device)
+    alphas: list[float] = []
+    betas: list[float] = []
+    q = v0 / torch.linalg.vector_norm(v0)
+    scale = 0.0  # the largest |alpha| and beta so far: how small a residual counts as none
+    for j in range(steps):
+        basis[j] = q
+        w = hvp(q)
+        alpha = torch.dot(q, w)
+        w = w - alpha * q
+        if j > 0:
+            w = w - betas[-1] * basis[j - 1]
+        done = basis[: j + 1]
+        for _ in range(2):
+            w = w - done.T @ (done @ w)
+        beta = torch.linalg.vector_norm(w)
+        alpha_, beta_ = (float(x) for x in torch.stack([alpha, beta]).double().cpu())
+        alphas.append(alpha_)
+        betas.append(beta_)
+        scale = max(scale, abs(alpha_), beta_)
+        invariant = beta_ <= 100 * torch.finfo(v0.dtype).eps * scale
+        if invariant:
+            betas[-1] = 0.0  # the Ritz values are eigenvalues
+        if invariant or j == steps - 1:
+            basis = basis[: j + 1]
+            break
+        q = w / beta
+    return _Krylov(basis, np.array(alphas), np.array(betas))
+
+
+def _deflated_hutchinson(
+    hvp: Callable[[Tensor], Tensor], krylov: _Krylov, samples: int, gen: torch.Generator
+) -> tuple[float, float, int]:
+    """``tr(Q^T H Q)`` exactly plus Hutchinson on the complement: (trace, stderr, HVPs)."""
+    basis = krylov.basis
+    inside = float(krylov.alphas.sum())
+    if len(basis) >= basis.shape[1]:  # the basis spans the space: the trace is exact
+        return inside, 0.0, 0
+    values = []
+    for _ in range(samples):
+        g = (torch.randint(0, 2, (basis.shape[1],), generator=gen) * 2 - 1).to(basis)
+        g = g - basis.T @ (basis @ g)  # P g: one projection, the basis is orthonormal
+        values.append(torch.dot(g, hvp(g)))
+    outside, stderr = _mean_and_stderr(values)
+    return inside + outside, stderr, samples
+
+
+def _lanczos_hutchpp(
+    hvp: Hvp, params: list[Tensor], steps: int, samples: int, seed: int
+) -> tuple[_Krylov, Callable[[], tuple[float, float, int]]]:
+    """The Krylov basis, and the trace estimate on it (a callable, so each can be timed)."""
+    gen = torch.Generator().manual_seed(seed)
+    v0 = _flatten(_randn_like(params, gen))  # power iteration's start vector for the same seed
+
+    def flat_hvp(vec: Tensor) -> Tensor:
+        return _flatten(hvp(_unflatten(vec, params)))
+
+    krylov = _lanczos(flat_hvp, v0, steps)
+    # the probes continue the same generator: independent of the start vector, hence of the basis
+    return krylov, lambda: _deflated_hutchinson(flat_hvp, krylov, samples, gen)
+
+
+def hessian_lanczos(
+    model: nn.Module,
+    loss_fn: LossFn,
+    batches: Batches,
+    steps: int = _DEFAULTS.lanczos_steps,
+    samples: int = _DEFAULTS.hutchinson_samples,
+    seed: int = 0,
+) -> HessianEstimate:
+    """Top eigenvalue and trace of the loss Hessian from one Lanczos run (``flatness.method``'s
+    default), in at most ``steps + samples`` HVPs.
+
+    The top eigenvalue is the largest Ritz value of ``steps`` Lanczos steps (the largest
+    algebraic eigenvalue, saddle or not); the trace is ``tr(Q^T H Q)`` over the Lanczos basis
+    ``Q`` plus a Hutchinson estimate, on ``samples`` projected Rademacher probes, of the trace
+    left outside it (see the module docstring). Its standard error is the probes'.
+    """
+    params = _params(model)
+    krylov, trace = _lanczos_hutchpp(
+        _hvp_of(model, loss_fn, batches, params), params, steps, samples, seed
+    )
+    top, residual = krylov.top()
+    value, stderr, probes = trace()
+    return HessianEstimate(top, residual, value, stderr, len(krylov.basis), probes)
 
 
 def sam_sharpness(
-    model: nn.Module, loss_fn: LossFn, batches: Batches, rho: float = DEFAULT_RHO
+    model: nn.Module, loss_fn: LossFn, batches: Batches, rho: float = _DEFAULTS.rho
 ) -> float:
     """Loss increase after one SAM ascent step ``eps = rho * g / ||g||`` (plain SAM, not GCSAM)."""
     params = _params(model)
@@ -296,6 +500,28 @@ def loss_landscape_1d(
 
 # -- all at once ------------------------------------------------------------------------------
 
+Timer = Callable[[str, Callable[[], object]], object]
+
+
+def _hessian(
+    hvp: Hvp, params: list[Tensor], settings: FlatnessConfig, seed: int, timed: Timer
+) -> HessianEstimate:
+    """Top eigenvalue and trace by ``settings.method``, each phase timed under its measure."""
+    s = settings
+    if s.method == "lanczos":
+        krylov, trace = timed(
+            "top_eigenvalue",
+            lambda: _lanczos_hutchpp(hvp, params, s.lanczos_steps, s.hutchinson_samples, seed),
+        )
+        top, residual = krylov.top()
+        value, stderr, probes = timed("trace", trace)
+        return HessianEstimate(top, residual, value, stderr, len(krylov.basis), probes)
+    top, residual, steps = timed(
+        "top_eigenvalue", lambda: _top_eigenvalue(hvp, params, s.power_iters, s.power_tol, seed)
+    )
+    value, stderr = timed("trace", lambda: _hutchinson(hvp, params, s.hutchinson_samples, seed))
+    return HessianEstimate(top, residual, value, stderr, steps, s.hutchinson_samples)
+
 
 def _subset(
     x: Tensor, y: Tensor, n_samples: int, seed: int, rows: Tensor | None = None
@@ -317,13 +543,14 @@ def measure_flatness(
     settings: FlatnessConfig | None = None,
     device: str | torch.device | None = None,
     rows: Tensor | None = None,
-    rho: float = DEFAULT_RHO,
     seed: int = 0,
 ) -> FlatnessResult:
     """All four flatness measures on a seeded subset of ``(x, y)``, in eval mode.
 
     ``rows`` (sorted positions into ``x``) limits the subset to those samples, e.g. a fold's
-    training rows of the whole dataset, without copying them out first.
+    training rows of the whole dataset, without copying them out first. ``settings.method``
+    picks the Hessian estimators; SAM sharpness is measured at ``settings.rho`` whatever radius
+    the model was trained with, so that every optimizer's sharpness is the same quantity.
 
     ``x`` holds N×C×H×W images, uint8 (scaled by 1/255) or float (used as is). Eval mode makes
     the loss deterministic and per-sample (BatchNorm uses its running statistics, dropout is
@@ -332,8 +559,6 @@ def measure_flatness(
     """
     settings = settings or FlatnessConfig()
     check_section(settings, "flatness")
-    if not rho > 0:
-        raise ConfigError(f"optimizer.rho: must be > 0 to measure SAM sharpness, got {rho}")
     first = next(model.parameters())
     home = first.device
     device = torch.device(device) if device is not None else home
@@ -362,15 +587,11 @@ def measure_flatness(
 
     try:
         s = settings
+        params = _params(model)
         loss = timed("loss", lambda: float(_mean_loss(model, loss_fn, batches).item()))
-        top, power_hvps = timed(
-            "top_eigenvalue",
-            lambda: _top_eigenvalue(model, loss_fn, batches, s.power_iters, s.power_tol, seed),
-        )
-        values = timed(
-            "trace", lambda: _hutchinson(model, loss_fn, batches, s.hutchinson_samples, seed)
-        )
-        sharp = timed("sam_sharpness", lambda: sam_sharpness(model, loss_fn, batches, rho))
+        # the HVP's kept graph (one batch) is freed as soon as the Hessian estimates are done
+        hessian = _hessian(_hvp_of(model, loss_fn, batches, params), params, s, seed, timed)
+        sharp = timed("sam_sharpness", lambda: sam_sharpness(model, loss_fn, batches, s.rho))
         alphas, losses = timed(
             "landscape",
             lambda: loss_landscape_1d(
@@ -382,16 +603,18 @@ def measure_flatness(
         for m, training in modes.items():
             m.training = training
 
-    stderr = float(values.std() / len(values) ** 0.5) if len(values) > 1 else float("nan")
     return FlatnessResult(
-        top_eigenvalue=top,
-        trace=float(values.mean()),
-        trace_stderr=stderr,
+        top_eigenvalue=hessian.top_eigenvalue,
+        trace=hessian.trace,
+        trace_stderr=hessian.trace_stderr,
         sam_sharpness=sharp,
         loss=loss,
         landscape_alphas=alphas,
         landscape_losses=losses,
         seconds=seconds,
         n_samples=len(xs),
-        power_hvps=power_hvps,
+        method=settings.method,
+        rho=settings.rho,
+        top_eigenvalue_residual=hessian.top_residual,
+        hvps_by_measure={"top_eigenvalue": hessian.top_hvps, "trace": hessian.trace_hvps},
     )

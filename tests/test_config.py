@@ -1,5 +1,6 @@
 import json
 import warnings
+from importlib import resources
 
 import pytest
 import yaml
@@ -124,7 +125,9 @@ def test_hash_ignores_store_executor_and_grid_extent():
     ("overrides", "match"),
     [
         (["optimizer.rho=0"], r"optimizer\.rho: must be > 0 for sam, gcsam"),
-        (["optimizers=[adam]", "optimizer.rho=0"], r"optimizer\.rho: must be > 0 when flatness"),
+        (["flatness.rho=0"], r"flatness\.rho: must be > 0, got 0"),
+        (["flatness.method=hutchinson"], r"flatness\.method: 'hutchinson' is not one of"),
+        (["flatness.lanczos_steps=0"], r"flatness\.lanczos_steps: must be at least 1"),
         (["optimizer.lr=-1"], r"optimizer\.lr: must be > 0, got -1"),
         (["optimizer.lr=.nan"], r"optimizer\.lr: must be a finite number"),
         (["optimizer.rho=.inf"], r"optimizer\.rho: must be a finite number"),
@@ -180,9 +183,10 @@ def test_report_rope_changes_no_result_hash():
     assert config_hash(base) == config_hash(wider)
 
 
-def test_rho_zero_is_fine_without_sam_or_flatness():
-    cfg = load_config("demo", ["optimizers=[adam]", "optimizer.rho=0", "flatness.enabled=false"])
-    assert cfg.optimizer.rho == 0
+def test_rho_zero_is_fine_without_sam_even_with_flatness():
+    # flatness measures SAM sharpness at its own radius, flatness.rho
+    cfg = load_config("demo", ["optimizers=[adam]", "optimizer.rho=0"])
+    assert cfg.optimizer.rho == 0 and cfg.flatness.enabled and cfg.flatness.rho == 0.05
 
 
 def test_what_enters_the_hash_comes_from_field_metadata_and_the_dataset_key_from_the_data():
@@ -230,8 +234,6 @@ def test_bare_on_and_off_read_as_choices():
 
 
 def test_every_value_of_the_paper_config_cites_its_source():
-    from importlib import resources
-
     text = (resources.files("medbench") / "configs" / "paper.yaml").read_text()
     tags = ("[paper]", "[script]", "[release]", "[medbench]")
     for line in text.splitlines():

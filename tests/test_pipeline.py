@@ -2,7 +2,10 @@
 table is the report's own numbers."""
 
 import math
+import os
 import shutil
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -37,9 +40,10 @@ def grid(tmp_path_factory, _empty_store):
                 "train.epochs=2",
                 "train.batch_size=16",
                 "flatness.n_samples=16",
-                "flatness.power_iters=2",
+                "flatness.lanczos_steps=2",
                 "flatness.hutchinson_samples=2",
                 "flatness.landscape_points=3",
+                "optimizer.rho=0.1",  # SAM trains at 0.1; flatness measures both at 0.05
                 f"tracking.uri=sqlite:///{root / 'mlflow.db'}",
                 f"report.out={root / 'report'}",
             ],
@@ -67,6 +71,10 @@ def test_report_recomputes_what_the_engine_logged(grid):
         assert cost.at[run_id, "epochs"] == 2
         for metric in schema.FLATNESS_METRICS:
             assert flat.at[run_id, metric] == pytest.approx(row[metric]), metric
+        assert row["flatness_hvps"] == 4  # 2 Lanczos steps and 2 probes
+        measured = record.artifacts[run_id][schema.FLATNESS_FILE]
+        assert measured["flatness_hvps"] == 4 and measured["method"] == "lanczos"
+        assert measured["rho"] == 0.05  # one radius whatever the optimizer trained with
     assert set(curves["metric"]) >= {"train_loss", "val_auc", "epoch_time_s"}
     assert set(curves["step"]) == {0, 1}
     preds = record.predictions
@@ -99,10 +107,6 @@ def test_parent_aggregates_equal_the_childrens(grid):
 def test_a_log_without_a_terminal_is_short_and_plain(tmp_path, tiny_bus):
     """Without a TTY: the plan first, one line per finished job, no progress bars or escape
     codes, and the last lines name report.html and the MLflow UI's runs view."""
-    import os
-    import subprocess
-    import sys
-
     env = {**os.environ, "MEDBENCH_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("MLFLOW_TRACKING_URI", None)
     overrides = [

@@ -36,8 +36,10 @@ def phases(plan: str, folds, started: float, ended: float) -> dict[str, float | 
     """Seconds per phase of one demo run (see the module docstring).
 
     ``plan``: what the command printed; ``folds``: its fold runs (``start_time``/``end_time`` in
-    ms since the epoch, ``train_time_s``, ``flatness_time_s``); ``started``/``ended``: the
-    process's start and exit, in seconds since the epoch.
+    ms since the epoch, ``train_time_s``, ``flatness_time_s``, ``flatness_hvps``);
+    ``started``/``ended``: the process's start and exit, in seconds since the epoch.
+    ``flatness_share`` is the flatness seconds over the job-seconds; ``flatness_hvps`` the mean
+    number of Hessian-vector products per fold run (0 without flatness).
     """
     generated = GENERATED.search(plan)
     preprocessed = PREPROCESSED.search(plan)
@@ -47,6 +49,7 @@ def phases(plan: str, folds, started: float, ended: float) -> dict[str, float | 
     job_seconds = float(((folds["end_time"] - folds["start_time"]) / 1e3).sum())
     training = float(folds["train_time_s"].sum())
     flatness = float(folds["flatness_time_s"].sum()) if "flatness_time_s" in folds else 0.0
+    hvps = float(folds["flatness_hvps"].mean()) if "flatness_hvps" in folds else 0.0
     return {
         "startup_s": first - started - generation - preprocessing,
         "generation_s": generation,
@@ -56,6 +59,8 @@ def phases(plan: str, folds, started: float, ended: float) -> dict[str, float | 
         "job_seconds": job_seconds,
         "training_s": training,
         "flatness_s": flatness,
+        "flatness_share": flatness / job_seconds if job_seconds > 0 else 0.0,
+        "flatness_hvps": hvps,
         "job_other_s": job_seconds - training - flatness,
         "report_s": ended - last,
     }
@@ -88,6 +93,8 @@ def bench_demo(overrides: list[str] | None = None) -> dict[str, Any]:
     return {
         "demo_wall_s": wall,
         "demo_cpu_s": cpu,
+        "demo_flatness_share": split["flatness_share"],
+        "flatness_hvps": split["flatness_hvps"],  # mean per fold run
         "cpus": os.cpu_count(),
         "load_average": loads,
         "phases": split,
@@ -108,6 +115,8 @@ def render_demo(r: dict[str, Any]) -> str:
         f"    the {p['jobs']} jobs, first start to last end          {p['jobs_s']:>6.1f} s",
         f"      job-seconds {p['job_seconds']:.1f}: training {p['training_s']:.1f}, flatness "
         f"{p['flatness_s']:.1f}, test, logging and worker start-up {p['job_other_s']:.1f}",
+        f"      flatness: {p['flatness_share']:.0%} of the job-seconds, "
+        f"{p['flatness_hvps']:.1f} Hessian-vector products per fold run",
         f"    aggregates, report and summary                {p['report_s']:>6.1f} s",
     ]
     lines += ["  " + line for line in r["demo_summary"]]

@@ -36,7 +36,7 @@ HEADLINES = {
     "scale": ("scale_check_s_2405", "scale_preprocess_s_2405", "scale_peak_rss_gb"),
     "packing": ("packing_speedup",),
     "paper": ("paper_grid_projected_h",),
-    "demo": ("demo_wall_s", "demo_cpu_s"),
+    "demo": ("demo_wall_s", "demo_cpu_s", "demo_flatness_share", "flatness_hvps"),
 }
 
 

@@ -201,16 +201,20 @@ class Flatness(Base):
             fit.config.flatness,
             device=fit.device,
             rows=train_rows,
-            rho=fit.config.optimizer.rho,
             seed=0,
         )
         result.flatness = {
             **{k: float(v) for k, v in measured.metrics().items()},
             "hessian_trace_stderr": float(measured.trace_stderr),
+            "hessian_top_eigenvalue_residual": float(measured.top_eigenvalue_residual),
             "landscape_alphas": [float(a) for a in measured.landscape_alphas],
             "landscape_losses": [float(v) for v in measured.landscape_losses],
             "seconds": float(sum(measured.seconds.values())),  # cost, bounded by the settings
             "seconds_by_measure": measured.seconds,
+            "flatness_hvps": measured.hvps,  # Hessian-vector products: the dominant cost
+            "hvps_by_measure": measured.hvps_by_measure,
+            "method": measured.method,
+            "rho": measured.rho,  # of the SAM sharpness: flatness.rho, the same for every run
             "n_samples": measured.n_samples,
         }
 

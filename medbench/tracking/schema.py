@@ -224,8 +224,8 @@ def site_metric(metric: str, site: str) -> str:
 
 #: Flatness of the best checkpoint (child runs), when measured.
 FLATNESS_METRICS = ("hessian_top_eigenvalue", "hessian_trace", "sam_sharpness")
-#: Its uncertainty and cost, logged beside it.
-FLATNESS_EXTRA_METRICS = ("hessian_trace_stderr", "flatness_time_s")
+#: Its uncertainty and cost (seconds, and Hessian-vector products), logged beside it.
+FLATNESS_EXTRA_METRICS = ("hessian_trace_stderr", "flatness_time_s", "flatness_hvps")
 #: Parent metrics: cross-validation aggregates of these child metrics, ``cv_{name}_mean``/``_std``.
 AGGREGATED_METRICS = tuple(
     test_metric(m) for m in ("auc", "accuracy", "sensitivity", "specificity", "f1")

@@ -353,11 +353,13 @@ class Tracker:
 
     def log_flatness(self, run_id: str, flatness: Mapping[str, Any]) -> None:
         """Flatness of a fold's best checkpoint: ``FLATNESS_FILE`` and its scalar metrics (the
-        measures, the trace's standard error and the cost in seconds)."""
+        measures, the trace's standard error, the cost in seconds and in Hessian-vector
+        products)."""
         self.client.log_text(run_id, json.dumps(flatness, indent=2, default=str), s.FLATNESS_FILE)
         metrics = {k: flatness[k] for k in s.FLATNESS_METRICS if k in flatness}
         metrics["hessian_trace_stderr"] = flatness.get("hessian_trace_stderr")
         metrics["flatness_time_s"] = flatness.get("seconds")
+        metrics["flatness_hvps"] = flatness.get("flatness_hvps")
         self._log_metrics(run_id, metrics)
 
     def log_compute(self, run_id: str, metrics: Mapping[str, float]) -> None:

@@ -2,15 +2,22 @@
 
 import argparse
 import json
+import multiprocessing as mp
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from medbench.bench import timing
+from medbench.bench import suite, timing
 from medbench.bench.data import bench_data, render_data
-from medbench.bench.suite import write_results
+from medbench.bench.demo import GENERATED, PREPROCESSED, phases, render_demo
+from medbench.bench.suite import ALL, PARTS, write_results
 from medbench.bench.train import bench_train, render_train
+from medbench.cli import build_parser
+from medbench.config import data_settings, load_config
+from medbench.data.dataset import prepare_dataset
+from medbench.engine.grid import GridPlan
+from medbench.pipeline import render_plan
 
 QUICK = {"repetitions": 2, "min_seconds": 0.05}
 
@@ -52,8 +59,6 @@ def test_spread_median_range_quartiles_and_paired_ratios():
 
 
 def test_cpu_time_counts_worker_processes():
-    import multiprocessing as mp
-
     start = timing.cpu_seconds()
     p = mp.get_context("spawn").Process(target=sum, args=(range(3_000_000),))
     p.start()
@@ -131,8 +136,6 @@ def _args(tmp_path, part, **extra):
 
 
 def test_cli_routes_parts(monkeypatch, tmp_path):
-    import medbench.bench.suite as suite
-
     seen = {}
 
     def fake(**kwargs):
@@ -148,17 +151,12 @@ def test_cli_routes_parts(monkeypatch, tmp_path):
 
 
 def test_cli_all_leaves_the_gpu_part_out():
-    from medbench.bench.suite import ALL, PARTS
-    from medbench.cli import build_parser
-
     assert set(PARTS) - set(ALL) == {"paper"}
     args = build_parser().parse_args(["bench", "paper", "--models", "resnet18", "--jobs", "1", "4"])
     assert args.models == ["resnet18"] and args.jobs == [1, 4]
 
 
 def test_demo_phases_add_up():
-    from medbench.bench.demo import phases
-
     plan = (
         "dataset     synthetic BUS (n=600, seed 0) generated in /c/bus (6.5 s): 600 images (379 "
         "malignant), folds: sheet; 600 images preprocessed in 3.5 s\n"
@@ -170,24 +168,30 @@ def test_demo_phases_add_up():
             "end_time": [(t0 + 40) * 1e3, (t0 + 50) * 1e3, (t0 + 70) * 1e3],
             "train_time_s": [12.0, 20.0, 18.0],
             "flatness_time_s": [5.0, 6.0, 7.0],
+            "flatness_hvps": [7.0, 7.0, 10.0],
         }
     )
     p = phases(plan, folds, started=t0, ended=t0 + 80)
     assert (p["generation_s"], p["preprocessing_s"], p["startup_s"]) == (6.5, 3.5, 10.0)
     assert (p["jobs_s"], p["job_seconds"], p["report_s"]) == (50.0, 79.0, 10.0)
     assert (p["training_s"], p["flatness_s"], p["job_other_s"]) == (50.0, 18.0, 11.0)
+    assert p["flatness_share"] == 18.0 / 79.0 and p["flatness_hvps"] == 8.0  # mean per run
+    assert "23% of the job-seconds, 8.0 Hessian-vector products per fold run" in render_demo(
+        {
+            "demo_wall_s": 80.0,
+            "demo_cpu_s": 150.0,
+            "cpus": 2,
+            "load_average": [1.0, 2.0],
+            "phases": p,
+            "demo_summary": [],
+        }
+    )
     total = p["startup_s"] + p["generation_s"] + p["preprocessing_s"] + p["jobs_s"] + p["report_s"]
     assert total == 80.0
 
 
 def test_the_plan_line_is_what_the_demo_bench_reads():
     """The bench parses the generation and preprocessing seconds out of the command's plan."""
-    from medbench.bench.demo import GENERATED, PREPROCESSED
-    from medbench.config import data_settings, load_config
-    from medbench.data.dataset import prepare_dataset
-    from medbench.engine.grid import GridPlan
-    from medbench.pipeline import render_plan
-
     config = load_config("demo", ["data.synthetic.n=20", "data.image_size=16"])
     dataset = prepare_dataset(data_settings(config.data), 0)
     dataset.generation_s, dataset.seconds, dataset.decoded = 2.25, 5.0, 20

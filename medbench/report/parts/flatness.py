@@ -79,9 +79,11 @@ def sections(f: Flatness, w: Writer) -> None:
         d.Heading("Flatness of the minima"),
         d.Paragraph(
             "Measured on the best checkpoint of each fold, on a fixed seeded subset of its "
-            "training data: the largest Hessian eigenvalue (power iteration on Hessian-vector "
-            "products), the Hessian trace (Hutchinson), and the SAM sharpness (loss increase "
-            "after one ascent step of radius rho). Lower means flatter."
+            "training data: the largest Hessian eigenvalue (Lanczos on Hessian-vector "
+            "products, or power iteration with flatness.method: power), the Hessian trace "
+            "(Hutchinson, deflated by the Lanczos basis), and the SAM sharpness (loss increase "
+            "after one ascent step of radius flatness.rho, the same for every optimizer "
+            "whatever rho it trained with). Lower means flatter."
         ),
     )
     rows = [
