@@ -152,8 +152,10 @@ class ExperimentLock:
                 existing = self.client.get_experiment_by_name(self.name)
                 if existing is None:
                     continue  # released in between: try again
-                if not is_lock(existing):  # a user's experiment made this instant: never ours
-                    self._refuse_clashes()
+                if not is_lock(existing):  # read again: a lock being taken over this instant
+                    time.sleep(0.5)
+                    self._refuse_clashes()  # a user's experiment made this instant: never ours
+                    continue
                 holder, now = _holder(existing), time.time()
                 if (
                     existing.lifecycle_stage != "deleted"

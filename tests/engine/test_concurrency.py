@@ -97,7 +97,8 @@ def test_a_grid_paused_past_its_locks_expiry_stops_when_it_wakes(tmp_path, tiny_
         second = subprocess.Popen(argv, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
         while True:  # the second has taken the lock over
             found = client.get_experiment_by_name("paused.lock")
-            if found is not None and json.loads(found.tags[s.TAG_LOCK])["pid"] == second.pid:
+            holder = json.loads((found.tags if found else {}).get(s.TAG_LOCK) or "{}")
+            if holder.get("pid") == second.pid:
                 break
             assert second.poll() is None and time.time() < deadline, second.communicate()
             time.sleep(0.1)
