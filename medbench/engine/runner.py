@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -278,6 +278,14 @@ def fold_data(dataset: Dataset, config: Config, job: Job) -> FoldData:
     return FoldData(
         images=dataset.images, labels=dataset.labels, manifest=dataset.manifest, split=split
     )
+
+
+def check_splits(dataset: Dataset, config: Config, jobs: Iterable[Job]) -> None:
+    """Split every job's fold before any training: a fold without validation images, or whose
+    validation or training part holds one class, stops the grid at its start with one line
+    (:func:`~medbench.data.folds.split_fold`'s DataError), not job by job."""
+    for job in {(j.fold, j.seed): j for j in jobs}.values():
+        fold_data(dataset, config, job)
 
 
 def checkpoint_path(spec: JobSpec) -> Path:

@@ -216,3 +216,20 @@ def test_a_store_deleted_mid_run_is_one_line(tiny_bus, tmp_path, monkeypatch, ca
     assert code == 2, err
     assert err[-1].startswith(f"medbench: error: tracking store sqlite:///{db}: ")
     assert "Traceback" not in "\n".join(err)
+
+
+@pytest.mark.parametrize(
+    ("fraction", "says"),
+    [
+        ("0.01", "fold 0: data.val_fraction 0.01 leaves no validation images (40 training, 0 "),
+        ("0.99", "fold 0: data.val_fraction 0.99 leaves no training images (0 training, 40 "),
+    ],
+)
+def test_an_empty_split_stops_the_grid_at_its_start(tiny_bus, mlflow_uri, capsys, fraction, says):
+    """val_fraction 0.01 on 60 images gave 0 validation images and tested every fold's first
+    epoch; 0.99 ended in a scikit-learn traceback. Now one line before any run is made."""
+    sets = [*TINY, f"tracking.uri={mlflow_uri}", "name=tiny", f"data.val_fraction={fraction}"]
+    argv = ["run", "demo", "--data-root", str(tiny_bus), "--no-report"]
+    code = main(argv + [arg for item in sets for arg in ("--set", item)])
+    assert says in _one_line_error(capsys, code)
+    assert _runs(mlflow_uri).empty  # no parent, no fold run
