@@ -233,3 +233,26 @@ def test_an_empty_split_stops_the_grid_at_its_start(tiny_bus, mlflow_uri, capsys
     code = main(argv + [arg for item in sets for arg in ("--set", item)])
     assert says in _one_line_error(capsys, code)
     assert _runs(mlflow_uri).empty  # no parent, no fold run
+
+
+def test_an_interrupt_while_the_first_fold_run_is_created_leaves_nothing_to_analyse(
+    tiny_config, monkeypatch
+):
+    """Ctrl-C or SIGTERM between a fold run's creation and its params (packed workers starting
+    their first jobs): the summary analysed a record whose only fold run had no model
+    (KeyError: 'model', exit 1); now the interrupt goes through (exit 130, one line)."""
+    from medbench.tracking import Tracker
+
+    real = Tracker.log_params
+
+    def interrupted(self, run_id, params):
+        if "fold" in params:  # a fold run, created a moment ago without its params
+            raise KeyboardInterrupt
+        return real(self, run_id, params)
+
+    monkeypatch.setattr(Tracker, "log_params", interrupted)
+    config = tiny_config("report.enabled=true", "report.out=rep")
+    with pytest.raises(KeyboardInterrupt):
+        run_benchmark(config, progress=False)
+    kids = _runs(config.tracking.uri).query("`tags.mlflow.parentRunId`.notna()", engine="python")
+    assert list(kids["status"]) == ["KILLED"] and kids["params.model"].isna().all()
