@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import traceback
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,12 +37,13 @@ from medbench.config import Config, data_settings
 from medbench.data.dataset import Dataset, prepare_dataset, prepare_externals
 from medbench.data.folds import split_fold
 from medbench.engine.device import resolve_device
-from medbench.engine.handlers import load_checkpoint
+from medbench.engine.handlers import checkpoint_mismatch, load_checkpoint
 from medbench.engine.interrupts import INTERRUPTED
 from medbench.engine.jobs import Job, data_seed, derive_seed, hyperparameters, init_seed
 from medbench.engine.train import Diverged, FoldData
 from medbench.engine.work import JobOutcome, JobSpec, Status, TrialOutcome, TrialSpec
-from medbench.errors import StorageError, TrackingError
+from medbench.errors import MedbenchWarning, StorageError, TrackingError
+from medbench.models import build_model
 from medbench.paths import cache_dir
 from medbench.tracking import Tracker
 from medbench.tracking import schema as s
@@ -169,7 +171,7 @@ def _open_job(run: JobRun, spec: JobSpec) -> None:
         run.outcome = run.end(Status.SKIPPED)
         return
     ckpt = run.checkpoint = checkpoint_path(spec)
-    saved = load_checkpoint(ckpt)
+    saved = _fitting_checkpoint(ckpt, spec)
     saved_run = ((saved or {}).get("meta") or {}).get("run_id")
     ids = {r.run_id for r in refs}
     resume = saved_run if saved_run in ids else None
@@ -193,6 +195,28 @@ def _open_job(run: JobRun, spec: JobSpec) -> None:
     tracker.set_status(prepared, "RUNNING")
     tracker.set_tags(prepared, {**environment_tags(run.device), **_external_tag(spec)})
     run.logged = tracker.logged_epochs(prepared)
+
+
+def _fitting_checkpoint(path: Path, spec: JobSpec) -> dict[str, Any] | None:
+    """The job's checkpoint when its weights fit the job's model; one that does not (a tensor
+    of another shape: it would fail the job on every rerun) is deleted with a warning, and the
+    job starts afresh in a new run."""
+    saved = load_checkpoint(path)
+    if saved is None:
+        return None
+    with torch.device("meta"):  # shapes only: no memory, no initialisation
+        model = build_model(spec.job.model, num_classes=2, image_size=spec.config.data.image_size)
+    problem = checkpoint_mismatch(saved, model)
+    if problem is None:
+        return saved
+    path.unlink(missing_ok=True)
+    warnings.warn(
+        f"{spec.name}: its checkpoint {path} does not fit the model ({problem}); it was deleted "
+        "and the job starts afresh",
+        MedbenchWarning,
+        stacklevel=2,
+    )
+    return None
 
 
 def _open_trial(run: JobRun, spec: TrialSpec) -> None:

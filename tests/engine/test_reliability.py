@@ -1,8 +1,10 @@
 """Reliability: divergence, single-class folds, bad input at the command line, unreachable stores."""
 
 import math
+import os
 import shutil
 import socket
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -256,3 +258,44 @@ def test_an_interrupt_while_the_first_fold_run_is_created_leaves_nothing_to_anal
         run_benchmark(config, progress=False)
     kids = _runs(config.tracking.uri).query("`tags.mlflow.parentRunId`.notna()", engine="python")
     assert list(kids["status"]) == ["KILLED"] and kids["params.model"].isna().all()
+
+
+def test_a_checkpoint_that_does_not_fit_the_model_is_discarded_and_the_job_restarts(
+    tiny_config, monkeypatch
+):
+    """A checkpoint with a tensor of the wrong shape failed its job on every rerun until the
+    cache was deleted; now it is deleted with a warning and the job starts afresh."""
+    import torch
+
+    import medbench.engine.train as train
+
+    real, calls = train.train_epoch, {"n": 0}
+
+    def interrupt_second_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train, "train_epoch", interrupt_second_epoch)
+    config = tiny_config("optimizers=[adam]")
+    with pytest.raises(KeyboardInterrupt):
+        run_benchmark(config, report=False, progress=False)
+    [path] = list((Path(os.environ["MEDBENCH_CACHE_DIR"]) / "checkpoints" / "tiny").rglob("*.pt"))
+    saved = torch.load(path, weights_only=True)
+    name = next(iter(saved["model"]))
+    for key in ("model", "best_model"):
+        saved[key][name] = torch.zeros(3, 1, 1)  # another shape: an older model, another writer
+    torch.save(saved, path)
+
+    monkeypatch.setattr(train, "train_epoch", real)
+    with pytest.warns(UserWarning, match=r"smallcnn/adam/fold0: its checkpoint .* does not fit"):
+        result = run_benchmark(config, report=False, progress=False)
+    assert {o.status for o in result.outcomes} == {"FINISHED"}
+    assert not path.exists()
+    kids = _runs(config.tracking.uri).query("`tags.mlflow.parentRunId`.notna()", engine="python")
+    assert list(kids["status"]) == ["FINISHED"] * 3  # the interrupted run replaced, none twice
+    # the rerun again: nothing left to do
+    assert {o.status for o in run_benchmark(config, report=False, progress=False).outcomes} == {
+        "SKIPPED"
+    }
