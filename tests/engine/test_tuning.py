@@ -393,3 +393,48 @@ def test_a_diverged_trial_enters_the_study_with_the_worst_objective():
     # TPE learns the diverged region is the worst: its next setting is near the good one
     assert abs(math.log10(nxt) - math.log10(1e-5)) < abs(math.log10(nxt) - math.log10(1e-2))
     assert nxt == tuning.suggest(tune, job, history)["lr"]  # seeded: the same on a rerun
+
+
+def test_a_trial_run_left_without_its_params_resumes_with_exit_0(
+    tiny_config, monkeypatch, mlflow_uri, capsys
+):
+    """The state a kill between a trial run's creation and its params left (issue 25 #2: the
+    rerun crashed in pandas' IntCastingNaNError): a run carrying only the trial's key, nested
+    under an unfinished fold run. The rerun deletes it, reruns that trial and finishes."""
+    from medbench.tracking import schema as s
+
+    extra = [*TUNE, "optimizers=[adam]", "data.n_folds=2"]
+    real, calls = tuning.fit_job, {"n": 0}
+
+    def interrupt_second(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tuning, "fit_job", interrupt_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_benchmark(tiny_config(*extra), report=False, progress=False)
+    monkeypatch.setattr(tuning, "fit_job", real)
+    folds, trials = _split(_runs(mlflow_uri, "tiny"))
+    [fold_run] = folds["run_id"]
+    assert folds["status"].tolist() == ["KILLED"]
+    client = mlflow.MlflowClient(tracking_uri=mlflow_uri)
+    for run_id in trials.loc[trials["status"] != "FINISHED", "run_id"]:
+        client.delete_run(run_id)  # as if the kill came before trial 1 was made
+    exp = client.get_experiment_by_name("tiny").experiment_id
+    client.create_run(
+        exp,
+        tags={
+            s.TAG_TRIAL: s.trial_key("smallcnn", "adam", 0, 0, 1),
+            s.TAG_PARENT_RUN_ID: fold_run,
+        },
+    )
+
+    sets = [*TINY, *extra, f"tracking.uri={mlflow_uri}", "name=tiny"]
+    argv = ["run", "demo", "--data-root", str(tiny_config().data.root), "--no-report"]
+    assert main(argv + [a for item in sets for a in ("--set", item)]) == 0, capsys.readouterr()
+    folds, trials = _split(_runs(mlflow_uri, "tiny"))
+    assert set(folds["status"]) == {"FINISHED"} and len(folds) == 2
+    assert set(trials["status"]) == {"FINISHED"} and len(trials) == 4
+    assert trials["params.trial"].notna().all()  # the half-made run is gone
