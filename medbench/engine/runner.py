@@ -38,7 +38,7 @@ from medbench.data.dataset import Dataset, prepare_dataset, prepare_externals
 from medbench.data.folds import split_fold
 from medbench.engine.device import resolve_device
 from medbench.engine.handlers import checkpoint_mismatch, load_checkpoint
-from medbench.engine.interrupts import INTERRUPTED
+from medbench.engine.interrupts import stop_reason
 from medbench.engine.jobs import Job, data_seed, derive_seed, hyperparameters, init_seed
 from medbench.engine.train import Diverged, FoldData
 from medbench.engine.work import JobOutcome, JobSpec, Status, TrialOutcome, TrialSpec
@@ -116,12 +116,13 @@ def job_run(spec: JobSpec | TrialSpec) -> Iterator[JobRun]:
         tracker.finish(run_id, Status.FAILED, reason)
         _drop_checkpoint(run)
         run.outcome = run.end(Status.FAILED, reason)
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into one: the checkpoint is kept
-        tracker.finish(run_id, Status.KILLED, INTERRUPTED)
+    except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM, the grid's stop: the checkpoint is kept
+        label = stop_reason(err)
+        tracker.finish(run_id, Status.KILLED, label)
         if run.fold_run_id is not None:
-            reason = f"{INTERRUPTED} (tuning, trial {spec.trial})"
+            reason = f"{label} (tuning, trial {spec.trial})"
             tracker.finish(run.fold_run_id, Status.KILLED, reason)
-        run.outcome = run.end(Status.KILLED, INTERRUPTED)
+        run.outcome = run.end(Status.KILLED, label)
     except (StorageError, TrackingError) as err:  # a full disk, a lost store: stop the grid
         with contextlib.suppress(TrackingError):
             tracker.finish(run_id, Status.FAILED, str(err))

@@ -361,3 +361,45 @@ def test_a_run_on_a_new_store_that_another_client_initialises_at_once_finishes(t
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     assert set(child_runs(f"sqlite:///{db}", "shared")["status"]) == {"FINISHED"}
+
+
+def test_after_a_store_error_the_other_packed_job_is_labelled_by_that_cause(
+    tiny_config, monkeypatch
+):
+    """A lost store in one packed work stops the grid; the work running beside it was stopped
+    with SIGTERM and labelled "interrupted by the user" (issue 25 #12, #13): the user did
+    nothing. It is now stopped with its own signal and labelled by the grid's error."""
+    from medbench.engine.interrupts import STOPPED
+    from medbench.tracking import Tracker
+
+    def lost(self, *args, **kwargs):  # in this process: the study's follow-up after a trial
+        import time
+
+        client = mlflow.MlflowClient(tracking_uri=self.uri)
+        deadline = time.time() + 120
+        while time.time() < deadline:  # the other study's trial has started: the store goes
+            running = "tags.`medbench.trial` != '' and attributes.status = 'RUNNING'"
+            if client.search_runs([self.experiment_id], running):
+                break
+            time.sleep(0.05)
+        raise TrackingError(f"tracking store {self.uri}: log_batch failed (the store is gone)")
+
+    monkeypatch.setattr(Tracker, "log_tuning", lost)
+    config = tiny_config(
+        "tune.enabled=true",
+        "tune.trials=1",
+        "tune.epochs=100",
+        "train.epochs=100",
+        "train.threads=1",
+        "data.n_folds=2",
+        "executor.jobs_per_device=2",
+    )
+    with pytest.raises(TrackingError, match="the store is gone"):
+        run_benchmark(config, report=False, progress=False)
+    runs = _runs(config.tracking.uri)
+    trials = runs[runs["tags.medbench.trial"].notna()]
+    labels = trials["tags.medbench.failure"].dropna()
+    assert not labels.str.contains("interrupted by the user").any()
+    stopped = trials[trials["status"] == "KILLED"]
+    assert len(stopped) == 1  # the trial running beside the one whose study hit the error
+    assert stopped["tags.medbench.failure"].iloc[0] == STOPPED
