@@ -218,6 +218,7 @@ def test_a_store_deleted_mid_run_is_one_line(tiny_bus, tmp_path, monkeypatch, ca
     assert code == 2, err
     assert err[-1].startswith(f"medbench: error: tracking store sqlite:///{db}: ")
     assert "Traceback" not in "\n".join(err)
+    assert "interrupted by the user" not in "\n".join(err)  # the user interrupted nothing
 
 
 @pytest.mark.parametrize(
