@@ -23,6 +23,7 @@ from medbench.engine.grid import GridPlan, GridResult, run_grid
 from medbench.report.analysis import analyse
 from medbench.report.build import default_out_dir, read_experiment, write_report
 from medbench.report.summary import render_summary, summary_table
+from medbench.tracking import ExperimentRecord
 from medbench.tracking.ui import ui_hint
 
 
@@ -70,6 +71,8 @@ def run_benchmark(
         on_plan=lambda plan: print(render_plan(plan), file=sys.stderr, flush=True),
     )
     record = read_experiment(cfg.name, grid.tracking_uri, select=grid.select)
+    if grid.interrupted and not _finished_any(record):  # nothing to sum up: exit 130, one line
+        raise KeyboardInterrupt
     analysis = analyse(record)
     result = BenchmarkResult(grid, summary_table(analysis))
     if grid.interrupted:
@@ -82,6 +85,13 @@ def run_benchmark(
         print(f"report: {result.report_dir / 'report.html'} (and report.md, figures, tables)")
     print(ui_hint(record.experiment_id, grid.tracking_uri))
     return result
+
+
+def _finished_any(record: ExperimentRecord) -> bool:
+    """Whether a fold run of the grid finished: an interrupt before the first one (packed
+    workers still starting, or every job stopped mid-training) leaves nothing to analyse."""
+    folds = record.folds
+    return not folds.empty and bool((folds["status"] == "FINISHED").any())
 
 
 def render_plan(plan: GridPlan) -> str:

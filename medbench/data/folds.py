@@ -300,8 +300,9 @@ def split_fold(
 
     The fold ``OFFICIAL_FOLD`` takes the dataset's own split (its ``val`` part, when it has one,
     is the validation part); ``ALL_FOLD`` has no test part. A test part with a single class is
-    allowed (a MedbenchWarning says so; its AUC will be undefined). The same manifest, fold and
-    seed always give the same split.
+    allowed (a MedbenchWarning says so; its AUC will be undefined); an empty or one-class
+    validation part, or a one-class training part, is a DataError naming the fold and the sizes
+    of its parts. The same manifest, fold and seed always give the same split.
     """
     if not 0 <= val_fraction < 1:
         raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
@@ -329,11 +330,35 @@ def split_fold(
         train, val = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
     else:
         train, val = _carve_validation(manifest, rest, val_fraction, seed)
+    sizes = f"{len(train)} training, {len(val)} validation, {len(test)} test images"
+    _check_parts(test_fold, labels[train], labels[val], val_fraction, sizes)
     if len(test):
         _warn_single_class(test_fold, "test", labels[test])
-    if len(val):
-        _warn_single_class(test_fold, "validation", labels[val])
     return FoldSplit(fold=test_fold, train=np.sort(train), val=np.sort(val), test=np.sort(test))
+
+
+def _check_parts(
+    fold: object, train: np.ndarray, val: np.ndarray, val_fraction: float, sizes: str
+) -> None:
+    """Refuse the parts a fold cannot train on: no or one-class validation images (selection
+    and early stopping would see nothing, or an undefined AUC, and the first epoch would be
+    tested), no or one-class training images (the model learns one answer, and its AUC would
+    enter the mean)."""
+    share = f"data.val_fraction {val_fraction:g}"
+    for part, labels in (("validation", val), ("training", train)):
+        if not len(labels):
+            raise DataError(
+                f"fold {fold}: {share} leaves no {part} images ({sizes}); "
+                f"{'raise' if part == 'validation' else 'lower'} data.val_fraction"
+            )
+        present = sorted(set(labels.tolist()))
+        if len(present) < 2:
+            what = LABEL_NAMES.get(present[0], present[0])
+            raise DataError(
+                f"fold {fold}: the {part} part has only {what} images ({sizes}); a model cannot "
+                f"be {'selected' if part == 'validation' else 'trained'} on one class: check "
+                f"the labels and folds, or change {share}"
+            )
 
 
 def _carve_validation(
@@ -341,12 +366,14 @@ def _carve_validation(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(train, validation) row positions: a stratified, seeded ``val_fraction`` of ``rest``."""
     n_val = int(round(val_fraction * len(rest)))
-    if n_val == 0:
-        return rest, np.empty(0, dtype=np.int64)
+    if n_val == 0 or n_val == len(rest):  # nothing to carve, or nothing left: split_fold says so
+        return (rest, np.empty(0, dtype=np.int64)) if n_val == 0 else (rest[:0], rest)
     part = manifest.iloc[rest]
     groups = patient_groups(part)
     if groups is None:
         strata = _val_strata(part, n_val)
+        if strata is None and len(rest) - n_val < 2:  # one training image: one class at most
+            return rest[: len(rest) - n_val], rest[len(rest) - n_val :]
         train, val = train_test_split(
             rest, test_size=n_val, random_state=seed, shuffle=True, stratify=strata
         )

@@ -21,6 +21,7 @@ from medbench.data.dataset import Dataset, prepare_dataset, prepare_externals
 from medbench.engine.executors import Executor, choose_executor, run_works
 from medbench.engine.interrupts import sigterm_as_interrupt
 from medbench.engine.jobs import Job, make_jobs
+from medbench.engine.runner import check_splits
 from medbench.engine.tuning import Tuner
 from medbench.engine.work import JobOutcome, JobSpec, Status, TrialOutcome, no_follow
 from medbench.engine.worker import job_work
@@ -192,6 +193,7 @@ def _run(
     """The grid under its experiment's lock: parents, resume, the executor, aggregates."""
     uri, chash = tracker.uri, config_hash(config)
     jobs = make_jobs(config.models, config.optimizers, dataset.folds, config.seeds)
+    check_splits(dataset, config, jobs)  # a fold that cannot train stops here, not mid-grid
     parent_ids = _open_parents(tracker, config, dataset, jobs, chash)
     external = {name: d.fingerprint for name, d in externals.items()}
     tested_on = s.external_fingerprints(external)  # runs tested on other external data rerun

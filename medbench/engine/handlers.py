@@ -80,6 +80,24 @@ def load_checkpoint(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def checkpoint_mismatch(saved: Mapping[str, Any], model: nn.Module) -> str | None:
+    """Why ``saved`` cannot resume a job training ``model`` (a tensor of another shape, one
+    missing or unknown: written by another version of the model, or by something else), or
+    None when its weights fit. ``model`` may live on the ``meta`` device: only shapes count."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    for what in ("model", "best_model"):
+        weights = saved.get(what)
+        if not isinstance(weights, Mapping):
+            return f"it holds no {what.replace('_', ' ')} weights"
+        found = {k: tuple(getattr(v, "shape", ())) for k, v in weights.items()}
+        for name in sorted(expected.keys() ^ found.keys()):
+            return f"tensor {name!r} is {'missing' if name in expected else 'unknown'}"
+        for name, shape in expected.items():
+            if found[name] != shape:
+                return f"tensor {name!r} has shape {list(found[name])}, the model's {list(shape)}"
+    return None
+
+
 class Checkpointer(Base):
     """Resumes from ``path`` when it holds this job, and saves it atomically as epochs end."""
 

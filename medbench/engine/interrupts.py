@@ -19,11 +19,31 @@ from collections.abc import Iterator
 
 #: The reason of a run ended by Ctrl-C or SIGTERM (tag ``medbench.failure``).
 INTERRUPTED = "interrupted by the user"
+#: The reason of a run stopped because another work's error (a full disk, a lost store) stopped
+#: the grid: the user interrupted nothing.
+STOPPED = "stopped: another job's error stopped the grid"
+
+
+class GridStopped(KeyboardInterrupt):
+    """Stops a packed worker's job because the grid stopped on an error (SIGUSR1 from the grid):
+    its run ends KILLED with its checkpoint kept, like an interrupt, but labelled :data:`STOPPED`."""
+
+    reason = STOPPED
+
+
+def stop_reason(err: BaseException) -> str:
+    """The label of a run ended by ``err``, a ``KeyboardInterrupt``: the user's, or the grid's."""
+    return getattr(err, "reason", INTERRUPTED)
 
 
 def raise_interrupt(signum: int, frame: object) -> None:
     """A signal handler: the signal ends what runs like Ctrl-C does."""
     raise KeyboardInterrupt
+
+
+def raise_stopped(signum: int, frame: object) -> None:
+    """A packed worker's SIGUSR1 handler: the grid stopped on another work's error."""
+    raise GridStopped
 
 
 @contextlib.contextmanager
@@ -57,6 +77,8 @@ def sigint_ignored() -> Iterator[None]:
 
 def worker_signals() -> None:
     """In a packed worker process: Ctrl-C reaches every process of the terminal, and the grid
-    decides (ignored here); SIGTERM is the grid's way to stop this worker's job (run KILLED)."""
+    decides (ignored here); SIGTERM is the grid's way to stop this worker's job (run KILLED),
+    SIGUSR1 its way when another work's error stopped it (run KILLED, labelled so)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, raise_interrupt)
+    signal.signal(signal.SIGUSR1, raise_stopped)

@@ -25,7 +25,8 @@ from __future__ import annotations
 import contextlib
 import platform
 import traceback
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,12 +37,13 @@ from medbench.config import Config, data_settings
 from medbench.data.dataset import Dataset, prepare_dataset, prepare_externals
 from medbench.data.folds import split_fold
 from medbench.engine.device import resolve_device
-from medbench.engine.handlers import load_checkpoint
-from medbench.engine.interrupts import INTERRUPTED
+from medbench.engine.handlers import checkpoint_mismatch, load_checkpoint
+from medbench.engine.interrupts import stop_reason
 from medbench.engine.jobs import Job, data_seed, derive_seed, hyperparameters, init_seed
 from medbench.engine.train import Diverged, FoldData
 from medbench.engine.work import JobOutcome, JobSpec, Status, TrialOutcome, TrialSpec
-from medbench.errors import StorageError, TrackingError
+from medbench.errors import MedbenchWarning, StorageError, TrackingError
+from medbench.models import build_model
 from medbench.paths import cache_dir
 from medbench.tracking import Tracker
 from medbench.tracking import schema as s
@@ -114,12 +116,13 @@ def job_run(spec: JobSpec | TrialSpec) -> Iterator[JobRun]:
         tracker.finish(run_id, Status.FAILED, reason)
         _drop_checkpoint(run)
         run.outcome = run.end(Status.FAILED, reason)
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into one: the checkpoint is kept
-        tracker.finish(run_id, Status.KILLED, INTERRUPTED)
+    except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM, the grid's stop: the checkpoint is kept
+        label = stop_reason(err)
+        tracker.finish(run_id, Status.KILLED, label)
         if run.fold_run_id is not None:
-            reason = f"{INTERRUPTED} (tuning, trial {spec.trial})"
+            reason = f"{label} (tuning, trial {spec.trial})"
             tracker.finish(run.fold_run_id, Status.KILLED, reason)
-        run.outcome = run.end(Status.KILLED, INTERRUPTED)
+        run.outcome = run.end(Status.KILLED, label)
     except (StorageError, TrackingError) as err:  # a full disk, a lost store: stop the grid
         with contextlib.suppress(TrackingError):
             tracker.finish(run_id, Status.FAILED, str(err))
@@ -169,7 +172,7 @@ def _open_job(run: JobRun, spec: JobSpec) -> None:
         run.outcome = run.end(Status.SKIPPED)
         return
     ckpt = run.checkpoint = checkpoint_path(spec)
-    saved = load_checkpoint(ckpt)
+    saved = _fitting_checkpoint(ckpt, spec)
     saved_run = ((saved or {}).get("meta") or {}).get("run_id")
     ids = {r.run_id for r in refs}
     resume = saved_run if saved_run in ids else None
@@ -193,6 +196,28 @@ def _open_job(run: JobRun, spec: JobSpec) -> None:
     tracker.set_status(prepared, "RUNNING")
     tracker.set_tags(prepared, {**environment_tags(run.device), **_external_tag(spec)})
     run.logged = tracker.logged_epochs(prepared)
+
+
+def _fitting_checkpoint(path: Path, spec: JobSpec) -> dict[str, Any] | None:
+    """The job's checkpoint when its weights fit the job's model; one that does not (a tensor
+    of another shape: it would fail the job on every rerun) is deleted with a warning, and the
+    job starts afresh in a new run."""
+    saved = load_checkpoint(path)
+    if saved is None:
+        return None
+    with torch.device("meta"):  # shapes only: no memory, no initialisation
+        model = build_model(spec.job.model, num_classes=2, image_size=spec.config.data.image_size)
+    problem = checkpoint_mismatch(saved, model)
+    if problem is None:
+        return saved
+    path.unlink(missing_ok=True)
+    warnings.warn(
+        f"{spec.name}: its checkpoint {path} does not fit the model ({problem}); it was deleted "
+        "and the job starts afresh",
+        MedbenchWarning,
+        stacklevel=2,
+    )
+    return None
 
 
 def _open_trial(run: JobRun, spec: TrialSpec) -> None:
@@ -278,6 +303,14 @@ def fold_data(dataset: Dataset, config: Config, job: Job) -> FoldData:
     return FoldData(
         images=dataset.images, labels=dataset.labels, manifest=dataset.manifest, split=split
     )
+
+
+def check_splits(dataset: Dataset, config: Config, jobs: Iterable[Job]) -> None:
+    """Split every job's fold before any training: a fold without validation images, or whose
+    validation or training part holds one class, stops the grid at its start with one line
+    (:func:`~medbench.data.folds.split_fold`'s DataError), not job by job."""
+    for job in {(j.fold, j.seed): j for j in jobs}.values():
+        fold_data(dataset, config, job)
 
 
 def checkpoint_path(spec: JobSpec) -> Path:

@@ -14,7 +14,8 @@ Selection never looks at the test fold: early stopping and the best checkpoint u
 validation split carved from the training folds. Every epoch reseeds the global RNG from
 (job, epoch), so a job resumed from its last checkpoint continues exactly as if it had never
 stopped, and batches come from :class:`BatchLoader` in an order fixed by (fold, seed, epoch).
-A NaN or infinite training loss raises :class:`Diverged`; Ctrl-C raises ``KeyboardInterrupt``
+A NaN or infinite training loss, or non-finite outputs on the validation split (weights gone
+to NaN in the epoch's last steps), raise :class:`Diverged`; Ctrl-C raises ``KeyboardInterrupt``
 after the last completed epoch was checkpointed; the job runner (:mod:`medbench.engine.runner`)
 turns both into the run's status.
 """
@@ -49,7 +50,8 @@ from medbench.tracking.schema import SITE_METRICS
 
 
 class Diverged(RuntimeError):
-    """The training loss became NaN or infinite: the job stops and its run is marked FAILED."""
+    """The training loss, or the network's outputs on the validation split, became NaN or
+    infinite: the job stops and its run is marked FAILED (a tuning trial counts as tried)."""
 
 
 @dataclass
@@ -344,6 +346,8 @@ def fit_epoch(fit: Fit) -> dict[str, float]:
     if fit.scheduler is not None:
         fit.scheduler.step()
     val_loss, val_probs, val_labels = evaluate(fit.net, fit.val, fit.device, fit.precision)
+    if not np.isfinite(val_probs).all():  # the last steps' weights: NaN outputs, finite loss
+        raise Diverged(f"validation outputs became non-finite after epoch {epoch}")
     vm = binary_metrics(val_labels, val_probs, tc.threshold)
     metrics = {
         "train_loss": stats.loss,

@@ -177,7 +177,11 @@ def study_seed(job: Job) -> int:
 
 def suggest(tune: TuneConfig, job: Job, history: pd.DataFrame) -> dict[str, float]:
     """The next trial's setting after ``history`` (its counted trials, in order): a fresh
-    Optuna study holding them, asked once with a sampler seeded by the trial's number."""
+    Optuna study holding them, asked once with a sampler seeded by the trial's number.
+
+    A trial without a finite objective (it diverged) enters the study with the worst value
+    there is (:func:`worst`), not as a failure that samplers skip: TPE then learns to avoid its
+    region instead of suggesting it again."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = search_space(tune.space, job.optimizer)
     sampler = _sampler(tune, job.optimizer, study_seed(job), len(history))
@@ -187,13 +191,18 @@ def suggest(tune: TuneConfig, job: Job, history: pd.DataFrame) -> dict[str, floa
         done = value is not None and math.isfinite(value)
         study.add_trial(
             optuna.trial.create_trial(
-                state=optuna.trial.TrialState.COMPLETE if done else optuna.trial.TrialState.FAIL,
-                value=value if done else None,
+                state=optuna.trial.TrialState.COMPLETE,
+                value=value if done else worst(tune.objective),
                 params={k: row[k] for k in space},
                 distributions=space,
             )
         )
     return {k: float(v) for k, v in study.ask(space).params.items()}
+
+
+def worst(objective: str) -> float:
+    """The value a diverged trial counts with: worse than any trial that finished."""
+    return -math.inf if OBJECTIVES[objective] == "maximize" else math.inf
 
 
 def counted(trials: pd.DataFrame) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from medbench.errors import TrackingError
 from medbench.paths import atomic_folder, ensure_folder, storage_error
 from medbench.report import document as d
 from medbench.report.analysis import analyse
@@ -107,7 +108,12 @@ def write_report(
     except OSError as err:
         raise storage_error(out, err, "cannot write the report") from err
     if log and not record.parents.empty:
-        log_report(record.uri, list(record.parents["run_id"]), [out / n for n in names])
+        try:
+            log_report(record.uri, list(record.parents["run_id"]), [out / n for n in names])
+        except TrackingError as err:  # a full disk under the artifacts, a store gone
+            raise TrackingError(
+                f"the report was written to {out}, but not attached to the runs: {err}"
+            ) from err
     return out
 
 

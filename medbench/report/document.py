@@ -2,7 +2,9 @@
 self-contained HTML file (figures embedded as data URIs, no external resource of any kind; the
 only links are the table of contents and the CSV files beside the report).
 
-Inline text may use ``code`` and **bold**; everything else is escaped. A :class:`Contents` block
+Inline text may use ``code`` and **bold**; everything else is escaped, in Markdown as in HTML
+(text carries names that came from data: sites, models, experiments, failure reasons). A
+:class:`Contents` block
 lists the level-2 headings of the whole document, wherever they are; a :class:`Details` block
 folds its blocks away (``<details>``, which GitHub renders in Markdown too).
 """
@@ -131,12 +133,76 @@ def _contents(doc: Document) -> list[tuple[str, str]]:
 # -- Markdown ----------------------------------------------------------------------------------
 
 
+#: The report's own inline forms, kept in both renderings: `code` and **bold**.
+_SPANS = re.compile(r"(`[^`]+`|\*\*[^*]+\*\*)")
+#: What Markdown (GitHub's) would read as markup or HTML inside text: a backslash, emphasis,
+#: code and strikethrough marks, underscores at a word's edge, the start of a tag, comment or
+#: autolink, an entity, the ``](`` / ``][`` of a link or image.
+_MD_ESCAPES = (
+    (re.compile(r"\\"), r"\\\\"),
+    (re.compile(r"([`*~])"), r"\\\1"),
+    (re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])"), r"\\_"),
+    (re.compile(r"<(?=[A-Za-z/!?])"), r"\\<"),
+    (re.compile(r"&(?=#?\w+;)"), r"\\&"),
+    (re.compile(r"\](?=[(\[])"), r"\\]"),
+)
+#: A line that Markdown would open as a block: heading, quote, list item, rule, link definition.
+_MD_BLOCK_START = re.compile(
+    r"^([ \t]*)(?:(\d+)(?=[.)]\s)|([#>]|\[|[-+](?=\s)|[-=]{3,}[ \t]*$))", re.MULTILINE
+)
+
+
+def _md_plain(text: str) -> str:
+    for pattern, repl in _MD_ESCAPES:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def _md_code(text: str) -> str:
+    """A code span whose content is shown as it is, backticks in it included."""
+    if "`" not in text:
+        return f"`{text}`"
+    fence = "`" * (max(len(run) for run in re.findall(r"`+", text)) + 1)
+    return f"{fence} {text} {fence}"
+
+
+def md_inline(text) -> str:
+    """Inline text as Markdown: the report's `code` and **bold** kept, everything else escaped,
+    so that what came from data (site, model and experiment names, reasons) shows as the text
+    it is, never as Markdown or HTML (the HTML rendering escapes the same way)."""
+    out = []
+    for i, part in enumerate(_SPANS.split(str(text))):
+        if i % 2 and part.startswith("`"):
+            out.append(_md_code(part[1:-1]))
+        elif i % 2:
+            out.append(f"**{_md_plain(part[2:-2])}**")
+        else:
+            out.append(_md_plain(part))
+    return "".join(out)
+
+
+def _md_text(text) -> str:
+    """A paragraph or list item: inline text whose lines cannot open a block either."""
+
+    def escape(m: re.Match) -> str:  # a backslash before the mark; a list number's after it
+        indent, number, mark = m.groups()
+        return f"{indent}{number}\\" if number else f"{indent}\\{mark}"
+
+    return _MD_BLOCK_START.sub(escape, md_inline(text))
+
+
 def _md_cell(value) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return md_inline(str(value).replace("\n", " ")).replace("|", "\\|")
+
+
+def _md_fence(text: str) -> str:
+    """A code fence longer than any run of backticks in ``text``."""
+    runs = re.findall(r"`{3,}", text)
+    return "`" * max([3, *(len(r) + 1 for r in runs)])
 
 
 def to_markdown(doc: Document) -> str:
-    out = [f"# {doc.title}", ""]
+    out = [f"# {md_inline(doc.title)}", ""]
     _md_blocks(doc.blocks, doc, out)
     return "\n".join(out).rstrip("\n") + "\n"
 
@@ -144,16 +210,17 @@ def to_markdown(doc: Document) -> str:
 def _md_blocks(blocks, doc: Document, out: list[str]) -> None:
     for b in blocks:
         if isinstance(b, Heading):
-            out += ["#" * b.level + " " + b.text, ""]
+            out += ["#" * b.level + " " + md_inline(b.text.replace("\n", " ")), ""]
         elif isinstance(b, Paragraph):
-            out += [b.text, ""]
+            out += [_md_text(b.text), ""]
         elif isinstance(b, Bullets):
-            out += [f"- {item}" for item in b.items] + [""]
+            out += [f"- {_md_text(item)}" for item in b.items] + [""]
         elif isinstance(b, Code):
-            out += [f"```{b.language}", b.text.rstrip("\n"), "```", ""]
+            fence = _md_fence(b.text)
+            out += [f"{fence}{b.language}", b.text.rstrip("\n"), fence, ""]
         elif isinstance(b, Table):
             if b.caption:
-                out += [f"*{b.caption}*", ""]
+                out += [f"*{md_inline(b.caption)}*", ""]
             cols = [_md_cell(c) for c in b.frame.columns]
             out.append("| " + " | ".join(cols) + " |")
             out.append("|" + "|".join("---" for _ in cols) + "|")
@@ -161,18 +228,20 @@ def _md_blocks(blocks, doc: Document, out: list[str]) -> None:
                 out.append("| " + " | ".join(_md_cell(v) for v in row) + " |")
             out.append("")
             if b.csv:
-                out += [f"Full precision: [{b.csv}]({b.csv})", ""]
+                out += [f"Full precision: [{md_inline(b.csv)}]({b.csv})", ""]
         elif isinstance(b, Image):
+            alt = md_inline(b.alt or b.caption).replace("[", "\\[").replace("]", "\\]")
             out += [
-                f"![{b.alt or b.caption}]({b.png})",
+                f"![{alt}]({b.png})",
                 "",
-                f"*{b.caption}* ([SVG]({b.svg}))",
+                f"*{md_inline(b.caption)}* ([SVG]({b.svg}))",
                 "",
             ]
         elif isinstance(b, Banner):
-            out += [f"> **{b.title}** {b.text}", ""]
+            out += [f"> **{md_inline(b.title)}** {md_inline(b.text)}", ""]
         elif isinstance(b, Contents):
-            out += [f"**{b.title}:** " + " · ".join(f"[{t}](#{a})" for t, a in _contents(doc)), ""]
+            links = " · ".join(f"[{md_inline(t)}](#{a})" for t, a in _contents(doc))
+            out += [f"**{md_inline(b.title)}:** " + links, ""]
         elif isinstance(b, Details):
             out += ["<details>", f"<summary>{html.escape(b.summary)}</summary>", ""]
             _md_blocks(b.blocks, doc, out)

@@ -21,7 +21,8 @@ from medbench.errors import TrackingError, closest
 from medbench.optional import lazy_import
 from medbench.tracking import schema as s
 from medbench.tracking.lock import is_lock
-from medbench.tracking.store import POINT_AT_STORE, check_store, client, resolve_tracking_uri
+from medbench.tracking.store import POINT_AT_STORE, check_store, resolve_tracking_uri
+from medbench.tracking.writer import guarded_client
 
 mlflow_exceptions = lazy_import("mlflow.exceptions")  # mlflow loads on first use
 
@@ -106,7 +107,7 @@ def load_experiment(
     """
     uri = resolve_tracking_uri(uri)
     check_store(uri, create=False)
-    mlflow_client = client(uri)
+    mlflow_client = guarded_client(uri)  # a server that fails its API calls: one line
     exp = mlflow_client.get_experiment_by_name(name)
     if exp is None or is_lock(exp):
         known = [
@@ -207,7 +208,7 @@ def load_experiment(
                 text = _read_artifact(mlflow_client, run.info.run_id, s.CONFIG_FILE)
                 config = yaml.safe_load(text) or {}
                 break
-            except (mlflow_exceptions.MlflowException, OSError):
+            except (mlflow_exceptions.MlflowException, OSError, TrackingError):
                 continue
     common = {}
     if not folds.empty:

@@ -106,6 +106,13 @@ class _Guarded:
         return call
 
 
+def guarded_client(uri: str) -> _Guarded:
+    """An ``MlflowClient`` on ``uri`` whose failures are one-line TrackingErrors naming the
+    store (a server that answers ``/health`` but fails its API calls, a store deleted mid-run, a
+    full disk under its artifacts), waiting for a SQLite store locked by another writer."""
+    return _Guarded(client(uri), uri)
+
+
 def _trial_row(run) -> dict[str, Any]:
     """A trial run as a row of :meth:`Tracker.trials` (see there for half-created runs)."""
     tags, params = run.data.tags, dict(run.data.params)
@@ -140,7 +147,7 @@ class Tracker:
 
     def __init__(self, uri: str, experiment: str) -> None:
         self.uri = uri
-        self.client = _Guarded(client(uri), uri)
+        self.client = guarded_client(uri)
         found = self.client.get_experiment_by_name(experiment)
         if found is None:
             try:
@@ -493,8 +500,9 @@ class Tracker:
 
 
 def log_report(uri: str, parent_ids: Iterable[str], files: Iterable[Path]) -> None:
-    """Attach the report files to the experiment's parent runs (under ``REPORT_DIR``)."""
-    mlflow_client = client(uri)
+    """Attach the report files to the experiment's parent runs (under ``REPORT_DIR``); a store
+    or artifact folder that fails (a full disk) is one TrackingError."""
+    mlflow_client = guarded_client(uri)
     files = list(files)
     for run_id in parent_ids:
         for path in files:

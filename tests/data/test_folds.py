@@ -165,24 +165,51 @@ def test_validation_is_stratified_and_seeded():
     assert abs(sites["A"] - sites["B"]) <= 2
 
 
-def test_no_validation_part():
-    m = manifest(folds=[i % 5 for i in range(100)])
-    s = quiet_split(m, 0, val_fraction=0.0)
-    assert len(s.val) == 0 and len(s.train) == 80
+def test_an_empty_validation_part_is_an_error_naming_the_fold_and_the_sizes():
+    """val_fraction 0.01 on 60 images in 3 folds: 0 validation images; 0.99: 0 training images
+    (was scikit-learn's traceback); never a run whose 'best' checkpoint is its first epoch."""
+    m = assign_folds(manifest(n_benign=24, n_malignant=36), source="stratified", k=3)
+    with pytest.raises(DataError) as err:
+        split_fold(m, 0, val_fraction=0.01)
+    assert str(err.value) == (
+        "fold 0: data.val_fraction 0.01 leaves no validation images (40 training, 0 validation, "
+        "20 test images); raise data.val_fraction"
+    )
+    with pytest.raises(DataError, match=r"fold 1: data.val_fraction 0.99 leaves no training"):
+        split_fold(m, 1, val_fraction=0.99)
+    with pytest.raises(DataError, match=r"fold 2: the training part has only (benign|malign)"):
+        split_fold(m, 2, val_fraction=0.97)  # 1 training image
 
 
 def test_single_class_test_fold_warns_and_goes_on():
     m = manifest(n_benign=50, n_malignant=50, sites=())
     m["fold"] = pd.array(np.where(m["label"] == 1, 0, 1 + np.arange(100) % 3), dtype="Int64")
+    m.loc[m.index[m["label"] == 1][:6], "fold"] = 1  # the training folds keep both classes
     with pytest.warns(MedbenchWarning) as record:
         s = split_fold(m, 0)
     messages = [str(w.message) for w in record]
-    assert (
-        "fold 0: the test part has only malignant images (50); its AUC will be undefined"
-        in messages
+    assert messages == [
+        "fold 0: the test part has only malignant images (44); its AUC will be undefined"
+    ]
+    assert len(s.test) == 44 and len(s.train) + len(s.val) == 56
+
+
+def test_a_one_class_training_part_is_an_error():
+    """A test fold holding every malignant image leaves benign images only to train on: it used
+    to train silently, and its AUC entered the mean."""
+    m = manifest(n_benign=50, n_malignant=50, sites=())
+    m["fold"] = pd.array(np.where(m["label"] == 1, 0, 1 + np.arange(100) % 3), dtype="Int64")
+    with pytest.raises(DataError) as err:
+        split_fold(m, 0)
+    assert str(err.value) == (
+        "fold 0: the validation part has only benign images (40 training, 10 validation, 50 test "
+        "images); a model cannot be selected on one class: check the labels and folds, or "
+        "change data.val_fraction 0.2"
     )
-    assert any("the validation part has only benign" in w for w in messages)
-    assert len(s.test) == 50 and len(s.train) + len(s.val) == 50
+    official = with_split(manifest(n_benign=20, n_malignant=20, sites=()))
+    official.loc[(official["split"] == "train") & (official["label"] == 1), "split"] = "test"
+    with pytest.raises(DataError, match="fold official: the training part has only benign"):
+        split_fold(official.assign(fold=OFFICIAL_FOLD), OFFICIAL_FOLD)
 
 
 def test_split_errors():
@@ -197,11 +224,14 @@ def test_split_errors():
         split_fold(manifest(), 0)
 
 
-def test_tiny_folds_fall_back_to_an_unstratified_validation_part():
+def test_folds_too_small_to_stratify_are_an_error_not_a_traceback():
+    """Too few images of a class to stratify the validation part: one of the parts misses that
+    class, which is said in one line (scikit-learn's error was a traceback)."""
     m = manifest(n_benign=3, n_malignant=5, sites=(), folds=[0, 1] * 4)
-    with pytest.warns(MedbenchWarning, match="validation part has only"):
-        s = split_fold(m, 0, val_fraction=0.25)
-    assert len(s.val) == 1 and len(s.train) == 3
+    with pytest.raises(DataError, match="fold 0: the validation part has only"):
+        split_fold(m, 0, val_fraction=0.25)  # one validation image: one class
+    with pytest.raises(DataError, match="fold 0: the training part has only"):
+        split_fold(m, 0, val_fraction=0.7)
 
 
 # --------------------------------------------------------------------------- patients

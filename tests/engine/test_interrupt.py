@@ -115,3 +115,41 @@ def test_sigkill_mid_grid_then_rerun_resumes_to_the_uninterrupted_result(
             (m.step, m.value) for m in ref_client.get_metric_history(b["run_id"], "train_loss")
         )
         assert ha == hb, a["tags.mlflow.runName"]
+
+
+@pytest.mark.slow
+def test_an_interrupt_before_any_packed_job_finished_exits_130_in_one_line(setup, tiny_bus):
+    """Two jobs packed (the demo's setting), stopped while the workers start their first jobs:
+    the summary of what finished was analysed from fold runs without params (KeyError: 'model',
+    exit 1; the in-process test of that state is in test_reliability)."""
+    config_path, work, cache = setup
+    packed = {**CONFIG, "executor": {"jobs_per_device": 2}, "report": {"enabled": True}}
+    config_path.write_text(yaml.safe_dump(packed))
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    proc = start_run(config_path, tiny_bus, work, cache)
+    _wait_for_runs(uri, proc, parents=2)  # the workers are starting their first jobs
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyError" not in err
+    assert err.strip().splitlines()[-1] == "medbench: interrupted"
+    runs = mlflow.MlflowClient(tracking_uri=uri).search_runs(
+        [mlflow.MlflowClient(tracking_uri=uri).get_experiment_by_name("interrupt").experiment_id]
+    )
+    kids = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(runs) - len(kids) == 2  # the parents
+    assert {r.info.status for r in kids} <= {"KILLED"}
+    assert all(r.data.tags["medbench.failure"] == "interrupted by the user" for r in kids)
+
+
+def _wait_for_runs(uri: str, proc, parents: int, timeout: float = 180) -> None:
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"medbench run ended early: {proc.communicate()}")
+        exp = client.get_experiment_by_name("interrupt")
+        if exp is not None and len(client.search_runs([exp.experiment_id])) >= parents:
+            return
+        time.sleep(0.02)
+    pytest.fail("no parent runs appeared")

@@ -335,3 +335,106 @@ def test_sigkill_during_tuning_then_rerun_keeps_the_finished_trials(
     assert (trials.groupby("tags.mlflow.parentRunId").size() == 3).all()
     assert before <= set(trials["run_id"])  # finished trials were not rerun
     assert set(trials["tags.mlflow.parentRunId"]) == set(folds["run_id"])
+
+
+def _nan_weights_after(real, when):
+    """train_epoch, then every weight NaN when ``when(optimizer)``: the loss of the epoch's
+    steps stays finite, the validation outputs do not (what lr 5.8e4 did)."""
+
+    def epoch(net, model, optimizer, *args, **kwargs):
+        stats = real(net, model, optimizer, *args, **kwargs)
+        if when(optimizer):
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.fill_(math.nan)
+        return stats
+
+    return epoch
+
+
+def test_a_trial_whose_outputs_go_nan_counts_as_diverged_and_the_study_goes_on(
+    tiny_config, monkeypatch
+):
+    import medbench.engine.train as train
+
+    big = lambda opt: opt.param_groups[0]["lr"] > 1e-3  # noqa: E731
+    monkeypatch.setattr(train, "train_epoch", _nan_weights_after(train.train_epoch, big))
+    monkeypatch.setattr(
+        tuning, "suggest", lambda tune, job, history: {"lr": [5.8e4, 1e-4][len(history)]}
+    )
+    config = tiny_config(*TUNE, "optimizers=[adam]", "data.n_folds=2")
+    result = run_benchmark(config, report=False, progress=False)
+    assert {o.status for o in result.outcomes} == {"FINISHED"}
+    folds, trials = _split(_runs(config.tracking.uri, "tiny"))
+    assert set(folds["status"]) == {"FINISHED"} and set(folds["params.lr"]) == {"0.0001"}
+    diverged = trials[trials["params.lr"] == "58000.0"]
+    assert len(diverged) == 2 and set(diverged["status"]) == {"FAILED"}
+    assert (
+        diverged["tags.medbench.failure"]
+        .str.startswith("diverged: validation outputs became non-finite after epoch 0")
+        .all()
+    )
+    # counted as tried: a rerun repeats nothing
+    again = run_benchmark(config, report=False, progress=False)
+    assert {o.status for o in again.outcomes} == {"SKIPPED"}
+    assert len(_split(_runs(config.tracking.uri, "tiny"))[1]) == 4
+
+
+def test_a_diverged_trial_enters_the_study_with_the_worst_objective():
+    from medbench.config import TuneConfig
+    from medbench.engine.jobs import Job
+
+    assert tuning.worst("val_auc") == -math.inf and tuning.worst("val_loss") == math.inf
+    tune = TuneConfig(enabled=True, trials=4, sampler="tpe")  # 2 random trials, then TPE
+    job = Job("smallcnn", "adam", 0, 0)
+    diverged = [0, "FAILED", "diverged: ...", 1e-2, None, math.nan]
+    history = _history([diverged, [1, "FINISHED", None, 1e-5, None, 0.7]])
+    nxt = tuning.suggest(tune, job, history)["lr"]
+    # TPE learns the diverged region is the worst: its next setting is near the good one
+    assert abs(math.log10(nxt) - math.log10(1e-5)) < abs(math.log10(nxt) - math.log10(1e-2))
+    assert nxt == tuning.suggest(tune, job, history)["lr"]  # seeded: the same on a rerun
+
+
+def test_a_trial_run_left_without_its_params_resumes_with_exit_0(
+    tiny_config, monkeypatch, mlflow_uri, capsys
+):
+    """The state a kill between a trial run's creation and its params left (issue 25 #2: the
+    rerun crashed in pandas' IntCastingNaNError): a run carrying only the trial's key, nested
+    under an unfinished fold run. The rerun deletes it, reruns that trial and finishes."""
+    from medbench.tracking import schema as s
+
+    extra = [*TUNE, "optimizers=[adam]", "data.n_folds=2"]
+    real, calls = tuning.fit_job, {"n": 0}
+
+    def interrupt_second(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tuning, "fit_job", interrupt_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_benchmark(tiny_config(*extra), report=False, progress=False)
+    monkeypatch.setattr(tuning, "fit_job", real)
+    folds, trials = _split(_runs(mlflow_uri, "tiny"))
+    [fold_run] = folds["run_id"]
+    assert folds["status"].tolist() == ["KILLED"]
+    client = mlflow.MlflowClient(tracking_uri=mlflow_uri)
+    for run_id in trials.loc[trials["status"] != "FINISHED", "run_id"]:
+        client.delete_run(run_id)  # as if the kill came before trial 1 was made
+    exp = client.get_experiment_by_name("tiny").experiment_id
+    client.create_run(
+        exp,
+        tags={
+            s.TAG_TRIAL: s.trial_key("smallcnn", "adam", 0, 0, 1),
+            s.TAG_PARENT_RUN_ID: fold_run,
+        },
+    )
+
+    sets = [*TINY, *extra, f"tracking.uri={mlflow_uri}", "name=tiny"]
+    argv = ["run", "demo", "--data-root", str(tiny_config().data.root), "--no-report"]
+    assert main(argv + [a for item in sets for a in ("--set", item)]) == 0, capsys.readouterr()
+    folds, trials = _split(_runs(mlflow_uri, "tiny"))
+    assert set(folds["status"]) == {"FINISHED"} and len(folds) == 2
+    assert set(trials["status"]) == {"FINISHED"} and len(trials) == 4
+    assert trials["params.trial"].notna().all()  # the half-made run is gone

@@ -123,3 +123,64 @@ def test_sigterm_while_building_leaves_no_half_report(tmp_path, _empty_store):
     assert err.strip().splitlines()[-1] == "medbench: interrupted"
     assert not any(p.name.startswith(".out.building-") for p in tmp_path.iterdir())
     assert list(out.iterdir()) == []  # nothing was moved in: no half report
+
+
+def _one_failed_run(uri: str, name: str) -> None:
+    tr = Tracker(uri, name)
+    pid = tr.start_parent("m", "adam", {"model": "m", "optimizer": "adam", "seed": 0}, "h", "f")
+    params = {"fold": 1, "seed": 0, "model": "m", "optimizer": "adam"}
+    tr.finish(tr.start_child(pid, "m", "adam", 1, 0, params, "h", "f"), "FAILED", "diverged")
+
+
+def test_a_full_disk_while_the_report_is_logged_is_one_line(mlflow_uri, capsys, monkeypatch):
+    """The report's files are attached to the parent runs: a full disk under the store's
+    artifacts ended in an OSError traceback; the report itself was written and says where."""
+    import errno
+
+    from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+    def full(self, local_file, artifact_path=None):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(LocalArtifactRepository, "log_artifact", full)
+    _one_failed_run(mlflow_uri, "full")
+    assert main(["report", "full", "--tracking-uri", mlflow_uri, "--out", "rep"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        "medbench: error: the report was written to rep, but not attached to the runs: "
+        f"tracking store {mlflow_uri}: log_artifact failed (OSError: [Errno 28] No space left "
+    )
+    assert (Path("rep") / "report.html").is_file()
+
+
+def test_a_server_that_answers_health_but_fails_its_api_is_one_line(capsys, monkeypatch):
+    """`medbench report` against a server whose /health answers while its API fails (a proxy,
+    a broken database behind it): a traceback from MLflow's REST client."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Half(BaseHTTPRequestHandler):
+        def do_GET(self):
+            ok = self.path == "/health"
+            self.send_response(200 if ok else 500)
+            self.end_headers()
+            self.wfile.write(b"OK" if ok else b"<html>Internal Server Error</html>")
+
+        do_POST = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Half)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    uri = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        code = main(["report", "x", "--tracking-uri", uri])
+    finally:
+        server.shutdown()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "Traceback" not in err[0]
+    assert err[0].startswith(
+        f"medbench: error: tracking store {uri}: get_experiment_by_name failed"
+    )

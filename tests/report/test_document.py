@@ -16,12 +16,38 @@ def test_markdown_and_html_escape_what_they_must(tmp_path):
         d.Code("k: <v>", "yaml"),
     )
     md = d.to_markdown(doc)
-    assert "| x\\|y | z |" in md and "| 1\\|2 | <i> |" in md
+    assert "| x\\|y | z |" in md and "| 1\\|2 | \\<i> |" in md
     assert "![a figure](f.png)" in md and "[t.csv](t.csv)" in md and "```yaml" in md
     html = d.to_html(doc, tmp_path)
     assert "<code>code</code>" in html and "<strong>bold</strong>" in html
     assert "&lt;b&gt;raw&lt;/b&gt;" in html and "&lt;i&gt;" in html and "k: &lt;v&gt;" in html
     assert 'src="data:image/svg+xml;base64,' in html and "f.png" not in html
+
+
+def test_markdown_escapes_what_came_from_data():
+    """Site, model and experiment names went raw into report.md (HTML there; report.html was
+    escaped): every text but the report's own `code` and **bold** is escaped now."""
+    site = "<img src=x onerror=alert(1)>"
+    doc = d.Document("study <b>1</b>")
+    doc.add(
+        d.Heading(f"Per site: {site}"),
+        d.Paragraph(f"{site} and *em* _u_ [link](http://x) &amp; `{site}` **{site}**"),
+        d.Paragraph("# not a heading\n- not a list\n> not a quote\n---"),
+        d.Bullets([f"{site}: 3 images", "1. not a numbered list"]),
+        d.Table(pd.DataFrame({"Site": [site, "a|b", "x`y"]}), f"rows of {site}"),
+        d.Code("name: ```\n", "yaml"),
+    )
+    md = d.to_markdown(doc)
+    outside_code = re.sub(r"`[^`]*`", "", md)
+    assert "<img" not in outside_code.replace("\\<img", "")  # no tag opens outside code
+    assert "# study \\<b>1\\</b>" in md
+    assert "## Per site: \\<img src=x onerror=alert(1)>" in md
+    assert "\\*em\\* \\_u\\_ [link\\](http://x) \\&amp; `" + site + "` **\\<img" in md
+    assert "\\# not a heading\n\\- not a list\n\\> not a quote\n\\---" in md
+    assert "- \\<img src=x onerror=alert(1)>: 3 images" in md
+    assert "- 1\\. not a numbered list" in md  # CommonMark reads "1\\." as text
+    assert "| a\\|b |" in md and "| x\\`y |" in md
+    assert "````yaml\nname: ```\n````" in md  # the fence outlasts the backticks inside
 
 
 def test_contents_banner_and_folded_appendix(tmp_path):
@@ -58,3 +84,14 @@ def test_contents_banner_and_folded_appendix(tmp_path):
     assert set(links) <= set(ids) and "configuration" in ids
     assert '<div class="banner" role="note"><strong>SYNTHETIC DATA.</strong> not <strong>' in html
     assert html.index("<details><summary>Config &amp; more</summary>") < html.index("inside")
+
+
+def test_names_from_data_show_as_text_in_markdown():
+    """A site, model or experiment name is text: it opens no block, link, tag or emphasis."""
+    assert d.md_inline("site <b>x</b> & a_b_ *c* [l](u)") == (
+        "site \\<b>x\\</b> & a_b\\_ \\*c\\* [l\\](u)"
+    )
+    assert d.md_inline("keep `co`de` and **bold**") == "keep `co`de\\` and **bold**"
+    assert d.md_inline("`a``b`") == "`a``b`"  # spans split on single backticks
+    md = d.to_markdown(d.Document("t", (d.Paragraph("# not a heading\n1. not a list"),)))
+    assert "\\# not a heading\n1\\. not a list\n" in md  # CommonMark: 1\\. is text

@@ -7,7 +7,7 @@ from collections.abc import Hashable
 from typing import Protocol
 
 from medbench.engine.executors.display import Display
-from medbench.engine.interrupts import INTERRUPTED
+from medbench.engine.interrupts import INTERRUPTED, STOPPED
 from medbench.engine.work import JobOutcome, Status, Work
 
 #: A submitted work, as its executor knows it again.
@@ -38,14 +38,21 @@ class Executor(Protocol):
     ) -> list[tuple[Handle, JobOutcome]]:
         """The works of ``handles`` that ended (at least one unless ``timeout`` passed first)."""
 
-    def cancel(self) -> list[tuple[Handle, JobOutcome]]:
+    def cancel(self, error: str | None = None) -> list[tuple[Handle, JobOutcome]]:
         """Stop every running work (runs KILLED, checkpoints kept); the outcomes of every
-        submitted work :meth:`wait` has not returned yet."""
+        submitted work :meth:`wait` has not returned yet. ``error``: the one-line error that
+        stops the grid (None: an interrupt), which labels the works stopped for it."""
 
     def close(self) -> None:
         """Release what :meth:`start` acquired."""
 
 
-def stopped(work: Work) -> JobOutcome:
-    """Close an interrupted work's runs from here: KILLED, its checkpoint kept."""
-    return work.close(work.spec, Status.KILLED, INTERRUPTED)
+def stopped(work: Work, error: str | None = None) -> JobOutcome:
+    """Close an interrupted work's runs from here: KILLED, its checkpoint kept; labelled by the
+    error that stopped the grid, when one did (not the user)."""
+    return work.close(work.spec, Status.KILLED, INTERRUPTED if error is None else error)
+
+
+def stopped_by(error: str) -> str:
+    """The label of the works a grid stopped because of ``error``."""
+    return f"{STOPPED} ({error})"

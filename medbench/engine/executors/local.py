@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from medbench.engine.executors.base import Handle, stopped
+from medbench.engine.executors.base import Handle, stopped, stopped_by
 from medbench.engine.executors.display import Display
-from medbench.engine.work import JobOutcome, Work
+from medbench.engine.work import JobOutcome, Status, Work
+from medbench.errors import TrackingError
+
+
+def _failed(work: Work, error: str) -> JobOutcome:
+    """The runs of the work that raised ``error`` end FAILED with it, when the store still takes
+    a write (a lost store does not: the error on its way says so)."""
+    try:
+        return work.close(work.spec, Status.FAILED, error)
+    except TrackingError:
+        return JobOutcome(work.spec.job, Status.FAILED, reason=error)
 
 
 class LocalExecutor:
@@ -43,15 +53,18 @@ class LocalExecutor:
         self.running = None
         return [(handle, outcome)]
 
-    def cancel(self) -> list[tuple[Handle, JobOutcome]]:
+    def cancel(self, error: str | None = None) -> list[tuple[Handle, JobOutcome]]:
         """A work interrupted outside its training (its runner had not caught it): its runs are
-        closed from here."""
-        ended = [(handle, stopped(work)) for handle, work in self.queued.items()]
+        closed from here. With ``error``, the running work is the one that raised it: its runs
+        end FAILED with it (not "interrupted by the user")."""
+        label = None if error is None else stopped_by(error)
+        ended = [(handle, stopped(work, label)) for handle, work in self.queued.items()]
         self.queued.clear()
         if self.running is not None:
             handle, work = self.running
             self.running = None
-            ended.append((handle, stopped(work)))
+            closed = stopped(work) if error is None else _failed(work, error)
+            ended.append((handle, closed))
         return ended
 
     def close(self) -> None:

@@ -6,8 +6,8 @@ study starts). A retryable failure is submitted again up to ``executor.retries``
 ``executor.max_retries``); a divergence is not retryable. Every other outcome is recorded and
 shown (:class:`~.display.Display`). A run ended KILLED, Ctrl-C or SIGTERM stop the grid: the
 executor stops what still runs (KILLED, checkpoints kept) and the loop returns with
-``interrupted``; an exception (a full disk, a lost store) stops the rest the same way and is
-raised.
+``interrupted``; an exception (a full disk, a lost store) stops the rest the same way, their
+runs labelled by it rather than as the user's interrupt, and is raised.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ def run_works(
     running: dict[Handle, tuple[Work, int]] = {}  # handle -> (work, attempts before this one)
     outcomes: list[JobOutcome] = []
     interrupted = ended = False
+    error: str | None = None  # the one line of an exception on its way (not an interrupt)
 
     def record(work: Work, outcome: JobOutcome) -> None:
         outcomes.append(outcome)
@@ -64,10 +65,13 @@ def run_works(
         ended = not interrupted
     except KeyboardInterrupt:
         interrupted = True
+    except Exception as err:
+        error = " ".join(str(err).split()) or type(err).__name__
+        raise
     finally:
         try:
             if not ended:  # interrupted, or an exception on its way: stop what still runs
-                for handle, outcome in executor.cancel():
+                for handle, outcome in executor.cancel(error):
                     record(running.pop(handle)[0], outcome)
         finally:
             display.close()

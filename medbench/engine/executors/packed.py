@@ -12,7 +12,8 @@ threads per job).
 Interruptions behave as with one job at a time: Ctrl-C (the terminal sends it to every process;
 workers leave it to this one) or SIGTERM stops every running job, whose runs end KILLED with
 their checkpoints kept; a failed job is recorded and the others go on; a full disk or a lost
-store stops the grid with its one-line error. A worker that dies (killed, out of memory) fails
+store stops the grid with its one-line error, and the other running jobs end KILLED, labelled
+by that cause (``interrupts.STOPPED``), not as interrupted by the user. A worker that dies (killed, out of memory) fails
 its job (retryable) and is replaced. When this process dies, its workers die with it.
 """
 
@@ -32,7 +33,7 @@ from typing import Any
 
 import torch
 
-from medbench.engine.executors.base import Handle, stopped
+from medbench.engine.executors.base import Handle, stopped, stopped_by
 from medbench.engine.executors.display import Display, SlotBar
 from medbench.engine.interrupts import sigint_ignored, worker_signals
 from medbench.engine.work import JobOutcome, Status, Work
@@ -136,6 +137,7 @@ class PackedExecutor:
         self.workers: list[_Slot] = []
         self.ended: list[tuple[Handle, JobOutcome]] = []  # not yet handed to the loop
         self.stopping = False
+        self.stop_label: str | None = None  # the error that stopped the grid (None: the user)
         self.submitted = 0
         self.late_error: BaseException | None = None  # one that came while stopping
 
@@ -194,7 +196,7 @@ class PackedExecutor:
         except (EOFError, OSError):
             slot.process.join()
             if self.stopping:  # told to stop, and gone before answering
-                self._end(slot, stopped(slot.work))
+                self._end(slot, stopped(slot.work, self.stop_label))
                 return
             reason = f"worker process died (exit code {slot.process.exitcode})"
             outcome = slot.work.close(slot.work.spec, Status.FAILED, reason)
@@ -206,7 +208,7 @@ class PackedExecutor:
         elif kind == "done":
             self._end(slot, value)
         elif kind == "stopped":
-            self._end(slot, stopped(slot.work))
+            self._end(slot, stopped(slot.work, self.stop_label))
         else:  # a full disk, a lost store: the grid stops (the others are stopped first)
             slot.work = None
             if not self.stopping:
@@ -217,13 +219,17 @@ class PackedExecutor:
         self.ended.append((slot.handle, outcome))
         slot.work = None
 
-    def cancel(self) -> list[tuple[Handle, JobOutcome]]:
-        """Stop the running jobs (SIGTERM: runs KILLED, checkpoints kept); a worker that does
-        not answer within ``STOP_GRACE_S`` is killed and its runs closed from here."""
+    def cancel(self, error: str | None = None) -> list[tuple[Handle, JobOutcome]]:
+        """Stop the running jobs (SIGTERM: runs KILLED, checkpoints kept; SIGUSR1 when
+        ``error`` stops the grid: KILLED, labelled by that cause, not as the user's interrupt);
+        a worker that does not answer within ``STOP_GRACE_S`` is killed and its runs closed from
+        here."""
         self.stopping = True
+        self.stop_label = None if error is None else stopped_by(error)
+        sig = signal.SIGTERM if error is None else signal.SIGUSR1
         for slot in self.workers:
             if slot.work is not None and slot.process.is_alive():
-                os.kill(slot.process.pid, signal.SIGTERM)
+                os.kill(slot.process.pid, sig)
         while True:
             busy = {s.conn: i for i, s in enumerate(self.workers) if s.work is not None}
             if not busy:
@@ -232,7 +238,7 @@ class PackedExecutor:
             if not ready:
                 for i in busy.values():
                     self.workers[i].process.kill()
-                    self._end(self.workers[i], stopped(self.workers[i].work))
+                    self._end(self.workers[i], stopped(self.workers[i].work, self.stop_label))
                 break
             for conn in ready:
                 with held_interrupts():

@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 from medbench.config import ExecutorConfig
-from medbench.engine.executors.base import Handle, stopped
+from medbench.engine.executors.base import Handle, stopped, stopped_by
 from medbench.engine.executors.display import Display
 from medbench.engine.work import JobOutcome, Status, Work
 from medbench.errors import TrackingError
@@ -116,11 +116,12 @@ class RayExecutor:
         self.done += len(ended)
         return ended
 
-    def cancel(self) -> list[tuple[Handle, JobOutcome]]:
+    def cancel(self, error: str | None = None) -> list[tuple[Handle, JobOutcome]]:
         self.stopped = True
         for ref in self.pending:
             ray.cancel(ref, force=True)
-        ended = [(ref, stopped(work)) for ref, work in self.pending.items()]
+        label = None if error is None else stopped_by(error)
+        ended = [(ref, stopped(work, label)) for ref, work in self.pending.items()]
         self.pending.clear()
         return ended
 

@@ -61,7 +61,7 @@ class Scripted:
         del self.submitted[handle]
         return [(handle, outcome)]
 
-    def cancel(self):
+    def cancel(self, error=None):
         ended = [(h, w.close(w.spec, Status.KILLED, "stopped")) for h, w in self.submitted.items()]
         self.cancelled += [w.name for w in self.submitted.values()]
         self.submitted.clear()
