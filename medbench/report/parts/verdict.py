@@ -388,9 +388,9 @@ def compute_condition(
 
 
 def units_text(n: int, n_repeats: int = 1) -> str:
-    """ "5 folds", "15 folds over 3 repeats"."""
+    """ "5 folds", "15 folds of 3 repeats"."""
     if n_repeats > 1:
-        return f"{n} folds over {n_repeats} repeats"
+        return f"{n} folds of {n_repeats} repeats"
     return "1 fold" if int(n) == 1 else f"{int(n)} folds"
 
 
@@ -487,7 +487,8 @@ def bottom_line(
     if grid.unfinished:
         sentence = f"{lead}provisional, on {where}: {sentence}"
     else:
-        sentence = sentence[:1].upper() + sentence[1:]
+        if sentence.startswith("no detectable"):  # optimizer names keep their case
+            sentence = "N" + sentence[1:]
         if partial:
             sentence += f", on {where}"
     sentence += "."
@@ -760,6 +761,7 @@ def _at_a_glance(v: Verdict, w: Writer) -> None:
             continue
         mine = found["common"].set_index("optimizer")
         partial |= bool((mine["n_own"] > mine["n_units"]).any())
+        rank = found["n_units"] >= 2 and not v.grid.unfinished
         row = {"Model": model}
         for metric in ("auc", "accuracy"):
             top = mine[f"{metric}_mean"].max()
@@ -770,7 +772,7 @@ def _at_a_glance(v: Verdict, w: Writer) -> None:
                     continue
                 value = mine.at[opt, f"{metric}_mean"]
                 cell = fnum(value)
-                if math.isfinite(value) and value == top:
+                if rank and math.isfinite(value) and value == top:
                     cell = f"**{cell}**"
                 complete = (model, opt) not in status.index or bool(
                     status.at[(model, opt), "complete"]
@@ -789,11 +791,16 @@ def _at_a_glance(v: Verdict, w: Writer) -> None:
         if partial
         else "mean over folds"
     )
+    bold = (
+        "no value in bold: the grid is unfinished"
+        if v.grid.unfinished
+        else "the highest of each model in bold, a ranking of means and not a test (see the "
+        "verdict)"
+    )
     w.table(
         frame[[col for col in order if col in frame]],
-        f"Test AUC and accuracy (at P(malignant) ≥ {a.threshold:g}), {over}; the highest of "
-        "each model in bold, a ranking of means and not a test (see the verdict). Intervals, "
-        "spreads and the other metrics: Test performance.",
+        f"Test AUC and accuracy (at P(malignant) ≥ {a.threshold:g}), {over}; {bold}. "
+        "Intervals, spreads and the other metrics: Test performance.",
         "performance",
         keep=("Model",),
     )
