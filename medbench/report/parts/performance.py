@@ -209,7 +209,8 @@ def headline_cell(row, metric: str) -> str:
 
 def image_noise_cell(row, metric: str) -> str:
     """The bootstrap interval over test images, or why there is none."""
-    if metric in THRESHOLD_METRICS and row.get("one_class") is True:
+    flag = row.get("one_class", False)
+    if metric in THRESHOLD_METRICS and isinstance(flag, bool | np.bool_) and flag:
         return f"n/a ({PREDICTS_ONE_CLASS})"
     low, high = row[f"{metric}_ci_low"], row[f"{metric}_ci_high"]
     if math.isfinite(low) and low == high:
