@@ -69,9 +69,13 @@ def _cmd_ui(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from medbench.report.build import build_report
+    from medbench.report.summary import read_bottom_lines, render_verdict
 
     out = build_report(args.experiment, tracking_uri=args.tracking_uri, out_dir=args.out)
     print(f"report written to {out}")
+    verdict = render_verdict(read_bottom_lines(out))  # the report's own bottom lines
+    if verdict:
+        print(verdict)
     return 0
 
 

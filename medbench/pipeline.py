@@ -22,7 +22,7 @@ from medbench.engine.executors.ray import task_resources
 from medbench.engine.grid import GridPlan, GridResult, run_grid
 from medbench.report.analysis import analyse
 from medbench.report.build import default_out_dir, read_experiment, write_report
-from medbench.report.summary import render_summary, summary_table
+from medbench.report.summary import bottom_lines, render_summary, render_verdict, summary_table
 from medbench.tracking import ExperimentRecord
 from medbench.tracking.ui import ui_hint
 
@@ -81,6 +81,9 @@ def run_benchmark(
     if report and cfg.report.enabled:
         result.report_dir = write_report(record, analysis, cfg.report.out)
     print(render_summary(result.summary))
+    verdict = render_verdict(bottom_lines(analysis))
+    if verdict:
+        print(verdict)
     if result.report_dir is not None:
         print(f"report: {result.report_dir / 'report.html'} (and report.md, figures, tables)")
     print(ui_hint(record.experiment_id, grid.tracking_uri))

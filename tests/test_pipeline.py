@@ -15,7 +15,7 @@ from medbench.data.synth.synthetic import generate
 from medbench.pipeline import run_benchmark
 from medbench.report.analysis import analyse
 from medbench.report.build import read_experiment
-from medbench.report.summary import render_summary
+from medbench.report.summary import read_bottom_lines, render_summary, render_verdict
 from medbench.tracking import schema
 
 
@@ -137,6 +137,9 @@ def test_a_log_without_a_terminal_is_short_and_plain(tmp_path, tiny_bus):
     jobs = [line for line in err if line.startswith("[")]
     assert len(jobs) == 4 and all("FINISHED  test AUC" in line for line in jobs)
     out = proc.stdout.splitlines()
+    # the verdict's bottom line closes the table, as the report has it
+    lines = read_bottom_lines(tmp_path / "rep")
+    assert set(lines) == {"smallcnn"} and render_verdict(lines) in proc.stdout
     assert out[-2].startswith("report: rep/report.html")
     # the command as this run was started (python -m medbench): it works as printed, here
     assert out[-1].startswith(

@@ -28,9 +28,12 @@ def fpm(mean, std, digits: int = 3) -> str:
 
 
 def fci(low, high, digits: int = 3) -> str:
-    """ "[low, high]"; empty when a bound is undefined."""
+    """ "[low, high]"; empty when a bound is undefined; "(no interval: no spread)" when the
+    bounds are equal, never "[x, x]" (a degenerate interval says nothing about uncertainty)."""
     if not (math.isfinite(float(low)) and math.isfinite(float(high))):
         return ""
+    if float(low) == float(high):
+        return "(no interval: no spread)"
     return f"[{fnum(low, digits)}, {fnum(high, digits)}]"
 
 

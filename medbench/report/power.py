@@ -37,7 +37,9 @@ def _power(nc: float, df: float, crit: float) -> float:
     the normal distribution stands in for ``df = inf``."""
     if math.isinf(df):
         return float(sps.norm.sf(crit - nc) + sps.norm.cdf(-crit - nc))
-    return float(sps.nct.sf(crit, df, nc) + sps.nct.cdf(-crit, df, nc))
+    far = float(sps.nct.cdf(-crit, df, nc))
+    # scipy's nct returns NaN for some far tails (df 1, nc near 14.5) that are below 1e-15
+    return float(sps.nct.sf(crit, df, nc)) + (far if math.isfinite(far) else 0.0)
 
 
 def noncentrality(df: float, alpha: float = 0.05, power: float = 0.8) -> float:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from medbench.metrics import METRIC_NAMES, describe, quartiles, resampled_metrics
 from medbench.report import stats
-from medbench.report.units import fold_means
+from medbench.report.units import REPEAT, fold_keys, fold_means
 
 #: Metrics summarised by median and quartiles over folds rather than a bootstrap interval: the
 #: ECE estimate is biased upward on small test sets (each bin's |observed − predicted| gains from
@@ -48,10 +48,13 @@ def resampling(
 ) -> Resampling:
     """Per model, :func:`~medbench.report.stats.stratified_counts` of its test images (sorted by
     id) stratified by fold, site and label: every resample keeps each fold's size, class balance
-    and sites, as the cross-validation design fixes them."""
+    and sites, as the cross-validation design fixes them. With repeats an image is drawn once per
+    resample for all of them (they test the same images), stratified by its fold of the first
+    repeat."""
     ids, counts = {}, {}
     for model, part in preds.groupby("model", sort=True):
-        images = part.drop_duplicates("id").sort_values("id")
+        first = part.sort_values(REPEAT, kind="stable") if REPEAT in part else part
+        images = first.drop_duplicates("id").sort_values("id")
         site = images["site"] if "site" in images else pd.Series("", index=images.index)
         strata = (
             images["fold"].astype(str)
@@ -68,10 +71,11 @@ def resampling(
 def resampled_fold_mean(
     preds: pd.DataFrame, boot: Resampling, threshold: float, metrics
 ) -> dict[str, np.ndarray]:
-    """Per resample, each metric's mean over folds of its mean over seeds (the estimate the tables
-    show), for the predictions of one (model, optimizer) (optionally one site's images only)."""
+    """Per resample, each metric's mean over (repeat, fold) units of its mean over seeds (the
+    estimate the tables show), for the predictions of one (model, optimizer) (optionally one
+    site's images only)."""
     per_fold: dict[str, list[np.ndarray]] = {m: [] for m in metrics}
-    for (model, _), fold_part in preds.groupby(["model", "fold"], sort=True):
+    for (model, *_), fold_part in preds.groupby(["model", *fold_keys(preds)], sort=True):
         seeds = []
         for _, unit in fold_part.groupby("seed", sort=True):
             w = boot.columns(model, unit["id"])

@@ -1,14 +1,23 @@
-"""The command line's closing table, taken from the analysis so that it agrees with the report
-to the last digit: per model and optimizer, finished and failed folds, test AUC and accuracy."""
+"""The command line's closing table and verdict, taken from the analysis so that they agree
+with the report to the last digit: per model and optimizer, finished and failed folds, test AUC
+and accuracy; then each model's bottom line, the first line of its verdict in the report."""
 
 from __future__ import annotations
 
 import math
+import textwrap
+from collections.abc import Mapping
+from pathlib import Path
 
 import pandas as pd
 
 from medbench.report.formatting import fpm
 from medbench.report.part import Analysis
+
+#: The verdict's table in a report folder: one row per model with its bottom line.
+VERDICT_TABLE = "table_verdict.csv"
+#: Width of the closing lines in the terminal.
+WIDTH = 100
 
 SUMMARY_COLUMNS = [
     "model",
@@ -78,3 +87,34 @@ def render_summary(summary: pd.DataFrame) -> str:
         auc, accuracy = cell(r.auc_mean, r.auc_std), cell(r.accuracy_mean, r.accuracy_std)
         lines.append(f"{r.model:<16} {r.optimizer:<10} {auc:<16} {accuracy:<16} {runs}")
     return "\n".join(lines)
+
+
+def bottom_lines(analysis: Analysis) -> dict[str, str]:
+    """Per model, the bottom line of its verdict (the verdict part's), in report order."""
+    return dict(analysis.result("verdict").bottom_lines)
+
+
+def read_bottom_lines(report_dir: str | Path) -> dict[str, str]:
+    """The bottom lines of a written report (its :data:`VERDICT_TABLE`); empty without one."""
+    path = Path(report_dir) / VERDICT_TABLE
+    if not path.is_file():
+        return {}
+    table = pd.read_csv(path, dtype={"model": str, "bottom_line": str})
+    return dict(zip(table["model"], table["bottom_line"].fillna(""), strict=True))
+
+
+def render_verdict(lines: Mapping[str, str]) -> str:
+    """Each model's bottom line as the terminal prints it: ``verdict  MODEL: ...``, wrapped at
+    :data:`WIDTH` columns under its first word; empty when there is none."""
+    out = []
+    for model, line in lines.items():
+        out.append(
+            textwrap.fill(
+                f"{model}: {line}",
+                WIDTH,
+                initial_indent="verdict  ",
+                subsequent_indent=" " * len("verdict  "),
+                break_on_hyphens=False,
+            )
+        )
+    return "\n".join(out)

@@ -26,6 +26,7 @@ def test_spread_and_interval_leave_out_what_is_undefined():
     assert fpm(0.9, math.nan) == "0.900"  # one fold: no spread
     assert fpm(math.nan, 0.1) == "n/a"
     assert fci(0.1, 0.25) == "[0.100, 0.250]" and fci(0.1, math.nan) == ""
+    assert fci(0.594, 0.594) == "(no interval: no spread)"  # never "[0.594, 0.594]"
 
 
 def test_p_values_and_durations():

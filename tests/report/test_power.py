@@ -110,3 +110,10 @@ def test_repeats_needed_is_the_smallest_sufficient_r():
     far = repeats_needed(var_d, k, ratio, 0.0281, max_repeats=50)
     assert far.repeats is None and "more than 50 repeats" in far.note
     assert repeats_needed(var_d, k, ratio, 1.0).repeats == 1
+
+
+def test_two_folds_have_a_minimum_detectable_difference():
+    # one degree of freedom: scipy's noncentral t gives NaN for a far tail on the way
+    nc = noncentrality(1)
+    crit = sps.t.isf(0.025, 1)
+    assert math.isfinite(nc) and sps.nct.sf(crit, 1, nc) == pytest.approx(0.8, abs=1e-6)

@@ -2,7 +2,13 @@ import math
 
 import pandas as pd
 
-from medbench.report.summary import render_summary, summary_table
+from medbench.report.summary import (
+    bottom_lines,
+    read_bottom_lines,
+    render_summary,
+    render_verdict,
+    summary_table,
+)
 
 
 def test_summary_table_is_the_performance_table_of_the_analysis(analysis):
@@ -36,3 +42,18 @@ def test_render_summary_says_undefined_without_a_value():
     nan = {"auc_mean": math.nan, "auc_std": math.nan, "accuracy_mean": 0.5, "accuracy_std": 0.1}
     line = render_summary(pd.DataFrame([{**row, **nan}])).splitlines()[1]
     assert line.split()[2] == "undefined" and "0.500 ± 0.100" in line
+
+
+def test_bottom_lines_are_the_verdicts_and_wrap_under_their_model(analysis, tmp_path):
+    lines = bottom_lines(analysis)
+    assert list(lines) == ["m", "n"]
+    assert lines == analysis.result("verdict").bottom_lines
+    assert lines["n"].endswith("only adam has results, nothing to compare.")
+    text = render_verdict({"m": "word " * 40}).splitlines()
+    assert text[0].startswith("verdict  m: word") and all(len(t) <= 100 for t in text)
+    assert all(t.startswith(" " * 9 + "word") for t in text[1:])
+    pd.DataFrame({"model": ["m"], "bottom_line": ["No detectable difference."]}).to_csv(
+        tmp_path / "table_verdict.csv", index=False
+    )
+    assert read_bottom_lines(tmp_path) == {"m": "No detectable difference."}
+    assert read_bottom_lines(tmp_path / "none") == {} and render_verdict({}) == ""

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from medbench.report.figures import FigureFiles, rows_where, save, styled, subplots, time_unit
 from medbench.report.formatting import fcount, fnum, fquartile_cell, seconds
 from medbench.report.part import Analysis, Part, Writer
-from medbench.report.units import as_float, positive_summary, unit_curves
+from medbench.report.units import as_float, drop_single_repeat, positive_summary, unit_curves
 
 COST_KEYS = ("epochs", "epoch_time_s", "train_time_s", "time_to_best_epoch_s", "gradient_evals")
 
@@ -42,7 +42,7 @@ def analyse(a: Analysis) -> Cost:
 
 
 def tables(c: Cost) -> dict[str, pd.DataFrame]:
-    return {"cost_per_fold": c.cost_per_unit, "cost": c.cost}
+    return {"cost_per_fold": drop_single_repeat(c.cost_per_unit), "cost": c.cost}
 
 
 def figures(c: Cost, a: Analysis, out: Path) -> dict[str, FigureFiles]:
@@ -126,6 +126,7 @@ def unit_costs(curves: pd.DataFrame, units: pd.DataFrame, folds: pd.DataFrame) -
                 "run_id": unit.run_id,
                 "model": unit.model,
                 "optimizer": unit.optimizer,
+                "repeat": getattr(unit, "repeat", 1),
                 "fold": unit.fold,
                 "seed": unit.seed,
                 "best_epoch": best,
@@ -136,7 +137,7 @@ def unit_costs(curves: pd.DataFrame, units: pd.DataFrame, folds: pd.DataFrame) -
                 "gradient_evals": final(unit.run_id, "gradient_evals"),
             }
         )
-    cols = ["run_id", "model", "optimizer", "fold", "seed", "best_epoch", *COST_KEYS]
+    cols = ["run_id", "model", "optimizer", "repeat", "fold", "seed", "best_epoch", *COST_KEYS]
     return pd.DataFrame(rows, columns=cols)
 
 

@@ -7,13 +7,17 @@ the tables give the internal test AUC beside the external one, the gap between t
 checkpoints, and the AUC of the checkpoints' mean probability. As everywhere in the report,
 seeds are averaged within a fold first, and the intervals of metrics in [0, 1] are percentile
 bootstrap intervals over (here: external) images, so they never leave [0, 1]; the gap, a
-difference, has a t interval over folds. Optimizers are compared on the external set with the
-tests of the test folds (:func:`~medbench.report.parts.comparisons.paired`: corrected t-test,
-Holm over this dataset's comparisons, Bayesian correlated t-test).
+difference, has a t interval over folds. Optimizers are compared on the external set by
+:func:`~medbench.report.external_test.compare_external`: the fold models share one sample of
+external images, so the test counts both the spread between fold models (corrected for their
+overlapping training sets with the internal folds' n_test/n_train) and the noise of that shared
+sample (a paired bootstrap over the external images); its p does not grow with the external
+set's size. Holm adjusts over each dataset's comparisons.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,19 +26,26 @@ import pandas as pd
 
 from medbench.metrics import describe, resampled_metrics
 from medbench.report import document as d
-from medbench.report import stats
+from medbench.report import external_test, stats
 from medbench.report.clinical import readers_by_model
 from medbench.report.figures import FigureFiles, roc, safe_name, save
-from medbench.report.formatting import fcell, fci, fnum
+from medbench.report.formatting import fcell, fci, fnum, fp, fsigned
 from medbench.report.part import Analysis, Part, Writer
-from medbench.report.parts.comparisons import fold_differences, paired, paired_rows
 from medbench.report.resampling import (
     Resampling,
     bounded_columns,
     resampled_fold_mean,
     resampling,
 )
-from medbench.report.units import fold_means, mean_roc, unit_metrics, unit_predictions
+from medbench.report.units import (
+    REPEAT,
+    drop_single_repeat,
+    fold_means,
+    mean_roc,
+    test_train_ratios,
+    unit_metrics,
+    unit_predictions,
+)
 from medbench.tracking import ExperimentRecord
 
 #: External metrics of the summary table (mean over folds and its bootstrap interval).
@@ -51,7 +62,7 @@ class ExternalAnalysis:
     #: per (model, optimizer, dataset): internal_auc_*, {metric}_*, gap_auc_*, mean_prob_auc
     #: with its bootstrap interval, n_images, n_malignant
     summary: pd.DataFrame
-    paired: pd.DataFrame  # comparisons.paired on each external dataset, with a dataset column
+    paired: pd.DataFrame  # external_test.compare_external per (dataset, model, pair)
     roc: pd.DataFrame  # units.mean_roc on each external dataset, with a dataset column
     readers: pd.DataFrame  # clinical.readers_by_model per external dataset, with a dataset column
 
@@ -69,7 +80,6 @@ def analyse(a: Analysis) -> ExternalAnalysis:
         i.models,
         i.optimizers,
         i.threshold,
-        i.rope,
         i.n_resamples,
     )
 
@@ -77,7 +87,7 @@ def analyse(a: Analysis) -> ExternalAnalysis:
 def tables(ext: ExternalAnalysis) -> dict[str, pd.DataFrame]:
     return {
         "external": ext.summary,
-        "external_per_fold": ext.per_unit,
+        "external_per_fold": drop_single_repeat(ext.per_unit),
         "external_paired_tests": ext.paired,
     }
 
@@ -176,11 +186,39 @@ def sections(ext: ExternalAnalysis, w: Writer) -> None:
             part = ext.paired[ext.paired["dataset"] == name]
             if not part.empty:
                 w.table(
-                    paired_rows(part),
-                    f"`{name}`: differences B − A over the (fold, seed) checkpoints both "
-                    "optimizers finished, as for the test folds.",
+                    external_rows(part),
+                    f"`{name}`: AUC difference B − A, the mean over the fold models both "
+                    f"optimizers finished (seeds averaged). {external_test.METHOD} Holm's "
+                    "adjustment over this dataset's comparisons that could be tested.",
                     "external_paired_tests",
                 )
+
+
+def external_rows(paired: pd.DataFrame) -> pd.DataFrame:
+    """The table of the external comparisons (:func:`external_comparisons`)."""
+    rows = []
+    for r in paired.to_dict("records"):
+        tested = math.isfinite(r["p"])
+        significant = tested and math.isfinite(r["p_holm"]) and r["p_holm"] < 0.05
+        ci = (
+            f" [{fsigned(r['ci_low'])}, {fsigned(r['ci_high'])}]"
+            if math.isfinite(r["ci_low"]) and math.isfinite(r["ci_high"])
+            else ""
+        )
+        rows.append(
+            {
+                "Model": r["model"],
+                "B − A": f"{r['optimizer_b']} − {r['optimizer_a']}",
+                "Fold models": r["n_folds"],
+                "External AUC A / B": f"{fnum(r['auc_a'])} / {fnum(r['auc_b'])}",
+                "Mean difference [95% CI]": f"{fsigned(r['mean_diff'])}{ci}",
+                "p": fp(r["p"]) if tested else "no test",
+                "p (Holm)": fp(r["p_holm"]) + (" **significant**" if significant else "")
+                if tested
+                else "no test",
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 PART = Part("external", analyse, tables, figures, sections)
@@ -193,7 +231,6 @@ def analyse_external(
     models: list[str],
     optimizers: list[str],
     threshold: float,
-    rope: float,
     n_resamples: int = stats.BOOTSTRAP_RESAMPLES,
 ) -> ExternalAnalysis:
     """The external-validation numbers.
@@ -210,8 +247,6 @@ def analyse_external(
         In report order.
     threshold : float
         P(malignant) called malignant.
-    rope : float
-        Half-width of the region of practical equivalence of the Bayesian comparison.
     n_resamples : int
         Bootstrap resamples of the external images.
     """
@@ -227,8 +262,7 @@ def analyse_external(
         part = preds[preds["dataset"] == name]
         metrics = unit_metrics(part, threshold, record.folds).merge(own, on="run_id", how="left")
         per_unit.append(metrics.assign(dataset=name))
-        diffs = fold_differences(metrics, models, optimizers)
-        tests.append(paired(metrics, diffs, models, optimizers, rope).assign(dataset=name))
+        tests.append(external_comparisons(name, part, internal, models, optimizers, n_resamples))
         rocs.append(mean_roc(part).assign(dataset=name))
         readers.append(readers_by_model(part).assign(dataset=name))
         boot = resampling(part, n_resamples)
@@ -290,3 +324,88 @@ def _summary(
                 row.update(bounded_columns(mine[metric], samples[metric], metric))
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def external_comparisons(
+    name: str,
+    preds: pd.DataFrame,
+    internal: pd.DataFrame,
+    models: list[str],
+    optimizers: list[str],
+    n_resamples: int = stats.BOOTSTRAP_RESAMPLES,
+) -> pd.DataFrame:
+    """Every later optimizer (B) against every earlier one (A) on external dataset ``name``, per
+    model: :func:`~medbench.report.external_test.compare_external` of the fold models both
+    finished (each (repeat, fold)'s P(malignant) averaged over the seeds both finished there),
+    on the images all of them predicted, with the internal folds' n_test / n_train of the two
+    optimizers as the ratio (never n_external / n_train); Holm over the dataset's tested
+    comparisons (``p_holm``, ``family_size``)."""
+    rows = []
+    key = [REPEAT, "fold", "seed"]
+    ratios = internal.assign(_ratio=test_train_ratios(internal)) if len(internal) else internal
+    for model in models:
+        mine = preds[preds["model"] == model]
+        for i, opt_a in enumerate(optimizers):
+            for opt_b in optimizers[i + 1 :]:
+                a, b = mine[mine["optimizer"] == opt_a], mine[mine["optimizer"] == opt_b]
+                both = set(map(tuple, a[key].to_numpy())) & set(map(tuple, b[key].to_numpy()))
+                if not both:
+                    continue
+                wide = []
+                for side in (a, b):
+                    kept = side[[tuple(k) in both for k in side[key].to_numpy()]]
+                    wide.append(
+                        kept.pivot_table(
+                            index="id", columns=[REPEAT, "fold"], values="prob_malignant"
+                        ).dropna()
+                    )
+                ids = wide[0].index.intersection(wide[1].index)
+                labels = mine.drop_duplicates("id").set_index("id")["label"].reindex(ids)
+                inner = (
+                    ratios[(ratios["model"] == model) & ratios["optimizer"].isin([opt_a, opt_b])][
+                        "_ratio"
+                    ]
+                    if len(ratios)
+                    else pd.Series(dtype=float)
+                )
+                ratio = float(inner.mean()) if len(inner) else math.nan
+                res = external_test.compare_external(
+                    labels.to_numpy(),
+                    wide[0].loc[ids].to_numpy().T,
+                    wide[1].loc[ids, wide[0].columns].to_numpy().T,
+                    ratio,
+                    n_resamples=n_resamples,
+                )
+                rows.append(
+                    {
+                        "dataset": name,
+                        "model": model,
+                        "metric": "auc",
+                        "optimizer_a": opt_a,
+                        "optimizer_b": opt_b,
+                        "n_folds": res.n_folds,
+                        "n_images": res.n_images,
+                        "n_malignant": res.n_malignant,
+                        "auc_a": res.auc_a,
+                        "auc_b": res.auc_b,
+                        "mean_diff": res.diff,
+                        "ci_low": res.test.ci_low,
+                        "ci_high": res.test.ci_high,
+                        "p": res.test.p,
+                        "p_holm": math.nan,
+                        "family_size": 0,
+                        "se": res.test.se,
+                        "fold_var": res.fold_var,
+                        "image_var": res.image_var,
+                        "own_image_var": res.own_image_var,
+                        "test_train_ratio": ratio,
+                        "n_resamples": res.n_resamples,
+                        "bootstrap_seed": res.seed,
+                    }
+                )
+    out = pd.DataFrame(rows)
+    if rows:
+        p = out["p"].to_numpy()
+        out["p_holm"] = stats.holm(p)
+        out["family_size"] = int(np.isfinite(p).sum())
+    return out

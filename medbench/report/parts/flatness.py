@@ -25,7 +25,13 @@ from medbench.report.figures import (
 )
 from medbench.report.formatting import fnum, fquartile_cell, seconds
 from medbench.report.part import Analysis, Part, Writer
-from medbench.report.units import as_float, fold_average, fold_means, positive_summary
+from medbench.report.units import (
+    as_float,
+    drop_single_repeat,
+    fold_average,
+    fold_means,
+    positive_summary,
+)
 from medbench.tracking import FLATNESS_FILE
 
 FLATNESS_KEYS = ("hessian_top_eigenvalue", "hessian_trace", "sam_sharpness", "seconds", "n_samples")
@@ -52,7 +58,7 @@ def analyse(a: Analysis) -> Flatness:
 
 
 def tables(f: Flatness) -> dict[str, pd.DataFrame]:
-    return {"flatness_per_fold": f.per_unit, "flatness": f.summary}
+    return {"flatness_per_fold": drop_single_repeat(f.per_unit), "flatness": f.summary}
 
 
 def figures(f: Flatness, a: Analysis, out: Path) -> dict[str, FigureFiles]:
@@ -130,13 +136,14 @@ def flatness_units(artifacts: dict, units: pd.DataFrame, folds: pd.DataFrame) ->
                 "run_id": unit.run_id,
                 "model": unit.model,
                 "optimizer": unit.optimizer,
+                "repeat": getattr(unit, "repeat", 1),
                 "fold": unit.fold,
                 "seed": unit.seed,
                 **{k: as_float(flat.get(k)) for k in FLATNESS_KEYS},
             }
         )
     return pd.DataFrame(
-        rows, columns=["run_id", "model", "optimizer", "fold", "seed", *FLATNESS_KEYS]
+        rows, columns=["run_id", "model", "optimizer", "repeat", "fold", "seed", *FLATNESS_KEYS]
     )
 
 
@@ -158,15 +165,22 @@ def landscape(artifacts: dict, units: pd.DataFrame) -> pd.DataFrame:
             if grid is None:
                 grid = a
             loss = v if np.array_equal(a, grid) else np.interp(grid, a, v)
-            fold = part.loc[part["run_id"] == run_id, "fold"].iloc[0]
+            unit = part.loc[part["run_id"] == run_id].iloc[0]
             frames.append(
                 pd.DataFrame(
-                    {"model": model, "optimizer": opt, "fold": fold, "alpha": grid, "loss": loss}
+                    {
+                        "model": model,
+                        "optimizer": opt,
+                        "repeat": unit.get("repeat", 1),
+                        "fold": unit["fold"],
+                        "alpha": grid,
+                        "loss": loss,
+                    }
                 )
             )
-    cols = ["model", "optimizer", "fold", "alpha", "loss"]
+    cols = ["model", "optimizer", "repeat", "fold", "alpha", "loss"]
     curves = fold_average(
-        pd.concat(frames) if frames else pd.DataFrame(columns=cols), cols[:4], "loss"
+        pd.concat(frames) if frames else pd.DataFrame(columns=cols), cols[:5], "loss"
     )
     out = describe_by(curves, ["model", "optimizer", "alpha"], "loss")
     return out.rename(

@@ -1,6 +1,9 @@
-"""The protocol: how the folds, the validation split, selection and the threshold were set, how
-each optimizer was tuned (nested in each outer fold) and what budget each run had; with what
-tuning chose and cost, and the compute of every run at equal budgets.
+"""The protocol: how the folds (and their repeats), the validation split, selection and the
+threshold were set, how each optimizer was tuned (nested in each outer fold) and what budget each
+run had; with what tuning chose and cost, the best validation score against the number of trials
+used (does the ranking depend on the tuning budget? Schmidt, Schneider & Hennig 2021), a warning
+when tuning at equal epochs costs the SAM family twice, and the compute of every run at equal
+budgets.
 
 Read from the typed config the runs logged, the fold runs (params ``lr``/``rho``, tag
 ``medbench.tuned``, the compute metrics) and their trial runs
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,16 +23,23 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from medbench.config import OBJECTIVES, BudgetConfig, TuneConfig
-from medbench.optim.registry import passes_per_step
+from medbench.optim.registry import list_optimizers, passes_per_step
 from medbench.report import document as d
 from medbench.report.figures import FigureFiles, rows_where, save, styled, subplots
 from medbench.report.formatting import fnum, fquartile_cell, fsig, seconds
 from medbench.report.part import Analysis, Part, Writer
-from medbench.report.units import as_float, positive_summary, sort_units
+from medbench.report.units import (
+    as_float,
+    drop_single_repeat,
+    fold_keys,
+    positive_summary,
+    sort_units,
+    with_repeat,
+)
 from medbench.tracking import schema as s
 from medbench.tracking.reader import param_column, tag_column
 
-UNIT = ["run_id", "model", "optimizer", "fold", "seed"]
+UNIT = ["run_id", "model", "optimizer", "repeat", "fold", "seed"]
 COST_KEYS = (
     "train_time_s",
     "tuning_time_s",
@@ -52,6 +62,8 @@ class Tuning:
     cost_per_unit: pd.DataFrame  # per unit: COST_KEYS (tuning 0 when not tuned)
     cost: pd.DataFrame  # median, quartiles, mean of COST_KEYS per (model, optimizer)
     equal_compute: pd.DataFrame  # under a gradient_evals budget (else empty)
+    #: per (model, optimizer, trials used): the best objective so far, over tuned runs
+    by_trials: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def tuned(self) -> bool:
@@ -66,7 +78,7 @@ def analyse(a: Analysis) -> Tuning:
     """The tuning numbers of the usable units, rows in the report's order."""
     inputs = a.inputs
     record, config = inputs.record, inputs.config
-    units = sort_units(inputs.inventory.units, inputs.models, inputs.optimizers)
+    units = with_repeat(sort_units(inputs.inventory.units, inputs.models, inputs.optimizers))
     objective = config.tune.objective
     trials = trial_table(record.trials, units, objective)
     cost_units = unit_costs(record.folds, units)
@@ -83,14 +95,16 @@ def analyse(a: Analysis) -> Tuning:
         cost_per_unit=inputs.in_order(cost_units),
         cost=inputs.in_order(positive_summary(cost_units, COST_KEYS)),
         equal_compute=inputs.in_order(equal),
+        by_trials=inputs.in_order(best_by_trials(trials, objective)),
     )
 
 
 def tables(t: Tuning) -> dict[str, pd.DataFrame]:
     return {
-        "tuning_chosen": t.chosen,
-        "tuning_trials": t.trials,
-        "total_cost_per_fold": t.cost_per_unit,
+        "tuning_chosen": drop_single_repeat(t.chosen),
+        "tuning_trials": drop_single_repeat(t.trials),
+        "tuning_by_trials": t.by_trials,
+        "total_cost_per_fold": drop_single_repeat(t.cost_per_unit),
         "total_cost": t.cost,
         "equal_compute": t.equal_compute,
     }
@@ -107,7 +121,13 @@ def figures(t: Tuning, a: Analysis, out: Path) -> dict[str, FigureFiles]:
     }
     tuned = [m for m in inputs.tested_models if (t.chosen["model"] == m).any()]
     fig = tuning_choices(t.chosen, bounds, tuned, inputs.tested_optimizers, inputs.colours)
-    return {"tuning": save(fig, out, "fig_tuning")}
+    made = {"tuning": save(fig, out, "fig_tuning")}
+    if not t.by_trials.empty:
+        fig = by_trials_figure(
+            t.by_trials, t.objective, tuned, inputs.tested_optimizers, inputs.colours
+        )
+        made["tuning_budget"] = save(fig, out, "fig_tuning_by_trials")
+    return made
 
 
 def sections(t: Tuning, w: Writer) -> None:
@@ -219,7 +239,7 @@ def equal_compute(
     units["steps"] = units["gradient_evals"] / units["optimizer"].map(passes_per_step)
     units["epochs"] = units["run_id"].map(epochs).astype(float)
     spread = (
-        units.groupby(["model", "fold", "seed"])["gradient_evals"]
+        units.groupby(["model", *fold_keys(units), "seed"])["gradient_evals"]
         .agg(lambda v: float(np.nanmax(v) - np.nanmin(v)))
         .groupby("model")
         .max()
@@ -227,6 +247,66 @@ def equal_compute(
     out = positive_summary(units, ("gradient_evals", "steps", "epochs", "auc"))
     out["max_within_fold_difference"] = out["model"].map(spread)
     return out
+
+
+def best_by_trials(trials: pd.DataFrame, objective: str) -> pd.DataFrame:
+    """The best validation objective after the first j trials, per tuned run, summarised per
+    (model, optimizer, j): mean, std and number of runs (``n_units``). A trial that did not
+    finish leaves the best so far as it was. Read against j, it shows whether the ranking of
+    the optimizers depends on the tuning budget (Schmidt, Schneider & Hennig, ICML 2021)."""
+    cols = ["model", "optimizer", "n_trials", "best_mean", "best_std", "n_units"]
+    if trials.empty or objective not in trials:
+        return pd.DataFrame(columns=cols)
+    maximize = OBJECTIVES.get(objective) == "maximize"
+    rows = []
+    for (model, opt, _), part in trials.groupby(["model", "optimizer", "run_id"], sort=False):
+        part = part.sort_values("trial")
+        done = part[objective].where(part["status"] == "FINISHED")
+        best = done.cummax() if maximize else done.cummin()
+        for j, value in enumerate(best.ffill().to_numpy(), start=1):
+            rows.append({"model": model, "optimizer": opt, "n_trials": j, "best": value})
+    if not rows:
+        return pd.DataFrame(columns=cols)
+    frame = pd.DataFrame(rows)
+    out = (
+        frame.groupby(["model", "optimizer", "n_trials"], sort=False)["best"]
+        .agg(best_mean="mean", best_std="std", n_units="count")
+        .reset_index()
+    )
+    return out[cols]
+
+
+def by_trials_figure(
+    by_trials: pd.DataFrame,
+    objective: str,
+    models: Sequence[str],
+    optimizers: Sequence[str],
+    colours: Mapping[str, str],
+) -> Figure:
+    """Best validation objective against the trials used, per optimizer: mean ± std over the
+    tuned runs (:func:`best_by_trials`); lines that cross mean a ranking that depends on the
+    tuning budget."""
+    fig, axes = subplots(len(models), 1, 5.2, 3.0 * len(models))
+    with styled():
+        for i, model in enumerate(models):
+            ax = axes[i, 0]
+            for opt in optimizers:
+                part = rows_where(by_trials, model=model, optimizer=opt)
+                if part.empty:
+                    continue
+                x, mean = part["n_trials"], part["best_mean"]
+                std = part["best_std"].fillna(0.0)
+                ax.plot(x, mean, marker="o", ms=4, color=colours[opt], label=opt)
+                low, high = mean - std, mean + std
+                if objective == "val_auc":
+                    low, high = low.clip(0, 1), high.clip(0, 1)
+                ax.fill_between(x, low, high, color=colours[opt], alpha=0.15, lw=0)
+            ax.set_xlabel("Tuning trials used")
+            ax.set_ylabel(f"Best validation {objective.replace('val_', '')}")
+            ax.set_title(f"{model}: best trial so far (mean ± std over runs)")
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(title="optimizer")
+    return fig
 
 
 def tuning_choices(
@@ -303,8 +383,15 @@ def _protocol(w: Writer) -> None:
             f" Median split: {sizes['n_train']:.0f} training, {sizes['n_val']:.0f} validation "
             f"and {sizes['n_test']:.0f} test images per fold."
         )
+    repeats = int(units["repeat"].nunique()) if "repeat" in units and len(units) else 1
+    partition = (
+        f"{repeats} repeats × {n_folds} folds (repeat 1: {fold_text}; the others seeded "
+        "re-partitions of the same images, stratified by label and site)"
+        if repeats > 1
+        else f"{n_folds} folds ({fold_text})"
+    )
     items = [
-        f"Cross-validation: {n_folds} folds ({fold_text}); seeds "
+        f"Cross-validation: {partition}; seeds "
         f"{', '.join(map(str, seeds)) or 'n/a'}. Each fold in turn is the test set.{size_text}",
         f"Validation split: {cfg.data.val_fraction:.0%} of the training folds is held out for "
         "model selection.",
@@ -371,6 +458,66 @@ def _tuning_text(t: Tuning) -> str:
     )
 
 
+def tuning_cost_warning(t: Tuning) -> str:
+    """A warning when tuning ran under a budget in epochs and cost the optimizers unequal
+    compute: a SAM-family trial takes two forward-backward passes per step. The ratio is the
+    logged ``tuning_gradient_evals`` (median over runs) against the first plain optimizer's,
+    else the passes per step; nothing when it is within 10% of 1."""
+    if not t.tuned or t.budget.kind != "epochs" or t.cost.empty:
+        return ""
+    known = set(list_optimizers())
+    opts = [o for o in dict.fromkeys(t.cost["optimizer"]) if o in known]
+    single = [o for o in opts if passes_per_step(o) == 1]
+    if not single:
+        return ""
+    cost = t.cost.groupby("optimizer")["tuning_gradient_evals_median"].median()
+    base = float(cost.get(single[0], math.nan))
+    ratios = {}
+    for o in opts:
+        if o in single:
+            continue
+        logged = float(cost.get(o, math.nan)) / base if base > 0 else math.nan
+        ratio = logged if math.isfinite(logged) else float(passes_per_step(o))
+        if abs(ratio - 1) > 0.1:
+            ratios[o] = ratio
+    if not ratios:
+        return ""
+    spent = ", ".join(f"{o} {r:.1f}×" for o, r in ratios.items())
+    return (
+        f"**Tuning at equal epochs is not tuning at equal compute.** Every optimizer had "
+        f"{t.tune.trials} trials of {t.tune.epochs} epochs, but a step of "
+        f"{', '.join(ratios)} takes two forward-backward passes: their tuning spent {spent} "
+        f"the passes of {single[0]}'s (tuning passes, median over runs). Set "
+        "`train.budget.kind: gradient_evals` to give every optimizer's trials the same compute."
+    )
+
+
+def budget_ranking(by_trials: pd.DataFrame, objective: str) -> str:
+    """One sentence: whether the optimizers' order by mean best trial (best first) is the same
+    after one trial as after all of them, per model."""
+    out = []
+    ascending = OBJECTIVES.get(objective) != "maximize"
+    for model, part in by_trials.groupby("model", sort=False):
+        first, last = part["n_trials"].min(), part["n_trials"].max()
+        order = [
+            list(
+                part[part["n_trials"] == j].sort_values(
+                    "best_mean", ascending=ascending, kind="stable"
+                )["optimizer"]
+            )
+            for j in (first, last)
+        ]
+        if len(order[1]) < 2:
+            continue
+        same = order[0] == order[1]
+        out.append(
+            f"{model}: the order after {first} trial(s) ({', '.join(order[0])}) is "
+            + ("the same" if same else "not the same")
+            + f" as after {last} ({', '.join(order[1])})"
+        )
+    return ("; ".join(out) + ".") if out else ""
+
+
 def _tuning_protocol(t: Tuning, w: Writer) -> None:
     target = w.inputs.config.report.target_val_auc
     w.doc.add(
@@ -384,6 +531,9 @@ def _tuning_protocol(t: Tuning, w: Writer) -> None:
             ]
         ),
     )
+    warning = tuning_cost_warning(t)
+    if warning:
+        w.doc.add(d.Paragraph(warning))
     if not t.chosen.empty:
         rows = [
             {
@@ -405,6 +555,14 @@ def _tuning_protocol(t: Tuning, w: Writer) -> None:
             "tuning_chosen",
         )
         w.image("tuning", "Chosen lr (and rho) per optimizer; one dot per fold and seed.")
+    if not t.by_trials.empty:
+        w.image(
+            "tuning_budget",
+            f"Best validation `{t.objective}` found after the first j trials, per optimizer "
+            "(mean ± std over the tuned runs; table_tuning_by_trials.csv), as Schmidt, "
+            "Schneider & Hennig (2021) compare optimizers: where the lines cross, the ranking "
+            "depends on the tuning budget. " + budget_ranking(t.by_trials, t.objective),
+        )
     if not t.cost.empty:
         rows = [
             {

@@ -10,7 +10,7 @@ from medbench.report import document as d
 from medbench.report.formatting import fcell
 from medbench.report.part import Analysis, Part, Writer
 from medbench.report.resampling import Resampling, bounded_columns, resampled_fold_mean
-from medbench.report.units import fold_means
+from medbench.report.units import fold_keys, fold_means
 from medbench.report.vocab import metric_label
 
 SITE_METRICS = ("auc", "accuracy", "sensitivity", "specificity")
@@ -67,11 +67,12 @@ def sites(
     rows = []
     for (model, opt, site), part in known.groupby(["model", "optimizer", "site"], sort=False):
         per = []
-        for (fold, seed), unit in part.groupby(["fold", "seed"]):
+        keys = [*fold_keys(part), "seed"]
+        for key, unit in part.groupby(keys):
             m = binary_metrics(
                 unit["label"].to_numpy(), unit["prob_malignant"].to_numpy(), threshold
             )
-            per.append({"model": model, "optimizer": opt, "fold": fold, "seed": seed, **m})
+            per.append({"model": model, "optimizer": opt, **dict(zip(keys, key, strict=True)), **m})
         folds = fold_means(pd.DataFrame(per), SITE_METRICS)
         samples = resampled_fold_mean(part, boot, threshold, SITE_METRICS)
         row = {

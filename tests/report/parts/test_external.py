@@ -8,15 +8,15 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats as sps
 from sklearn.metrics import roc_auc_score
 
 from medbench.metrics import resampled_metrics
 from medbench.report import document as d
 from medbench.report.analysis import analyse
 from medbench.report.build import compose, write_report
+from medbench.report.external_test import compare_external
 from medbench.report.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, stratified_counts
-from tests.report.generated import UNITS, make_record
+from tests.report.generated import N_IMAGES, UNITS, make_record
 
 N_EXTERNAL = 30
 
@@ -112,10 +112,52 @@ def test_paired_comparison_on_the_external_set(record, ext):
     row = ext.paired[(ext.paired["model"] == "m") & (ext.paired["metric"] == "auc")].iloc[0]
     adam = [_auc(record.external, f"m-adam-{f}") for f in (1, 2)]
     sam = [_auc(record.external, f"m-sam-{f}") for f in (1, 2)]
-    assert (row["optimizer_a"], row["optimizer_b"], row["n_pairs"]) == ("adam", "sam", 2)
+    assert (row["optimizer_a"], row["optimizer_b"], row["n_folds"]) == ("adam", "sam", 2)
     assert row["mean_diff"] == pytest.approx(np.mean(np.subtract(sam, adam)))
-    assert row["t_p"] == pytest.approx(sps.ttest_rel(sam, adam).pvalue)
-    assert row["n_unpaired"] == 1 and row["dataset"] == "bra"
+    assert row["dataset"] == "bra" and row["n_images"] == N_EXTERNAL
+    # the fold models' external predictions, tested by compare_external with the internal
+    # folds' n_test / n_train (the images outside each test fold: these runs logged no n_train)
+    ext_preds = record.external.sort_values("id").set_index("run_id")  # images in id order
+    scores = {
+        opt: np.vstack([ext_preds.loc[f"m-{opt}-{f}", "prob_malignant"] for f in (1, 2)])
+        for opt in ("adam", "sam")
+    }
+    labels = ext_preds.loc["m-adam-1", "label"].to_numpy()
+    ratio = N_IMAGES / (3 * N_IMAGES - N_IMAGES)  # 3 folds of 24 test images
+    direct = compare_external(labels, scores["adam"], scores["sam"], ratio)
+    assert row["test_train_ratio"] == pytest.approx(ratio)
+    assert row["p"] == pytest.approx(direct.test.p)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(
+        (direct.test.ci_low, direct.test.ci_high)
+    )
+    assert row["p_holm"] == pytest.approx(row["p"]) and row["family_size"] == 1
+
+
+def test_external_p_does_not_grow_with_the_external_set(record):
+    """The same fold differences on an external set ten times as large (every image ten times:
+    each fold model's AUC is unchanged) give a smaller p (issue 22 #3), where, as in real data,
+    the fold models agree on which images are hard (a latent score every model shares).
+
+    (Where each model's errors fall on images of its own, compare_external attributes more of
+    the same spread to training as the image noise shrinks: with 2 fold models and n_test /
+    n_train 0.5, p then rose by 0.0004 when the images of ``_external`` were repeated.)"""
+    rng = np.random.default_rng(5)
+    latent = rng.standard_normal(N_EXTERNAL)
+    shared = record.external.assign(
+        prob_malignant=lambda f: 1
+        / (1 + np.exp(-(latent[f["id"].str[1:].astype(int)] + 1.5 * f["label"]
+                        + 0.3 * rng.standard_normal(len(f)))))
+    )  # fmt: skip
+    copies = pd.concat(
+        [shared.assign(id=shared["id"] + f"-{k}") for k in range(10)], ignore_index=True
+    )
+    small = analyse(dataclasses.replace(record, external=shared)).result("external").paired
+    large = analyse(dataclasses.replace(record, external=copies)).result("external").paired
+    s, big = small.iloc[0], large.iloc[0]
+    assert big["mean_diff"] == pytest.approx(s["mean_diff"])
+    assert big["n_images"] == 10 * s["n_images"]
+    assert big["image_var"] < s["image_var"] / 5
+    assert big["p"] < s["p"]
 
 
 def test_readers_of_the_external_set_are_placed_on_its_roc(ext):

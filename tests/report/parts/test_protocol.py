@@ -3,12 +3,15 @@ tuning, checked against the store's own values, and the protocol as the report s
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from medbench.report.analysis import analyse
 from medbench.report.build import read_experiment
+from medbench.report.parts.protocol import tuning_cost_warning
 from tests.report.mlflow_store import EXPERIMENT, FAILED, FOLDS, OPTIMIZERS, TARGET
 
 
@@ -78,3 +81,32 @@ def test_report_states_the_protocol(built):
     assert "Budget in epochs" in md and "Tuning time" in md
     chosen = pd.read_csv(out / "table_tuning_chosen.csv")
     assert len(chosen) == 7 and set(chosen["n_trials"]) == {2}
+
+
+def test_best_validation_score_by_trials_used(built, protocol):
+    """Schmidt et al. (2021): the best trial so far after 1 and after 2 trials, per optimizer."""
+    store, out = built
+    table = protocol.by_trials.set_index(["optimizer", "n_trials"])
+    for opt in OPTIMIZERS:
+        finished = [f for f in FOLDS if (opt, f) != FAILED]
+        first = [store.trials[(opt, f)][0]["val_auc"] for f in finished]
+        best = [max(t["val_auc"] for t in store.trials[(opt, f)]) for f in finished]
+        assert table.at[(opt, 1), "best_mean"] == pytest.approx(np.mean(first))
+        assert table.at[(opt, 2), "best_mean"] == pytest.approx(np.mean(best))
+        assert table.at[(opt, 2), "n_units"] == len(finished)
+    assert (out / "table_tuning_by_trials.csv").is_file()
+    assert (out / "fig_tuning_by_trials.png").is_file()
+
+
+def test_tuning_at_equal_epochs_warns_that_sam_trials_cost_twice(built, protocol):
+    _, out = built
+    # this store logs the same tuning passes (36) for both: no warning
+    assert "Tuning at equal epochs is not" not in (out / "report.md").read_text()
+    doubled = protocol.cost.assign(
+        tuning_gradient_evals_median=np.where(protocol.cost["optimizer"] == "sam", 72.0, 36.0)
+    )
+    text = tuning_cost_warning(dataclasses.replace(protocol, cost=doubled))
+    assert text.startswith("**Tuning at equal epochs is not tuning at equal compute.**")
+    assert "their tuning spent sam 2.0× the passes of adam's" in text
+    gradient = dataclasses.replace(protocol.budget, kind="gradient_evals")
+    assert tuning_cost_warning(dataclasses.replace(protocol, cost=doubled, budget=gradient)) == ""

@@ -9,6 +9,7 @@ import pytest
 
 from medbench.report.analysis import analyse
 from medbench.report.build import read_experiment
+from medbench.report.parts.time_to_target import target_summary
 from tests.report.mlflow_store import EXPERIMENT, OPTIMIZERS, TARGET
 
 
@@ -37,7 +38,32 @@ def test_time_to_target_from_the_curves(built, protocol):
         assert summary.at[opt, "n_units"] == len(mine)
         assert summary.at[opt, "n_reached"] == int(mine["reached"].sum())
         reached = mine.loc[mine["reached"], "time_to_target_s"]
-        assert summary.at[opt, "time_to_target_s_median"] == pytest.approx(reached.median())
+        assert summary.at[opt, "time_to_target_s_median_of_reached"] == pytest.approx(
+            reached.median()
+        )
+        # the median that counts a miss as never (AlgoPerf): infinite unless most runs reached it
+        never = mine["time_to_target_s"].where(mine["reached"], np.inf)
+        assert summary.at[opt, "time_to_target_s_median"] == pytest.approx(never.median())
+        assert summary.at[opt, "share_reached"] == pytest.approx(mine["reached"].mean())
+
+
+def test_a_run_that_never_reached_the_target_counts_as_never():
+    """One optimizer reached the target in 1 of 5 runs (after 10 s), the other in 5 of 5 (after
+    23 s): the first must not look faster (issue 22 #6)."""
+    rows = [("once", f, 10.0 if f == 1 else np.nan) for f in range(1, 6)]
+    rows += [("always", f, 23.0) for f in range(1, 6)]
+    per_unit = pd.DataFrame(
+        [
+            {"model": "m", "optimizer": o, "fold": f, "reached": bool(np.isfinite(t)),
+             "time_to_target_s": t, "gradient_evals_to_target": t * 10}
+            for o, f, t in rows
+        ]
+    )  # fmt: skip
+    summary = target_summary(per_unit).set_index("optimizer")
+    assert summary.at["once", "time_to_target_s_median"] == np.inf
+    assert summary.at["always", "time_to_target_s_median"] == 23.0
+    assert summary.at["once", "share_reached"] == 0.2
+    assert summary.at["once", "time_to_target_s_median_of_reached"] == 10.0  # CSV only
 
 
 def test_compute_curves_are_cumulative_means(built, protocol):
