@@ -38,7 +38,7 @@ from medbench.data.folds import split_fold
 from medbench.engine.device import resolve_device
 from medbench.engine.handlers import load_checkpoint
 from medbench.engine.interrupts import INTERRUPTED
-from medbench.engine.jobs import Job, data_seed, derive_seed, hyperparameters, init_seed
+from medbench.engine.jobs import Job, data_seed, hyperparameters, init_seed, val_seed
 from medbench.engine.train import Diverged, FoldData
 from medbench.engine.work import JobOutcome, JobSpec, Status, TrialOutcome, TrialSpec
 from medbench.errors import StorageError, TrackingError
@@ -145,7 +145,7 @@ def _prepare(spec: JobSpec | TrialSpec) -> JobRun:
     job_spec = spec.job_spec if isinstance(spec, TrialSpec) else spec
     config = job_spec.config
     data = data_settings(config.data)
-    dataset = prepare_dataset(data, min(config.seeds))
+    dataset = prepare_dataset(data, min(config.seeds), repeats=config.cv.repeats)
     externals = prepare_externals(data)
     run = JobRun(spec, Tracker(job_spec.tracking_uri, config.name), dataset, externals)
     mismatch = data_mismatch(job_spec, dataset, externals)
@@ -223,17 +223,20 @@ def _open_trial(run: JobRun, spec: TrialSpec) -> None:
         spec.params,
         spec.job_spec.config_hash,
         spec.job_spec.fingerprint,
+        repeat=job.repeat,
     )
     tracker.set_tags(run.run_id, environment_tags(run.device))
 
 
 def start_fold_run(run: JobRun) -> str:
     """Create the job's fold run. Its ``lr`` and ``rho`` are the config's; with tuning, they are
-    logged once chosen (:mod:`medbench.engine.tuning`)."""
+    logged once chosen (:mod:`medbench.engine.tuning`). With ``cv.repeats`` > 1 its repeat is a
+    param and a tag; without, neither is logged (names and params as before repeats existed)."""
     spec, tracker, fold = run.job_spec, run.tracker, run.fold
     job, config = spec.job, spec.config
     opt = config.optimizer
     chosen = {} if config.tune.enabled else hyperparameters(job.optimizer, opt.lr, opt.rho)
+    repeat = {"repeat": job.repeat} if config.cv.repeats > 1 else {}
     run_id = tracker.start_child(
         spec.parent_id,
         job.model,
@@ -251,10 +254,12 @@ def start_fold_run(run: JobRun) -> str:
             "n_val": len(fold.split.val),
             "n_test": len(fold.split.test),
             **chosen,
+            **repeat,
         },
         spec.config_hash,
         spec.fingerprint,
         tags={**environment_tags(run.device), **_external_tag(spec)},
+        repeat=job.repeat,
     )
     dataset = run.dataset
     tracker.log_dataset(
@@ -268,16 +273,13 @@ def start_fold_run(run: JobRun) -> str:
 
 
 def fold_data(dataset: Dataset, config: Config, job: Job) -> FoldData:
-    """The job's train / validation / test rows; the validation split is seeded by the seed."""
+    """The job's train / validation / test rows among its repeat's folds; the validation split
+    is seeded by the seed (and the repeat, from repeat 2 on: :func:`~.jobs.val_seed`)."""
+    manifest = dataset.partition(job.repeat)
     split = split_fold(
-        dataset.manifest,
-        job.fold,
-        val_fraction=config.data.val_fraction,
-        seed=derive_seed("val", job.seed),
+        manifest, job.fold, val_fraction=config.data.val_fraction, seed=val_seed(job)
     )
-    return FoldData(
-        images=dataset.images, labels=dataset.labels, manifest=dataset.manifest, split=split
-    )
+    return FoldData(images=dataset.images, labels=dataset.labels, manifest=manifest, split=split)
 
 
 def checkpoint_path(spec: JobSpec) -> Path:
