@@ -212,7 +212,8 @@ def render_plan(plan: RepeatsPlan) -> str:
         )
     compute = plan.compute(repeats)
     lines += [
-        f"{what}; seconds per fold run as measured in the pilot (training, and tuning when tuned):",
+        f"{what}; seconds per fold run as measured in the pilot (training, tuning and "
+        "flatness; loading data and tracking come on top):",
         pd.DataFrame(
             {
                 "optimizer": compute["optimizer"],
