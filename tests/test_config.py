@@ -37,7 +37,7 @@ def test_shipped_configs_load():
     assert paper.optimizer.rho == pytest.approx(0.05) and paper.data.folds == "sheet"
     assert not demo.tune.enabled and demo.train.budget.kind == "epochs"  # the demo stays fast
     fair = load_config("fair")
-    assert fair.tune.enabled and fair.seeds == [0, 1, 2]
+    assert fair.tune.enabled and fair.seeds == [0] and fair.cv.repeats == 3  # 3 x 5 units
     assert fair.train.budget.kind == "gradient_evals" and fair.train.amp == "off"
     assert (fair.models, fair.optimizers, fair.data.image_size) == (
         paper.models,

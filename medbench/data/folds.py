@@ -11,7 +11,9 @@ minus validation, and test only on external datasets).
 
 Everything about folds lives here: the fold sources and their assignment (:func:`make_folds`
 for what a run asks), which folds to keep and which look mistyped, the dataset's own folds as
-the audit reads them, and each outer fold's train/validation/test split (:func:`split_fold`).
+the audit reads them, the folds of each repeat of a repeated cross-validation
+(:func:`repartition`: repeat 1 is the dataset's own, later repeats re-partition the same images),
+and each outer fold's train/validation/test split (:func:`split_fold`).
 """
 
 from __future__ import annotations
