@@ -85,6 +85,35 @@ def test_every_fold_run_is_tested_on_every_external_dataset(
         assert row["n_images"] == 60 and row["n_units"] == 3
 
 
+def test_every_repeats_checkpoints_are_tested_externally(tiny_bus, externals, mlflow_uri):
+    """With cv.repeats, each repeat's fold checkpoints are tested on the external data: their
+    predictions carry the checkpoint's fold and repeat."""
+    from medbench.pipeline import run_benchmark
+
+    root, _ = externals
+    config = load_config(
+        "demo",
+        [*TINY, "optimizers=[adam]", "data.n_folds=2", "cv.repeats=2"]
+        + [f"tracking.uri={mlflow_uri}", "name=ext-repeats"],
+        data_root=str(tiny_bus),
+        external_roots=[str(root / "BUSBRA")],
+    )
+    run_benchmark(config, progress=False)
+    kids = child_runs(mlflow_uri, "ext-repeats")
+    assert kids["tags.mlflow.runName"].tolist() == [
+        "smallcnn/adam/fold0",
+        "smallcnn/adam/fold1",
+        "smallcnn/adam/r2/fold0",
+        "smallcnn/adam/r2/fold1",
+    ]
+    assert kids["metrics.external_busbra_auc"].notna().all()
+    for _, row in kids.iterrows():
+        preds = _artifact(row["run_id"], s.external_predictions_file("busbra"))
+        assert len(preds) == 60 and list(preds.columns) == list(s.PREDICTION_COLUMNS)
+        assert set(preds["fold"].astype(str)) == {row["params.fold"]}
+        assert set(preds["repeat"].astype(str)) == {row["params.repeat"]}
+
+
 def test_folds_none_trains_on_everything_and_tests_externally(externals, mlflow_uri, tmp_path):
     root, _ = externals
     config = load_config(

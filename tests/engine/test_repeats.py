@@ -149,6 +149,7 @@ CONFIG = {
     "train": {"epochs": 15, "batch_size": 16, "early_stopping": {"patience": 15}, "threads": 1},
     "flatness": {"enabled": False},
     "report": {"enabled": False},
+    "executor": {"jobs_per_device": 2},  # packed: two worker processes
 }
 
 
