@@ -12,14 +12,16 @@ import pytest
 
 from medbench.cli import main
 from medbench.config import data_settings, load_config
+from medbench.data import dataset as prepared
 from medbench.data.dataset import prepare_dataset, prepare_externals
 from medbench.engine.jobs import Job
 from medbench.engine.runner import data_mismatch, fold_data
 from medbench.engine.work import JobSpec
 from medbench.metrics import METRIC_NAMES, binary_metrics
+from medbench.pipeline import run_benchmark
 from medbench.tracking import schema as s
 from medbench.tracking.reader import read_predictions
-from tests.data.layouts import breastmnist_npz, busbra_layout, busi_layout
+from tests.data.layouts import breastmnist_npz, busbra_layout, busi_layout, pattern, write_png
 from tests.engine.conftest import TINY, child_runs
 
 # the report on; TINY's other settings (smallcnn, 16 px, 2 epochs, 3 stratified folds)
@@ -88,8 +90,6 @@ def test_every_fold_run_is_tested_on_every_external_dataset(
 def test_every_repeats_checkpoints_are_tested_externally(tiny_bus, externals, mlflow_uri):
     """With cv.repeats, each repeat's fold checkpoints are tested on the external data: their
     predictions carry the checkpoint's fold and repeat."""
-    from medbench.pipeline import run_benchmark
-
     root, _ = externals
     config = load_config(
         "demo",
@@ -123,8 +123,6 @@ def test_folds_none_trains_on_everything_and_tests_externally(externals, mlflow_
         data_root=str(root / "BUSI"),
         external_roots=[str(root / "BUSBRA")],
     )
-    from medbench.pipeline import run_benchmark
-
     run_benchmark(config, progress=False)
     kids = child_runs(mlflow_uri, "none")
     assert kids["tags.mlflow.runName"].tolist() == ["smallcnn/adam/foldall"]
@@ -190,9 +188,6 @@ def test_a_worker_with_other_external_data_fails_the_job(externals, tiny_bus):
 
 
 def test_runs_tested_on_other_external_data_are_run_again(tiny_bus, mlflow_uri, tmp_path, capsys):
-    from medbench.data import dataset as prepared
-    from medbench.pipeline import run_benchmark
-    from tests.data.layouts import pattern, write_png
 
     base = busi_layout(tmp_path / "BUSI")
     overrides = [

@@ -54,12 +54,12 @@ def test_prediction_columns_are_ordered_and_required_ones_present():
 def test_site_keys_are_collision_free_and_bounded():
     """Issue 25 #10: 'scanner#1' and 'scanner_1' shared one metric; a 300-character site
     stopped the run at its first metric write."""
-    from medbench.tracking.schema import SITE_KEY_MAX, site_key, site_metric
-
-    assert site_key("GDPH") == "GDPH" and site_key("SYSUCC") == "SYSUCC"  # kept as they are
-    assert site_key("scanner_1") == "scanner_1"
-    assert site_key("scanner#1") != "scanner_1" and site_key("scanner#1").startswith("scanner_1_")
+    assert s.site_key("GDPH") == "GDPH" and s.site_key("SYSUCC") == "SYSUCC"  # kept as they are
+    assert s.site_key("scanner_1") == "scanner_1"
+    assert s.site_key("scanner#1") != "scanner_1" and s.site_key("scanner#1").startswith(
+        "scanner_1_"
+    )
     long = "x" * 300
-    assert len(site_key(long)) == SITE_KEY_MAX and site_key(long) != site_key(long + "y")
-    assert site_key("Hôpital") == site_key("Hôpital")  # stable across calls and processes
-    assert len(site_metric("balanced_accuracy", long)) < 250  # MLflow's limit on a metric name
+    assert len(s.site_key(long)) == s.SITE_KEY_MAX and s.site_key(long) != s.site_key(long + "y")
+    assert s.site_key("Hôpital") == s.site_key("Hôpital")  # stable across calls and processes
+    assert len(s.site_metric("balanced_accuracy", long)) < 250  # MLflow's limit on a metric name

@@ -7,7 +7,15 @@ import pytest
 from medbench.cli import main
 from medbench.data.audit.check import audit_dataset, near_duplicate_pairs
 from medbench.errors import DataError
-from tests.data.layouts import flat_layout, gdph_layout, pattern, truncate, write_png
+from tests.data.layouts import (
+    breastmnist_npz,
+    busi_layout,
+    flat_layout,
+    gdph_layout,
+    pattern,
+    truncate,
+    write_png,
+)
 
 
 def lines_of(report, severity):
@@ -232,8 +240,6 @@ def test_check_shows_the_folds_of_every_repeat(tmp_path, capsys):
 
 
 def test_check_draws_repeat_one_for_a_dataset_without_folds(tmp_path):
-    from tests.data.layouts import busi_layout
-
     busi_layout(tmp_path, n_benign=10, n_malignant=10)
     report = audit_dataset(tmp_path, phash=False, repeats=2)
     assert sorted(report.repeats) == [1, 2]
@@ -242,8 +248,6 @@ def test_check_draws_repeat_one_for_a_dataset_without_folds(tmp_path):
 
 
 def test_check_refuses_repeats_of_an_official_split(tmp_path, capsys):
-    from tests.data.layouts import breastmnist_npz
-
     breastmnist_npz(tmp_path / "breastmnist.npz")
     assert main(["data", "check", str(tmp_path), "--no-phash", "--repeats", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
