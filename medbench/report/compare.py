@@ -43,11 +43,13 @@ from medbench.report.meta import (
     bayesian_across_datasets,
     random_effects,
 )
+from medbench.report.vocab import KNOWN_OPTIMIZERS, ordered
 from medbench.tracking import ExperimentRecord, resolve_tracking_uri, schema
 from medbench.tracking.reader import tag_column
 
-#: Settings that say which data an experiment ran on (or are tuned to it): they differ between
-#: the experiments of a comparison by design. Every other setting that changes results must match.
+#: Settings that say which data an experiment ran on (or are tuned to it), or where it ran: they
+#: may differ between the experiments of a comparison. Every other setting that changes results
+#: must match.
 DATASET_KEYS = (
     "data.root",
     "data.layout",
@@ -60,6 +62,11 @@ DATASET_KEYS = (
     "data.synthetic.",
     "data.external",
     "report.target_val_auc",
+    # how the runs were executed (their last digits on a CPU), not what is compared
+    "train.device",
+    "train.threads",
+    "train.channels_last",
+    "train.compile",
 )
 
 #: The metric compared (the report's primary one).
@@ -188,13 +195,15 @@ def config_differences(sources: Sequence[Source]) -> list[str]:
 
 
 def _shared(sources: Sequence[Source]) -> tuple[list[str], list[str]]:
-    """The models and optimizers every experiment has results for, in the first's order."""
-    first = sources[0].config
-    models = [m for m in first.models if all((s.scores["model"] == m).any() for s in sources)]
-    optimizers = [
-        o for o in first.optimizers if all((s.scores["optimizer"] == o).any() for s in sources)
-    ]
-    return models, optimizers
+    """The models and optimizers every experiment has results for, in the first one's order
+    (its config's, as the report orders them)."""
+    first = sources[0]
+    models = ordered(first.scores["model"], first.config.models)
+    optimizers = ordered(first.scores["optimizer"], [*first.config.optimizers, *KNOWN_OPTIMIZERS])
+    return (
+        [m for m in models if all((s.scores["model"] == m).any() for s in sources)],
+        [o for o in optimizers if all((s.scores["optimizer"] == o).any() for s in sources)],
+    )
 
 
 def _pooled(rows: pd.DataFrame) -> MetaAnalysis:

@@ -45,6 +45,7 @@ def unit_scores(record: ExperimentRecord) -> pd.DataFrame:
     if folds.empty or preds.empty or "run_id" not in preds:
         return pd.DataFrame(columns=_SCORE_COLUMNS)
     runs = folds.assign(
+        repeat=folds["repeat"] if "repeat" in folds else 1,  # a record read without repeats
         n_train=pd.to_numeric(folds.get(param_column("n_train")), errors="coerce"),
         seconds=_metric(record, "train_time_s")
         + _metric(record, "tuning_time_s").fillna(0.0)

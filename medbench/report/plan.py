@@ -24,6 +24,7 @@ from medbench.report.build import read_experiment
 from medbench.report.differences import paired_difference, pairs, unit_scores
 from medbench.report.formatting import fnum, seconds
 from medbench.report.power import MAX_REPEATS, mdd_by_repeats, repeats_needed
+from medbench.report.vocab import KNOWN_OPTIMIZERS, ordered
 from medbench.tracking import ExperimentRecord
 
 #: Repeats the planning table shows (besides the pilot's own and the floor).
@@ -97,8 +98,8 @@ def plan_repeats(
     pilot_r = int(scores["repeat"].nunique())
     k = int(scores.groupby("repeat")["fold"].nunique().max())
     shown = sorted({*SHOWN_REPEATS, pilot_r})
-    models = [m for m in config.models if (scores["model"] == m).any()]
-    optimizers = [o for o in config.optimizers if (scores["optimizer"] == o).any()]
+    models = ordered(scores["model"], config.models)
+    optimizers = ordered(scores["optimizer"], [*config.optimizers, *KNOWN_OPTIMIZERS])
     rows, mdd = [], []
     for model in models:
         for opt_a, opt_b in pairs(optimizers):
