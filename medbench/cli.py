@@ -79,6 +79,27 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from medbench.report.compare import build_comparison
+
+    out = build_comparison(
+        args.experiments,
+        tracking_uris=args.tracking_uri,
+        out_dir=args.out,
+        allow_different=args.allow_different,
+    )
+    print(f"comparison written to {out}")
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from medbench.report.plan import plan_experiment, render_plan
+
+    plan = plan_experiment(args.experiment, args.tracking_uri, args.delta, args.power)
+    print(render_plan(plan))
+    return 0
+
+
 def _cmd_data_synth(args: argparse.Namespace) -> int:
     if args.layout == "gdph_sysucc":
         from medbench.data.synth.synthetic import generate
@@ -107,6 +128,7 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
         include_normal=args.include_normal,
         labels=args.labels,
         max_image_pixels=args.max_image_pixels,
+        repeats=args.repeats,
     )
     print(report.render())
     return 0 if report.usable else 1
@@ -217,6 +239,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default reports/EXPERIMENT)")
     p.set_defaults(func=_cmd_report)
 
+    p = sub.add_parser(
+        "compare", help="one report over several experiments (data sets): forest plot, pooled"
+    )
+    p.add_argument("experiments", nargs="+", metavar="EXPERIMENT", help="two or more experiments")
+    p.add_argument(
+        "--tracking-uri",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="tracking store: once for all experiments, or once per experiment in their order "
+        "(default: MLFLOW_TRACKING_URI or ./mlflow.db)",
+    )
+    p.add_argument("--out", help="output folder (default reports/compare-EXPERIMENTS)")
+    p.add_argument(
+        "--allow-different",
+        action="store_true",
+        help="compare experiments whose settings differ beyond their data (the report says so)",
+    )
+    p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser(
+        "plan", help="repeats of the cross-validation a pilot experiment needs, and their compute"
+    )
+    p.add_argument("experiment", help="the pilot: an MLflow experiment name (the config's name)")
+    p.add_argument(
+        "--delta", type=float, default=0.01, help="true AUC difference to detect (default 0.01)"
+    )
+    p.add_argument("--power", type=float, default=0.8, help="power to detect it (default 0.8)")
+    p.add_argument(
+        "--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI or ./mlflow.db)"
+    )
+    p.set_defaults(func=_cmd_plan)
+
     data = sub.add_parser("data", help="dataset tools").add_subparsers(
         dest="data_command", required=True, metavar="ACTION"
     )
@@ -261,6 +316,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=89_478_485,
         help="Pillow's decompression-bomb limit (as data.max_image_pixels)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        metavar="R",
+        help="also show the folds of each of R repeats of the cross-validation (as cv.repeats)",
     )
     p.set_defaults(func=_cmd_data_check)
 

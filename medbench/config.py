@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from medbench.data.folds import FOLD_SOURCES
+from medbench.data.folds import FOLD_SOURCES, check_repeats
 from medbench.data.read.layouts import list_layouts
 from medbench.data.read.manifest import LABEL_SOURCES
 from medbench.data.settings import DataSettings, ExternalSettings
@@ -220,6 +220,19 @@ class TuneConfig:
 
 
 @dataclass
+class CvConfig:
+    """Repeated cross-validation: repeat 1 is the dataset's own folds; repeats 2..r re-partition
+    the same images into as many folds, each seeded by its number (see
+    :func:`medbench.data.folds.repartition`).
+
+    ``repeats`` chooses which jobs run, not what a job gives (as ``seeds`` does), so it stays out
+    of the config hash: raising it later reuses the runs of the repeats already done.
+    """
+
+    repeats: int = setting(1, ge=1, hashed=False)
+
+
+@dataclass
 class TrackingConfig:
     uri: str | None = None  # default: MLFLOW_TRACKING_URI, else MLflow's sqlite:///mlflow.db
 
@@ -254,6 +267,7 @@ class Config:
     optimizers: list[str] = setting(factory=lambda: ["adam", "sam", "gcsam"], hashed=False)
     seeds: list[int] = setting(factory=lambda: [0], hashed=False)
     data: DataConfig = setting(factory=DataConfig)
+    cv: CvConfig = setting(factory=CvConfig)
     optimizer: OptimizerConfig = setting(factory=OptimizerConfig)
     train: TrainConfig = setting(factory=TrainConfig)
     flatness: FlatnessConfig = setting(factory=FlatnessConfig)
@@ -424,6 +438,7 @@ def validate(config: Config) -> Config:
                 "gradient descent with twice the cost)"
             )
     _check_compute(config)
+    check_repeats(config.data.folds, config.cv.repeats)
     _check_external(config.data)
     _check_packing(config.executor)
     if not config.name or any(c in config.name for c in "/\\"):
@@ -696,9 +711,14 @@ def _marked(obj: Any, flag: str, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def hashed_settings(config: Config) -> dict[str, Any]:
+    """Dotted key -> value of every setting that changes a job's results (``hashed=True``)."""
+    return _marked(config, "hashed")
+
+
 def config_hash(config: Config) -> str:
-    """Digest of every setting that changes a job's results (fields with ``hashed=True``)."""
-    blob = json.dumps(_marked(config, "hashed"), sort_keys=True, default=str)
+    """Digest of every setting that changes a job's results (:func:`hashed_settings`)."""
+    blob = json.dumps(hashed_settings(config), sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

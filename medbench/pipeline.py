@@ -112,8 +112,12 @@ def render_plan(plan: GridPlan) -> str:
         if ds.decoded
         else "images from the preprocessing cache"
     )
+    # repeated cross-validation: each repeat re-partitions the images into as many folds
+    folds = f"{len(ds.folds)} folds"
+    if cfg.cv.repeats > 1:
+        folds = f"{cfg.cv.repeats} repeats x {folds}"
     grid = (
-        f"{len(cfg.models)} model(s) x {len(cfg.optimizers)} optimizer(s) x {len(ds.folds)} folds"
+        f"{len(cfg.models)} model(s) x {len(cfg.optimizers)} optimizer(s) x {folds}"
         f" x {len(cfg.seeds)} seed(s) = {len(plan.jobs)} jobs of up to {cfg.train.epochs} epochs"
     )
     done = len(plan.jobs) - len(plan.todo)

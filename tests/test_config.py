@@ -14,6 +14,7 @@ from medbench.config import (
     config_hash,
     data_settings,
     dump_yaml,
+    hashed_settings,
     list_configs,
     load_config,
     parse_overrides,
@@ -36,7 +37,7 @@ def test_shipped_configs_load():
     assert paper.optimizer.rho == pytest.approx(0.05) and paper.data.folds == "sheet"
     assert not demo.tune.enabled and demo.train.budget.kind == "epochs"  # the demo stays fast
     fair = load_config("fair")
-    assert fair.tune.enabled and fair.seeds == [0, 1, 2]
+    assert fair.tune.enabled and fair.seeds == [0] and fair.cv.repeats == 3  # 3 x 5 units
     assert fair.train.budget.kind == "gradient_evals" and fair.train.amp == "off"
     assert (fair.models, fair.optimizers, fair.data.image_size) == (
         paper.models,
@@ -359,3 +360,18 @@ def test_no_logged_config_is_every_default():
         warnings.simplefilter("error")
         assert config_from_logged(None).to_dict() == Config().to_dict()
         assert config_from_logged({}).to_dict() == Config().to_dict()
+
+
+def test_repeats_choose_jobs_and_leave_the_hash_alone():
+    base = load_config("demo")
+    assert base.cv.repeats == 1
+    three = load_config("demo", ["cv.repeats=3"])
+    # raising cv.repeats later finds the finished repeats again; r = 1 hashes as before
+    assert config_hash(three) == config_hash(base)
+    assert not [k for k in hashed_settings(base) if k.startswith("cv.")]
+    with pytest.raises(ConfigError, match=r"^cv\.repeats: must be at least 1, got 0$"):
+        load_config("demo", ["cv.repeats=0"])
+    with pytest.raises(ConfigError, match=r"^cv\.repeats: 3 repeats .*leave-one-site-out"):
+        load_config("demo", ["cv.repeats=3", "data.folds=site"])
+    with pytest.raises(ConfigError, match=r"^cv\.repeat: unknown key.*'repeats'"):
+        load_config("demo", ["cv.repeat=3"])

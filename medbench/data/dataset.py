@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,13 @@ import torch
 from PIL import Image
 
 from medbench.data.cards import read_card
-from medbench.data.folds import fold_ids, make_folds
+from medbench.data.folds import (
+    check_repeats,
+    fold_ids,
+    make_folds,
+    repartition,
+    resolve_source,
+)
 from medbench.data.pixels.transforms import PreprocessSettings, load_cached
 from medbench.data.read.labels import LABELS
 from medbench.data.read.layouts import flat, get_layout
@@ -49,10 +55,20 @@ class Dataset:
     decoded: int = 0  # images decoded into the preprocessing cache this time (0: all cached)
     seconds: float = 0.0  # time to prepare it
     generation_s: float = 0.0  # of which generating the synthetic dataset (0: found)
+    fold_source: str = "sheet"  # where the folds come from, ``auto`` resolved (data.folds)
+    _partitions: dict[int, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     @property
     def folds(self) -> list:
         return fold_ids(self.manifest)
+
+    def partition(self, repeat: int) -> pd.DataFrame:
+        """The manifest with the folds of repeat ``repeat`` (1: :attr:`manifest` itself; see
+        :func:`~medbench.data.folds.repartition`), drawn once per process: rows, images and
+        labels are those of :attr:`manifest`, only the ``fold`` column differs."""
+        if repeat not in self._partitions:
+            self._partitions[repeat] = repartition(self.manifest, repeat)
+        return self._partitions[repeat]
 
 
 _PREPARED: dict[str, Dataset] = {}
@@ -133,15 +149,20 @@ def _load(root: Path, manifest: pd.DataFrame, image_size: int, progress: bool) -
     )
 
 
-def prepare_dataset(data: DataSettings, fold_seed: int, progress: bool = False) -> Dataset:
+def prepare_dataset(
+    data: DataSettings, fold_seed: int, progress: bool = False, repeats: int = 1
+) -> Dataset:
     """Read (or generate) the dataset of ``data``, assign its folds and load its images.
 
-    ``fold_seed`` seeds stratified folds. The same settings return the same object within a
-    process.
+    ``fold_seed`` seeds stratified folds. ``repeats`` > 1 (``cv.repeats``) needs folds that can
+    be drawn again (:func:`~medbench.data.folds.check_repeats`); each repeat's folds come from
+    :meth:`Dataset.partition`. The same settings return the same object within a process.
     """
     key = json.dumps([data.key(), fold_seed], sort_keys=True, default=str)
     if key in _PREPARED:
-        return _PREPARED[key]
+        dataset = _PREPARED[key]
+        check_repeats(data.folds, repeats, dataset.fold_source)
+        return dataset
     start = time.perf_counter()
     generation_s = 0.0
     if data.root:
@@ -149,10 +170,10 @@ def prepare_dataset(data: DataSettings, fold_seed: int, progress: bool = False) 
     else:
         root = synthetic_root(data.synthetic_n, data.synthetic_seed)
         generation_s = generate(root, n=data.synthetic_n, seed=data.synthetic_seed).seconds
-    manifest = make_folds(
-        _read(root, data, data), data.folds, data.n_folds, fold_seed, data.folds_keep
-    )
+    read = _read(root, data, data)
+    manifest = make_folds(read, data.folds, data.n_folds, fold_seed, data.folds_keep, repeats)
     dataset = _load(root, manifest, data.image_size, progress)
+    dataset.fold_source = resolve_source(read, data.folds)
     dataset.generated = not data.root
     dataset.seconds = time.perf_counter() - start
     dataset.generation_s = generation_s

@@ -11,7 +11,9 @@ minus validation, and test only on external datasets).
 
 Everything about folds lives here: the fold sources and their assignment (:func:`make_folds`
 for what a run asks), which folds to keep and which look mistyped, the dataset's own folds as
-the audit reads them, and each outer fold's train/validation/test split (:func:`split_fold`).
+the audit reads them, the folds of each repeat of a repeated cross-validation
+(:func:`repartition`: repeat 1 is the dataset's own, later repeats re-partition the same images),
+and each outer fold's train/validation/test split (:func:`split_fold`).
 """
 
 from __future__ import annotations
@@ -67,6 +69,17 @@ def has_split(manifest: pd.DataFrame) -> bool:
     return "split" in manifest and bool(manifest["split"].notna().any())
 
 
+def resolve_source(manifest: pd.DataFrame, source: str) -> str:
+    """The fold source ``"auto"`` stands for: ``"sheet"`` when the sheet has folds, else
+    ``"official"`` when the dataset has its own split, else ``"stratified"``; any other source
+    is itself."""
+    if source != "auto":
+        return source
+    if manifest["fold"].notna().any():
+        return "sheet"
+    return "official" if has_split(manifest) else "stratified"
+
+
 def assign_folds(
     manifest: pd.DataFrame, source: str = "auto", k: int = 5, seed: int = 0
 ) -> pd.DataFrame:
@@ -87,8 +100,7 @@ def assign_folds(
         )
     out = manifest.copy()
     has_folds = bool(out["fold"].notna().any())
-    if source == "auto":
-        source = "sheet" if has_folds else "official" if has_split(out) else "stratified"
+    source = resolve_source(out, source)
     if source in ("official", "none"):
         if source == "official":
             _check_official(out)
@@ -124,15 +136,22 @@ def assign_folds(
 
 
 def make_folds(
-    manifest: pd.DataFrame, source: str, k: int, seed: int, keep: Sequence[str]
+    manifest: pd.DataFrame,
+    source: str,
+    k: int,
+    seed: int,
+    keep: Sequence[str],
+    repeats: int = 1,
 ) -> pd.DataFrame:
     """The manifest with the folds a run asks for: assigned from ``source`` (``k`` folds seeded
     by ``seed`` when stratified, see :func:`assign_folds`), then only those in ``keep``
-    (:func:`keep_folds`).
+    (:func:`keep_folds`). With ``repeats`` > 1 the source must be one that can be drawn again
+    (:func:`check_repeats`, after ``auto`` is resolved).
 
     A fold far smaller than the others (:func:`small_folds`) gets a MedbenchWarning: its test
     metrics would weigh as much as a full fold's in every mean.
     """
+    check_repeats(source, repeats, resolve_source(manifest, source))
     manifest = keep_folds(assign_folds(manifest, source=source, k=k, seed=seed), keep)
     for fold, size, median in small_folds(manifest):
         warnings.warn(
@@ -143,6 +162,76 @@ def make_folds(
             stacklevel=3,  # the caller of prepare_dataset
         )
     return manifest
+
+
+# -- repeated cross-validation -------------------------------------------------------------------
+
+#: Fold sources a repeated cross-validation can draw again: a partition of the images into folds.
+#: Leave-one-site-out has one partition only, and ``official`` and ``none`` are single folds.
+REPEATABLE_SOURCES = ("sheet", "stratified")
+
+_WHY_NOT_REPEATABLE = {
+    "site": "leave-one-site-out has one partition only (one fold per site)",
+    "official": "the dataset's official train/val/test split is one fold",
+    "none": "training on every image has no test fold",
+}
+
+#: Entropy that seeds the re-partitions with their repeat number (fixed: the same partitions on
+#: every machine and every rerun).
+_REPEAT_ENTROPY = 0x5EED_C0DE
+
+
+def check_repeats(source: str, repeats: int, resolved: str | None = None) -> None:
+    """Refuse ``repeats`` > 1 where folds cannot be drawn again (one line naming ``cv.repeats``).
+
+    ``resolved`` is what ``source`` stands for on this dataset (``auto`` becomes ``official`` on
+    BreastMNIST); by default ``source`` itself, and ``auto`` passes (checked once resolved)."""
+    if repeats <= 1:
+        return
+    actual = resolved or source
+    if actual == "auto" or actual in REPEATABLE_SOURCES:
+        return
+    via = f" (data.folds: {source} -> {actual})" if source != actual else f" (data.folds: {actual})"
+    raise ConfigError(
+        f"cv.repeats: {repeats} repeats re-partition cross-validation folds, but "
+        f"{_WHY_NOT_REPEATABLE.get(actual, actual)}{via}; set cv.repeats: 1, or use "
+        "data.folds: stratified"
+    )
+
+
+def repeat_seed(repeat: int) -> int:
+    """The seed of repeat ``repeat``'s partition (repeats 2 and above), from its number only."""
+    state = np.random.SeedSequence([_REPEAT_ENTROPY, int(repeat)]).generate_state(1)[0]
+    return int(state % (2**31 - 1))
+
+
+def repartition(manifest: pd.DataFrame, repeat: int) -> pd.DataFrame:
+    """The manifest with the folds of repeat ``repeat`` of a repeated cross-validation.
+
+    Repeat 1 is the manifest itself (the dataset's own folds, or those drawn for it). Repeat
+    ``j`` >= 2 deals the same images into as many folds again, seeded by :func:`repeat_seed`,
+    stratified by label (and site where every site x label has enough images) and grouped by
+    patient when the manifest has patients (:func:`_stratified`); its folds carry the labels of
+    the manifest's folds, so ``fold 3`` names a test part in every repeat. The same manifest and
+    repeat always give the same folds.
+    """
+    if isinstance(repeat, bool) or not isinstance(repeat, (int, np.integer)) or repeat < 1:
+        raise ConfigError(f"cv.repeats: a repeat is an integer of at least 1, got {repeat!r}")
+    if repeat == 1:
+        return manifest
+    labels = fold_ids(manifest)
+    if len(labels) < 2:
+        raise ConfigError(
+            f"cv.repeats: repeat {repeat} needs cross-validation folds to draw again; the "
+            f"manifest has {len(labels)} fold(s)"
+        )
+    index = _stratified(manifest, len(labels), repeat_seed(repeat))
+    out = manifest.copy()
+    values = np.empty(len(out), dtype=object)
+    for i, label in enumerate(labels):
+        values[index == i] = label
+    out["fold"] = pd.array(values.tolist(), dtype=manifest["fold"].dtype)
+    return out
 
 
 def _check_official(manifest: pd.DataFrame) -> None:

@@ -1,4 +1,5 @@
-"""The benchmark grid: jobs (model x optimizer x fold x seed), their parents, resume, aggregates.
+"""The benchmark grid: jobs (model x optimizer x repeat x fold x seed), their parents, resume,
+aggregates.
 
 :func:`run_grid` prepares the dataset once, opens (or finds again) a parent run per (model,
 optimizer), hands the jobs that are not finished yet to an executor (:mod:`.executors`: local,
@@ -107,6 +108,9 @@ def _open_parents(
             pid = ref.run_id
             if ref.status != "RUNNING":
                 tracker.set_status(pid, "RUNNING")
+            # seeds and cv.repeats are not hashed: a grid resumed with more of them finds this
+            # parent again, whose config.yaml then says what its runs are now
+            tracker.log_config(pid, dump_yaml(config))
         parent_ids[job.parent_name] = pid
     return parent_ids
 
@@ -114,30 +118,32 @@ def _open_parents(
 def close_parent(
     tracker: Tracker, parent_id: str, expected: int, interrupted: bool = False
 ) -> dict[str, float]:
-    """Recompute a parent's cross-validation aggregates (over folds, seeds averaged within a
-    fold) from its child runs, and end it when its last fold run ended (its duration in the UI
-    is then its own, not the whole grid's)."""
+    """Recompute a parent's cross-validation aggregates (over the (repeat, fold) units, seeds
+    averaged within a unit) from its child runs, and end it when its last fold run ended (its
+    duration in the UI is then its own, not the whole grid's)."""
     children = tracker.child_metrics(parent_id)
     if children.empty:
-        children = pd.DataFrame(columns=["status", "end_time", "fold", "seed"])
+        children = pd.DataFrame(columns=["status", "end_time", "repeat", "fold", "seed"])
     # one finished run per job: a duplicate (left by an older version's race) counts once
+    unit = ["repeat", "fold"]
     finished = (
         children[children["status"] == "FINISHED"]
         .sort_values("end_time")
-        .drop_duplicates(["fold", "seed"], keep="last")
+        .drop_duplicates([*unit, "seed"], keep="last")
     )
     n_failed = int((children["status"] == "FAILED").sum())
     metrics: dict[str, float] = {}
     for name in s.AGGREGATED_METRICS:
         if name in finished:
-            # the unit is the fold: seeds share a test fold, so they are averaged first
-            per_fold = pd.to_numeric(finished[name], errors="coerce").groupby(finished["fold"])
-            summary = describe(per_fold.mean())
+            # the unit is the (repeat, fold): seeds share its test fold, so they are averaged first
+            values = pd.to_numeric(finished[name], errors="coerce")
+            per_unit = values.groupby([finished[c] for c in unit])
+            summary = describe(per_unit.mean())
             metrics[s.cv_mean(name)], metrics[s.cv_std(name)] = summary.mean, summary.std
     tracker.log_aggregates(parent_id, metrics, len(finished), n_failed)
     ends = pd.to_numeric(children["end_time"], errors="coerce").dropna()
     end_time = int(ends.max()) if len(ends) else None
-    if len(finished) == expected:
+    if len(finished) >= expected:  # a grid rerun with fewer seeds or repeats finds more
         tracker.finish(parent_id, "FINISHED", end_time=end_time)
     elif interrupted:
         tracker.finish(parent_id, "KILLED")
@@ -169,7 +175,10 @@ def run_grid(
     try:
         with lock:
             data = data_settings(config.data)
-            dataset = prepare_dataset(data, min(config.seeds), progress=progress)
+            repeats = config.cv.repeats
+            dataset = prepare_dataset(data, min(config.seeds), progress=progress, repeats=repeats)
+            for repeat in range(2, repeats + 1):  # drawn here: a fold that cannot be, says so now
+                dataset.partition(repeat)
             externals = prepare_externals(data, progress)
             result = _run(config, tracker, dataset, externals, executor_for, progress, on_plan)
     except KeyboardInterrupt:
@@ -192,7 +201,9 @@ def _run(
 ) -> GridResult:
     """The grid under its experiment's lock: parents, resume, the executor, aggregates."""
     uri, chash = tracker.uri, config_hash(config)
-    jobs = make_jobs(config.models, config.optimizers, dataset.folds, config.seeds)
+    jobs = make_jobs(
+        config.models, config.optimizers, dataset.folds, config.seeds, config.cv.repeats
+    )
     check_splits(dataset, config, jobs)  # a fold that cannot train stops here, not mid-grid
     parent_ids = _open_parents(tracker, config, dataset, jobs, chash)
     external = {name: d.fingerprint for name, d in externals.items()}
@@ -227,17 +238,17 @@ def _run(
     if on_plan is not None:
         plan = GridPlan(config, uri, tracker.experiment_id, executor.name, dataset, jobs, todo)
         on_plan(plan)
+    expected = config.cv.repeats * len(dataset.folds) * len(config.seeds)  # per parent
     try:
         with sigterm_as_interrupt():
             done, interrupted = run_works(executor, works, follow, progress)
     except Exception:  # a full disk, a lost store: close what can be closed, then say why
         with contextlib.suppress(Exception):
             for pid in parent_ids.values():
-                close_parent(tracker, pid, len(dataset.folds) * len(config.seeds), True)
+                close_parent(tracker, pid, expected, True)
         raise
     outcomes += [o for o in done if not isinstance(o, TrialOutcome)]
     outcomes += tuner.failed if tuner is not None else []
-    expected = len(dataset.folds) * len(config.seeds)
     for pid in parent_ids.values():
         close_parent(tracker, pid, expected, interrupted)
     return GridResult(config, uri, dataset.fingerprint, parent_ids, outcomes, interrupted)

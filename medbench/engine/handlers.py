@@ -32,6 +32,7 @@ from medbench.engine.train import (
     FoldResult,
     Handler,
     evaluate,
+    logged_repeat,
     prediction_frame,
     unwrap,
 )
@@ -201,7 +202,9 @@ class ExternalTest(Base):
             loss, probs, labels = evaluate(fit.net, loader, fit.device, fit.precision)
             result.external[name] = ExternalResult(
                 metrics=binary_metrics(labels, probs, tc.threshold),
-                predictions=prediction_frame(data.manifest, labels, probs, fold=fit.job.fold),
+                predictions=prediction_frame(
+                    data.manifest, labels, probs, fold=fit.job.fold, repeat=logged_repeat(fit)
+                ),
                 loss=loss,
             )
 

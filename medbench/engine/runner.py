@@ -39,7 +39,7 @@ from medbench.data.folds import split_fold
 from medbench.engine.device import resolve_device
 from medbench.engine.handlers import checkpoint_mismatch, load_checkpoint
 from medbench.engine.interrupts import stop_reason
-from medbench.engine.jobs import Job, data_seed, derive_seed, hyperparameters, init_seed
+from medbench.engine.jobs import Job, data_seed, hyperparameters, init_seed, val_seed
 from medbench.engine.train import Diverged, FoldData
 from medbench.engine.work import JobOutcome, JobSpec, Status, TrialOutcome, TrialSpec
 from medbench.errors import MedbenchWarning, StorageError, TrackingError
@@ -148,7 +148,7 @@ def _prepare(spec: JobSpec | TrialSpec) -> JobRun:
     job_spec = spec.job_spec if isinstance(spec, TrialSpec) else spec
     config = job_spec.config
     data = data_settings(config.data)
-    dataset = prepare_dataset(data, min(config.seeds))
+    dataset = prepare_dataset(data, min(config.seeds), repeats=config.cv.repeats)
     externals = prepare_externals(data)
     run = JobRun(spec, Tracker(job_spec.tracking_uri, config.name), dataset, externals)
     mismatch = data_mismatch(job_spec, dataset, externals)
@@ -248,17 +248,20 @@ def _open_trial(run: JobRun, spec: TrialSpec) -> None:
         spec.params,
         spec.job_spec.config_hash,
         spec.job_spec.fingerprint,
+        repeat=job.repeat,
     )
     tracker.set_tags(run.run_id, environment_tags(run.device))
 
 
 def start_fold_run(run: JobRun) -> str:
     """Create the job's fold run. Its ``lr`` and ``rho`` are the config's; with tuning, they are
-    logged once chosen (:mod:`medbench.engine.tuning`)."""
+    logged once chosen (:mod:`medbench.engine.tuning`). With ``cv.repeats`` > 1 its repeat is a
+    param and a tag; without, neither is logged (names and params as before repeats existed)."""
     spec, tracker, fold = run.job_spec, run.tracker, run.fold
     job, config = spec.job, spec.config
     opt = config.optimizer
     chosen = {} if config.tune.enabled else hyperparameters(job.optimizer, opt.lr, opt.rho)
+    repeat = {"repeat": job.repeat} if config.cv.repeats > 1 else {}
     run_id = tracker.start_child(
         spec.parent_id,
         job.model,
@@ -276,10 +279,12 @@ def start_fold_run(run: JobRun) -> str:
             "n_val": len(fold.split.val),
             "n_test": len(fold.split.test),
             **chosen,
+            **repeat,
         },
         spec.config_hash,
         spec.fingerprint,
         tags={**environment_tags(run.device), **_external_tag(spec)},
+        repeat=job.repeat,
     )
     dataset = run.dataset
     tracker.log_dataset(
@@ -293,23 +298,20 @@ def start_fold_run(run: JobRun) -> str:
 
 
 def fold_data(dataset: Dataset, config: Config, job: Job) -> FoldData:
-    """The job's train / validation / test rows; the validation split is seeded by the seed."""
+    """The job's train / validation / test rows among its repeat's folds; the validation split
+    is seeded by the seed (and the repeat, from repeat 2 on: :func:`~.jobs.val_seed`)."""
+    manifest = dataset.partition(job.repeat)
     split = split_fold(
-        dataset.manifest,
-        job.fold,
-        val_fraction=config.data.val_fraction,
-        seed=derive_seed("val", job.seed),
+        manifest, job.fold, val_fraction=config.data.val_fraction, seed=val_seed(job)
     )
-    return FoldData(
-        images=dataset.images, labels=dataset.labels, manifest=dataset.manifest, split=split
-    )
+    return FoldData(images=dataset.images, labels=dataset.labels, manifest=manifest, split=split)
 
 
 def check_splits(dataset: Dataset, config: Config, jobs: Iterable[Job]) -> None:
     """Split every job's fold before any training: a fold without validation images, or whose
     validation or training part holds one class, stops the grid at its start with one line
     (:func:`~medbench.data.folds.split_fold`'s DataError), not job by job."""
-    for job in {(j.fold, j.seed): j for j in jobs}.values():
+    for job in {(j.repeat, j.fold, j.seed): j for j in jobs}.values():
         fold_data(dataset, config, job)
 
 

@@ -366,11 +366,16 @@ def fit_epoch(fit: Fit) -> dict[str, float]:
 
 
 def prediction_frame(
-    rows: pd.DataFrame, labels: np.ndarray, probs: np.ndarray, fold: object = None
+    rows: pd.DataFrame,
+    labels: np.ndarray,
+    probs: np.ndarray,
+    fold: object = None,
+    repeat: int | None = None,
 ) -> pd.DataFrame:
     """One row per tested image (``PREDICTION_COLUMNS``) from its manifest ``rows``; ``fold``
-    replaces their folds (an external dataset's images carry the fold of the checkpoint)."""
-    return pd.DataFrame(
+    replaces their folds (an external dataset's images carry the fold of the checkpoint);
+    ``repeat`` (with ``cv.repeats`` > 1) fills the optional ``repeat`` column."""
+    frame = pd.DataFrame(
         {
             "id": rows["id"].astype(str).to_numpy(),
             "site": rows["site"].astype("string").fillna("").to_numpy(),
@@ -381,6 +386,15 @@ def prediction_frame(
             "birads_reader2": rows["birads_reader2"].astype("string").fillna("").to_numpy(),
         }
     )
+    if repeat is not None:
+        frame["repeat"] = int(repeat)
+    return frame
+
+
+def logged_repeat(fit: Fit) -> int | None:
+    """The repeat a fold run's predictions carry: its job's with ``cv.repeats`` > 1, else none
+    (predictions.csv as a grid without repeats writes it)."""
+    return fit.job.repeat if fit.config.cv.repeats > 1 else None
 
 
 def test_selected(fit: Fit) -> FoldResult:
@@ -389,7 +403,7 @@ def test_selected(fit: Fit) -> FoldResult:
     unwrap(fit.model).load_state_dict(fit.best_weights)
     test_loss, probs, labels = evaluate(fit.net, fit.test, fit.device, fit.precision)
     rows = fit.data.manifest.iloc[fit.data.split.test]
-    predictions = prediction_frame(rows, labels, probs)
+    predictions = prediction_frame(rows, labels, probs, repeat=logged_repeat(fit))
     sites = {}
     for site, part in predictions.groupby("site"):
         if site:

@@ -6,13 +6,14 @@ number of trials. A trial trains on the outer fold's training part and is scored
 validation split (``tune.objective``, the best of its ``tune.epochs`` epochs): the test fold
 never reaches a trial, its rows are not even in the trial's data (:func:`trial_data`). The best
 trial's setting is then trained and tested as an untuned job would be, in the same fold run,
-under which every trial is a nested run ``{model}/{optimizer}/fold{k}/trial{j}``.
+under which every trial is a nested run ``{model}/{optimizer}/fold{k}/trial{j}``
+(``{model}/{optimizer}/r{j}/fold{k}/trial{t}`` from repeat 2 of a repeated cross-validation).
 
 Trials are :class:`~medbench.engine.work.Work` run by the grid's executor (local, packed or Ray)
 through the job runner, like the jobs: a study hands out its next trial when the previous one has
 ended (:class:`Tuner`), since TPE learns from the trials before. MLflow is the study's memory:
 each suggestion comes from a fresh Optuna study holding the trials read back from the fold run
-and a sampler seeded by (model, fold, seed, trial number), so a resumed study suggests exactly
+and a sampler seeded by (model, repeat, fold, seed, trial number), so a resumed study suggests exactly
 what an uninterrupted one would have, and a finished trial is never rerun. The seeds do not
 depend on the optimizer: under random search every optimizer tries the same learning rates,
 paired like the rest of the design (same initial weights and batches per (model, fold, seed)).
@@ -34,7 +35,7 @@ from medbench.config import OBJECTIVES, Config, SearchSpaceConfig, TuneConfig
 from medbench.data.folds import FoldSplit
 from medbench.engine.budget import scaled
 from medbench.engine.handlers import default_handlers
-from medbench.engine.jobs import Job, derive_seed, hyperparameters
+from medbench.engine.jobs import Job, derive_seed, hyperparameters, study_seed
 from medbench.engine.runner import DIVERGED, close_runs, job_run
 from medbench.engine.train import Base, Diverged, Fit, FoldData, fit_job
 from medbench.engine.work import JobOutcome, JobSpec, Status, TrialSpec, Work
@@ -160,19 +161,14 @@ def _bounds(space: SearchSpaceConfig, name: str) -> tuple[float, float]:
     return getattr(space, f"{name}_low"), getattr(space, f"{name}_high")
 
 
-def _sampler(tune: TuneConfig, optimizer: str, study_seed: int, trial: int):
+def _sampler(tune: TuneConfig, optimizer: str, seed_of_study: int, trial: int):
     if tune.sampler == "grid":  # the grid's order is the study's: one seed for every trial
-        return optuna.samplers.GridSampler(grid(tune.space, optimizer), seed=study_seed)
-    seed = derive_seed(study_seed, trial)
+        return optuna.samplers.GridSampler(grid(tune.space, optimizer), seed=seed_of_study)
+    seed = derive_seed(seed_of_study, trial)
     if tune.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     startup = max(1, min(10, tune.trials // 2))
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
-
-
-def study_seed(job: Job) -> int:
-    """The study's seed: one per (model, fold, seed), the same for every optimizer."""
-    return derive_seed("tune", job.model, job.fold, job.seed)
 
 
 def suggest(tune: TuneConfig, job: Job, history: pd.DataFrame) -> dict[str, float]:

@@ -72,7 +72,7 @@ class TrialSpec:
     @property
     def name(self) -> str:
         job = self.job
-        return s.trial_run_name(job.model, job.optimizer, job.fold, self.trial)
+        return s.trial_run_name(job.model, job.optimizer, job.fold, self.trial, job.repeat)
 
 
 @dataclass

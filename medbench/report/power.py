@@ -37,8 +37,9 @@ def _power(nc: float, df: float, crit: float) -> float:
     the normal distribution stands in for ``df = inf``."""
     if math.isinf(df):
         return float(sps.norm.sf(crit - nc) + sps.norm.cdf(-crit - nc))
+    # SciPy's noncentral t gives NaN for some far tails (df = 1, nc near 14): that tail is below
+    # 1e-15 there, so it counts as 0
     far = float(sps.nct.cdf(-crit, df, nc))
-    # scipy's nct returns NaN for some far tails (df 1, nc near 14.5) that are below 1e-15
     return float(sps.nct.sf(crit, df, nc)) + (far if math.isfinite(far) else 0.0)
 
 

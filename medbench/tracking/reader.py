@@ -36,8 +36,9 @@ class ExperimentRecord:
     experiment_id: str
     #: one row per parent run: run_id, model, optimizer, status, param.*, metrics, tag.medbench.*
     parents: pd.DataFrame
-    #: one row per child run: run_id, parent_run_id, model, optimizer, fold, seed, status,
-    #: failure, start/end time, param.*, metrics, tag.medbench.*
+    #: one row per child run: run_id, parent_run_id, model, optimizer, repeat (an integer: the
+    #: param ``repeat``, 1 for runs without it), fold, seed, status, failure, start/end time,
+    #: param.*, metrics, tag.medbench.*
     folds: pd.DataFrame
     curves: pd.DataFrame  # run_id, metric, step, value (per-epoch metrics of every child)
     predictions: pd.DataFrame  # run_id, model, optimizer, seed + the predictions.csv columns
@@ -46,7 +47,7 @@ class ExperimentRecord:
     tags: dict[str, str]  # common tags (version, hash, fingerprint, environment)
     ignored_runs: int = 0  # runs of other configs or datasets in the same experiment, left out
     #: one row per tuning trial run (nested under a fold run, never a fold itself): run_id,
-    #: parent_run_id (its fold run), model, optimizer, fold, seed (the fold run's), trial,
+    #: parent_run_id (its fold run), model, optimizer, repeat, fold, seed (the fold run's), trial,
     #: status, failure, param.*, metrics
     trials: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: predictions of the selected checkpoints on external datasets: run_id, model, optimizer,
@@ -163,7 +164,10 @@ def load_experiment(
     as_number = pd.to_numeric(fold, errors="coerce")
     folds["fold"] = as_number if as_number.notna().all() else fold
     folds["seed"] = pd.to_numeric(folds.get(param_column("seed")), errors="coerce")
-    folds = folds.sort_values(["model", "optimizer", "seed", "fold"]).reset_index(drop=True)
+    folds["repeat"] = repeats(folds)
+    folds = folds.sort_values(["model", "optimizer", "seed", "repeat", "fold"]).reset_index(
+        drop=True
+    )
     trials = _trials(frame[is_trial], folds)
     fold_ids = set(folds["run_id"])
 
@@ -235,10 +239,17 @@ def load_experiment(
     )
 
 
+def repeats(folds: pd.DataFrame) -> pd.Series:
+    """The repeat of each fold run as an integer: its param ``repeat`` (``cv.repeats`` > 1), 1
+    for runs without it (a grid without repeats, or a store older than repeats)."""
+    logged = folds.get(param_column("repeat"), pd.Series(index=folds.index, dtype=object))
+    return pd.to_numeric(logged, errors="coerce").fillna(1).astype(int)
+
+
 def _trials(frame: pd.DataFrame, folds: pd.DataFrame) -> pd.DataFrame:
-    """Trial runs with their fold run's job (model, optimizer, fold, seed); trials whose fold run
-    is not among ``folds`` (deleted, another config) are left out."""
-    job = ["model", "optimizer", "fold", "seed"]
+    """Trial runs with their fold run's job (model, optimizer, repeat, fold, seed); trials whose
+    fold run is not among ``folds`` (deleted, another config) are left out."""
+    job = ["model", "optimizer", "repeat", "fold", "seed"]
     if frame.empty or folds.empty:
         return pd.DataFrame(columns=["run_id", "parent_run_id", *job, "trial", "status"])
     owners = folds[["run_id", *job]].rename(columns={"run_id": "parent_run_id"})

@@ -16,6 +16,9 @@ Layout of an experiment (named by the config's ``name``)::
                                           external_predictions_file(...)
         {model}/{optimizer}/fold{k}/trial{j}  tuning trial nested under its fold run: TRIAL_PARAMS,
                                           TRIAL_METRICS (no test metric), tag TAG_TRIAL
+      {model}/{optimizer}/r{j}/fold{k}    repeated cross-validation (cv.repeats > 1): the fold run
+                                          of repeat j >= 2 (repeat 1 keeps the names above), with
+                                          param ``repeat`` and tag TAG_REPEAT on every fold run
 
 This module holds names only: it imports neither MLflow nor torch.
 """
@@ -35,19 +38,23 @@ def parent_run_name(model: str, optimizer: str) -> str:
     return f"{model}/{optimizer}"
 
 
-def child_run_name(model: str, optimizer: str, fold: object) -> str:
-    """Run name of one fold's run: ``resnet18/gcsam/fold3`` (``foldGDPH`` leaving a site out)."""
-    return f"{parent_run_name(model, optimizer)}/fold{fold}"
+def child_run_name(model: str, optimizer: str, fold: object, repeat: int = 1) -> str:
+    """Run name of one fold's run: ``resnet18/gcsam/fold3`` (``foldGDPH`` leaving a site out);
+    from repeat 2 of a repeated cross-validation on, ``resnet18/gcsam/r2/fold3``: repeat 1, the
+    dataset's own folds, keeps the name a grid without repeats gives it."""
+    where = "" if repeat == 1 else f"/r{repeat}"
+    return f"{parent_run_name(model, optimizer)}{where}/fold{fold}"
 
 
-def job_key(model: str, optimizer: str, fold: object, seed: int) -> str:
+def job_key(model: str, optimizer: str, fold: object, seed: int, repeat: int = 1) -> str:
     """Identity of a job across reruns of one config (tag ``TAG_JOB``; the resume key)."""
-    return f"{child_run_name(model, optimizer, fold)}/seed{seed}"
+    return f"{child_run_name(model, optimizer, fold, repeat)}/seed{seed}"
 
 
-def trial_run_name(model: str, optimizer: str, fold: object, trial: int) -> str:
-    """Run name of one tuning trial, nested under its fold run: ``resnet18/sam/fold3/trial2``."""
-    return f"{child_run_name(model, optimizer, fold)}/trial{trial}"
+def trial_run_name(model: str, optimizer: str, fold: object, trial: int, repeat: int = 1) -> str:
+    """Run name of one tuning trial, nested under its fold run: ``resnet18/sam/fold3/trial2``
+    (``resnet18/sam/r2/fold3/trial2`` from repeat 2 on)."""
+    return f"{child_run_name(model, optimizer, fold, repeat)}/trial{trial}"
 
 
 # -- tags --------------------------------------------------------------------------------------
@@ -70,6 +77,9 @@ TAG_DATASET_CARD = "medbench.dataset_card"  # parent runs: the data card describ
 TAG_N_FINISHED = "medbench.n_finished"
 TAG_N_FAILED = "medbench.n_failed"
 TAG_TUNED = "medbench.tuned"  # fold runs whose lr/rho were chosen by tuning: "true"
+#: Fold runs of a repeated cross-validation (``cv.repeats`` > 1): their repeat, 1 to r (also the
+#: param ``repeat``); runs of a grid without repeats have neither (the reader reads 1).
+TAG_REPEAT = "medbench.repeat"
 #: Fold runs tested on external datasets: ``external_fingerprints(...)`` of the data they saw (a
 #: finished run whose external data changed since is run again).
 TAG_EXTERNAL = "medbench.external_fingerprints"
@@ -98,7 +108,7 @@ TAG_RUN_COLOUR = "mlflow.runColor"
 VIEW_KEY = "medbench"
 TAG_VIEW = f"mlflow.sharedViewState.{VIEW_KEY}"
 #: Tags that identify one job or one failure rather than the experiment's common setting.
-RUN_SPECIFIC_TAGS = (TAG_JOB, TAG_PARENT, TAG_FAILURE, TAG_TRACEBACK)
+RUN_SPECIFIC_TAGS = (TAG_JOB, TAG_PARENT, TAG_FAILURE, TAG_TRACEBACK, TAG_REPEAT)
 
 # -- params ------------------------------------------------------------------------------------
 
@@ -127,7 +137,7 @@ PARENT_PARAMS: dict[str, str | None] = {
 }
 #: Child params: the job, the seeds derived from it, and the sizes of its split (images the
 #: model was fit on, validation images used for selection, test images). With tuning, the fold
-#: run's ``lr`` and ``rho`` are the chosen values.
+#: run's ``lr`` and ``rho`` are the chosen values. ``repeat``: with ``cv.repeats`` > 1 only.
 CHILD_PARAMS = (
     "fold",
     "seed",
@@ -140,14 +150,17 @@ CHILD_PARAMS = (
     "n_test",
     "lr",
     "rho",
+    "repeat",
 )
 #: Params of a tuning trial run: the values it tried (``rho`` for the SAM family only).
 TRIAL_PARAMS = ("trial", "lr", "rho")
 
 
-def trial_key(model: str, optimizer: str, fold: object, seed: int, trial: int) -> str:
+def trial_key(
+    model: str, optimizer: str, fold: object, seed: int, trial: int, repeat: int = 1
+) -> str:
     """Identity of one tuning trial across reruns (tag ``TAG_TRIAL``; the resume key)."""
-    return f"{job_key(model, optimizer, fold, seed)}/trial{trial}"
+    return f"{job_key(model, optimizer, fold, seed, repeat)}/trial{trial}"
 
 
 # -- metrics -----------------------------------------------------------------------------------
@@ -263,7 +276,8 @@ FLATNESS_FILE = "flatness.json"  # child runs: flatness measures and the 1-D lan
 CONFIG_FILE = "config.yaml"  # parent runs: the config that made the runs
 REPORT_DIR = "report"  # parent runs: the report's files
 #: Columns of ``predictions.csv`` in order, with the dtype the reader gives them. ``fold`` is an
-#: integer, or a site name when a site is left out; empty reader cells stay empty strings.
+#: integer, or a site name when a site is left out; ``repeat`` (optional) is there with
+#: ``cv.repeats`` > 1 only; empty reader cells stay empty strings.
 PREDICTION_COLUMNS: dict[str, str] = {
     "id": "str",
     "site": "str",
@@ -272,6 +286,7 @@ PREDICTION_COLUMNS: dict[str, str] = {
     "prob_malignant": "float64",
     "birads_reader1": "str",
     "birads_reader2": "str",
+    "repeat": "int64",
 }
 
 
@@ -292,3 +307,5 @@ def external_dataset(artifact: str) -> str | None:
 
 #: The columns every ``predictions.csv`` must have (readers' columns may be empty).
 REQUIRED_PREDICTION_COLUMNS = ("id", "site", "fold", "label", "prob_malignant")
+#: The columns only some ``predictions.csv`` have: ``repeat`` with ``cv.repeats`` > 1.
+OPTIONAL_PREDICTION_COLUMNS = ("repeat",)

@@ -242,13 +242,18 @@ class Tracker:
         config_hash: str,
         fingerprint: str,
         tags: Mapping[str, str] | None = None,
+        repeat: int = 1,
     ) -> str:
-        """Create one fold's run nested under its parent; ``params`` keys from ``CHILD_PARAMS``."""
+        """Create one fold's run nested under its parent; ``params`` keys from ``CHILD_PARAMS``.
+
+        ``repeat`` (of a repeated cross-validation) shapes its name and key; a ``repeat`` param
+        is also set as the tag ``TAG_REPEAT``."""
         _check(params, s.CHILD_PARAMS, "child params")
-        name = s.child_run_name(model, optimizer, fold)
+        name = s.child_run_name(model, optimizer, fold, repeat)
         tags = {
-            s.TAG_JOB: s.job_key(model, optimizer, fold, seed),
+            s.TAG_JOB: s.job_key(model, optimizer, fold, seed, repeat),
             s.TAG_PARENT_RUN_ID: parent_id,
+            **({s.TAG_REPEAT: str(params["repeat"])} if "repeat" in params else {}),
             **(tags or {}),
         }
         return self._start(name, optimizer, params, tags, config_hash, fingerprint)
@@ -264,6 +269,7 @@ class Tracker:
         params: Mapping[str, Any],
         config_hash: str,
         fingerprint: str,
+        repeat: int = 1,
     ) -> str:
         """Create one tuning trial's run nested under its fold run; ``params`` from ``TRIAL_PARAMS``.
 
@@ -272,11 +278,11 @@ class Tracker:
         _check(params, s.TRIAL_PARAMS, "trial params")
         values = {"trial": trial, **params}
         tags = {
-            s.TAG_TRIAL: s.trial_key(model, optimizer, fold, seed, trial),
+            s.TAG_TRIAL: s.trial_key(model, optimizer, fold, seed, trial, repeat),
             s.TAG_TRIAL_PARAMS: json.dumps(values),
             s.TAG_PARENT_RUN_ID: fold_run_id,
         }
-        name = s.trial_run_name(model, optimizer, fold, trial)
+        name = s.trial_run_name(model, optimizer, fold, trial, repeat)
         return self._start(name, optimizer, values, tags, config_hash, fingerprint)
 
     def trials(self, fold_run_id: str) -> pd.DataFrame:
@@ -476,12 +482,14 @@ class Tracker:
         self.client.delete_run(run_id)
 
     def child_metrics(self, parent_id: str) -> pd.DataFrame:
-        """One row per live child run of a parent: status, fold, seed and final metrics."""
+        """One row per live child run of a parent: status, repeat (1 without the param), fold,
+        seed and final metrics."""
         rows = [
             {
                 "run_id": r.info.run_id,
                 "status": r.info.status,
                 "end_time": r.info.end_time,
+                "repeat": int(r.data.params.get("repeat", 1)),
                 "fold": r.data.params.get("fold"),
                 "seed": r.data.params.get("seed"),
                 **r.data.metrics,

@@ -10,11 +10,15 @@ from medbench.data.folds import (
     FoldSplit,
     _share,
     assign_folds,
+    check_repeats,
     fold_ids,
     keep_folds,
     make_folds,
     own_parts,
     patients_across_folds,
+    repartition,
+    repeat_seed,
+    resolve_source,
     single_class_folds,
     small_folds,
     split_fold,
@@ -400,3 +404,50 @@ def test_single_class_folds_and_patients_across_folds_are_found():
     m["patient"] = pd.array(["p1", "p1", "p2", "p3", "p1", "p4", "p3", None], dtype="str")
     assert patients_across_folds(m) == {"p1": [1, 2], "p3": [1, 2]}
     assert patients_across_folds(m.drop(columns=["patient"])) == {}
+
+
+# --------------------------------------------------------------------------- repeats
+
+
+def test_a_repeat_re_partitions_the_same_images_into_as_many_stratified_folds():
+    sheet = np.resize([3, 5, 7, 9, 11], 150)  # any integer labels, kept by every repeat
+    m = manifest(n_benign=50, n_malignant=100, sites=("GDPH", "SYSUCC"), folds=sheet)
+    assert repartition(m, 1) is m  # repeat 1: the dataset's own folds
+    r2, r3 = repartition(m, 2), repartition(m, 3)
+    for r in (r2, r3):
+        assert fold_ids(r) == [3, 5, 7, 9, 11] and str(r["fold"].dtype) == "Int64"
+        assert r.drop(columns="fold").equals(m.drop(columns="fold"))  # same rows, same order
+        assert (r["fold"].value_counts() == 30).all()
+        per = r.groupby(["fold", "site", "label"]).size().unstack(["site", "label"])
+        assert (per.max() - per.min()).max() <= 1  # every site x label spread evenly
+    assert r2["fold"].tolist() != m["fold"].tolist()
+    assert r2["fold"].tolist() != r3["fold"].tolist()
+    assert repartition(m, 2)["fold"].tolist() == r2["fold"].tolist()  # seeded by the repeat
+    assert len({repeat_seed(j) for j in range(2, 50)}) == 48
+
+
+def test_a_repeat_keeps_a_patients_images_together():
+    m = with_patients(manifest(n_benign=60, n_malignant=90))
+    m = assign_folds(m, source="stratified", k=5, seed=0)
+    for repeat in (2, 3):
+        r = repartition(m, repeat)
+        assert (r.groupby("patient")["fold"].nunique() == 1).all()
+        assert (r.groupby("fold")["label"].mean() - 0.6).abs().max() < 0.1
+        assert r["fold"].tolist() != m["fold"].tolist()
+
+
+def test_repeats_are_refused_where_folds_cannot_be_drawn_again():
+    for source in ("sheet", "stratified", "auto"):
+        check_repeats(source, 3)
+    for source in ("site", "official", "none"):
+        check_repeats(source, 1)
+        with pytest.raises(ConfigError, match=r"^cv\.repeats: 3 repeats .*set cv\.repeats: 1"):
+            check_repeats(source, 3)
+    official = with_split(manifest())
+    assert resolve_source(official, "auto") == "official"
+    with pytest.raises(ConfigError, match=r"data\.folds: auto -> official"):
+        make_folds(official, "auto", 5, 0, (), repeats=2)
+    assert fold_ids(make_folds(official, "auto", 5, 0, (), repeats=1)) == [OFFICIAL_FOLD]
+    sites = assign_folds(manifest(), source="site")
+    with pytest.raises(ConfigError, match="needs cross-validation folds"):
+        repartition(sites.assign(fold=pd.array(["A"] * len(sites), dtype="str")), 2)

@@ -12,14 +12,16 @@ import pytest
 
 from medbench.cli import main
 from medbench.config import data_settings, load_config
+from medbench.data import dataset as prepared
 from medbench.data.dataset import prepare_dataset, prepare_externals
 from medbench.engine.jobs import Job
 from medbench.engine.runner import data_mismatch, fold_data
 from medbench.engine.work import JobSpec
 from medbench.metrics import METRIC_NAMES, binary_metrics
+from medbench.pipeline import run_benchmark
 from medbench.tracking import schema as s
 from medbench.tracking.reader import read_predictions
-from tests.data.layouts import breastmnist_npz, busbra_layout, busi_layout
+from tests.data.layouts import breastmnist_npz, busbra_layout, busi_layout, pattern, write_png
 from tests.engine.conftest import TINY, child_runs
 
 # the report on; TINY's other settings (smallcnn, 16 px, 2 epochs, 3 stratified folds)
@@ -56,7 +58,8 @@ def test_every_fold_run_is_tested_on_every_external_dataset(
             assert column in kids and kids[column].notna().all(), column
         for _, row in kids.iterrows():
             preds = _artifact(row["run_id"], s.external_predictions_file(name))
-            assert list(preds.columns) == list(s.PREDICTION_COLUMNS) and len(preds) == n
+            columns = [c for c in s.PREDICTION_COLUMNS if c not in s.OPTIONAL_PREDICTION_COLUMNS]
+            assert list(preds.columns) == columns and len(preds) == n
             assert set(preds["fold"].astype(str)) == {row["params.fold"]}
             logged = binary_metrics(preds["label"], preds["prob_malignant"], 0.5)
             for metric in ("auc", "accuracy", "sensitivity", "brier"):
@@ -84,6 +87,33 @@ def test_every_fold_run_is_tested_on_every_external_dataset(
         assert row["n_images"] == 60 and row["n_units"] == 3
 
 
+def test_every_repeats_checkpoints_are_tested_externally(tiny_bus, externals, mlflow_uri):
+    """With cv.repeats, each repeat's fold checkpoints are tested on the external data: their
+    predictions carry the checkpoint's fold and repeat."""
+    root, _ = externals
+    config = load_config(
+        "demo",
+        [*TINY, "optimizers=[adam]", "data.n_folds=2", "cv.repeats=2"]
+        + [f"tracking.uri={mlflow_uri}", "name=ext-repeats"],
+        data_root=str(tiny_bus),
+        external_roots=[str(root / "BUSBRA")],
+    )
+    run_benchmark(config, progress=False)
+    kids = child_runs(mlflow_uri, "ext-repeats")
+    assert kids["tags.mlflow.runName"].tolist() == [
+        "smallcnn/adam/fold0",
+        "smallcnn/adam/fold1",
+        "smallcnn/adam/r2/fold0",
+        "smallcnn/adam/r2/fold1",
+    ]
+    assert kids["metrics.external_busbra_auc"].notna().all()
+    for _, row in kids.iterrows():
+        preds = _artifact(row["run_id"], s.external_predictions_file("busbra"))
+        assert len(preds) == 60 and list(preds.columns) == list(s.PREDICTION_COLUMNS)
+        assert set(preds["fold"].astype(str)) == {row["params.fold"]}
+        assert set(preds["repeat"].astype(str)) == {row["params.repeat"]}
+
+
 def test_folds_none_trains_on_everything_and_tests_externally(externals, mlflow_uri, tmp_path):
     root, _ = externals
     config = load_config(
@@ -93,8 +123,6 @@ def test_folds_none_trains_on_everything_and_tests_externally(externals, mlflow_
         data_root=str(root / "BUSI"),
         external_roots=[str(root / "BUSBRA")],
     )
-    from medbench.pipeline import run_benchmark
-
     run_benchmark(config, progress=False)
     kids = child_runs(mlflow_uri, "none")
     assert kids["tags.mlflow.runName"].tolist() == ["smallcnn/adam/foldall"]
@@ -160,9 +188,6 @@ def test_a_worker_with_other_external_data_fails_the_job(externals, tiny_bus):
 
 
 def test_runs_tested_on_other_external_data_are_run_again(tiny_bus, mlflow_uri, tmp_path, capsys):
-    from medbench.data import dataset as prepared
-    from medbench.pipeline import run_benchmark
-    from tests.data.layouts import pattern, write_png
 
     base = busi_layout(tmp_path / "BUSI")
     overrides = [

@@ -125,6 +125,26 @@ def test_ray_grid_equals_local_grid(tiny_bus, mlflow_uri, mlflow_server):
     assert "predictions.csv" in {a.path for a in client.list_artifacts(child["run_id"])}
 
 
+@pytest.mark.slow
+def test_ray_runs_every_repeat_like_the_local_executor(tiny_bus, mlflow_uri, mlflow_server):
+    """Repeated cross-validation as Ray tasks: the same runs, names, repeats and metrics."""
+    common = [*TINY, "optimizers=[adam]", "data.n_folds=2", "cv.repeats=2"]
+    common += ["train.threads=1", "executor.cpus_per_job=1", "name=rayrepeats"]
+    with _local_then_ray(common, tiny_bus, mlflow_uri, mlflow_server) as remote:
+        result = run_benchmark(remote, report=False, progress=False)
+        assert {o.status for o in result.outcomes} == {"FINISHED"} and len(result.outcomes) == 4
+    runs_local, local_kids = _children(mlflow_uri, "rayrepeats")
+    runs_ray, ray_kids = _children(mlflow_server, "rayrepeats")
+    assert local_kids.equals(ray_kids)
+    assert "smallcnn/adam/r2/fold1" in set(ray_kids["tags.mlflow.runName"])
+    kids = runs_ray[runs_ray["tags.mlflow.parentRunId"].notna()]
+    assert (
+        sorted(kids["params.repeat"])
+        == sorted(kids["tags.medbench.repeat"])
+        == ["1", "1", "2", "2"]
+    )
+
+
 def test_cluster_address_with_local_sqlite_store_is_refused(tiny_bus, mlflow_uri):
     config = load_config(
         "demo",

@@ -37,6 +37,15 @@ def test_mdd_grows_with_few_folds_and_is_the_exact_noncentral_t_root():
     assert math.isnan(minimum_detectable_difference(0.01, 0))
 
 
+def test_two_folds_give_a_finite_noncentrality():
+    """One degree of freedom (one repeat of 2 folds): SciPy's noncentral t returns NaN for the
+    far tail near the root; that tail is negligible and must not stop the search."""
+    nc = noncentrality(1)
+    crit = sps.t.isf(0.025, 1)
+    assert math.isfinite(nc) and sps.nct.sf(crit, 1, nc) == pytest.approx(0.8, abs=1e-9)
+    assert math.isfinite(repeated_mdd(0.01, 2, 1.0, 1)) and repeated_mdd(0.01, 2, 1.0, 1) > 0
+
+
 def test_the_corrected_test_at_the_mdd_rejects_80_percent_of_the_time():
     """Generating model: 2000 cross-validations of k = 5 folds; per-fold differences normal with
     mean delta and sd 0.02, equicorrelated with rho = 1/5 (training sets overlap); the corrected

@@ -11,6 +11,18 @@ def test_run_names_nest():
     assert s.child_run_name("resnet18", "gcsam", 3) == "resnet18/gcsam/fold3"
     assert s.child_run_name("resnet18", "gcsam", "GDPH") == "resnet18/gcsam/foldGDPH"
     assert s.job_key("resnet18", "gcsam", 3, 1) == "resnet18/gcsam/fold3/seed1"
+    assert s.trial_run_name("resnet18", "sam", 3, 2) == "resnet18/sam/fold3/trial2"
+
+
+def test_repeats_after_the_first_name_their_runs_and_repeat_one_keeps_todays_names():
+    assert s.child_run_name("resnet18", "gcsam", 3, repeat=1) == "resnet18/gcsam/fold3"
+    assert s.child_run_name("resnet18", "gcsam", 3, repeat=2) == "resnet18/gcsam/r2/fold3"
+    assert s.job_key("resnet18", "gcsam", 3, 1, repeat=10) == "resnet18/gcsam/r10/fold3/seed1"
+    assert s.trial_run_name("m", "sam", 0, 4, repeat=3) == "m/sam/r3/fold0/trial4"
+    assert s.trial_key("m", "sam", 0, 1, 4, repeat=3) == "m/sam/r3/fold0/seed1/trial4"
+    assert s.trial_key("m", "sam", 0, 1, 4) == "m/sam/fold0/seed1/trial4"
+    assert "repeat" in s.CHILD_PARAMS and s.TAG_REPEAT == "medbench.repeat"
+    assert s.TAG_REPEAT in s.RUN_SPECIFIC_TAGS  # it differs between runs: not a common tag
 
 
 def test_test_metrics_cover_every_metric():
@@ -36,17 +48,18 @@ def test_parent_params_come_from_real_config_keys():
 
 def test_prediction_columns_are_ordered_and_required_ones_present():
     assert list(s.PREDICTION_COLUMNS)[:5] == list(s.REQUIRED_PREDICTION_COLUMNS)
+    assert set(s.OPTIONAL_PREDICTION_COLUMNS) == {"repeat"} < set(s.PREDICTION_COLUMNS)
 
 
 def test_site_keys_are_collision_free_and_bounded():
     """Issue 25 #10: 'scanner#1' and 'scanner_1' shared one metric; a 300-character site
     stopped the run at its first metric write."""
-    from medbench.tracking.schema import SITE_KEY_MAX, site_key, site_metric
-
-    assert site_key("GDPH") == "GDPH" and site_key("SYSUCC") == "SYSUCC"  # kept as they are
-    assert site_key("scanner_1") == "scanner_1"
-    assert site_key("scanner#1") != "scanner_1" and site_key("scanner#1").startswith("scanner_1_")
+    assert s.site_key("GDPH") == "GDPH" and s.site_key("SYSUCC") == "SYSUCC"  # kept as they are
+    assert s.site_key("scanner_1") == "scanner_1"
+    assert s.site_key("scanner#1") != "scanner_1" and s.site_key("scanner#1").startswith(
+        "scanner_1_"
+    )
     long = "x" * 300
-    assert len(site_key(long)) == SITE_KEY_MAX and site_key(long) != site_key(long + "y")
-    assert site_key("Hôpital") == site_key("Hôpital")  # stable across calls and processes
-    assert len(site_metric("balanced_accuracy", long)) < 250  # MLflow's limit on a metric name
+    assert len(s.site_key(long)) == s.SITE_KEY_MAX and s.site_key(long) != s.site_key(long + "y")
+    assert s.site_key("Hôpital") == s.site_key("Hôpital")  # stable across calls and processes
+    assert len(s.site_metric("balanced_accuracy", long)) < 250  # MLflow's limit on a metric name

@@ -5,7 +5,8 @@ at the first, decodes every image, and looks for near-duplicate images by percep
 the real release has some, a few with conflicting labels, and a pair split across folds
 leaks test images into training (BUSI is known for many). A patient whose images lie in
 several of a sheet's folds leaks the same way. Files that are not images of the task (masks,
-BUSI's normal images by default) are counted, not read.
+BUSI's normal images by default) are counted, not read. Asked for repeats of the
+cross-validation, it also shows the folds of every repeat as ``medbench run`` would draw them.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ from PIL import Image
 
 from medbench.data.audit.near_duplicates import near_duplicate_pairs
 from medbench.data.folds import (
+    fold_ids,
+    make_folds,
     own_parts,
     patient_groups,
     patients_across_folds,
+    repartition,
     single_class_folds,
     small_folds,
 )
@@ -71,6 +75,8 @@ class AuditReport:
     n_patients: int | None = None  # None when the dataset has no patient ids
     left_out: dict[str, int] = field(default_factory=dict)  # files that are no task image
     hashes: np.ndarray | None = None  # the perceptual hashes searched (None: no search)
+    #: with ``repeats`` > 1: each repeat's counts by site x label x fold, and how it was drawn
+    repeats: dict[int, tuple[str, pd.DataFrame]] = field(default_factory=dict)
 
     @property
     def usable(self) -> bool:
@@ -97,6 +103,10 @@ class AuditReport:
             )
         if not self.counts.empty:
             lines += ["", self.counts.to_string(), ""]
+        if self.repeats and 1 not in self.repeats:
+            lines += ["repeat 1: the dataset's own folds (above)", ""]
+        for repeat, (how, counts) in self.repeats.items():
+            lines += [f"repeat {repeat}: {how}", "", counts.to_string(), ""]
         if self.near_duplicates is not None:
             nd = self.near_duplicates
             lines.append(
@@ -123,6 +133,7 @@ def audit_dataset(
     include_normal: bool = False,
     labels: str = "check",
     max_image_pixels: int = Image.MAX_IMAGE_PIXELS,
+    repeats: int = 1,
 ) -> AuditReport:
     """Audit a dataset folder: counts and every problem, never stopping at the first.
 
@@ -144,6 +155,10 @@ def audit_dataset(
         As for :func:`medbench.data.read.manifest.read_manifest`.
     max_image_pixels : int
         Pillow's decompression-bomb limit while decoding (its own default).
+    repeats : int, default 1
+        Repeats of the cross-validation to show (``cv.repeats``): the folds of each, as
+        ``medbench run`` draws them with ``data.folds: auto`` and the default ``data.n_folds``
+        and seed (:func:`repeat_counts`).
 
     Returns
     -------
@@ -155,6 +170,8 @@ def audit_dataset(
     DataError
         Only when there is nothing to audit: no folder, no layout that fits it, no sheet, no
         key column, no images.
+    ConfigError
+        ``repeats`` > 1 where folds cannot be drawn again (an official split).
     """
     Image.MAX_IMAGE_PIXELS = max_image_pixels
     found = scan(root, sheet, layout, include_normal, labels)
@@ -186,6 +203,11 @@ def audit_dataset(
         for fold, size, median in small_folds(manifest)
     ]
     report.problems += _patients_across_folds(manifest)
+    if repeats > 1:
+        try:
+            report.repeats = repeat_counts(manifest, repeats)
+        except DataError as err:  # the folds cannot be drawn: a problem of the data, said once
+            report.problems.append(Problem("error", f"repeats: {err}"))
     hashes, problems = _decode_all(manifest, phash)
     report.problems += problems
     if phash:
@@ -194,6 +216,33 @@ def audit_dataset(
         report.near_duplicates = _describe_pairs(manifest, pairs, hashes)
         report.problems += _near_duplicate_problems(manifest, report.near_duplicates)
     return report
+
+
+#: The folds ``medbench run`` draws for a dataset without its own (``data.n_folds``, the seed).
+_DRAWN_FOLDS, _DRAWN_SEED = 5, 0
+
+
+def repeat_counts(manifest: pd.DataFrame, repeats: int) -> dict[int, tuple[str, pd.DataFrame]]:
+    """The folds of each repeat of a repeated cross-validation, as ``medbench run`` with
+    ``cv.repeats: repeats`` draws them: (how they were drawn, :func:`count_table`) by repeat.
+
+    Repeat 1 is the dataset's own folds (already in the audit's counts, so left out here), or,
+    for a dataset without folds, stratified folds drawn as by default; repeats 2 and above
+    re-partition the same images (:func:`~medbench.data.folds.repartition`).
+    """
+    with warnings.catch_warnings():  # a far smaller fold is one of the audit's problems already
+        warnings.simplefilter("ignore", MedbenchWarning)
+        base = make_folds(manifest, "auto", _DRAWN_FOLDS, _DRAWN_SEED, (), repeats)
+    grouped = "grouped by patient, " if patient_groups(base) is not None else ""
+    k = len(fold_ids(base))
+    out: dict[int, tuple[str, pd.DataFrame]] = {}
+    if not manifest["fold"].notna().any():
+        how = f"{k} stratified folds drawn with seed {_DRAWN_SEED} ({grouped}data.folds: auto)"
+        out[1] = (how, count_table(base))
+    for repeat in range(2, repeats + 1):
+        how = f"the same images re-partitioned into {k} stratified folds ({grouped}seeded by the repeat)"
+        out[repeat] = (how, count_table(repartition(base, repeat)))
+    return out
 
 
 def _sheet_label(manifest: pd.DataFrame) -> str | None:

@@ -7,7 +7,15 @@ import pytest
 from medbench.cli import main
 from medbench.data.audit.check import audit_dataset, near_duplicate_pairs
 from medbench.errors import DataError
-from tests.data.layouts import flat_layout, gdph_layout, pattern, truncate, write_png
+from tests.data.layouts import (
+    breastmnist_npz,
+    busi_layout,
+    flat_layout,
+    gdph_layout,
+    pattern,
+    truncate,
+    write_png,
+)
 
 
 def lines_of(report, severity):
@@ -213,3 +221,34 @@ def test_stray_folds_are_a_warning(tmp_path):
             and "data.folds_keep" in w
             for w in warnings
         ), warnings
+
+
+def test_check_shows_the_folds_of_every_repeat(tmp_path, capsys):
+    gdph_layout(tmp_path / "gdph", per_site={"A": (10, 10), "B": (10, 10)}, stray=None)
+    report = audit_dataset(tmp_path / "gdph", phash=False, repeats=3)
+    assert sorted(report.repeats) == [2, 3]  # repeat 1: the sheet's folds, the main table
+    for repeat in (2, 3):
+        how, counts = report.repeats[repeat]
+        assert "re-partitioned into 5 stratified folds" in how
+        assert list(counts.columns) == [f"fold {k}" for k in range(1, 6)] + ["total"]
+        assert counts.loc[("total", ""), "total"] == 40
+        assert (counts.loc[("total", ""), [f"fold {k}" for k in range(1, 6)]] == 8).all()
+    assert main(["data", "check", str(tmp_path / "gdph"), "--no-phash", "--repeats", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "repeat 1: the dataset's own folds (above)" in out and "repeat 2: " in out
+    assert "repeat 3" not in out
+
+
+def test_check_draws_repeat_one_for_a_dataset_without_folds(tmp_path):
+    busi_layout(tmp_path, n_benign=10, n_malignant=10)
+    report = audit_dataset(tmp_path, phash=False, repeats=2)
+    assert sorted(report.repeats) == [1, 2]
+    assert "5 stratified folds drawn with seed 0" in report.repeats[1][0]
+    assert report.repeats[1][1].loc[("total", ""), "total"] == 20
+
+
+def test_check_refuses_repeats_of_an_official_split(tmp_path, capsys):
+    breastmnist_npz(tmp_path / "breastmnist.npz")
+    assert main(["data", "check", str(tmp_path), "--no-phash", "--repeats", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cv.repeats: 2 repeats" in err[0] and "auto -> official" in err[0]
