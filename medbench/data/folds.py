@@ -22,11 +22,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
 
 from medbench.data.messages import plural
 from medbench.data.read.labels import LABEL_NAMES, SPLITS
 from medbench.errors import ConfigError, DataError, MedbenchWarning, closest
+from medbench.optional import lazy_import
+
+# scikit-learn takes a second to import: config checks and `medbench list` read FOLD_SOURCES only
+model_selection = lazy_import("sklearn.model_selection")
 
 FOLD_SOURCES = ("auto", "sheet", "stratified", "site", "official", "none")
 #: The one fold of ``official`` (the dataset's own split) and of ``none`` (no internal test).
@@ -208,11 +211,11 @@ def _kfold_parts(strata: np.ndarray, groups: np.ndarray | None, k: int, seed: in
     """The k test parts (row positions) of a seeded stratified k-fold, grouped when ``groups``."""
     x = np.zeros(len(strata))
     if groups is None:
-        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        splitter = model_selection.StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
         return [test for _, test in splitter.split(x, strata)]
     with warnings.catch_warnings():  # a rare stratum is fine: it is spread as well as it can be
         warnings.filterwarnings("ignore", "The least populated class", UserWarning)
-        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        splitter = model_selection.StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
         return [test for _, test in splitter.split(x, strata, groups)]
 
 
@@ -347,7 +350,7 @@ def _carve_validation(
     groups = patient_groups(part)
     if groups is None:
         strata = _val_strata(part, n_val)
-        train, val = train_test_split(
+        train, val = model_selection.train_test_split(
             rest, test_size=n_val, random_state=seed, shuffle=True, stratify=strata
         )
         return train, val
