@@ -71,6 +71,10 @@ def _cmd_ui(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from medbench.tracking.store import check_store, resolve_tracking_uri
+
+    # a missing store is one line at once, before the report's packages (seconds) load
+    check_store(resolve_tracking_uri(args.tracking_uri), create=False)
     from medbench.report.build import build_report
 
     out = build_report(args.experiment, tracking_uri=args.tracking_uri, out_dir=args.out)

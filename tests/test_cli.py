@@ -182,3 +182,28 @@ def test_every_help_page_ends_with_examples_as_typed(capsys, monkeypatch, tmp_pa
         parsed = [line.split("#")[0].split()[1:] for line in commands]
         for words in parsed:  # every example parses
             build_parser().parse_args(words)
+
+
+def test_report_in_an_empty_folder_is_one_line_at_once_and_leaves_it_empty(tmp_path):
+    """``medbench report NAME`` in the wrong folder: exit 2, one line naming what was looked for
+    and how to point at another store, nothing created, and no heavy package loaded first (the
+    19 s it took; checked on what was imported, not on time)."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    probe = (
+        "import sys\n"
+        "from medbench.cli import main\n"
+        "code = main(['report', 'medbench-demo'])\n"
+        "heavy = sorted(m for m in ('torch', 'mlflow', 'matplotlib', 'scipy') if m in sys.modules)\n"
+        "print('EXIT', code, heavy)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PYTHONPATH"] = str(Path(__file__).parents[1])
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=empty
+    )
+    assert proc.stdout.splitlines()[-1] == "EXIT 2 []", proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert line.startswith(f"medbench: error: no tracking store at {empty / 'mlflow.db'}")
+    assert "--tracking-uri" in line
+    assert list(empty.iterdir()) == []
