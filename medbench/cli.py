@@ -110,6 +110,8 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
         include_normal=args.include_normal,
         labels=args.labels,
         max_image_pixels=args.max_image_pixels,
+        n_folds=args.n_folds,
+        fold_seed=args.seed,
     )
     print(report.render())
     return 0 if report.usable else 1
@@ -369,6 +371,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=89_478_485,
         help="Pillow's decompression-bomb limit (as data.max_image_pixels)",
+    )
+    p.add_argument(
+        "--n-folds",
+        type=int,
+        default=5,
+        help="without folds in the dataset: the stratified folds run draws (as data.n_folds; 5)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="the seed of those folds (the lowest of seeds; 0)"
     )
     p.set_defaults(func=_cmd_data_check)
 

@@ -116,6 +116,9 @@ class DataConfig:
     external: list[ExternalConfig] = setting(factory=list)  # tested with identical preprocessing
     # the folds to keep (empty: all), e.g. to leave out a stray fold of a few mistyped images
     folds_keep: list[str] = setting(factory=list)
+    # image ids to leave out (e.g. one of each near-duplicate pair `data check` lists), before
+    # folds are drawn; the dataset fingerprint covers which images were used, so not hashed
+    exclude: list[str] = setting(factory=list, hashed=False)
     # Pillow's guard against decompression bombs, in pixels (its default); raise it for trusted
     # very large images
     max_image_pixels: int = setting(89_478_485, ge=1, hashed=False)
@@ -723,6 +726,7 @@ def data_settings(data: DataConfig) -> DataSettings:
         folds=data.folds,
         n_folds=data.n_folds,
         folds_keep=tuple(data.folds_keep),
+        exclude=tuple(str(i) for i in data.exclude),
         image_size=data.image_size,
         synthetic_n=data.synthetic.n,
         synthetic_seed=data.synthetic.seed,

@@ -92,6 +92,7 @@ def assign_folds(
     has_folds = bool(out["fold"].notna().any())
     if source == "auto":
         source = "sheet" if has_folds else "official" if has_split(out) else "stratified"
+    out.attrs["fold_source"] = source  # what "auto" chose: stratified folds are medbench's
     if source in ("official", "none"):
         if source == "official":
             _check_official(out)
@@ -168,8 +169,8 @@ def _check_official(manifest: pd.DataFrame) -> None:
 
 
 def _stratified(manifest: pd.DataFrame, k: int, seed: int) -> np.ndarray:
-    """Seeded k-fold labels, stratified by label (and site when every site x label has k images,
-    or k patients); a patient's images share one fold."""
+    """Seeded k-fold labels 1..k, stratified by label (and site when every site x label has k
+    images, or k patients); a patient's images share one fold."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
         raise ConfigError(f"folds: k must be an integer of at least 2, got {k!r}")
     labels = manifest["label"].to_numpy()
@@ -202,7 +203,8 @@ def _stratified(manifest: pd.DataFrame, k: int, seed: int) -> np.ndarray:
         if smallest >= k:
             strata = by_site
     folds = np.empty(len(manifest), dtype=np.int64)
-    for fold, test in enumerate(_kfold_parts(strata, groups, k, seed)):
+    # numbered from 1, as the datasets' own fold columns are (GDPH&SYSUCC, BUS-BRA): fold1-5
+    for fold, test in enumerate(_kfold_parts(strata, groups, k, seed), start=1):
         folds[test] = fold
     return folds
 

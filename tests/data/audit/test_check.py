@@ -1,4 +1,5 @@
 import time
+import warnings
 from itertools import combinations
 
 import numpy as np
@@ -6,7 +7,9 @@ import pytest
 
 from medbench.cli import main
 from medbench.data.audit.check import audit_dataset, near_duplicate_pairs
-from medbench.errors import DataError
+from medbench.data.folds import make_folds
+from medbench.data.read.manifest import read_manifest
+from medbench.errors import DataError, MedbenchWarning
 from tests.data.layouts import flat_layout, gdph_layout, pattern, truncate, write_png
 
 
@@ -32,6 +35,14 @@ def test_release_like_layout_is_usable_with_warnings(tmp_path):
     assert len(report.near_duplicates) == 1
     text = report.render()
     assert "GDPH" in text and "fold 5" in text and "usable: yes (2 warnings)" in text
+    # the list ends with what to do: labels differ, so both images go
+    assert report.exclude == ["benign(0)", "malignant(12)"]
+    assert text.splitlines()[-2] == (
+        "what to do: leave out one image of each pair (both when their labels differ) with "
+        "--set 'data.exclude=[benign(0), malignant(12)]' on run (or data.exclude in the "
+        "config), or drop those 2 files from the dataset"
+    )
+    assert "folds: the dataset's own (1, 2, 3, 4, 5)" in text
 
 
 def test_distinct_images_are_not_near_duplicates(tmp_path):
@@ -116,12 +127,27 @@ def test_tiny_images_are_a_warning(tmp_path):
     )
 
 
-def test_flat_layout_counts_without_sites_or_folds(tmp_path):
+def test_flat_layout_counts_the_folds_run_will_draw(tmp_path):
+    """No folds in the sheet: the counts show the stratified folds ``run`` draws, numbered from
+    1, not "fold -"; folds run could not draw make the dataset unusable, as run would stop."""
     flat_layout(tmp_path, n_benign=3, n_malignant=5)
-    report = audit_dataset(tmp_path)
+    report = audit_dataset(tmp_path, n_folds=3)
     assert report.usable
     assert report.counts.loc[("-", "malignant"), "total"] == 5
-    assert list(report.counts.columns) == ["fold -", "total"]
+    assert list(report.counts.columns) == ["fold 1", "fold 2", "fold 3", "total"]
+    assert report.folds == "3 stratified folds as run draws them (data.n_folds 3, seed 0)"
+    assert "folds: 3 stratified folds as run draws them" in report.render()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MedbenchWarning)
+        manifest = make_folds(read_manifest(tmp_path), "auto", 3, 0, [])
+    per_fold = manifest.groupby("fold").size().rename(lambda f: f"fold {f}")
+    assert report.counts.loc[("total", "")].drop("total").to_dict() == per_fold.to_dict()
+    five = audit_dataset(tmp_path, phash=False)  # 3 benign images cannot fill 5 folds
+    assert not five.usable and five.folds == "none (run cannot draw them)"
+    assert lines_of(five, "error") == [
+        "cannot draw 5 stratified folds: only 3 benign images (each fold needs at least one of "
+        "each class)"
+    ]
 
 
 def test_audit_raises_when_there_is_nothing_to_audit(tmp_path):
