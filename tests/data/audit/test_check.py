@@ -1,4 +1,3 @@
-import time
 import warnings
 from itertools import combinations
 
@@ -169,11 +168,23 @@ def test_pairwise_hamming_matches_brute_force():
     assert found == expected and len(found) >= 8
 
 
-def test_pairwise_hamming_is_quick_for_the_release_size():
-    hashes = np.random.default_rng(1).integers(0, 2, (2405, 256)).astype(np.float32)
-    start = time.perf_counter()
-    near_duplicate_pairs(hashes, 24)
-    assert time.perf_counter() - start < 2.0
+def test_pairwise_hamming_is_quick_for_the_release_size(monkeypatch):
+    """Quick as in little work, not as in seconds on this machine: at the release's size the
+    search verifies a few candidates per image, not the 2.9 million pairs of brute force."""
+    import medbench.data.audit.near_duplicates as nd
+
+    expand, verified = nd._expand, []
+
+    def counting(lo, hi, order):
+        for rows, cols in expand(lo, hi, order):
+            verified.append(len(rows))
+            yield rows, cols
+
+    monkeypatch.setattr(nd, "_expand", counting)
+    n = 2405
+    hashes = np.random.default_rng(1).integers(0, 2, (n, 256)).astype(np.float32)
+    assert near_duplicate_pairs(hashes, 24).shape == (0, 2)  # random hashes are far apart
+    assert sum(verified) < 0.02 * n * (n - 1) / 2
 
 
 # --------------------------------------------------------------------------- command line
