@@ -1,11 +1,13 @@
 # `make demo` and `make test` work on a fresh clone: they (re)create the virtual environment
 # whenever it is missing or older than pyproject.toml, then run.
+# bash: `time` reports how long the test targets took (wall and CPU)
+SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.medbench-installed
 
-.PHONY: demo ui test lint bench venv clean showcase
+.PHONY: demo ui test test-fast lint bench venv clean showcase
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,8 +32,15 @@ showcase: $(STAMP)
 	tmp=$$(mktemp -d) && cd $$tmp && MEDBENCH_CACHE_DIR=$$tmp/cache \
 	  $(CURDIR)/$(VENV)/bin/medbench demo --set report.out=$(CURDIR)/reports/demo && rm -rf $$tmp
 
+# The whole suite, end-to-end tests included; it ends with how long it took (real: wall time,
+# user + sys: CPU time).
 test: $(STAMP)
-	$(PY) -m pytest
+	time $(PY) -m pytest
+
+# The unit tests: no end-to-end grids (marker slow) and no tests that start medbench, MLflow or
+# worker processes (marker subprocess); what to run while you work.
+test-fast: $(STAMP)
+	time $(PY) -m pytest -m "not slow and not subprocess"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check medbench tests

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import textwrap
 import warnings
 from collections.abc import Sequence
 
 from medbench import __version__
 from medbench.engine.interrupts import sigterm_as_interrupt
-from medbench.errors import ConfigError, MedbenchError, MedbenchWarning
+from medbench.errors import ConfigError, MedbenchError, MedbenchWarning, closest
+from medbench.invocation import medbench_words
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -68,6 +71,10 @@ def _cmd_ui(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from medbench.tracking.store import check_store, resolve_tracking_uri
+
+    # a missing store is one line at once, before the report's packages (seconds) load
+    check_store(resolve_tracking_uri(args.tracking_uri), create=False)
     from medbench.report.build import build_report
     from medbench.report.summary import read_bottom_lines, render_verdict
 
@@ -129,6 +136,8 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
         labels=args.labels,
         max_image_pixels=args.max_image_pixels,
         repeats=args.repeats,
+        n_folds=args.n_folds,
+        fold_seed=args.seed,
     )
     print(report.render())
     return 0 if report.usable else 1
@@ -142,6 +151,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    # light registries: listing imports neither torch nor scikit-learn (tests/test_cli.py)
     from medbench.config import describe_configs
     from medbench.data.read.layouts import LAYOUTS
     from medbench.models import MODELS
@@ -154,13 +164,18 @@ def _cmd_list(args: argparse.Namespace) -> int:
         "layouts": {name: layout.DESCRIPTION for name, layout in LAYOUTS.items()},
     }
     chosen = [args.what] if args.what else list(sections)
+    # whole descriptions: wrapped under their column on a terminal, one line each in a pipe
+    columns = max(shutil.get_terminal_size().columns, 60) if sys.stdout.isatty() else 0
     for i, what in enumerate(chosen):
         if len(chosen) > 1:
             print(("\n" if i else "") + what)
         entries = sections[what]
         width = max(map(len, entries))
         for name, text in entries.items():
-            print(f"  {name:<{width}}  {text}" if len(chosen) > 1 else f"{name:<{width}}  {text}")
+            head = f"{'  ' if len(chosen) > 1 else ''}{name:<{width}}  "
+            if columns:
+                text = textwrap.fill(text, columns - len(head), subsequent_indent=" " * len(head))
+            print(head + text)
     return 0
 
 
@@ -174,13 +189,68 @@ def _port(text: str) -> int:
     return port
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="medbench",
-        description="Cross-validated benchmarks of optimizers and models on medical images.",
+class _Parser(argparse.ArgumentParser):
+    """argparse with examples kept as written and a "did you mean" for a mistyped command."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def _check_value(self, action: argparse.Action, value: object) -> None:
+        # argparse checks a command against its choices before it runs the subparser; one line
+        # with the closest command replaces its usage and list of every choice
+        if isinstance(action, argparse._SubParsersAction) and value not in action.choices:
+            kind = "action" if action.dest == "data_command" else "command"
+            known = list(action.choices)
+            where = "medbench" + self.prog.removeprefix(" ".join(medbench_words()))
+            self.exit(
+                2,
+                f"{where}: error: unknown {kind} {value!r}{closest(str(value), known)}; "
+                f"{kind}s: {', '.join(known)}\n",
+            )
+        super()._check_value(action, value)
+
+
+def _examples(*commands: str) -> str:
+    """The epilog of a ``--help`` page: commands as they can be typed where medbench was started
+    (``.venv/bin/medbench ...`` after ``make demo``)."""
+    start = " ".join(medbench_words())
+    return "examples:\n" + "\n".join(f"  {start} {command}" for command in commands)
+
+
+def _global_flags(parser: argparse.ArgumentParser, top: bool = False) -> None:
+    """``--debug`` and ``--version``, accepted before and after the command (``medbench run demo
+    --debug``). A command's copy leaves ``--debug`` unset unless given, so that it does not undo
+    the top-level flag."""
+    parser.add_argument(
+        "--version", action="version", version=f"medbench {__version__}", help="print the version"
     )
-    parser.add_argument("--version", action="version", version=f"medbench {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="show tracebacks for errors",
+    )
+
+
+def _share_global_flags(parser: argparse.ArgumentParser) -> None:
+    """Give every command (and every action of a command, as ``data check``) the global flags;
+    done once the parser is built, so that a command added later gets them too."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in dict.fromkeys(action.choices.values()):  # aliases share one parser
+                _global_flags(command)
+                _share_global_flags(command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=" ".join(medbench_words()),
+        description="Cross-validated benchmarks of optimizers and models on medical images.",
+        epilog=_examples("demo", "list", "run demo --set train.epochs=3 --debug")
+        + "\n\nEach command's --help ends with examples; --debug and --version go anywhere.",
+    )
+    _global_flags(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def overrides(p: argparse.ArgumentParser) -> None:
@@ -195,7 +265,15 @@ def build_parser() -> argparse.ArgumentParser:
             "--no-report", action="store_true", help="do not build the report at the end"
         )
 
-    p = sub.add_parser("run", help="run a benchmark grid from a config")
+    p = sub.add_parser(
+        "run",
+        help="run a benchmark grid from a config",
+        epilog=_examples(
+            "run demo --set train.epochs=3",
+            "run paper --data-root /data/GDPH_SYSUCC",
+            "run my-config.yaml --external-root /data/BUSBRA --no-report",
+        ),
+    )
     p.add_argument(
         "config", help="a YAML file or the name of a shipped config (demo, demo-fair, paper, fair)"
     )
@@ -216,12 +294,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser(
-        "demo", help="generate the synthetic BUS dataset (once) and run the demo grid"
+        "demo",
+        help="generate the synthetic BUS dataset (once) and run the demo grid",
+        epilog=_examples("demo", "demo --set train.epochs=2 --no-report"),
     )
     overrides(p)
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("ui", help="open the MLflow UI on the tracking store")
+    p = sub.add_parser(
+        "ui",
+        help="open the MLflow UI on the tracking store",
+        epilog=_examples(
+            "ui",
+            "ui --port 5001",
+            "ui --tracking-uri sqlite:////path/to/mlflow.db",
+        ),
+    )
     p.add_argument(
         "--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)"
     )
@@ -231,7 +319,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_ui)
 
-    p = sub.add_parser("report", help="build figures, tables and report.md/html from MLflow")
+    p = sub.add_parser(
+        "report",
+        help="build figures, tables and report.md/html from MLflow",
+        epilog=_examples(
+            "report medbench-demo",
+            "report medbench-demo --out /tmp/demo-report",
+            "report medbench-paper --tracking-uri http://mlflow-host:5000",
+        ),
+    )
     p.add_argument("experiment", help="MLflow experiment name (the config's name)")
     p.add_argument(
         "--tracking-uri", help="tracking store (default: MLFLOW_TRACKING_URI or ./mlflow.db)"
@@ -240,7 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser(
-        "compare", help="one report over several experiments (data sets): forest plot, pooled"
+        "compare",
+        help="one report over several experiments (data sets): forest plot, pooled",
+        epilog=_examples(
+            "compare bus-gdph bus-busbra bus-busi",
+            "compare gdph busi --tracking-uri sqlite:///a.db --tracking-uri sqlite:///b.db",
+        ),
     )
     p.add_argument("experiments", nargs="+", metavar="EXPERIMENT", help="two or more experiments")
     p.add_argument(
@@ -260,7 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser(
-        "plan", help="repeats of the cross-validation a pilot experiment needs, and their compute"
+        "plan",
+        help="repeats of the cross-validation a pilot experiment needs, and their compute",
+        epilog=_examples("plan medbench-demo", "plan pilot --delta 0.02 --power 0.9"),
     )
     p.add_argument("experiment", help="the pilot: an MLflow experiment name (the config's name)")
     p.add_argument(
@@ -272,15 +375,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_plan)
 
-    data = sub.add_parser("data", help="dataset tools").add_subparsers(
-        dest="data_command", required=True, metavar="ACTION"
+    data = sub.add_parser(
+        "data",
+        help="dataset tools: synth, check",
+        epilog=_examples("data check /data/GDPH_SYSUCC", "data synth /tmp/busbra --layout busbra"),
+    ).add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    p = data.add_parser(
+        "synth",
+        help="write a synthetic BUS dataset in a real dataset's layout",
+        epilog=_examples(
+            "data synth /tmp/bus",
+            "data synth /tmp/busbra --layout busbra --n 300",
+            "data synth /tmp/own --layout flat",
+        ),
     )
-    p = data.add_parser("synth", help="write a synthetic BUS dataset in a real dataset's layout")
     p.add_argument("out", help="output folder")
     p.add_argument(
         "--layout",
         default="gdph_sysucc",
-        choices=["gdph_sysucc", "busbra", "busi"],
+        choices=["gdph_sysucc", "busbra", "busi", "flat"],
         help="the layout to write (default gdph_sysucc)",
     )
     p.add_argument("--n", type=int, default=600, help="number of images (default 600)")
@@ -292,7 +405,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="image sizes: default 400-650 px a side; release the real release's 500-1,000 px",
     )
     p.set_defaults(func=_cmd_data_synth)
-    p = data.add_parser("check", help="audit a dataset folder: counts and problems")
+    p = data.add_parser(
+        "check",
+        help="audit a dataset folder: counts, the folds run will make, problems",
+        epilog=_examples(
+            "data check /data/GDPH_SYSUCC",
+            "data check /data/BUSBRA --sheet 10-fold-cv.csv",
+            "data check /data/BUSI --include-normal --no-phash",
+        ),
+    )
     p.add_argument("root", help="dataset folder")
     p.add_argument("--no-phash", action="store_true", help="skip the near-duplicate search")
     p.add_argument("--layout", help="the dataset's layout (default: detected)")
@@ -324,10 +445,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="R",
         help="also show the folds of each of R repeats of the cross-validation (as cv.repeats)",
     )
+    p.add_argument(
+        "--n-folds",
+        type=int,
+        default=5,
+        help="without folds in the dataset: the stratified folds run draws (as data.n_folds; 5)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="the seed of those folds (the lowest of seeds; 0)"
+    )
     p.set_defaults(func=_cmd_data_check)
 
     p = sub.add_parser(
-        "bench", help="measure speed: data pipeline, optimizers, training, scale, packing, demo"
+        "bench",
+        help="measure speed: data pipeline, optimizers, training, scale, packing, demo",
+        epilog=_examples(
+            "bench optim --model resnet18",
+            "bench data --repetitions 3",
+            "bench paper --models resnet18 --n 600 --epochs 2   # on a GPU",
+        ),
     )
     p.add_argument(
         "part",
@@ -360,10 +496,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser(
-        "list", help="list the models, optimizers, shipped configs and dataset layouts"
+        "list",
+        help="list the models, optimizers, shipped configs and dataset layouts",
+        epilog=_examples("list", "list configs"),
     )
     p.add_argument("what", nargs="?", choices=["models", "optimizers", "configs", "layouts"])
     p.set_defaults(func=_cmd_list)
+    _share_global_flags(parser)
     return parser
 
 

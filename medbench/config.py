@@ -40,8 +40,8 @@ from medbench.data.read.manifest import LABEL_SOURCES
 from medbench.data.settings import DataSettings, ExternalSettings
 from medbench.errors import ConfigError, MedbenchWarning, closest
 from medbench.models import check_model
-from medbench.optim.registry import DEFAULT_LR, is_sam_family, list_optimizers, tunable_settings
-from medbench.optim.sam import DEFAULT_RHO, GC_NORMS
+from medbench.optim.defaults import DEFAULT_LR, DEFAULT_RHO, GC_NORMS
+from medbench.optim.registry import is_sam_family, list_optimizers, tunable_settings
 from medbench.yaml_input import YamlSyntaxError, as_text, load_yaml, read_text, short
 
 _NO_DEFAULT: Any = dataclasses.MISSING
@@ -116,6 +116,9 @@ class DataConfig:
     external: list[ExternalConfig] = setting(factory=list)  # tested with identical preprocessing
     # the folds to keep (empty: all), e.g. to leave out a stray fold of a few mistyped images
     folds_keep: list[str] = setting(factory=list)
+    # image ids to leave out (e.g. one of each near-duplicate pair `data check` lists), before
+    # folds are drawn; the dataset fingerprint covers which images were used, so not hashed
+    exclude: list[str] = setting(factory=list, hashed=False)
     # Pillow's guard against decompression bombs, in pixels (its default); raise it for trusted
     # very large images
     max_image_pixels: int = setting(89_478_485, ge=1, hashed=False)
@@ -567,11 +570,20 @@ def list_configs() -> list[str]:
 
 
 def describe_configs() -> dict[str, str]:
-    """Name -> the first line of the shipped config's leading comment."""
+    """Name -> the first paragraph of the shipped config's leading comment, as one line.
+
+    The paragraph ends at the first empty comment line or the first line of YAML, so a
+    description that runs over several comment lines is given whole.
+    """
     out = {}
     for name, path in sorted(_shipped().items()):
-        first = path.read_text(encoding="utf-8").splitlines()[0] if path.is_file() else ""
-        out[name] = first.lstrip("# ").strip() if first.startswith("#") else ""
+        words: list[str] = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            text = line.strip()
+            if not text.startswith("#") or not text.lstrip("#").strip():
+                break
+            words.append(text.lstrip("#").strip())
+        out[name] = " ".join(words)
     return out
 
 
@@ -734,6 +746,7 @@ def data_settings(data: DataConfig) -> DataSettings:
         folds=data.folds,
         n_folds=data.n_folds,
         folds_keep=tuple(data.folds_keep),
+        exclude=tuple(str(i) for i in data.exclude),
         image_size=data.image_size,
         synthetic_n=data.synthetic.n,
         synthetic_seed=data.synthetic.seed,

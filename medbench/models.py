@@ -1,45 +1,28 @@
 """Model registry: torchvision and MONAI networks with two-class heads, built without weights.
 
 Nothing here downloads: every network starts from random weights, seeded by the caller, so that a
-job is reproducible and runs offline. ``build_model`` mirrors torchvision's ``get_model``.
+job is reproducible and runs offline. ``build_model`` mirrors torchvision's ``get_model``. The
+registry itself imports no torch (``medbench list`` and config checks stay fast): a network's
+package loads when one is built.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from medbench.errors import ConfigError, closest
 from medbench.optional import lazy_import
 
-# imported when a model of theirs is built: `medbench list` and a smallcnn grid skip them
+if TYPE_CHECKING:
+    from torch import nn
+
+# imported when a model of theirs is built: `medbench list` and `config` validation import no
+# torch, and a smallcnn grid skips torchvision and MONAI
+smallcnn = lazy_import("medbench.smallcnn")
 torchvision_models = lazy_import("torchvision.models")
 monai_nets = lazy_import("monai.networks.nets")
-
-
-class SmallCNN(nn.Module):
-    """Four conv blocks and a linear head: learns the synthetic BUS task on a CPU in seconds."""
-
-    def __init__(self, num_classes: int = 2, in_channels: int = 3, width: int = 16) -> None:
-        super().__init__()
-        chans = [in_channels, width, width * 2, width * 4, width * 8]
-        blocks: list[nn.Module] = []
-        for cin, cout in zip(chans[:-1], chans[1:], strict=False):
-            blocks += [
-                nn.Conv2d(cin, cout, 3, padding=1, bias=False),
-                nn.BatchNorm2d(cout),
-                nn.ReLU(inplace=True),
-                nn.MaxPool2d(2),
-            ]
-        self.features = nn.Sequential(*blocks)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head = nn.Linear(chans[-1], num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.flatten(self.pool(self.features(x)), 1))
 
 
 @dataclass(frozen=True)
@@ -80,7 +63,7 @@ def _monai_resnet18(num_classes: int, image_size: int) -> nn.Module:
 
 MODELS: dict[str, ModelSpec] = {
     "smallcnn": ModelSpec(
-        lambda k, s: SmallCNN(num_classes=k),
+        lambda k, s: smallcnn.SmallCNN(num_classes=k),
         "medbench",
         "four conv blocks, 0.1 M parameters: the CPU demo's model",
         16,

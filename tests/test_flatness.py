@@ -20,7 +20,8 @@ from medbench.flatness import (
     measure_flatness,
     sam_sharpness,
 )
-from medbench.models import SmallCNN, build_model
+from medbench.models import build_model
+from medbench.smallcnn import SmallCNN
 
 
 @pytest.fixture(autouse=True, scope="module")

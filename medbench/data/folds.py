@@ -24,11 +24,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
 
 from medbench.data.messages import plural
 from medbench.data.read.labels import LABEL_NAMES, SPLITS
 from medbench.errors import ConfigError, DataError, MedbenchWarning, closest
+from medbench.optional import lazy_import
+
+# scikit-learn takes a second to import: config checks and `medbench list` read FOLD_SOURCES only
+model_selection = lazy_import("sklearn.model_selection")
 
 FOLD_SOURCES = ("auto", "sheet", "stratified", "site", "official", "none")
 #: The one fold of ``official`` (the dataset's own split) and of ``none`` (no internal test).
@@ -228,7 +231,7 @@ def repartition(manifest: pd.DataFrame, repeat: int) -> pd.DataFrame:
     index = _stratified(manifest, len(labels), repeat_seed(repeat))
     out = manifest.copy()
     values = np.empty(len(out), dtype=object)
-    for i, label in enumerate(labels):
+    for i, label in enumerate(labels, start=1):  # _stratified numbers its folds from 1
         values[index == i] = label
     out["fold"] = pd.array(values.tolist(), dtype=manifest["fold"].dtype)
     return out
@@ -254,8 +257,8 @@ def _check_official(manifest: pd.DataFrame) -> None:
 
 
 def _stratified(manifest: pd.DataFrame, k: int, seed: int) -> np.ndarray:
-    """Seeded k-fold labels, stratified by label (and site when every site x label has k images,
-    or k patients); a patient's images share one fold."""
+    """Seeded k-fold labels 1..k, stratified by label (and site when every site x label has k
+    images, or k patients); a patient's images share one fold."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
         raise ConfigError(f"folds: k must be an integer of at least 2, got {k!r}")
     labels = manifest["label"].to_numpy()
@@ -288,7 +291,8 @@ def _stratified(manifest: pd.DataFrame, k: int, seed: int) -> np.ndarray:
         if smallest >= k:
             strata = by_site
     folds = np.empty(len(manifest), dtype=np.int64)
-    for fold, test in enumerate(_kfold_parts(strata, groups, k, seed)):
+    # numbered from 1, as the datasets' own fold columns are (GDPH&SYSUCC, BUS-BRA): fold1-5
+    for fold, test in enumerate(_kfold_parts(strata, groups, k, seed), start=1):
         folds[test] = fold
     return folds
 
@@ -297,11 +301,11 @@ def _kfold_parts(strata: np.ndarray, groups: np.ndarray | None, k: int, seed: in
     """The k test parts (row positions) of a seeded stratified k-fold, grouped when ``groups``."""
     x = np.zeros(len(strata))
     if groups is None:
-        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        splitter = model_selection.StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
         return [test for _, test in splitter.split(x, strata)]
     with warnings.catch_warnings():  # a rare stratum is fine: it is spread as well as it can be
         warnings.filterwarnings("ignore", "The least populated class", UserWarning)
-        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        splitter = model_selection.StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
         return [test for _, test in splitter.split(x, strata, groups)]
 
 
@@ -463,7 +467,7 @@ def _carve_validation(
         strata = _val_strata(part, n_val)
         if strata is None and len(rest) - n_val < 2:  # one training image: one class at most
             return rest[: len(rest) - n_val], rest[len(rest) - n_val :]
-        train, val = train_test_split(
+        train, val = model_selection.train_test_split(
             rest, test_size=n_val, random_state=seed, shuffle=True, stratify=strata
         )
         return train, val

@@ -34,6 +34,7 @@ class DataSettings:
     folds: str  # a fold source (medbench.data.folds.FOLD_SOURCES)
     n_folds: int  # for stratified folds
     folds_keep: tuple[str, ...]  # the folds to keep (empty: all)
+    exclude: tuple[str, ...]  # image ids left out before folds are drawn
     image_size: int  # side of the square model input
     synthetic_n: int
     synthetic_seed: int
@@ -44,7 +45,7 @@ class DataSettings:
         """The settings that change the prepared dataset (manifest, folds, images), by config key:
         what the per-process cache of prepared datasets is keyed on. Neither the image-size
         guard (it only refuses) nor the external datasets (prepared on their own) are in it."""
-        return {
+        key = {
             "root": self.root,
             "layout": self.layout,
             "sheet": self.sheet,
@@ -57,3 +58,6 @@ class DataSettings:
             "synthetic.n": self.synthetic_n,
             "synthetic.seed": self.synthetic_seed,
         }
+        if self.exclude:  # only when set: the keys of before stay as they were
+            key["exclude"] = list(self.exclude)
+        return key

@@ -19,6 +19,7 @@ import pandas as pd
 
 from medbench.config import Config, config_hash, data_settings, dump_yaml
 from medbench.data.dataset import Dataset, prepare_dataset, prepare_externals
+from medbench.engine.data_tags import dataset_tags
 from medbench.engine.executors import Executor, choose_executor, run_works
 from medbench.engine.interrupts import sigterm_as_interrupt
 from medbench.engine.jobs import Job, make_jobs
@@ -81,12 +82,13 @@ def _open_parents(
 ) -> dict[str, str]:
     """A parent run per (model, optimizer): found again on resume, else created."""
     parent_ids: dict[str, str] = {}
+    tags: dict[str, str] | None = None  # about the data: made once, when a parent is created
     for job in jobs:
         if job.parent_name in parent_ids:
             continue
         ref = tracker.find_parent(job.model, job.optimizer, chash, dataset.fingerprint)
         if ref is None:
-            tags = {s.TAG_DATASET_CARD: dataset.card} if dataset.card else None
+            tags = dataset_tags(dataset) if tags is None else tags
             pid = tracker.start_parent(
                 job.model,
                 job.optimizer,

@@ -2,20 +2,33 @@
 
 ``sam`` holds the SAM family (:class:`SAM`, :class:`GCSAM`) and the BatchNorm switches of its
 second pass; ``centralization`` holds Gradient Centralization; ``registry`` builds any of them by
-name from one set of settings (:func:`build_optimizer`, :func:`list_optimizers`).
+name from one set of settings (:func:`build_optimizer`, :func:`list_optimizers`); ``defaults``
+holds the shared defaults.
+
+The names below load on first use (PEP 562): importing ``medbench.optim.registry`` for a config
+check must not import torch through this package.
 """
 
-from medbench.optim.centralization import centralize_gradients
-from medbench.optim.registry import OPTIMIZER_SETTINGS, build_optimizer, list_optimizers
-from medbench.optim.sam import GCSAM, SAM, disable_running_stats, enable_running_stats
+from __future__ import annotations
 
-__all__ = [
-    "GCSAM",
-    "OPTIMIZER_SETTINGS",
-    "SAM",
-    "build_optimizer",
-    "centralize_gradients",
-    "disable_running_stats",
-    "enable_running_stats",
-    "list_optimizers",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "GCSAM": "medbench.optim.sam",
+    "OPTIMIZER_SETTINGS": "medbench.optim.registry",
+    "SAM": "medbench.optim.sam",
+    "build_optimizer": "medbench.optim.registry",
+    "centralize_gradients": "medbench.optim.centralization",
+    "disable_running_stats": "medbench.optim.sam",
+    "enable_running_stats": "medbench.optim.sam",
+    "list_optimizers": "medbench.optim.registry",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'medbench.optim' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

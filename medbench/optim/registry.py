@@ -3,22 +3,29 @@
 A benchmark grid gives every optimizer the same settings (``lr``, ``rho``, ...); each optimizer
 takes the ones it uses and ignores the rest (Adam ignores ``rho``), so one config serves the
 whole grid. A setting no optimizer knows is an error, as is an unknown name.
+
+An entry names its class rather than holding it: the registry imports no torch, so config checks
+and ``medbench list`` stay fast; the class loads when an optimizer is built.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
-
-import torch
-from torch.optim import Optimizer
+from typing import TYPE_CHECKING, Any
 
 from medbench.errors import ConfigError, closest
-from medbench.optim.sam import GC_NORMS, GCSAM, SAM
+from medbench.optim.defaults import DEFAULT_LR, GC_NORMS
+from medbench.optional import lazy_import
 
-#: The paper's learning rate (the authors' code: Adam, lr 1e-4); rho defaults to SAM's own.
-DEFAULT_LR = 1e-4
+if TYPE_CHECKING:
+    from torch.optim import Optimizer
+
+# the classes load when an optimizer is built (see the module docstring)
+torch_optim = lazy_import("torch.optim")
+sam = lazy_import("medbench.optim.sam")
+
+#: The settings an optimizer gets when the grid leaves them unset (rho defaults to SAM's own).
 DEFAULTS: dict[str, Any] = {"lr": DEFAULT_LR, "base": "adam"}
 
 
@@ -27,26 +34,30 @@ class BaseSpec:
     """A torch optimizer usable alone and as the base of the SAM family: one pass per step, and
     tuning searches its learning rate."""
 
-    cls: type[Optimizer]
+    class_name: str  # in torch.optim
     settings: tuple[str, ...]
     description: str
     passes_per_step: int = 1
     tunable: tuple[str, ...] = ("lr",)
 
+    @property
+    def cls(self) -> type[Optimizer]:
+        return getattr(torch_optim, self.class_name)
+
 
 BASES: dict[str, BaseSpec] = {
     "adam": BaseSpec(
-        torch.optim.Adam,
+        "Adam",
         ("lr", "betas", "eps", "weight_decay", "amsgrad"),
         "Adam (Kingma & Ba 2015): the baseline and the base of the SAM family",
     ),
     "adamw": BaseSpec(
-        torch.optim.AdamW,
+        "AdamW",
         ("lr", "betas", "eps", "weight_decay", "amsgrad"),
         "AdamW: Adam with decoupled weight decay",
     ),
     "sgd": BaseSpec(
-        torch.optim.SGD,
+        "SGD",
         ("lr", "momentum", "dampening", "weight_decay", "nesterov"),
         "SGD with momentum",
     ),
@@ -58,11 +69,15 @@ class SamSpec:
     """A member of the SAM family: its class, its own settings and fixed values. A step is two
     forward-backward passes (ascent, then descent); tuning searches lr and the radius rho."""
 
-    cls: type[SAM]
+    class_name: str  # in medbench.optim.sam
     settings: tuple[str, ...]
     description: str
     fixed: tuple[tuple[str, Any], ...] = ()
     tunable: tuple[str, ...] = ("lr", "rho")
+
+    @property
+    def cls(self) -> type:
+        return getattr(sam, self.class_name)
 
     @property
     def passes_per_step(self) -> int:
@@ -74,15 +89,15 @@ _GC_SETTINGS = ("gc_conv_only", "gc_norm")
 
 # Adding an optimizer is one entry here (or in BASES for a plain torch optimizer).
 SAM_FAMILY: dict[str, SamSpec] = {
-    "sam": SamSpec(SAM, _SAM_SETTINGS, "SAM (Foret et al. 2021) around Adam: 2 passes per step"),
+    "sam": SamSpec("SAM", _SAM_SETTINGS, "SAM (Foret et al. 2021) around Adam: 2 passes per step"),
     "asam": SamSpec(
-        SAM,
+        "SAM",
         ("base", "rho"),
         "ASAM (Kwon et al. 2021): SAM with a neighbourhood scaled by |w|",
         fixed=(("adaptive", True),),
     ),
     "gcsam": SamSpec(
-        GCSAM,
+        "GCSAM",
         _SAM_SETTINGS + _GC_SETTINGS,
         "GCSAM (Hassan et al. 2025): SAM ascending along the centralized gradient",
     ),

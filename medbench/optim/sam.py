@@ -23,12 +23,10 @@ from torch.optim import Optimizer
 from torch.optim.optimizer import ParamsT
 
 from medbench.optim.centralization import centralize_gradients, centralized
+from medbench.optim.defaults import DEFAULT_RHO, GC_NORMS
 
 # Keeps rho / ||g|| finite when the gradient vanishes (the published codes use the same value).
 NORM_EPS = 1e-12
-GC_NORMS = ("raw", "centralized")
-#: The neighbourhood radius of SAM's and GCSAM's papers and the authors' code (rho 0.05).
-DEFAULT_RHO = 0.05
 
 _Bucket = tuple[dict[str, Any], list[Tensor], list[Tensor]]  # (param group, params, grads)
 

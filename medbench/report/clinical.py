@@ -256,12 +256,18 @@ def images(preds: pd.DataFrame) -> pd.DataFrame:
     return preds[cols].drop_duplicates("id").sort_values("id").reset_index(drop=True)
 
 
+def readers_in(frame: pd.DataFrame) -> list[str]:
+    """The readers the data has: those of :data:`READERS` with a column holding at least one
+    value (BUS-BRA has one reader: its empty second column is no reader)."""
+    return [r for r in READERS if r in frame and not frame[r].map(is_blank).all()]
+
+
 def readers_table(imgs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """Per reader: images, calls used, missing and stray values left out, operating point with
-    Wilson intervals of its sensitivity and specificity."""
+    """Per reader the data has (:func:`readers_in`): images, calls used, missing and stray values
+    left out, operating point with Wilson intervals of its sensitivity and specificity."""
     rows = []
-    for reader in READERS:
-        values = imgs[reader].tolist() if reader in imgs else [None] * len(imgs)
+    for reader in readers_in(imgs):
+        values = imgs[reader].tolist()
         calls = reader_calls(values)
         valid = calls.valid
         point = operating_point(imgs["label"].to_numpy()[valid], calls.positive[valid].astype(int))

@@ -89,6 +89,14 @@ class Inputs:
         col = tag_column(schema.TAG_DATASET_CARD)
         return sorted(set(parents[col].dropna())) if col in parents else []
 
+    @property
+    def synthetic_tag(self) -> bool:
+        """Whether the parent runs say their data were generated (tag ``medbench.synthetic``:
+        the data folder held the generator's marker, whatever its layout)."""
+        parents = self.record.parents
+        col = tag_column(schema.TAG_SYNTHETIC)
+        return col in parents and bool((parents[col] == "true").any())
+
     def in_order(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame``'s rows with models and optimizers in the report's order
         (:func:`~medbench.report.vocab.in_order`)."""

@@ -9,24 +9,33 @@
 - :mod:`~medbench.tracking.ui`: ``medbench ui``, MLflow's UI server and the addresses it prints.
 """
 
-from medbench.tracking.reader import ExperimentRecord, load_experiment
-from medbench.tracking.schema import CONFIG_FILE, FLATNESS_FILE, PREDICTIONS_FILE
-from medbench.tracking.store import check_store, is_local_uri, resolve_tracking_uri
-from medbench.tracking.ui import runs_url, serve_ui
-from medbench.tracking.writer import RunRef, Tracker, log_report
+from __future__ import annotations
 
-__all__ = [
-    "CONFIG_FILE",
-    "FLATNESS_FILE",
-    "PREDICTIONS_FILE",
-    "ExperimentRecord",
-    "RunRef",
-    "Tracker",
-    "check_store",
-    "is_local_uri",
-    "load_experiment",
-    "log_report",
-    "resolve_tracking_uri",
-    "runs_url",
-    "serve_ui",
-]
+import importlib
+from typing import Any
+
+# loaded on first use (PEP 562): `medbench report` and `ui` check the store (store.py) and fail
+# in a second, before the reader's pandas/scipy and MLflow load
+_EXPORTS = {
+    "CONFIG_FILE": "schema",
+    "FLATNESS_FILE": "schema",
+    "PREDICTIONS_FILE": "schema",
+    "ExperimentRecord": "reader",
+    "RunRef": "writer",
+    "Tracker": "writer",
+    "check_store": "store",
+    "is_local_uri": "store",
+    "load_experiment": "reader",
+    "log_report": "writer",
+    "resolve_tracking_uri": "store",
+    "runs_url": "ui",
+    "serve_ui": "ui",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'medbench.tracking' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"medbench.tracking.{_EXPORTS[name]}"), name)

@@ -72,6 +72,13 @@ TAG_PARENT = "medbench.parent"  # parent runs: parent_run_name(...)
 TAG_FAILURE = "medbench.failure"  # why a run FAILED or was KILLED, one line
 TAG_TRACEBACK = "medbench.traceback"  # the end of the traceback of an unexpected error
 TAG_DATASET_CARD = "medbench.dataset_card"  # parent runs: the data card describing the data
+#: Parent runs: "true" when the data were generated (the data folder holds the generator's
+#: marker, ``.medbench-synth.json``), whatever their layout; the report's SYNTHETIC DATA banner.
+TAG_SYNTHETIC = "medbench.synthetic"
+#: Parent runs: the near-duplicate images of the training data, as JSON: ``pairs``,
+#: ``across_folds``, ``different_labels`` and ``exclude`` (the ids ``data.exclude`` would leave
+#: out; cut to fit a tag, with ``exclude_more`` counting the rest).
+TAG_NEAR_DUPLICATES = "medbench.near_duplicates"
 #: Parent runs: how many of its fold runs finished / failed (tags: constant counts would sort
 #: first among the metrics of the UI's charts and run comparison).
 TAG_N_FINISHED = "medbench.n_finished"

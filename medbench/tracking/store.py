@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
+import posixpath
+import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import unquote
+from urllib.request import pathname2url
 
 from medbench.errors import TrackingError
 from medbench.optional import lazy_import
@@ -25,6 +28,10 @@ except ImportError:  # pragma: no cover - Windows: no flock
 
 #: Imported on first use: ``medbench --help`` and ``list`` do not wait for it.
 mlflow = lazy_import("mlflow")
+
+#: MLflow's default SQLite store, and the old file store that it prefers when it holds runs.
+MLFLOW_DEFAULT_DB = "mlflow.db"
+MLFLOW_FILE_STORE = "mlruns"
 
 #: An MLflow server that does not answer is not retried for minutes: fail fast instead.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -41,6 +48,10 @@ def resolve_tracking_uri(configured: str | None = None) -> str:
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if env:
         return env
+    if "mlflow" not in sys.modules and not os.path.isdir(MLFLOW_FILE_STORE):
+        # MLflow's default, as mlflow.get_tracking_uri() writes it, without waiting seconds for
+        # its import: `report` and `ui` in the wrong folder fail at once (tests/tracking)
+        return "sqlite:///" + posixpath.abspath(pathname2url(os.path.abspath(MLFLOW_DEFAULT_DB)))
     return mlflow.get_tracking_uri()
 
 

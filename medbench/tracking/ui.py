@@ -13,7 +13,6 @@ import contextlib
 import errno
 import os
 import shlex
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +24,7 @@ import warnings
 from pathlib import Path
 
 from medbench.errors import MedbenchError, MedbenchWarning, TrackingError
+from medbench.invocation import medbench_words
 from medbench.paths import held_interrupts
 from medbench.tracking.schema import TAG_LOCK, VIEW_KEY
 from medbench.tracking.store import check_store, client, resolve_tracking_uri
@@ -58,32 +58,12 @@ def runs_url(experiment_id: str, host: str = "127.0.0.1", port: int = 5000) -> s
 # -- how to start it, as the user can type it ---------------------------------------------------
 
 
-def _as_typed(path: str) -> str:
-    """``path`` as a command: relative to the working folder when inside it (``.venv/bin/medbench``
-    after ``make demo``), else absolute."""
-    full = os.path.abspath(path)
-    try:
-        rel = os.path.relpath(full)
-    except ValueError:  # another drive (Windows)
-        return full
-    if rel.split(os.sep, 1)[0] == os.pardir:
-        return full
-    return rel if os.sep in rel else os.path.join(os.curdir, rel)
-
-
 def ui_command(tracking_uri: str | None = None) -> str:
     """The command that starts the UI on ``tracking_uri`` from the working folder, written the
     way this process was started: ``medbench ui`` when that is the medbench on the PATH, else the
     script's path (``.venv/bin/medbench ui``: ``make demo`` does not put the venv on the PATH), or
     ``PYTHON -m medbench ui``. ``--tracking-uri`` is added when ``ui`` would find another store."""
-    script = sys.argv[0] if sys.argv else ""
-    if Path(script).stem == "medbench" and os.path.isfile(script):
-        on_path = shutil.which(Path(script).name)
-        same = on_path is not None and os.path.samefile(on_path, script)
-        words = [Path(script).name if same else _as_typed(script)]
-    else:  # python -m medbench, or a library call
-        words = [_as_typed(sys.executable), "-m", "medbench"]
-    words.append("ui")
+    words = [*medbench_words(), "ui"]
     if tracking_uri and tracking_uri != resolve_tracking_uri(None):
         words += ["--tracking-uri", tracking_uri]
     return shlex.join(words)

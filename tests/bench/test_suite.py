@@ -3,6 +3,7 @@
 import argparse
 import json
 import multiprocessing as mp
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -22,29 +23,30 @@ from medbench.pipeline import render_plan
 QUICK = {"repetitions": 2, "min_seconds": 0.05}
 
 
-def test_interleaved_repetitions_fill_the_least_time_and_rotate():
+def test_interleaved_repetitions_fill_the_least_time_and_rotate(monkeypatch):
+    """On a fake clock that only the units of work move (no wall-clock time is asserted on):
+    calibration, units per repetition, rotation and seconds per unit are exact."""
+    now = [0.0]
+    monkeypatch.setattr(timing, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    monkeypatch.setattr(timing, "cpu_seconds", lambda: now[0] / 2)  # half the wall time on CPU
     calls = []
 
     def unit(name, seconds):
         def run():
             calls.append(name)
-            t = timing.time.perf_counter()
-            while timing.time.perf_counter() - t < seconds:
-                pass
+            now[0] += seconds
 
         return run
 
     timed = timing.interleaved(
-        {"a": unit("a", 0.004), "b": unit("b", 0.02)}, repetitions=3, min_seconds=0.04
+        {"a": unit("a", 0.25), "b": unit("b", 1.0)}, repetitions=3, min_seconds=2.0
     )
-    assert timed["a"].units >= 8 and 1 <= timed["b"].units <= 3
-    assert all(len(t.wall.runs) == 3 and len(t.cpu.runs) == 3 for t in timed.values())
+    assert (timed["a"].units, timed["b"].units) == (8, 2)  # ceil(2 / seconds per unit)
     # calibration (one each), then repetitions in rotating order: a b, b a, a b
-    a, b = timed["a"].units, timed["b"].units
-    assert (
-        calls == ["a", "b"] + ["a"] * a + ["b"] * b + ["b"] * b + ["a"] * a + ["a"] * a + ["b"] * b
-    )
-    assert timed["b"].wall.median > timed["a"].wall.median  # seconds per unit
+    a, b = ["a"] * 8, ["b"] * 2
+    assert calls == ["a", "b"] + a + b + b + a + a + b
+    assert timed["a"].wall.runs == [0.25] * 3 and timed["b"].wall.runs == [1.0] * 3
+    assert timed["a"].cpu.runs == [0.125] * 3 and timed["b"].cpu.runs == [0.5] * 3
 
 
 def test_spread_median_range_quartiles_and_paired_ratios():

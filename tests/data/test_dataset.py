@@ -102,3 +102,32 @@ def test_the_card_follows_the_layout(tmp_path, make, card):
     config = load_config("demo", ["data.image_size=16", "data.folds=stratified", "data.n_folds=2"])
     config.data.root = str(tmp_path / "data")
     assert prepare_dataset(data_settings(config.data), 0).card == card
+
+
+def test_generated_data_of_any_layout_is_marked_synthetic(tmp_path):
+    """The BUS-BRA and BUSI twins have no card, but their folder holds the generator's marker."""
+    generate_layout("busi", tmp_path / "twin", n=30, seed=0)
+    flat_layout(tmp_path / "own")
+    config = load_config("demo", ["data.image_size=16", "data.folds=stratified", "data.n_folds=2"])
+    config.data.root = str(tmp_path / "twin")
+    assert prepare_dataset(data_settings(config.data), 0).synthetic is True
+    config.data.root = str(tmp_path / "own")
+    assert prepare_dataset(data_settings(config.data), 0).synthetic is False
+
+
+def test_data_exclude_leaves_images_out_before_the_folds_are_drawn(tmp_path):
+    flat_layout(tmp_path / "own", n_benign=8, n_malignant=8)
+    sets = ["data.image_size=16", "data.n_folds=2", "data.exclude=[benign (3), malignant (5)]"]
+    config = load_config("demo", sets, data_root=str(tmp_path / "own"))
+    assert config.data.exclude == ["benign (3)", "malignant (5)"]
+    dataset = prepare_dataset(data_settings(config.data), 0)
+    assert len(dataset.manifest) == 14 == len(dataset.images)
+    assert not dataset.manifest["id"].isin(["benign (3)", "malignant (5)"]).any()
+    assert dataset.folds == [1, 2] and dataset.fold_source == "stratified"
+    full = load_config("demo", sets[:2], data_root=str(tmp_path / "own"))
+    assert prepare_dataset(data_settings(full.data), 0).fingerprint != dataset.fingerprint
+    typo = load_config(
+        "demo", [*sets[:2], "data.exclude=[benign (33)]"], data_root=str(tmp_path / "own")
+    )
+    with pytest.raises(ConfigError, match="data.exclude: no image 'benign \\(33\\)'"):
+        prepare_dataset(data_settings(typo.data), 0)

@@ -74,7 +74,7 @@ def test_auto_draws_stratified_folds_when_the_sheet_has_none(tmp_path):
     flat_layout(tmp_path, n_benign=10, n_malignant=10)
     m = read_manifest(tmp_path)
     out = assign_folds(m, k=5, seed=3)
-    assert fold_ids(out) == [0, 1, 2, 3, 4]
+    assert fold_ids(out) == [1, 2, 3, 4, 5]  # numbered from 1, as sheet folds are
     assert str(out["fold"].dtype) == "Int64"
     assert (out.groupby("fold")["label"].agg(["min", "max"]).to_numpy() == [0, 1]).all()
     assert m["fold"].isna().all()  # the input is left alone
@@ -94,7 +94,7 @@ def test_stratified_folds_balance_label_and_site_and_follow_the_seed():
 def test_stratified_ignores_existing_folds_and_works_without_sites():
     m = manifest(sites=(), folds=[7] * 100)
     out = assign_folds(m, source="stratified", k=4)
-    assert fold_ids(out) == [0, 1, 2, 3]
+    assert fold_ids(out) == [1, 2, 3, 4]
 
 
 def test_sheet_source_requires_the_fold_column():
@@ -174,15 +174,15 @@ def test_an_empty_validation_part_is_an_error_naming_the_fold_and_the_sizes():
     (was scikit-learn's traceback); never a run whose 'best' checkpoint is its first epoch."""
     m = assign_folds(manifest(n_benign=24, n_malignant=36), source="stratified", k=3)
     with pytest.raises(DataError) as err:
-        split_fold(m, 0, val_fraction=0.01)
+        split_fold(m, 1, val_fraction=0.01)
     assert str(err.value) == (
-        "fold 0: data.val_fraction 0.01 leaves no validation images (40 training, 0 validation, "
+        "fold 1: data.val_fraction 0.01 leaves no validation images (40 training, 0 validation, "
         "20 test images); raise data.val_fraction"
     )
-    with pytest.raises(DataError, match=r"fold 1: data.val_fraction 0.99 leaves no training"):
-        split_fold(m, 1, val_fraction=0.99)
-    with pytest.raises(DataError, match=r"fold 2: the training part has only (benign|malign)"):
-        split_fold(m, 2, val_fraction=0.97)  # 1 training image
+    with pytest.raises(DataError, match=r"fold 2: data.val_fraction 0.99 leaves no training"):
+        split_fold(m, 2, val_fraction=0.99)
+    with pytest.raises(DataError, match=r"fold 3: the training part has only (benign|malign)"):
+        split_fold(m, 3, val_fraction=0.97)  # 1 training image
 
 
 def test_single_class_test_fold_warns_and_goes_on():
@@ -257,7 +257,7 @@ def test_stratified_folds_keep_a_patients_images_together():
     m = with_patients(manifest(n_benign=60, n_malignant=90))
     a = assign_folds(m, source="stratified", k=5, seed=0)
     assert (a.groupby("patient")["fold"].nunique() == 1).all()
-    assert fold_ids(a) == [0, 1, 2, 3, 4]
+    assert fold_ids(a) == [1, 2, 3, 4, 5]
     share = a.groupby("fold")["label"].mean()
     assert (share - 0.6).abs().max() < 0.1  # still stratified by label
     assert a["fold"].tolist() == assign_folds(m, source="stratified", k=5, seed=0)["fold"].tolist()

@@ -33,7 +33,8 @@ def _wait_for_checkpoint(cache: Path, proc, after: int = 0, timeout: float = 180
         )
         if len(found) and proc.poll() is None:
             names = [p.name for p in found]
-            if after == 0 or any("fold1" in n or "gcsam" in n for n in names):
+            # the second job on: folds are numbered from 1 (adam/fold1, adam/fold2, gcsam/...)
+            if after == 0 or any("fold2" in n or "gcsam" in n for n in names):
                 return found[0]
         if proc.poll() is not None:
             pytest.fail(f"medbench run ended early: {proc.communicate()}")

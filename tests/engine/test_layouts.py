@@ -4,6 +4,7 @@ leave-one-site-out folds."""
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 
 from medbench.config import load_config
@@ -153,3 +154,41 @@ def test_stray_folds_are_warned_marked_in_the_report_and_can_be_left_out(tmp_pat
     kept = load_config("demo", [*sets, "data.folds_keep=[1, 2, 3, 4]"], data_root=str(ds.root))
     result = run_benchmark(kept, report=False, progress=False)
     assert sorted(o.job.fold for o in result.outcomes) == [1, 2, 3, 4]
+
+
+@pytest.mark.slow
+def test_a_busbra_twin_report_has_the_banner_and_one_reader(tmp_path, mlflow_uri):
+    """``data synth --layout busbra`` writes no card, but its folder holds the generator's
+    marker: the report says SYNTHETIC DATA; BUS-BRA has one reader: no Reader 2 row, no
+    agreement between readers, and captions that say one reader."""
+    from medbench.data.synth.synthetic_layouts import generate_layout
+
+    generate_layout("busbra", tmp_path / "busbra", n=60, seed=0)
+    config = load_config(
+        "demo",
+        [
+            *TINY,
+            "optimizers=[adam, sam]",
+            f"tracking.uri={mlflow_uri}",
+            "name=twin",
+            "report.enabled=true",
+            "report.out=rep",
+        ],
+        data_root=str(tmp_path / "busbra"),
+    )
+    result = run_benchmark(config, progress=False)
+    assert {o.status.value for o in result.outcomes} == {"FINISHED"}
+    parents = mlflow.search_runs(
+        experiment_names=["twin"], filter_string="tags.medbench.parent != ''"
+    )
+    assert set(parents["tags.medbench.synthetic"]) == {"true"}
+    text = (result.report_dir / "report.md").read_text()
+    assert "**SYNTHETIC DATA.**" in text or "SYNTHETIC DATA." in text.split("\n## ")[0]
+    assert "| Reader 1 |" in text and "Reader 2" not in text
+    assert "both assessed" not in text and "two readers" not in text
+    assert "and the reader's operating point (BI-RADS ≥ 4a called malignant)" in text
+    assert "Generated data: the data folder holds the marker of medbench's generator" in text
+    assert "Near-duplicate images among the training data" in text
+    readers = pd.read_csv(result.report_dir / "table_readers.csv")
+    assert readers["reader"].tolist() == ["birads_reader1"]
+    assert not (result.report_dir / "table_reader_agreement.csv").exists()

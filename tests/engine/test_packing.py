@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from medbench.config import config_hash, load_config
+from medbench.engine.executors import display as display_module
 from medbench.engine.executors import packed
 from medbench.engine.executors.display import Display
 from medbench.engine.grid import run_grid
@@ -29,8 +30,12 @@ def _history(uri, run_id, metric="train_loss"):
     return sorted((m.step, m.value) for m in client.get_metric_history(run_id, metric))
 
 
-def test_two_jobs_per_device_give_the_metrics_of_one_at_a_time(tiny_config, tmp_path):
+def test_two_jobs_per_device_give_the_metrics_of_one_at_a_time(
+    tiny_config, tmp_path, capsys, monkeypatch
+):
     import shutil
+
+    monkeypatch.setattr(display_module, "EPOCH_LINE_S", 0.0)  # every epoch gets its line in the log
 
     one = tiny_config(*PINNED)
     other = tmp_path / "packed.db"
@@ -40,6 +45,12 @@ def test_two_jobs_per_device_give_the_metrics_of_one_at_a_time(tiny_config, tmp_
     first = run_grid(one, progress=False)
     second = run_grid(two, progress=False)
     assert len(second.outcomes) == 4
+    # without a terminal, each epoch of each job is a line, relayed from the packed workers too
+    epochs = [
+        line.split()[:3] for line in capsys.readouterr().err.splitlines() if " epoch " in line
+    ]
+    expected = [[o.job.run_name, "epoch", f"{e}/2:"] for o in first.outcomes for e in (1, 2)]
+    assert sorted(epochs) == sorted(expected * 2)
     assert {o.status for o in first.outcomes + second.outcomes} == {Status.FINISHED}
     a, b = child_runs(one.tracking.uri, "tiny"), child_runs(two.tracking.uri, "tiny")
     cols = ["tags.mlflow.runName", *sorted(c for c in a if c.startswith("metrics.test_"))]

@@ -174,7 +174,7 @@ def test_run_exits_non_zero_and_says_how_many_jobs_failed(
     assert code == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith(
-        "medbench: error: 6 of 6 jobs failed (first: smallcnn/adam/fold0: diverged"
+        "medbench: error: 6 of 6 jobs failed (first: smallcnn/adam/fold1: diverged"
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from medbench.models import SmallCNN
+from medbench.smallcnn import SmallCNN
 
 
 class Quadratic(nn.Module):

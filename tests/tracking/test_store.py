@@ -1,7 +1,9 @@
+import os
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +20,28 @@ def test_uri_precedence(monkeypatch, tmp_path):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///env.db")
     assert resolve_tracking_uri(None) == "sqlite:///env.db"
     assert resolve_tracking_uri("sqlite:///cfg.db") == "sqlite:///cfg.db"
+
+
+def test_the_default_store_is_mlflows_without_importing_it(tmp_path):
+    """Outside a folder of old ``mlruns``, the default is written without importing mlflow (the
+    seconds a ``report`` in the wrong folder waited for one line), and is what MLflow says."""
+    work = tmp_path / "my runs" / "étude"
+    work.mkdir(parents=True)
+    probe = (
+        "import sys\n"
+        "from medbench.tracking.store import resolve_tracking_uri\n"
+        "light = resolve_tracking_uri(None)\n"
+        "assert 'mlflow' not in sys.modules\n"
+        "import mlflow\n"
+        "print(light == mlflow.get_tracking_uri(), light)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PYTHONPATH"] = str(Path(__file__).parents[2])
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=work, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("True sqlite:///") and "%20" in out.stdout
 
 
 def _free_port():

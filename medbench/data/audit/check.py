@@ -20,8 +20,13 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from medbench.data.audit.near_duplicates import near_duplicate_pairs
+from medbench.data.audit.near_duplicates import (
+    exclude_advice,
+    ids_to_exclude,
+    near_duplicate_pairs,
+)
 from medbench.data.folds import (
+    assign_folds,
     fold_ids,
     make_folds,
     own_parts,
@@ -36,7 +41,7 @@ from medbench.data.pixels import arrays
 from medbench.data.pixels.images import TINY_SIDE, decode_workers, read_rgb
 from medbench.data.read.labels import LABEL_NAMES, SPLITS
 from medbench.data.read.manifest import disagreement, label_disagreements, scan
-from medbench.errors import DataError, MedbenchWarning
+from medbench.errors import ConfigError, DataError, MedbenchWarning
 from medbench.optional import lazy_import
 
 imagehash = lazy_import("imagehash")  # only the audit hashes
@@ -77,6 +82,8 @@ class AuditReport:
     hashes: np.ndarray | None = None  # the perceptual hashes searched (None: no search)
     #: with ``repeats`` > 1: each repeat's counts by site x label x fold, and how it was drawn
     repeats: dict[int, tuple[str, pd.DataFrame]] = field(default_factory=dict)
+    folds: str = ""  # where the folds of the counts come from: the dataset's, or as run draws
+    exclude: list[str] = field(default_factory=list)  # data.exclude for the near-duplicates
 
     @property
     def usable(self) -> bool:
@@ -101,10 +108,12 @@ class AuditReport:
             lines.append(
                 "left out: " + ", ".join(f"{n} {what}" for what, n in self.left_out.items())
             )
+        if self.folds:
+            lines.append(f"folds: {self.folds}")
         if not self.counts.empty:
             lines += ["", self.counts.to_string(), ""]
-        if self.repeats and 1 not in self.repeats:
-            lines += ["repeat 1: the dataset's own folds (above)", ""]
+        if self.repeats:
+            lines += ["repeat 1: the folds above", ""]
         for repeat, (how, counts) in self.repeats.items():
             lines += [f"repeat {repeat}: {how}", "", counts.to_string(), ""]
         if self.near_duplicates is not None:
@@ -115,6 +124,8 @@ class AuditReport:
                 f"{int((~nd['same_label']).sum())} with different labels)"
             )
         lines += [f"{p.severity}: {p.message}" for p in self.errors + self.warnings]
+        if self.exclude:
+            lines.append(exclude_advice(self.exclude))
         n_warn = plural(len(self.warnings), "warning")
         lines.append(
             f"usable: yes ({n_warn})"
@@ -134,6 +145,8 @@ def audit_dataset(
     labels: str = "check",
     max_image_pixels: int = Image.MAX_IMAGE_PIXELS,
     repeats: int = 1,
+    n_folds: int = 5,
+    fold_seed: int = 0,
 ) -> AuditReport:
     """Audit a dataset folder: counts and every problem, never stopping at the first.
 
@@ -156,9 +169,12 @@ def audit_dataset(
     max_image_pixels : int
         Pillow's decompression-bomb limit while decoding (its own default).
     repeats : int, default 1
-        Repeats of the cross-validation to show (``cv.repeats``): the folds of each, as
-        ``medbench run`` draws them with ``data.folds: auto`` and the default ``data.n_folds``
-        and seed (:func:`repeat_counts`).
+        Repeats of the cross-validation to show (``cv.repeats``): the folds of repeats 2 and
+        above, as ``medbench run`` draws them (:func:`repeat_counts`).
+    n_folds, fold_seed : int
+        For a dataset without folds of its own: the stratified folds ``run`` draws
+        (``data.n_folds``, and the lowest of ``seeds``), which the counts and the near-duplicate
+        search then use.
 
     Returns
     -------
@@ -189,9 +205,12 @@ def audit_dataset(
     )
     if manifest.empty:
         return report
+    own = manifest
+    manifest, report.folds, problems = _folds_run_makes(own, n_folds, fold_seed)
+    report.problems += problems
     report.counts = count_table(manifest)
     if found.sheet_rows and labels == "sheet":  # otherwise scan already stopped or resolved it
-        report.problems += _label_disagreements(manifest, found.sheet_rows, found.name_labels)
+        report.problems += _label_disagreements(own, found.sheet_rows, found.name_labels)
     report.problems += _single_class_folds(manifest)
     report.problems += [
         Problem(
@@ -213,36 +232,56 @@ def audit_dataset(
     if phash:
         report.hashes = hashes
         pairs = near_duplicate_pairs(hashes, max_distance)
-        report.near_duplicates = _describe_pairs(manifest, pairs, hashes)
-        report.problems += _near_duplicate_problems(manifest, report.near_duplicates)
+        report.near_duplicates = describe_pairs(manifest, pairs, hashes)
+        drawn = own_parts(own)[0] is None
+        report.problems += _near_duplicate_problems(manifest, report.near_duplicates, drawn)
+        report.exclude = ids_to_exclude(report.near_duplicates, every_pair=drawn)
     return report
 
 
-#: The folds ``medbench run`` draws for a dataset without its own (``data.n_folds``, the seed).
-_DRAWN_FOLDS, _DRAWN_SEED = 5, 0
-
-
 def repeat_counts(manifest: pd.DataFrame, repeats: int) -> dict[int, tuple[str, pd.DataFrame]]:
-    """The folds of each repeat of a repeated cross-validation, as ``medbench run`` with
-    ``cv.repeats: repeats`` draws them: (how they were drawn, :func:`count_table`) by repeat.
+    """The folds of repeats 2 to ``repeats`` of a repeated cross-validation, as ``medbench run``
+    with ``cv.repeats: repeats`` draws them: (how they were drawn, :func:`count_table`) by repeat.
 
-    Repeat 1 is the dataset's own folds (already in the audit's counts, so left out here), or,
-    for a dataset without folds, stratified folds drawn as by default; repeats 2 and above
-    re-partition the same images (:func:`~medbench.data.folds.repartition`).
+    ``manifest`` holds repeat 1's folds (the dataset's own, or those ``run`` draws for it: the
+    audit's counts); repeats 2 and above re-partition the same images
+    (:func:`~medbench.data.folds.repartition`).
     """
     with warnings.catch_warnings():  # a far smaller fold is one of the audit's problems already
         warnings.simplefilter("ignore", MedbenchWarning)
-        base = make_folds(manifest, "auto", _DRAWN_FOLDS, _DRAWN_SEED, (), repeats)
+        base = make_folds(manifest, "auto", 5, 0, (), repeats)  # checks the folds can repeat
     grouped = "grouped by patient, " if patient_groups(base) is not None else ""
     k = len(fold_ids(base))
-    out: dict[int, tuple[str, pd.DataFrame]] = {}
-    if not manifest["fold"].notna().any():
-        how = f"{k} stratified folds drawn with seed {_DRAWN_SEED} ({grouped}data.folds: auto)"
-        out[1] = (how, count_table(base))
-    for repeat in range(2, repeats + 1):
-        how = f"the same images re-partitioned into {k} stratified folds ({grouped}seeded by the repeat)"
-        out[repeat] = (how, count_table(repartition(base, repeat)))
-    return out
+    return {
+        repeat: (
+            f"the same images re-partitioned into {k} stratified folds ({grouped}seeded by the "
+            "repeat)",
+            count_table(repartition(base, repeat)),
+        )
+        for repeat in range(2, repeats + 1)
+    }
+
+
+def _folds_run_makes(
+    manifest: pd.DataFrame, k: int, seed: int
+) -> tuple[pd.DataFrame, str, list[Problem]]:
+    """The manifest with the folds ``run`` uses (``data.folds: auto``), where they come from,
+    and why it could not draw them: the dataset's own folds or split, else ``k`` stratified
+    folds seeded by ``seed``, as ``run`` draws them."""
+    parts, noun = own_parts(manifest)
+    if parts is not None:
+        where = "the dataset's own" if noun == "fold" else "the dataset's official split, as one"
+        return manifest, f"{where} ({', '.join(map(str, sorted(set(parts.dropna()))))})", []
+    try:
+        drawn = assign_folds(manifest, source="stratified", k=k, seed=seed)
+    except (ConfigError, DataError) as err:
+        return manifest, "none (run cannot draw them)", [Problem("error", str(err))]
+    whole = ", whole patients" if patient_groups(manifest) is not None else ""
+    return (
+        drawn,
+        f"{k} stratified folds as run draws them (data.n_folds {k}, seed {seed}{whole})",
+        [],
+    )
 
 
 def _sheet_label(manifest: pd.DataFrame) -> str | None:
@@ -334,8 +373,23 @@ def _decode_one(path: str, want_hash: bool) -> tuple[np.ndarray | None, str | No
         return None, None, tiny
     if rgb.dtype != np.uint8:  # 16-bit files come back as floats in [0, 1]
         rgb = np.round(rgb * 255).astype(np.uint8)
-    bits = imagehash.phash(Image.fromarray(rgb), hash_size=HASH_SIZE).hash.reshape(-1)
-    return bits, None, tiny
+    return hash_bits(rgb), None, tiny
+
+
+def hash_bits(rgb: np.ndarray) -> np.ndarray:
+    """The perceptual hash of one uint8 (H, W, 3) image as 0/1 bits."""
+    return imagehash.phash(Image.fromarray(rgb), hash_size=HASH_SIZE).hash.reshape(-1)
+
+
+def near_duplicates_of(manifest: pd.DataFrame, images: np.ndarray) -> pd.DataFrame:
+    """The near-duplicate pairs (:func:`describe_pairs`, with the manifest's folds) among
+    ``images``, uint8 (N, 3, S, S) in the manifest's order: the preprocessed images a grid
+    trains on, hashed as the audit hashes the files (the hash looks at a 64 px thumbnail, so
+    the counts agree with ``data check``'s at the usual input sizes)."""
+    hashes = np.zeros((len(images), HASH_SIZE**2), dtype=np.float32)
+    for i, image in enumerate(images):
+        hashes[i] = hash_bits(np.ascontiguousarray(image.transpose(1, 2, 0)))
+    return describe_pairs(manifest, near_duplicate_pairs(hashes, NEAR_DUPLICATE_BITS), hashes)
 
 
 def _decode_all(manifest: pd.DataFrame, want_hash: bool) -> tuple[np.ndarray, list[Problem]]:
@@ -372,7 +426,9 @@ def _decode_all(manifest: pd.DataFrame, want_hash: bool) -> tuple[np.ndarray, li
     return hashes, problems
 
 
-def _describe_pairs(manifest: pd.DataFrame, pairs: np.ndarray, hashes: np.ndarray) -> pd.DataFrame:
+def describe_pairs(manifest: pd.DataFrame, pairs: np.ndarray, hashes: np.ndarray) -> pd.DataFrame:
+    """Each near-duplicate pair (rows of ``manifest``) with its ids, distance, and whether both
+    images share a fold (the manifest's folds, else its official split) and a label."""
     a, b = pairs[:, 0], pairs[:, 1]
     parts, _ = own_parts(manifest)
     part = parts.astype(object).to_numpy() if parts is not None else None
@@ -391,8 +447,12 @@ def _describe_pairs(manifest: pd.DataFrame, pairs: np.ndarray, hashes: np.ndarra
     )
 
 
-def _near_duplicate_problems(manifest: pd.DataFrame, pairs: pd.DataFrame) -> list[Problem]:
-    """One warning per suspicious pair (different labels, or split across folds)."""
+def _near_duplicate_problems(
+    manifest: pd.DataFrame, pairs: pd.DataFrame, drawn: bool = False
+) -> list[Problem]:
+    """One warning per suspicious pair (different labels, or split across folds); one for every
+    pair when medbench draws the folds (``drawn``: they change as soon as an image is left
+    out, so any pair may be split)."""
     site = manifest["site"].astype(object).to_numpy()
     parts, noun = own_parts(manifest)
     fold = parts.astype(object).to_numpy() if parts is not None else [pd.NA] * len(manifest)
@@ -406,15 +466,16 @@ def _near_duplicate_problems(manifest: pd.DataFrame, pairs: pd.DataFrame) -> lis
             described.append(f"{noun} {fold[i]}")
         return f"{where}{manifest['id'].iloc[i]} ({', '.join(described)})"
 
-    if parts is None and len(pairs):  # folds medbench draws may split the pairs
+    if (parts is None or drawn) and len(pairs):  # folds medbench draws may split the pairs
         found = [f"{name(r.a)} ~ {name(r.b)}" for r in pairs.itertuples()]
         conflicting = int((~pairs["same_label"]).sum())
+        now = f", {int((~pairs['same_fold']).sum())} across the folds above" if drawn else ""
         return [
             Problem(
                 "warning",
                 f"{plural(len(found), 'near-duplicate pair')} ({conflicting} with different "
-                "labels); the dataset has no folds of its own, so the folds medbench draws may "
-                "put a copy in training and its twin in test: " + listing(found),
+                f"labels{now}); the dataset has no folds of its own, so the folds medbench "
+                "draws may put a copy in training and its twin in test: " + listing(found),
             )
         ]
     lines = []

@@ -23,6 +23,7 @@ import itertools
 import math
 
 import numpy as np
+import pandas as pd
 
 #: Longest substring, in bits: keys are unsigned 64-bit integers.
 MAX_SUBSTRING_BITS = 62
@@ -135,3 +136,35 @@ def pairs_by_matrix_product(hashes: np.ndarray, max_distance: int) -> np.ndarray
         keep = j > i
         pairs.append(np.stack([ok[i[keep]], ok[j[keep]]], axis=1))
     return np.concatenate(pairs).astype(np.int64)
+
+
+# -- what to do about them ------------------------------------------------------------------------
+
+
+def ids_to_exclude(pairs: pd.DataFrame, every_pair: bool = False) -> list[str]:
+    """The images to leave out (``data.exclude``) so that no near-duplicate pair leaks a copy of
+    a test image into training: the second image of a pair with one label, both images of a
+    pair whose labels differ (which label is right is unknown).
+
+    ``pairs`` has columns ``id_a``, ``id_b``, ``same_fold``, ``same_label``. Pairs within one
+    fold with one label leak nothing and are kept, unless ``every_pair``: folds medbench draws
+    are drawn again once images are left out, so any pair may end up split.
+    """
+    out: list[str] = []
+    for row in pairs.itertuples():
+        if not (every_pair or not row.same_fold or not row.same_label):
+            continue
+        for image in [row.id_b] if row.same_label else [row.id_a, row.id_b]:
+            if str(image) not in out:
+                out.append(str(image))
+    return out
+
+
+def exclude_advice(ids: list[str]) -> str:
+    """What to do, as ``data check`` prints it: the ``--set`` that leaves ``ids`` out."""
+    listed = ", ".join(ids)
+    return (
+        f"what to do: leave out one image of each pair (both when their labels differ) with "
+        f"--set 'data.exclude=[{listed}]' on run (or data.exclude in the config), or drop those "
+        f"{len(ids)} files from the dataset"
+    )

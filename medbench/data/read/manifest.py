@@ -17,6 +17,7 @@ audit.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from medbench.data.messages import plural
 from medbench.data.read.labels import LABEL_NAMES
 from medbench.data.read.layouts import detect, get_layout
 from medbench.data.read.layouts.base import ReadOptions
-from medbench.errors import DataError, MedbenchWarning
+from medbench.errors import ConfigError, DataError, MedbenchWarning, closest
 
 MANIFEST_COLUMNS = (
     "id",
@@ -159,6 +160,32 @@ def scan(
     problems += _label_sources(manifest, found.sheet_rows, found.name_labels, labels, found.source)
     problems += _class_problems(manifest, root, found.source)
     return Scan(manifest, found.sheet_rows, found.name_labels, problems, found.left_out)
+
+
+def exclude_images(manifest: pd.DataFrame, ids: Sequence[str]) -> pd.DataFrame:
+    """The manifest without the images ``ids`` (``data.exclude``: e.g. one image of each
+    near-duplicate pair ``data check`` lists), its ``attrs`` kept.
+
+    Raises
+    ------
+    ConfigError
+        An id the dataset does not have (a typo would otherwise leave the duplicate in), with
+        the closest id.
+    """
+    if not ids:
+        return manifest
+    known = manifest["id"].astype(str)
+    missing = [str(i) for i in ids if str(i) not in set(known)]
+    if missing:
+        where = manifest.attrs.get("root", "the dataset")
+        raise ConfigError(
+            f"data.exclude: no image {missing[0]!r} in {where}"
+            f"{closest(missing[0], known.tolist())}"
+            + (f" ({len(missing)} ids not found)" if len(missing) > 1 else "")
+        )
+    kept = manifest[~known.isin({str(i) for i in ids})].reset_index(drop=True)
+    kept.attrs = dict(manifest.attrs)
+    return kept
 
 
 #: Which label wins when a sheet's label column and the file names disagree: ``check`` stops

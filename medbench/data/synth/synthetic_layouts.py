@@ -1,13 +1,17 @@
 """Synthetic twins of BUS-BRA and BUSI in their exact on-disk layouts (``medbench data synth
 --layout busbra|busi``), so that their readers, patient-aware folds and external validation run
-anywhere without the real data.
+anywhere without the real data; and an example of the flat layout (``--layout flat``), the one
+for your own data: an ``images/`` folder and ``labels.csv`` with the optional site, patient and
+reader columns.
 
 The images come from the B-mode renderer of :mod:`medbench.data.synth.synthetic` (the GDPH&SYSUCC
 twin's): a latent malignancy score drawn per lesion sets its morphology. Only the layouts are
 new here: BUS-BRA's ``bus_data.csv``, patient-level ``5-fold-cv.csv``/``10-fold-cv.csv``,
 ``Images/`` and ``Masks/``, several images per patient, four scanners and one reader's BI-RADS
 category; BUSI's ``Dataset_BUSI_with_GT/{benign,malignant,normal}/`` with ``_mask`` (and some
-``_mask_1``) files beside the images and a few planted near-duplicates.
+``_mask_1``) files beside the images and a few planted near-duplicates; the flat layout's
+``images/benign_0001.png``... with ``labels.csv`` (file name, site, patient, one reader), no
+folds (``run`` draws them, by patient).
 
 What the renderer does not expose is left honest rather than invented: masks are empty
 (all-zero) placeholders of the image's size, BUS-BRA's ``BBOX`` is empty, and BUSI's "normal"
@@ -48,7 +52,11 @@ SECOND_MASK_SHARE = 0.03
 BUSI_DUPLICATE_SHARE = 0.04
 #: Score of BUSI's "normal" images: the most benign-looking end of the renderer.
 NORMAL_SCORE = -4.0
-MIN_N = {"busbra": 60, "busi": 30}
+MIN_N = {"busbra": 60, "busi": 30, "flat": 40}
+#: The flat example's two sites and its sheet.
+FLAT_SITES = ("site-A", "site-B")
+FLAT_SHEET = "labels.csv"
+FLAT_FOLDER = "images"
 
 
 @dataclass
@@ -69,7 +77,9 @@ class LayoutSummary:
         how = "found (same n and seed, not regenerated)" if self.reused else "written"
         counts = ", ".join(f"{v} {k}" for k, v in self.counts.items())
         lines = [f"synthetic {self.layout} dataset {how}: {self.root}", f"  {counts}"]
-        if self.n_patients is not None:
+        if self.n_patients is not None and self.layout == "flat":
+            lines.append(f"  {self.n_patients} patients at 2 sites; no folds: run draws them")
+        elif self.n_patients is not None:
             lines.append(f"  {self.n_patients} patients, 5- and 10-fold files by patient")
         if self.near_duplicates:
             pairs = ", ".join(f"{a}~{b}" for a, b in self.near_duplicates)
@@ -207,11 +217,41 @@ def _write_busi(root: Path, n: int, seed: int) -> LayoutSummary:
     return LayoutSummary(root, "busi", n, seed, counts, near_duplicates=duplicates)
 
 
+# -- flat ------------------------------------------------------------------------------------
+
+
+def _write_flat(root: Path, n: int, seed: int) -> LayoutSummary:
+    """Patients of 1-3 images at two sites; the label in the file name, a reader's category."""
+    rng = np.random.default_rng([seed, 7, 3])
+    sizes, shares = zip(*IMAGES_PER_PATIENT, strict=True)
+    rows, index, patient = [], 0, 0
+    while index < n:
+        patient += 1
+        label = int(rng.random() < BUSBRA_MALIGNANT_SHARE)
+        site = FLAT_SITES[int(rng.integers(len(FLAT_SITES)))]
+        score = _score(rng, label)
+        reading = score + rng.normal(0.0, 1.0)
+        category = 2 + int(np.searchsorted(BUSBRA_CUTS, reading))
+        for _ in range(min(int(rng.choice(sizes, p=shares)), n - index)):
+            index += 1
+            name = f"{LABEL_NAMES[label]}_{index:04d}.png"
+            pixels = _render(index, label, score + rng.normal(0, 0.2), seed, "flat")
+            _save(root / FLAT_FOLDER / name, pixels)
+            rows.append(
+                {"file": name, "site": site, "patient": f"P{patient:04d}", "reader1": category}
+            )
+    _write_csv(root / FLAT_SHEET, rows, ["file", "site", "patient", "reader1"])
+    counts = {name: sum(r["file"].startswith(name) for r in rows) for name in LABEL_NAMES.values()}
+    return LayoutSummary(root, "flat", n, seed, counts, n_patients=patient)
+
+
 # -- writing ---------------------------------------------------------------------------------
 
+# the order seeds each layout's images: a new layout goes last, so the others keep their bytes
 GENERATORS: dict[str, Callable[[Path, int, int], LayoutSummary]] = {
     "busbra": _write_busbra,
     "busi": _write_busi,
+    "flat": _write_flat,
 }
 GENERATORS_ORDER = tuple(GENERATORS)
 
@@ -254,7 +294,8 @@ def _existing(root: Path, layout: str, n: int, seed: int) -> LayoutSummary | Non
 
 
 def generate_layout(layout: str, out: str | Path, n: int = 200, seed: int = 0) -> LayoutSummary:
-    """Write ``n`` synthetic images in the on-disk layout of ``layout`` (``busbra`` or ``busi``).
+    """Write ``n`` synthetic images in the on-disk layout of ``layout`` (``busbra``, ``busi`` or
+    ``flat``).
 
     Files are written in a sibling temporary folder and renamed into place, so a crash never
     leaves half a dataset; a folder that holds this very generation is returned as is.

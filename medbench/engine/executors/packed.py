@@ -75,9 +75,9 @@ def _portable_error(err: BaseException) -> BaseException:
         return RuntimeError(f"{type(err).__name__}: {err}")
 
 
-def _work(conn, threads: int, relay: bool, showwarning: Callable | None) -> None:
-    """A worker's main loop: receive a work (a job or a tuning trial), run it, send its
-    outcome; ``None`` ends it."""
+def _work(conn, threads: int, showwarning: Callable | None) -> None:
+    """A worker's main loop: receive a work (a job or a tuning trial), run it, relaying its
+    epochs to the display, send its outcome; ``None`` ends it."""
     worker_signals()
     threading.Thread(target=_die_with_parent, daemon=True).start()
     if showwarning is not None:
@@ -91,7 +91,7 @@ def _work(conn, threads: int, relay: bool, showwarning: Callable | None) -> None
         if work is None:
             return
         try:
-            outcome = work.run(work.spec, bar=SlotBar(conn.send) if relay else None)
+            outcome = work.run(work.spec, bar=SlotBar(conn.send))
         except KeyboardInterrupt:  # stopped outside training: the parent closes the run
             conn.send(("stopped", None, None))
             return
@@ -149,10 +149,9 @@ class PackedExecutor:
     def _spawn(self) -> _Slot:
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
-        relay = self.display.bars
         process = ctx.Process(
             target=_work,
-            args=(child, self.threads, relay, self.show),
+            args=(child, self.threads, self.show),
             name="medbench-job",
             daemon=True,
         )

@@ -5,11 +5,13 @@ files beside the report."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pandas as pd
 import yaml
 
 from medbench.data.cards import list_cards, read_card
+from medbench.data.messages import plural
 from medbench.errors import DataError
 from medbench.report import document as d
 from medbench.report.part import Analysis, Part, Writer
@@ -42,6 +44,44 @@ def _configuration(c: Writer) -> None:
         )
     else:
         c.doc.add(d.Paragraph("No `config.yaml` artifact was found on the parent runs."))
+
+
+def near_duplicates(parents: pd.DataFrame) -> dict | None:
+    """The near-duplicate summary the parent runs logged (tag ``medbench.near_duplicates``), or
+    None when they logged none (runs of an older medbench)."""
+    col = tag_column(schema.TAG_NEAR_DUPLICATES)
+    if col not in parents or parents[col].dropna().empty:
+        return None
+    try:
+        return json.loads(parents[col].dropna().iloc[0])
+    except ValueError:
+        return None
+
+
+def near_duplicates_text(found: dict) -> str:
+    """The appendix's sentence on near-duplicate images: how many pairs, across folds and with
+    different labels, and what to do (``data.exclude``)."""
+    pairs, across, conflicting = found["pairs"], found["across_folds"], found["different_labels"]
+    head = (
+        f"Near-duplicate images among the training data (perceptual hashes of the preprocessed "
+        f"images within {found.get('max_bits', 24)} of 256 bits): "
+    )
+    if not pairs:
+        return head + "none."
+    text = head + (
+        f"{plural(pairs, 'pair')}, {across} across folds (a copy of a test image was in "
+        f"training: that fold's test score is optimistic) and {conflicting} with different labels."
+    )
+    exclude = found.get("exclude") or []
+    if exclude:
+        more = found.get("exclude_more", 0)
+        text += (
+            f" To leave them out, run again with `--set 'data.exclude=[{', '.join(exclude)}]'` "
+            "(one image of each pair, both when the labels differ"
+            + (f"; {more} more ids did not fit here" if more else "")
+            + "; `medbench data check` lists the pairs)."
+        )
+    return text
 
 
 def _card_summary(meta: dict, prefix: str = "") -> list[tuple[str, str]]:
@@ -78,6 +118,16 @@ def _dataset(c: Writer) -> None:
             counts = imgs["site"].fillna("(none)").value_counts().sort_index()
             text += "; per site: " + ", ".join(f"{k} {v}" for k, v in counts.items())
         c.doc.add(d.Paragraph(text + "."))
+    if c.inputs.synthetic_tag:
+        c.doc.add(
+            d.Paragraph(
+                "Generated data: the data folder holds the marker of medbench's generator "
+                f"(`.medbench-synth.json`; tag `{schema.TAG_SYNTHETIC}` of the parent runs)."
+            )
+        )
+    duplicates = near_duplicates(c.record.parents)
+    if duplicates is not None:
+        c.doc.add(d.Paragraph(near_duplicates_text(duplicates)))
     if not names:
         c.doc.add(
             d.Paragraph(

@@ -1,7 +1,8 @@
 """Clinical context: the radiologists' BI-RADS calls as a yardstick. Each reader's operating
-point (Wilson intervals), the agreement between the two readers (Cohen's kappas), and each model
-against each reader on the same test images (its sensitivity at the reader's specificity, with a
-bootstrap interval, and its specificity at the reader's sensitivity)."""
+point (Wilson intervals), the agreement between the two readers (Cohen's kappas) when the data
+has two, and each model against each reader on the same test images (its sensitivity at the
+reader's specificity, with a bootstrap interval, and its specificity at the reader's
+sensitivity). Rows and sentences follow the readers the data has (one in BUS-BRA)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from medbench.report import document as d
 from medbench.report import stats
 from medbench.report.clinical import (
     KAPPAS,
-    READERS,
     operating_point,
     reader_agreement,
     reader_calls,
+    readers_in,
     readers_table,
     sensitivity_at_specificity,
     sensitivity_at_specificity_resampled,
@@ -82,7 +83,7 @@ def sections(readers: Readers, w: Writer) -> None:
         "readers",
         keep=("Reader",),
     )
-    if not readers.agreement.empty:
+    if not readers.agreement.empty and int(readers.agreement["n_both_assessed"].iloc[0]):
         r = readers.agreement.iloc[0]
 
         def kappa(name: str) -> str:
@@ -136,10 +137,12 @@ PART = Part("readers", analyse, tables, sections=sections)
 def agreement_table(imgs: pd.DataFrame) -> pd.DataFrame:
     """Agreement between the readers on the images both assessed: Cohen's kappa on the calls, on
     the categories (unweighted) and on the ordinal categories with linear and quadratic weights,
-    each with a percentile bootstrap interval over those images."""
-    if not all(r in imgs for r in READERS):
+    each with a percentile bootstrap interval over those images; empty unless the data has two
+    readers."""
+    readers = readers_in(imgs)
+    if len(readers) < 2:
         return pd.DataFrame()
-    ag = reader_agreement(imgs[READERS[0]].tolist(), imgs[READERS[1]].tolist())
+    ag = reader_agreement(imgs[readers[0]].tolist(), imgs[readers[1]].tolist())
     row = {
         "n_images": len(imgs),
         "n_both_assessed": ag.n,
@@ -162,9 +165,7 @@ def model_vs_readers(
     on the pooled ROC)."""
     rows = []
     for (model, opt, s), part in preds.groupby(["model", "optimizer", "seed"], sort=False):
-        for reader in READERS:
-            if reader not in part:
-                continue
+        for reader in readers_in(part):
             calls = reader_calls(part[reader].tolist())
             valid = calls.valid
             if not valid.any():

@@ -524,9 +524,12 @@ def _undetected(rest, comps, optimizers, baseline, n_repeats, rope) -> str:
 
 
 def is_synthetic(inputs: Inputs) -> bool:
-    """Whether the runs used synthetic data: their data card is medbench's generator's
+    """Whether the runs used synthetic data: the parent runs say so (``medbench.synthetic``
+    tag: any generated layout), their data card is medbench's generator's
     (``medbench.dataset_card`` tag), or the card's front matter says ``synthetic: true`` or names
     a generator."""
+    if inputs.synthetic_tag:
+        return True
     for name in inputs.cards:
         if name == SYNTHETIC_CARD:
             return True
@@ -647,16 +650,16 @@ def _verdict(v: Verdict, w: Writer) -> None:
         )
     )
     points = w.a.result("performance").readers_by_model  # what the ROC figures draw
-    readers = not points.empty and int(points["n_used"].sum()) > 0
+    n_readers = points.loc[points["n_used"] > 0, "reader"].nunique() if not points.empty else 0
+    whose = {0: "", 1: "the reader's operating point", 2: "the two readers' operating points"}
     for model in a.models:
         w.image(
             f"roc/{model}",
             f"{model}: mean test ROC over folds per optimizer (band: interquartile range over "
             "folds; AUC mean ± std in the legend)"
             + (
-                " and the two readers' operating points (BI-RADS ≥ 4a called malignant) on the "
-                "same test images."
-                if readers
+                f" and {whose[n_readers]} (BI-RADS ≥ 4a called malignant) on the same test images."
+                if n_readers
                 else "."
             ),
         )

@@ -88,3 +88,24 @@ def test_real_perceptual_hashes_of_the_generator(tiny_bus):
     found = near_duplicate_pairs(hashes, NEAR_DUPLICATE_BITS)
     assert np.array_equal(found, pairs_by_matrix_product(hashes, NEAR_DUPLICATE_BITS))
     assert len(found) >= 1  # the generator plants near-duplicates
+
+
+def test_ids_to_exclude_keep_one_image_of_a_pair_and_none_of_a_conflict():
+    import pandas as pd
+
+    pairs = pd.DataFrame(
+        {
+            "id_a": ["a", "c", "e", "g"],
+            "id_b": ["b", "d", "f", "a"],
+            "same_fold": [False, True, True, False],
+            "same_label": [True, False, True, True],
+        }
+    )
+    # a~b across folds: b; c~d labels differ: both; e~f in one fold, one label: no leak; g~a: a
+    assert nd.ids_to_exclude(pairs) == ["b", "c", "d", "a"]
+    # folds medbench draws are drawn again once images are left out: every pair counts
+    assert nd.ids_to_exclude(pairs, every_pair=True) == ["b", "c", "d", "f", "a"]
+    assert nd.exclude_advice(["b", "c"]).endswith(
+        "--set 'data.exclude=[b, c]' on run (or data.exclude in the config), or drop those 2 "
+        "files from the dataset"
+    )

@@ -170,7 +170,8 @@ def test_audit_of_busi_counts_and_warns_of_duplicates_folds_may_split(tmp_path):
     assert report.counts.loc[("total", ""), "total"] == 14
     assert report.counts.loc[("-", "malignant"), "total"] == 6
     assert any(
-        "1 near-duplicate pair (0 with different labels); the dataset has no folds" in p.message
+        "1 near-duplicate pair (0 with different labels, " in p.message
+        and "); the dataset has no folds of its own" in p.message
         and "malignant (2)" in p.message
         and "malignant (6)" in p.message
         for p in report.warnings

@@ -214,3 +214,23 @@ def test_flat_images_in_several_folders_take_the_folder_as_site(tmp_path):
     assert m.attrs["layout"] == "flat"
     assert m.set_index("id")["site"].to_dict()["malignant (1)"] == "other"
     assert m["site"].value_counts().to_dict() == {"images": 11, "other": 1}
+
+
+def test_flat_site_and_patient_columns_are_read_not_ignored(tmp_path):
+    """A ``site`` column wins over the folder; ``patient`` ids keep a patient's images in one
+    stratified fold."""
+    from medbench.data.folds import assign_folds
+
+    ds = flat_layout(tmp_path, n_benign=10, n_malignant=10)
+    ds.columns = ("image", "Site", "Patient ID", "note")
+    for k, row in enumerate(ds.rows):
+        row["Site"] = "" if k == 0 else ("north" if k % 2 else "south")
+        row["Patient ID"] = f"p{k // 2}"  # two images per patient, same label
+    ds.write_sheet()
+    m = read_manifest(tmp_path)
+    assert m["site"].isna().tolist() == [True] + [False] * 19  # an empty cell is missing
+    assert m["site"].iloc[1:3].tolist() == ["north", "south"]
+    assert m["patient"].tolist() == [f"p{k // 2}" for k in range(20)]
+    folds = assign_folds(m, source="stratified", k=5, seed=0)
+    assert (folds.groupby("patient")["fold"].nunique() == 1).all()
+    assert sorted(folds["fold"].unique()) == [1, 2, 3, 4, 5]

@@ -89,3 +89,20 @@ def test_an_unknown_layout_name_lists_the_known_ones(tmp_path):
         "unknown dataset layout 'gdph' (did you mean 'gdph_sysucc'?); "
         "medbench reads busbra, busi, breastmnist, gdph_sysucc, flat"
     )
+
+
+def test_exclude_leaves_images_out_and_names_an_unknown_id(tmp_path):
+    from medbench.data.read.manifest import exclude_images
+    from medbench.errors import ConfigError
+    from tests.data.layouts import flat_layout
+
+    flat_layout(tmp_path, n_benign=4, n_malignant=3)
+    m = read_manifest(tmp_path)
+    kept = exclude_images(m, ["benign (2)", "malignant (1)"])
+    assert len(kept) == 5 and not kept["id"].isin(["benign (2)", "malignant (1)"]).any()
+    assert kept.attrs == m.attrs and kept.index.tolist() == list(range(5))
+    assert exclude_images(m, []) is m
+    with pytest.raises(
+        ConfigError, match=r"data.exclude: no image 'benign \(9\)' in .*did you mean"
+    ):
+        exclude_images(m, ["benign (2)", "benign (9)"])

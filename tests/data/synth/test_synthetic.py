@@ -20,7 +20,7 @@ from medbench.data.read.labels import LABEL_NAMES
 from medbench.data.read.layouts.gdph_sysucc import SHEET_FILE, SITES
 from medbench.data.synth import synthetic as S
 from medbench.errors import DataError
-from medbench.models import SmallCNN
+from medbench.smallcnn import SmallCNN
 
 NAME = re.compile(r"^(benign|malignant)\((\d+)\)\.png$")
 

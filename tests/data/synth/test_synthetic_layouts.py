@@ -1,4 +1,4 @@
-"""The synthetic BUS-BRA and BUSI generators write layouts their readers read back exactly.
+"""The synthetic BUS-BRA, BUSI and flat generators write layouts their readers read back exactly.
 
 These tests compare generations with each other, never with fixed bytes: the B-mode renderer
 they borrow from ``synthetic`` may change its arithmetic."""
@@ -79,8 +79,8 @@ def test_busi_twin_reads_back_with_masks_normal_and_duplicates(tmp_path):
 def test_generator_refusals(tmp_path):
     with pytest.raises(DataError, match="n=10 is too small"):
         generate_layout("busbra", tmp_path / "x", n=10)
-    with pytest.raises(DataError, match="no synthetic generator for layout 'flat'"):
-        generate_layout("flat", tmp_path / "x")
+    with pytest.raises(DataError, match="no synthetic generator for layout 'breastmnist'"):
+        generate_layout("breastmnist", tmp_path / "x")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "notes.txt").write_text("mine")
     with pytest.raises(DataError, match="folder is not empty"):
@@ -93,3 +93,25 @@ def test_cli_writes_each_layout(tmp_path, capsys):
     assert read_manifest(tmp_path / "b").attrs["layout"] == "busi"
     assert main(["data", "synth", str(tmp_path / "g"), "--n", "20"]) == 0
     assert read_manifest(tmp_path / "g").attrs["layout"] == "gdph_sysucc"
+
+
+def test_flat_example_reads_back_with_sites_patients_and_a_reader(tmp_path, capsys):
+    """``data synth --layout flat``: images/ and labels.csv with the optional columns; no folds,
+    so ``data check`` shows the patient-grouped folds ``run`` draws."""
+    root = tmp_path / "flat"
+    assert main(["data", "synth", str(root), "--layout", "flat", "--n", "60"]) == 0
+    out = capsys.readouterr().out
+    assert "synthetic flat dataset written" in out and "no folds: run draws them" in out
+    manifest = read_manifest(root)
+    assert manifest.attrs["layout"] == "flat" and len(manifest) == 60
+    assert set(manifest["site"]) == {"site-A", "site-B"}
+    assert manifest["patient"].notna().all() and manifest["patient"].nunique() < 60
+    assert manifest["birads_reader1"].notna().all() and manifest["birads_reader2"].isna().all()
+    assert manifest["fold"].isna().all()
+    names = manifest["path"].map(lambda p: p.rsplit("/", 1)[-1])
+    assert (manifest["label"] == names.str.startswith("malignant").astype(int)).all()
+    meta = json.loads((root / MARKER).read_text())
+    assert meta["layout"] == "flat" and meta["n_patients"] == manifest["patient"].nunique()
+    report = audit_dataset(root, phash=False)
+    assert report.usable and "whole patients" in report.folds
+    assert generate_layout("flat", root, n=60).reused

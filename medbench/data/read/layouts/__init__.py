@@ -5,7 +5,8 @@ and the synthetic generator.
 - ``busi``: BUSI (``Dataset_BUSI_with_GT/{benign,malignant,normal}/`` with masks beside);
 - ``breastmnist``: MedMNIST's BreastMNIST (one ``.npz`` with its official split);
 - ``gdph_sysucc``: the GDPH&SYSUCC release (site folders, ``BIRADS&FOLD.xlsx``);
-- ``flat``: the seed script's (images and a sheet of file names).
+- ``flat``: your own data, a folder of images and a sheet of file names (with optional label,
+  fold, site, patient and reader columns).
 
 A layout module owns its detection and its reading (see ``base`` for the interface);
 ``listed`` holds the reading of layouts whose sheet lists image files. Adding a dataset is one

@@ -1,7 +1,7 @@
 """Layouts whose label sheet lists image files (gdph_sysucc, flat): the reading they share.
 
 A sheet row names an image by a key (an ID, i.e. a file stem, or a file name) and may carry a
-label, a fold and two readers' BI-RADS categories. Reading takes three steps:
+label, a fold, two readers' BI-RADS categories, and (the flat layout) a site and a patient. Reading takes three steps:
 
 1. matching (``match_rows``): each row's key to exactly one image file, and the files that no
    row names;
@@ -290,16 +290,19 @@ def parse_rows(
             if readers[role] is None and not is_blank(value):
                 culprits[role].append(f"row {r} {cell_text(value)!r}")
 
-        records.append(
-            {
-                "id": path.stem,
-                "path": str(path.resolve()),
-                "label": label,
-                "site": site(folder),
-                "fold": fold,
-                **readers,
-            }
-        )
+        # a site or patient column wins over the folder; an empty cell is missing
+        record = {
+            "id": path.stem,
+            "path": str(path.resolve()),
+            "label": label,
+            "site": site(folder),
+            "fold": fold,
+            **readers,
+        }
+        for role in ("site", "patient"):
+            if role in roles:
+                record[role] = cell_text(row[roles[role]])
+        records.append(record)
         rows.append(r)
         name_labels.append(name_label)
     return records, rows, name_labels, culprits
