@@ -248,8 +248,9 @@ class ExecutorConfig:
     gpus_per_job: float = setting(0.0, ge=0.0)
     max_retries: int = setting(1, ge=0)
     # jobs run at once on one device (worker processes; Ray: fractions of gpus_per_job and
-    # cpus_per_job); results do not depend on it
-    jobs_per_device: int = setting(1, ge=1, hashed=False)
+    # cpus_per_job); results do not depend on it. auto: on the CPU one job per core, each on
+    # train.threads threads (1 when unset), on CUDA one (see engine.executors.packing)
+    jobs_per_device: int | str = setting(1, ge=1, hashed=False)
 
 
 @dataclass
@@ -299,8 +300,13 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], key)
+        errors = []
+        for option in (a for a in args if a is not type(None)):  # ``int | str``: 2, or auto
+            try:
+                return _coerce(value, option, key)
+            except ConfigError as err:
+                errors.append(err)
+        raise errors[0]
     if origin is list:
         (item,) = typing.get_args(tp)
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
@@ -486,8 +492,20 @@ def _check_compute(config: Config) -> None:
             )
 
 
+#: ``executor.jobs_per_device``: the word that lets medbench choose (engine.executors.packing).
+AUTO_JOBS = "auto"
+
+
 def _check_packing(executor: ExecutorConfig) -> None:
-    """Ray tasks take a fraction of one GPU or whole GPUs: packed jobs must share one that way."""
+    """``jobs_per_device`` is a number or ``auto``; Ray tasks take a fraction of one GPU or whole
+    GPUs: packed jobs must share one that way."""
+    if isinstance(executor.jobs_per_device, str):
+        if executor.jobs_per_device != AUTO_JOBS:
+            raise ConfigError(
+                f"executor.jobs_per_device: {short(executor.jobs_per_device)} is neither a number "
+                f"of jobs nor {AUTO_JOBS}"
+            )
+        return  # auto: one job per device under Ray
     gpus = executor.gpus_per_job / executor.jobs_per_device
     if gpus > 1 and not gpus.is_integer():
         raise ConfigError(

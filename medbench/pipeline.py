@@ -17,7 +17,7 @@ import torch
 from medbench.config import Config, load_config
 from medbench.data.messages import plural
 from medbench.engine.device import Precision, resolve_device
-from medbench.engine.executors.packed import threads_per_job
+from medbench.engine.executors import packing
 from medbench.engine.executors.ray import task_resources
 from medbench.engine.grid import GridPlan, GridResult, run_grid
 from medbench.report.analysis import analyse
@@ -129,8 +129,9 @@ def render_plan(plan: GridPlan) -> str:
         packed = plan.executor == "packed"
         dev = resolve_device(cfg.train.device)
         precision = Precision.for_device(dev, cfg.train.amp, cfg.train.channels_last).describe()
-        threads = cfg.train.threads or (  # packed workers split the CPUs (executors.packed)
-            threads_per_job(cfg.executor.jobs_per_device) if packed else torch.get_num_threads()
+        shared = packing(cfg, dev)
+        threads = (  # packed workers split the CPUs (executors.packed)
+            shared.worker_threads if packed else shared.threads or torch.get_num_threads()
         )
         if dev.type == "cpu":  # both decide the metrics' last digits (medbench.cpu_paths)
             kernels = torch.backends.cpu.get_cpu_capability()
@@ -138,7 +139,7 @@ def render_plan(plan: GridPlan) -> str:
         else:
             device = f"{dev.type}, {precision}"
         if packed:
-            jobs = min(cfg.executor.jobs_per_device, len(plan.todo))
+            jobs = min(shared.jobs, len(plan.todo))
             device += f" per job, {jobs} jobs at once (worker processes)"
     out = Path(cfg.report.out) if cfg.report.out else default_out_dir(cfg.name)
     lines = [

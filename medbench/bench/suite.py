@@ -34,7 +34,7 @@ HEADLINES = {
     "data": ("data_speedup_later_epochs",),
     "train": ("data_wait_fraction", "sam_over_adam_epoch_time", "gcsam_over_adam_epoch_time"),
     "scale": ("scale_check_s_2405", "scale_preprocess_s_2405", "scale_peak_rss_gb"),
-    "packing": ("packing_speedup",),
+    "packing": ("packing_speedup", "packing_cpu_ratio"),
     "paper": ("paper_grid_projected_h",),
     "demo": ("demo_wall_s", "demo_cpu_s", "demo_flatness_share", "flatness_hvps"),
 }

@@ -173,12 +173,15 @@ def test_demo_phases_add_up():
             "flatness_hvps": [7.0, 7.0, 10.0],
         }
     )
-    p = phases(plan, folds, started=t0, ended=t0 + 80)
+    parents = pd.DataFrame({"start_time": [(t0 + 14) * 1e3, (t0 + 14.5) * 1e3]})
+    p = phases(plan, folds, started=t0, ended=t0 + 80, parents=parents)
     assert (p["generation_s"], p["preprocessing_s"], p["startup_s"]) == (6.5, 3.5, 10.0)
+    # the first parent run starts 14 s in: 4 s of the command's own start-up before the data
+    assert (p["command_startup_s"], p["worker_startup_s"]) == (4.0, 6.0)
     assert (p["jobs_s"], p["job_seconds"], p["report_s"]) == (50.0, 79.0, 10.0)
     assert (p["training_s"], p["flatness_s"], p["job_other_s"]) == (50.0, 18.0, 11.0)
     assert p["flatness_share"] == 18.0 / 79.0 and p["flatness_hvps"] == 8.0  # mean per run
-    assert "23% of the job-seconds, 8.0 Hessian-vector products per fold run" in render_demo(
+    text = render_demo(
         {
             "demo_wall_s": 80.0,
             "demo_cpu_s": 150.0,
@@ -188,6 +191,9 @@ def test_demo_phases_add_up():
             "demo_summary": [],
         }
     )
+    assert "23% of the job-seconds, 8.0 Hessian-vector products per fold run" in text
+    assert "imports and the store 4.0 s; parent runs and workers up to the first job 6.0" in text
+    assert "worker_startup_s" not in phases(plan, folds, t0, t0 + 80)  # no parents: no split
     total = p["startup_s"] + p["generation_s"] + p["preprocessing_s"] + p["jobs_s"] + p["report_s"]
     assert total == 80.0
 

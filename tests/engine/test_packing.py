@@ -9,12 +9,15 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import torch
 import yaml
 
 from medbench.config import config_hash, load_config
+from medbench.engine import executors
 from medbench.engine.executors import display as display_module
 from medbench.engine.executors import packed
 from medbench.engine.executors.display import Display
+from medbench.engine.executors.local import LocalExecutor
 from medbench.engine.grid import run_grid
 from medbench.engine.jobs import Job
 from medbench.engine.work import JobOutcome, JobSpec, Status
@@ -273,12 +276,67 @@ def test_a_killed_grid_takes_its_workers_along_and_resumes(tmp_path, tiny_bus):
 def test_jobs_per_device_is_checked_and_changes_no_hash():
     assert load_config("paper", data_root=".").executor.jobs_per_device == 1  # the default
     base = load_config("demo")
-    assert base.executor.jobs_per_device == 2  # the demo packs two jobs
+    assert base.executor.jobs_per_device == "auto"  # the demo packs a job per core
     assert config_hash(load_config("demo", ["executor.jobs_per_device=4"])) == config_hash(base)
+    assert load_config("demo", ["executor.jobs_per_device=4"]).executor.jobs_per_device == 4
     with pytest.raises(ConfigError, match=r"executor\.jobs_per_device: must be at least 1"):
         load_config("demo", ["executor.jobs_per_device=0"])
+    with pytest.raises(ConfigError, match=r"jobs_per_device: 'fast' is neither a number .* auto"):
+        load_config("demo", ["executor.jobs_per_device=fast"])
+    with pytest.raises(ConfigError, match=r"jobs_per_device: expected an integer, got True"):
+        load_config("demo", ["executor.jobs_per_device=true"])
     with pytest.raises(ConfigError, match="would each ask Ray for 1.5 GPUs"):
         load_config("demo", ["executor.jobs_per_device=2", "executor.gpus_per_job=3"])
+
+
+def test_auto_packs_a_job_per_core_and_never_changes_a_jobs_threads(monkeypatch):
+    monkeypatch.setattr(executors, "available_cpus", lambda: 8)
+    monkeypatch.setattr(packed, "available_cpus", lambda: 8)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+
+    def shared(*overrides, device=cpu):
+        return executors.packing(load_config("demo", list(overrides)), device)
+
+    # the demo pins one thread per job: auto fills the cores, each job on its one thread
+    assert shared() == executors.Packing(jobs=8, threads=1)
+    assert shared("train.threads=2") == executors.Packing(jobs=4, threads=2)
+    assert shared("train.threads=16") == executors.Packing(jobs=1, threads=16)
+    # unpinned, auto still gives every job one thread: the same metrics on any number of cores
+    assert shared("train.threads=0") == executors.Packing(jobs=8, threads=1)
+    assert shared(device=cuda) == executors.Packing(jobs=1, threads=1)  # CUDA: one job
+    # a number is taken as is: workers split the CPUs unless train.threads pins their count
+    three = shared("executor.jobs_per_device=3", "train.threads=0")
+    assert (three.jobs, three.threads, three.worker_threads) == (3, 0, 2)
+    assert shared("executor.jobs_per_device=3").worker_threads == 1
+
+
+def test_auto_runs_a_lone_job_on_its_threads_in_this_process(monkeypatch):
+    monkeypatch.setattr(executors, "available_cpus", lambda: 2)
+    monkeypatch.setattr(packed, "available_cpus", lambda: 2)
+    config = load_config("demo", ["train.threads=0"])
+    executor_for = executors.choose_executor(config, "sqlite:///unused.db")
+    two = executor_for(4)
+    assert isinstance(two, packed.PackedExecutor) and (two.capacity, two.threads) == (2, 1)
+    lone = executor_for(1)
+    assert isinstance(lone, LocalExecutor) and lone.threads == 1
+
+
+def test_the_local_executor_runs_a_work_on_its_threads_and_restores_the_process(monkeypatch):
+    seen = []
+
+    def run(spec, bar=None):
+        seen.append(torch.get_num_threads())
+        return JobOutcome(spec.job, Status.FINISHED)
+
+    before = torch.get_num_threads()
+    target = 2 if before != 2 else 3
+    work = _work("adam")
+    work = type(work)(work.spec, run, work.close)
+    for threads, expected in ((target, target), (0, before)):
+        local = LocalExecutor(threads)
+        local.start(Display(total=1, label="grid", slots=1, bars=False))
+        local.wait([local.submit(work)])
+        assert seen[-1] == expected and torch.get_num_threads() == before
 
 
 def test_ray_tasks_take_their_share_of_a_device():
@@ -289,7 +347,10 @@ def test_ray_tasks_take_their_share_of_a_device():
         "paper", ["executor.jobs_per_device=4", "executor.cpus_per_job=4"], data_root="."
     )
     assert task_resources(config.executor) == {"num_cpus": 1.0, "num_gpus": 0.25}
-    assert task_resources(load_config("demo").executor) == {"num_cpus": 0.5, "num_gpus": 0.0}
+    demo = load_config("demo", ["executor.jobs_per_device=2"])
+    assert task_resources(demo.executor) == {"num_cpus": 0.5, "num_gpus": 0.0}
+    # auto: a task asks for a whole job's share, Ray places it
+    assert task_resources(load_config("demo").executor) == {"num_cpus": 1.0, "num_gpus": 0.0}
 
 
 def test_cpu_threads_are_split_evenly(monkeypatch):

@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from monai.transforms import Compose, Transform
 
 from medbench.data.pixels import arrays
 from medbench.data.pixels.images import decode_workers, read_rgb
@@ -34,6 +33,9 @@ from medbench.optional import lazy_import
 from medbench.paths import atomic_write, cache_dir, ensure_folder
 
 tqdm_auto = lazy_import("tqdm.auto")  # only a progress bar needs it
+# only a cache miss preprocesses: a process that reads the cache (every packed worker, a warm
+# run) is spared MONAI's import, which loads torchvision's models and torch._dynamo (seconds)
+monai_transforms = lazy_import("monai.transforms")
 
 #: Bump when the preprocessing changes so that old cache entries are not reused.
 PREPROCESS_VERSION = 2  # 2: single-channel images scaled by their depth
@@ -50,8 +52,9 @@ class PreprocessSettings:
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
-class ReadRGB(Transform):
-    """File path -> float32 (3, H, W) tensor in [0, 1]."""
+class ReadRGB:
+    """File path -> float32 (3, H, W) tensor in [0, 1]; a transform as MONAI's ``Compose``
+    takes them (any callable), defined without subclassing MONAI's so that it loads lazily."""
 
     def __call__(self, path: str | os.PathLike) -> torch.Tensor:
         rgb = read_rgb(path)
@@ -59,7 +62,7 @@ class ReadRGB(Transform):
         return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(scale)
 
 
-class ResizeAntialiased(Transform):
+class ResizeAntialiased:
     """(C, H, W) -> (C, size, size), bilinear with antialiasing: agrees with PIL's resize."""
 
     def __init__(self, size: int) -> None:
@@ -76,9 +79,10 @@ class ResizeAntialiased(Transform):
         return out.clamp_(0.0, 1.0)
 
 
-def preprocess_transform(settings: PreprocessSettings) -> Compose:
-    """The paper's preprocessing: RGB, resized, float32 (C, H, W) in [0, 1]."""
-    return Compose([ReadRGB(), ResizeAntialiased(settings.image_size)])
+def preprocess_transform(settings: PreprocessSettings):
+    """The paper's preprocessing (a MONAI ``Compose``): RGB, resized, float32 (C, H, W) in
+    [0, 1]."""
+    return monai_transforms.Compose([ReadRGB(), ResizeAntialiased(settings.image_size)])
 
 
 def preprocess(path: str | os.PathLike, settings: PreprocessSettings) -> torch.Tensor:

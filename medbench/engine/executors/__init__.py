@@ -2,22 +2,60 @@
 three implementations (:mod:`.local`: one after another in this process; :mod:`.packed`:
 ``executor.jobs_per_device`` worker processes; :mod:`.ray`: Ray tasks), one scheduling loop
 (:func:`~.loop.run_works`: queue, retries, tuning studies, progress, interrupts), and one place
-that chooses between them (:func:`choose_executor`).
+that chooses between them (:func:`choose_executor`), with how many jobs share a device
+(:func:`packing`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from medbench.config import Config
+import torch
+
+from medbench.config import AUTO_JOBS, Config
 from medbench.engine.device import resolve_device
 from medbench.engine.executors.base import Executor
 from medbench.engine.executors.local import LocalExecutor
 from medbench.engine.executors.loop import run_works
-from medbench.engine.executors.packed import PackedExecutor, threads_per_job
+from medbench.engine.executors.packed import PackedExecutor, available_cpus, threads_per_job
 from medbench.engine.executors.ray import RayExecutor, check_ray_store
 
-__all__ = ["Executor", "choose_executor", "run_works"]
+__all__ = ["Executor", "Packing", "choose_executor", "packing", "run_works"]
+
+
+@dataclass(frozen=True)
+class Packing:
+    """How a grid shares one device: ``jobs`` at once, each on ``threads`` CPU threads (0: the
+    running process's own count, torch's default unless ``train.threads`` pins it)."""
+
+    jobs: int
+    threads: int
+
+    @property
+    def worker_threads(self) -> int:
+        """A packed worker's threads: its own count, else an even share of the CPUs."""
+        return self.threads or threads_per_job(self.jobs)
+
+
+def packing(config: Config, device: torch.device) -> Packing:
+    """``executor.jobs_per_device`` and ``train.threads`` on ``device``, ``auto`` resolved.
+
+    ``auto`` on the CPU runs one job per core, each on one thread (``train.threads`` when it pins
+    another count): measured here (``medbench bench packing``, README "Speed"), one-thread jobs
+    packed side by side beat one job spread over the cores for the demo's model, and a rule
+    rather than a timing keeps the choice, hence each job's thread count, hence its metrics,
+    the same from run to run (on the CPU the thread count changes the sums' order). On CUDA,
+    where packing changes no result, ``auto`` is one job: what packing gains there depends on
+    the model and the GPU (``medbench bench paper --jobs``), so set a number to pack.
+    """
+    jobs, threads = config.executor.jobs_per_device, config.train.threads
+    if jobs != AUTO_JOBS:
+        return Packing(jobs, threads)
+    if device.type != "cpu":
+        return Packing(1, threads)
+    per_job = threads or 1
+    return Packing(max(1, available_cpus() // per_job), per_job)
 
 
 def choose_executor(
@@ -28,22 +66,23 @@ def choose_executor(
     there: Ray needs a store its workers reach, this machine the configured device.
 
     Returns the executor for a number of works: Ray tasks when ``kind`` is ``ray``; else, with
-    ``jobs_per_device`` above 1 and more than one work, that many worker processes (at most one
-    per work; each with its share of the CPUs); else one work after another in this process (a
-    single work, such as one tuning study whose trials run in turn, gains nothing from a worker
-    process and keeps this process's threads).
+    ``jobs_per_device`` (:func:`packing`) above 1 and more than one work, that many worker
+    processes (at most one per work; each with its share of the CPUs); else one work after
+    another in this process (a single work, such as one tuning study whose trials run in turn,
+    gains nothing from a worker process and keeps this process's threads, unless ``auto`` set
+    the jobs' thread count).
     """
     executor = config.executor
     if (kind or executor.kind) == "ray":
         address = address or executor.address
         check_ray_store(tracking_uri, address)
         return lambda works: RayExecutor(executor, address)
-    resolve_device(config.train.device)  # a missing CUDA device fails before any work
-    jobs = executor.jobs_per_device
+    # a missing CUDA device fails before any work
+    shared = packing(config, resolve_device(config.train.device))
 
     def on_this_machine(works: int) -> Executor:
-        if jobs > 1 and works > 1:
-            return PackedExecutor(min(jobs, works), threads_per_job(jobs))
-        return LocalExecutor()
+        if shared.jobs > 1 and works > 1:
+            return PackedExecutor(min(shared.jobs, works), shared.worker_threads)
+        return LocalExecutor(shared.threads)
 
     return on_this_machine

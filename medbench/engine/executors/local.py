@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from medbench.engine.executors.base import Handle, stopped, stopped_by
 from medbench.engine.executors.display import Display
 from medbench.engine.work import JobOutcome, Status, Work
@@ -19,7 +21,8 @@ def _failed(work: Work, error: str) -> JobOutcome:
 
 class LocalExecutor:
     """Runs each work in this process when the loop waits for it; a Ctrl-C reaches the work
-    itself (the job runner ends its run KILLED)."""
+    itself (the job runner ends its run KILLED). ``threads`` (0: leave the process's count)
+    is the CPU thread count of each work, this process's own restored after it."""
 
     name = "local"
     label = "grid"
@@ -27,7 +30,8 @@ class LocalExecutor:
     slots = 1
     retries = 0
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int = 0) -> None:
+        self.threads = threads
         self.display: Display | None = None
         self.queued: dict[int, Work] = {}
         self.running: tuple[int, Work] | None = None
@@ -49,7 +53,13 @@ class LocalExecutor:
         work = self.queued.pop(handle)
         self.running = (handle, work)
         self.display.started(0, work)
-        outcome = work.run(work.spec, bar=self.display.bar(0))
+        before = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            outcome = work.run(work.spec, bar=self.display.bar(0))
+        finally:
+            torch.set_num_threads(before)
         self.running = None
         return [(handle, outcome)]
 

@@ -16,7 +16,7 @@ import os
 import sys
 from typing import Any
 
-from medbench.config import ExecutorConfig
+from medbench.config import AUTO_JOBS, ExecutorConfig
 from medbench.engine.executors.base import Handle, stopped, stopped_by
 from medbench.engine.executors.display import Display
 from medbench.engine.work import JobOutcome, Status, Work
@@ -58,8 +58,9 @@ def _lost(work: Work, err: BaseException) -> JobOutcome:
 
 def task_resources(executor: ExecutorConfig) -> dict[str, float]:
     """A task's share of a node: ``jobs_per_device`` tasks share one job's GPUs and CPUs
-    (fractional GPUs: 4 jobs per device at ``gpus_per_job: 1`` ask for 0.25 GPU each)."""
-    share = executor.jobs_per_device
+    (fractional GPUs: 4 jobs per device at ``gpus_per_job: 1`` ask for 0.25 GPU each; ``auto``:
+    a whole job's share, Ray placing tasks by what they ask for)."""
+    share = 1 if executor.jobs_per_device == AUTO_JOBS else executor.jobs_per_device
     return {"num_cpus": executor.cpus_per_job / share, "num_gpus": executor.gpus_per_job / share}
 
 
