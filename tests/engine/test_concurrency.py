@@ -78,11 +78,11 @@ def test_a_grid_paused_past_its_locks_expiry_stops_when_it_wakes(tmp_path, tiny_
     while not list((tmp_path / "cache").glob("checkpoints/**/*.pt")):  # the first is training
         assert first.poll() is None and time.time() < deadline, first.communicate()
         time.sleep(0.05)
-    while True:  # paused outside a write of its store (a stopped writer would block everyone)
+    while True:  # paused outside any transaction of its store (a stopped reader blocks writes)
         os.kill(first.pid, signal.SIGSTOP)
         try:
             with sqlite3.connect(tmp_path / "mlflow.db", timeout=0.5) as db:
-                db.execute("BEGIN IMMEDIATE")
+                db.execute("BEGIN EXCLUSIVE")  # no write and no read of it in progress
                 db.rollback()
             break
         except sqlite3.OperationalError:

@@ -224,8 +224,8 @@ def test_a_store_deleted_mid_run_is_one_line(tiny_bus, tmp_path, monkeypatch, ca
 @pytest.mark.parametrize(
     ("fraction", "says"),
     [
-        ("0.01", "fold 0: data.val_fraction 0.01 leaves no validation images (40 training, 0 "),
-        ("0.99", "fold 0: data.val_fraction 0.99 leaves no training images (0 training, 40 "),
+        ("0.01", "fold 1: data.val_fraction 0.01 leaves no validation images (40 training, 0 "),
+        ("0.99", "fold 1: data.val_fraction 0.99 leaves no training images (0 training, 40 "),
     ],
 )
 def test_an_empty_split_stops_the_grid_at_its_start(tiny_bus, mlflow_uri, capsys, fraction, says):
@@ -290,7 +290,7 @@ def test_a_checkpoint_that_does_not_fit_the_model_is_discarded_and_the_job_resta
     torch.save(saved, path)
 
     monkeypatch.setattr(train, "train_epoch", real)
-    with pytest.warns(UserWarning, match=r"smallcnn/adam/fold0: its checkpoint .* does not fit"):
+    with pytest.warns(UserWarning, match=r"smallcnn/adam/fold1: its checkpoint .* does not fit"):
         result = run_benchmark(config, report=False, progress=False)
     assert {o.status for o in result.outcomes} == {"FINISHED"}
     assert not path.exists()

@@ -49,7 +49,10 @@ def test_a_repeated_grid_names_tags_partitions_and_aggregates_its_runs(tiny_conf
     kids = child_runs(uri, "tiny")
     assert len(kids) == 12 and set(kids["status"]) == {"FINISHED"}
     names = {
-        f"smallcnn/{o}/{r}fold{k}" for o in ("adam", "gcsam") for r in ("", "r2/") for k in range(3)
+        f"smallcnn/{o}/{r}fold{k}"
+        for o in ("adam", "gcsam")
+        for r in ("", "r2/")
+        for k in (1, 2, 3)
     }
     assert set(kids["tags.mlflow.runName"]) == names
     assert set(kids["params.repeat"]) == {"1", "2"}
@@ -66,12 +69,12 @@ def test_a_repeated_grid_names_tags_partitions_and_aggregates_its_runs(tiny_conf
         )
     for opt in ("adam", "gcsam"):
         for repeat in ("1", "2"):  # each repeat's test folds partition the 60 images
-            parts = [test_ids[(opt, repeat, str(k))] for k in range(3)]
+            parts = [test_ids[(opt, repeat, str(k))] for k in (1, 2, 3)]
             assert sum(map(len, parts)) == 60 and len(set().union(*parts)) == 60
-    assert any(test_ids[("adam", "1", k)] != test_ids[("adam", "2", k)] for k in "012")
+    assert any(test_ids[("adam", "1", k)] != test_ids[("adam", "2", k)] for k in "123")
     # the paired design holds within a repeat, not across repeats
     seeds = kids.set_index(["params.optimizer", "params.repeat", "params.fold"])["params.init_seed"]
-    assert seeds[("adam", "2", "0")] == seeds[("gcsam", "2", "0")] != seeds[("adam", "1", "0")]
+    assert seeds[("adam", "2", "1")] == seeds[("gcsam", "2", "1")] != seeds[("adam", "1", "1")]
     # the parent's aggregates are over the 6 (repeat, fold) units
     parents = mlflow.search_runs(
         experiment_names=["tiny"], filter_string="tags.`medbench.parent` LIKE '%'"
@@ -132,11 +135,11 @@ def test_tuning_nests_each_repeats_trials_under_its_fold_run(tiny_config):
         owner = folds.loc[trial["tags.mlflow.parentRunId"]]
         assert trial["tags.mlflow.runName"].startswith(owner["tags.mlflow.runName"] + "/trial")
     assert {n for n in trials["tags.mlflow.runName"] if "/r2/" in n} == {
-        f"smallcnn/adam/r2/fold{k}/trial{t}" for k in (0, 1) for t in (0, 1)
+        f"smallcnn/adam/r2/fold{k}/trial{t}" for k in (1, 2) for t in (0, 1)
     }
     # each (repeat, fold) study draws its own settings
     lr = trials.groupby("tags.mlflow.runName")["params.lr"].first()
-    assert lr["smallcnn/adam/fold0/trial0"] != lr["smallcnn/adam/r2/fold0/trial0"]
+    assert lr["smallcnn/adam/fold1/trial0"] != lr["smallcnn/adam/r2/fold1/trial0"]
 
 
 CONFIG = {

@@ -21,7 +21,7 @@ def test_grid_follows_the_mlflow_contract(tiny_config):
     assert sorted(parents["tags.mlflow.runName"]) == ["smallcnn/adam", "smallcnn/gcsam"]
     assert len(children) == 6 and set(children["status"]) == {"FINISHED"}
     assert set(parents["status"]) == {"FINISHED"}
-    expected_names = {f"smallcnn/{o}/fold{k}" for o in ("adam", "gcsam") for k in (0, 1, 2)}
+    expected_names = {f"smallcnn/{o}/fold{k}" for o in ("adam", "gcsam") for k in (1, 2, 3)}
     assert set(children["tags.mlflow.runName"]) == expected_names
     by_id = parents.set_index("run_id")
     for _, child in children.iterrows():

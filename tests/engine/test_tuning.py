@@ -111,7 +111,7 @@ def test_trials_never_see_the_test_fold_and_are_paired(tiny_config, monkeypatch)
     assert len(seen) == 3 * 2 * 2  # 3 folds x 2 optimizers x 2 trials
     # paired: every trial of a fold, whatever its optimizer, starts from the same weights and
     # sees the same batches
-    for fold in (0, 1, 2):
+    for fold in (1, 2, 3):
         mine = [s for s in starts if s[0] == fold]
         assert len(mine) == 4
         for _, weights, order in mine[1:]:
