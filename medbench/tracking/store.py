@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
+import sqlite3
 import sys
 import time
 import urllib.error
@@ -103,11 +104,17 @@ def _open(uri: str, wait: float = INIT_WAIT_S) -> None:
     is done; if it still fails after ``wait`` seconds, one line says so.
     """
     deadline, pause = time.monotonic() + wait, 0.1
+    leftover_since: float | None = None
     while True:
         try:
             client(uri).search_experiments(max_results=1)
             return
         except Exception as err:  # noqa: BLE001 - alembic, SQLAlchemy, MLflow: all retried
+            if uri.startswith("sqlite:") and BATCH_PREFIX in str(err):  # a migration half-way
+                leftover_since = leftover_since or time.monotonic()
+                if time.monotonic() - leftover_since >= LEFTOVER_GRACE_S:
+                    _finish_batch_leftovers(sqlite_path(uri))
+                    leftover_since = None
             if time.monotonic() >= deadline:
                 first = (str(err).strip().splitlines() or [""])[0][:200]
                 raise TrackingError(
@@ -116,6 +123,29 @@ def _open(uri: str, wait: float = INIT_WAIT_S) -> None:
                 ) from err
             time.sleep(pause)
             pause = min(2 * pause, 2.0)
+
+
+#: The prefix of the copy alembic makes of a SQLite table it changes (its batch mode: create the
+#: copy, fill it, drop the table, rename the copy).
+BATCH_PREFIX = "_alembic_tmp_"
+#: Seconds a copy must stay in the way before it counts as left behind by a client that died or
+#: gave up half-way, rather than one migrating right now.
+LEFTOVER_GRACE_S = 3.0
+
+
+def _finish_batch_leftovers(path: Path) -> None:
+    """Clear what a migration stopped half-way left in a SQLite store, which no client could open
+    again ("table _alembic_tmp_experiments already exists" on every try): a copy beside its table
+    is an unfinished copy and is dropped (the table holds the data); a copy whose table is gone
+    was filled and takes its name. The migration then runs again from where the store is."""
+    with sqlite3.connect(path, timeout=5.0) as db:
+        names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        for copy in sorted(n for n in names if n.startswith(BATCH_PREFIX)):
+            table = copy[len(BATCH_PREFIX) :]
+            if table in names:
+                db.execute(f'DROP TABLE "{copy}"')
+            else:
+                db.execute(f'ALTER TABLE "{copy}" RENAME TO "{table}"')
 
 
 def _create_tables(uri: str, folder: Path) -> None:
