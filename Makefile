@@ -32,15 +32,19 @@ showcase: $(STAMP)
 	tmp=$$(mktemp -d) && cd $$tmp && MEDBENCH_CACHE_DIR=$$tmp/cache \
 	  $(CURDIR)/$(VENV)/bin/medbench demo --set report.out=$(CURDIR)/reports/demo && rm -rf $$tmp
 
-# The whole suite, end-to-end tests included; it ends with how long it took (real: wall time,
-# user + sys: CPU time).
+# The whole suite, end-to-end tests included, in TEST_WORKERS processes (pytest-xdist; a test
+# file stays in one process, so its module fixtures are built once): many tests wait on the
+# processes they start, so two workers use two cores. It ends with how long it took (real: wall
+# time, user + sys: CPU time). TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	time $(PY) -m pytest
+	time $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
-# The unit tests: no end-to-end grids (marker slow) and no tests that start medbench, MLflow or
-# worker processes (marker subprocess); what to run while you work.
+# The unit tests, in one process: no end-to-end grids or reports (markers slow, e2e) and no
+# tests that start medbench, MLflow or worker processes (marker subprocess); what to run while
+# you work (about a minute).
 test-fast: $(STAMP)
-	time $(PY) -m pytest -m "not slow and not subprocess"
+	time $(PY) -m pytest -m "not slow and not subprocess and not e2e"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check medbench tests

@@ -4,6 +4,21 @@ from __future__ import annotations
 
 import pytest
 
+#: Fixtures of end-to-end tests (a grid trained on the shared dataset, a report built from a
+#: store): the tests that use one are marked ``e2e``, which ``make test-fast`` leaves out with
+#: those marked ``slow`` or ``subprocess``.
+END_TO_END_FIXTURES = frozenset({"tiny_bus", "tiny_config", "built"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if END_TO_END_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+    # the files that hold slow tests first, each in its own order: `make test`'s workers take a
+    # file at a time in this order, so the longest start first and the short ones fill in
+    heavy = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in heavy)
+
 
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path_factory, tmp_path, monkeypatch):

@@ -28,6 +28,7 @@ def test_pin_sets_both_caps_and_keeps_what_the_user_set():
     assert not pin_x86_v3(env, SANDY_BRIDGE) and env == {}
 
 
+@pytest.mark.subprocess
 @pytest.mark.skipif(not has_x86_v3(), reason="needs an x86-64 CPU with AVX2 and FMA")
 def test_the_cap_reaches_torch_when_set_before_its_import():
     code = (

@@ -18,6 +18,8 @@ from medbench.report.build import read_experiment
 from medbench.report.summary import read_bottom_lines, render_summary, render_verdict
 from medbench.tracking import schema
 
+pytestmark = pytest.mark.e2e  # grids, reports or generated datasets end to end
+
 
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory, _empty_store):

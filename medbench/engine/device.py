@@ -30,6 +30,17 @@ def set_tf32(device: torch.device, mode: str) -> None:
     torch.backends.cudnn.allow_tf32 = mode == "on"
 
 
+def tf32_kernels(device: torch.device, mode: str) -> tuple[bool, bool]:
+    """(convolutions, matmuls) that compute in TF32 on ``device`` under ``train.tf32``: only
+    CUDA devices of compute capability 8 (Ampere) and later have TF32; ``default`` is PyTorch's
+    own flags as they stand (cuDNN convolutions in TF32, matmuls not, unless changed)."""
+    if device.type != "cuda" or torch.cuda.get_device_capability(device)[0] < 8:
+        return False, False
+    if mode != "default":
+        return mode == "on", mode == "on"
+    return bool(torch.backends.cudnn.allow_tf32), bool(torch.backends.cuda.matmul.allow_tf32)
+
+
 @dataclass(frozen=True)
 class Precision:
     """How tensors are laid out and computed on the device (bf16 autocast, channels_last)."""
@@ -55,6 +66,10 @@ class Precision:
             return nullcontext()
         return torch.autocast(device_type=device.type, dtype=self.dtype)
 
-    def describe(self) -> str:
-        """'bf16 autocast' or 'fp32', for messages and reports."""
-        return "bf16 autocast" if self.autocast else "fp32"
+    def describe(self, tf32: tuple[bool, bool] = (False, False)) -> str:
+        """'bf16 autocast', 'fp32', or fp32 with the kernels that run in TF32
+        (:func:`tf32_kernels`), for messages, reports and each run's tag ``medbench.precision``."""
+        if self.autocast:
+            return "bf16 autocast"
+        kernels = [k for k, on in zip(("convolutions", "matmuls"), tf32, strict=True) if on]
+        return f"fp32, TF32 {' and '.join(kernels)}" if kernels else "fp32"

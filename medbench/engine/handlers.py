@@ -25,6 +25,7 @@ from medbench.config import Config
 from medbench.data.dataset import Dataset
 from medbench.data.pixels.loader import BatchLoader
 from medbench.engine.budget import to_target
+from medbench.engine.device import tf32_kernels
 from medbench.engine.train import (
     Base,
     ExternalResult,
@@ -172,10 +173,11 @@ class FidelityWarning(Base):
             return
         self.warned = True
         warnings.warn(
-            f"{fit.job.run_name}: under {fit.precision.describe()} the weight perturbation the "
+            f"{fit.job.run_name}: under {fit.precision.describe(tf32_kernels(fit.device, fit.config.train.tf32))} the weight perturbation the "
             f"network sees has cosine {value:.2f} with the one {fit.job.optimizer} intends "
             f"(below {FIDELITY_THRESHOLD}): this arm is partly its base optimizer plus noise; "
-            "train in fp32 (train.amp: off) for a faithful comparison",
+            "train in fp32 without TF32 (train.amp: off, train.tf32: off) for a faithful "
+            "comparison",
             MedbenchWarning,
             stacklevel=2,
         )

@@ -36,7 +36,7 @@ import torch
 from medbench.config import Config, data_settings
 from medbench.data.dataset import Dataset, prepare_dataset, prepare_externals
 from medbench.data.folds import split_fold
-from medbench.engine.device import resolve_device
+from medbench.engine.device import Precision, resolve_device, tf32_kernels
 from medbench.engine.handlers import checkpoint_mismatch, load_checkpoint
 from medbench.engine.interrupts import stop_reason
 from medbench.engine.jobs import Job, data_seed, hyperparameters, init_seed, val_seed
@@ -194,7 +194,7 @@ def _open_job(run: JobRun, spec: JobSpec) -> None:
     # a prepared run holds the epochs of an earlier attempt, which a rerun repeats
     run.run_id = prepared
     tracker.set_status(prepared, "RUNNING")
-    tracker.set_tags(prepared, {**environment_tags(run.device), **_external_tag(spec)})
+    tracker.set_tags(prepared, {**environment_tags(run.device, spec.config), **_external_tag(spec)})
     run.logged = tracker.logged_epochs(prepared)
 
 
@@ -250,7 +250,7 @@ def _open_trial(run: JobRun, spec: TrialSpec) -> None:
         spec.job_spec.fingerprint,
         repeat=job.repeat,
     )
-    tracker.set_tags(run.run_id, environment_tags(run.device))
+    tracker.set_tags(run.run_id, environment_tags(run.device, spec.job_spec.config))
 
 
 def start_fold_run(run: JobRun) -> str:
@@ -283,7 +283,7 @@ def start_fold_run(run: JobRun) -> str:
         },
         spec.config_hash,
         spec.fingerprint,
-        tags={**environment_tags(run.device), **_external_tag(spec)},
+        tags={**environment_tags(run.device, spec.config), **_external_tag(spec)},
         repeat=job.repeat,
     )
     dataset = run.dataset
@@ -322,8 +322,8 @@ def checkpoint_path(spec: JobSpec) -> Path:
     return cache_dir() / "checkpoints" / spec.config.name / folder / f"{safe}.pt"
 
 
-def environment_tags(device: torch.device) -> dict[str, str]:
-    """Where a fold run ran (``ENVIRONMENT_TAGS``)."""
+def environment_tags(device: torch.device, config: Config) -> dict[str, str]:
+    """Where a fold run ran and in which precision it computed (``ENVIRONMENT_TAGS``)."""
     name = (
         torch.cuda.get_device_name(device)
         if device.type == "cuda"
@@ -335,6 +335,9 @@ def environment_tags(device: torch.device) -> dict[str, str]:
         s.TAG_PYTHON: platform.python_version(),
         s.TAG_TORCH: torch.__version__,
         s.TAG_PLATFORM: platform.platform(),
+        s.TAG_PRECISION: Precision.for_device(
+            device, config.train.amp, config.train.channels_last
+        ).describe(tf32_kernels(device, config.train.tf32)),
     }
 
 

@@ -39,12 +39,12 @@ from medbench.config import Config
 from medbench.data.folds import FoldSplit
 from medbench.data.pixels.loader import BatchLoader, place_images
 from medbench.engine.budget import Limits, limits
-from medbench.engine.device import Precision, set_tf32
+from medbench.engine.device import Precision, set_tf32, tf32_kernels
 from medbench.engine.jobs import Job, data_seed, derive_seed, init_seed
 from medbench.metrics import binary_metrics
 from medbench.models import build_model
 from medbench.optim import build_optimizer, disable_running_stats, enable_running_stats
-from medbench.optim.fidelity import cast_parameters, perturbation_fidelity
+from medbench.optim.fidelity import TF32, cast_parameters, perturbation_fidelity
 from medbench.optim.registry import passes_per_step
 from medbench.tracking.schema import SITE_METRICS
 
@@ -160,6 +160,19 @@ class Base:
 # -- steps ----------------------------------------------------------------------------------------
 
 
+def _as_computed(
+    model: nn.Module, precision: Precision, tf32: tuple[bool, bool]
+) -> tuple[set[int], torch.dtype | str | None]:
+    """The parameters the kernels read in a lower precision, and that precision: bf16 under
+    autocast, else TF32 for the kernels whose TF32 flag is on (``tf32``: convolutions, matmuls;
+    :func:`~medbench.engine.device.tf32_kernels`)."""
+    if precision.autocast:
+        return cast_parameters(model), precision.dtype
+    if any(tf32):
+        return cast_parameters(model, conv=tf32[0], matmul=tf32[1]), TF32
+    return set(), None
+
+
 def setup(job: Job, config: Config, data: FoldData, device: torch.device) -> Fit:
     """Model (seeded by (model, fold, seed): the same for every optimizer), optimizer, loaders."""
     tc = config.train
@@ -234,12 +247,14 @@ def train_epoch(
     freeze_bn_second_pass: bool = False,
     max_evals: int | None = None,
     deadline: float | None = None,
+    tf32: tuple[bool, bool] = (False, False),
 ) -> EpochStats:
     """One pass over the training split, or its first steps when a budget ends it.
 
     ``net`` is what runs forward (possibly ``torch.compile``d), ``model`` the module it wraps.
     SAM-family optimizers take two forward-backward passes per batch; on the epoch's first step
-    the fidelity of their perturbation in the compute dtype is measured. The loss is accumulated
+    the fidelity of their perturbation in the compute dtype is measured (bf16 under autocast,
+    TF32 for the kernels ``tf32`` names). The loss is accumulated
     on the device: one host sync per epoch, not per step. The epoch stops before a step that
     would take more than ``max_evals`` passes or start after ``deadline`` (``time.perf_counter``;
     the first step always runs, so an epoch the loop starts is never empty).
@@ -274,10 +289,7 @@ def train_epoch(
             optimizer.first_step(zero_grad=True)
             if measure:
                 fidelity, norm_ratio = perturbation_fidelity(
-                    before,
-                    optimizer.perturbation,
-                    cast_parameters(model),
-                    precision.dtype if precision.autocast else None,
+                    before, optimizer.perturbation, *_as_computed(model, precision, tf32)
                 )
                 del before
             evals += 1
@@ -339,6 +351,7 @@ def fit_epoch(fit: Fit) -> dict[str, float]:
         tc.freeze_bn_second_pass,
         max_evals=fit.limits.evals_left(fit.state),
         deadline=None if seconds_left is None else start + seconds_left,
+        tf32=tf32_kernels(fit.device, tc.tf32),
     )
     if not math.isfinite(stats.loss):
         raise Diverged(f"training loss became {stats.loss} in epoch {epoch}")

@@ -104,7 +104,9 @@ TAG_DEVICE = "medbench.device"
 TAG_PYTHON = "medbench.python"
 TAG_TORCH = "medbench.torch"
 TAG_PLATFORM = "medbench.platform"
-ENVIRONMENT_TAGS = (TAG_DEVICE, TAG_PYTHON, TAG_TORCH, TAG_PLATFORM)
+#: what the kernels computed in: "fp32", "bf16 autocast", "fp32, TF32 convolutions" ...
+TAG_PRECISION = "medbench.precision"
+ENVIRONMENT_TAGS = (TAG_DEVICE, TAG_PYTHON, TAG_TORCH, TAG_PLATFORM, TAG_PRECISION)
 #: MLflow's own tags.
 TAG_PARENT_RUN_ID = "mlflow.parentRunId"
 TAG_RUN_NAME = "mlflow.runName"

@@ -19,6 +19,7 @@ def test_scaled_hashes_are_distinct_copies_with_the_measured_bits():
         assert (np.abs(big[k * 49 : (k + 1) * 49] - ok).sum(axis=1) == COPY_FLIPS).all()
 
 
+@pytest.mark.e2e
 def test_scale_figures_on_a_small_set():
     r = bench_scale(n=40, sizes="release", image_size=32, batch_size=8, workers=0, **QUICK)
     assert r["n"] == 40 and "scale_check_s_2405" not in r  # headlines only at the release's n

@@ -68,6 +68,7 @@ def test_cpu_time_counts_worker_processes():
     assert timing.cpu_seconds() - start > 0.01  # the child's CPU, once it has ended
 
 
+@pytest.mark.e2e
 def test_data_bench_figures():
     r = bench_data(n_images=24, image_size=32, batch_size=8, workers=0, **QUICK)
     assert r["images"] == 24 and r["warm_cache_decoded"] == 0

@@ -24,6 +24,8 @@ from medbench.tracking.reader import read_predictions
 from tests.data.layouts import breastmnist_npz, busbra_layout, busi_layout, pattern, write_png
 from tests.engine.conftest import TINY, child_runs
 
+pytestmark = pytest.mark.e2e  # grids, reports or generated datasets end to end
+
 # the report on; TINY's other settings (smallcnn, 16 px, 2 epochs, 3 stratified folds)
 SMALL = [o for o in TINY if not o.startswith("report.")]
 

@@ -13,6 +13,8 @@ from medbench.tracking.schema import site_key
 from tests.data.layouts import flat_layout, gdph_layout
 from tests.engine.conftest import TINY, child_runs
 
+pytestmark = pytest.mark.e2e  # grids, reports or generated datasets end to end
+
 
 def test_run_on_a_real_release_layout(tmp_path, mlflow_uri):
     """Mixed sizes and modes (16-bit, palette, RGBA), BI-RADS as numbers and text, an extra sheet,

@@ -178,6 +178,7 @@ def test_run_exits_non_zero_and_says_how_many_jobs_failed(
     )
 
 
+@pytest.mark.subprocess
 def test_processes_starting_on_one_new_store_do_not_race(tmp_path):
     """MLflow creates a new SQLite store's tables on first use; four processes at once used to
     collide, and one died with a traceback."""

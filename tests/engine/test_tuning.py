@@ -33,6 +33,7 @@ def _split(runs: pd.DataFrame):
     return nested[~is_trial], nested[is_trial]
 
 
+@pytest.mark.e2e
 def test_tuned_grid_on_a_hand_built_flat_dataset(tmp_path, mlflow_uri):
     """The issue's acceptance run: ``--set tune.enabled=true --set tune.trials=2 --set
     tune.epochs=2`` on a dataset medbench did not generate."""

@@ -4,8 +4,9 @@ import pytest
 import torch
 from torch import nn
 
+from medbench.engine.device import Precision, tf32_kernels
 from medbench.optim import SAM
-from medbench.optim.fidelity import cast_parameters, perturbation_fidelity
+from medbench.optim.fidelity import TF32, cast_parameters, perturbation_fidelity, round_tf32
 
 
 def _one_step(model, rho):
@@ -70,3 +71,45 @@ def test_by_hand_on_one_tensor():
     assert cos == pytest.approx(float(seen @ e64 / (seen.norm() * e64.norm())))
     assert ratio == pytest.approx(float(seen.norm() / e64.norm()))
     assert math.isnan(perturbation_fidelity(before, [(layer.weight, 0 * e[None])], set(), None)[0])
+
+
+def test_tf32_rounding_keeps_ten_mantissa_bits():
+    """TF32: 1 sign, 8 exponent and 10 mantissa bits; the value is rounded to nearest."""
+    x = torch.tensor([1.0, 1 + 2**-10, 1 + 2**-12, 1 + 2**-11 + 2**-13, -3.0 - 2**-12, 0.0])
+    assert round_tf32(x).tolist() == [1.0, 1 + 2**-10, 1.0, 1 + 2**-10, -3.0, 0.0]
+    assert round_tf32(x).dtype == torch.float32
+
+
+def test_tf32_erases_a_small_perturbation_of_the_kernels_weights_only():
+    """A rho small next to the weights: in TF32 most of ``e`` rounds away (issue 22 #7: the
+    suite logged 1.000 while the convolutions consumed TF32-rounded weights)."""
+    model = _model()
+    before, opt = _one_step(model, rho=0.001)
+    conv_only = cast_parameters(model, conv=True, matmul=False)
+    assert conv_only == {id(p) for p in model[0].parameters()}
+    cos, _ = perturbation_fidelity(before, opt.perturbation, cast_parameters(model), TF32)
+    assert cos < 0.9
+    fp32, _ = perturbation_fidelity(before, opt.perturbation, set(), TF32)  # nothing rounded
+    assert fp32 == pytest.approx(1.0, abs=1e-6)
+    # by hand on one weight: 1 + 1e-4 is 1 in TF32 (its step at 1 is 2**-10, about 1e-3)
+    w, e = torch.tensor([[1.0, 2.0]]), torch.tensor([[1e-4, 0.5]])
+    layer = nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(w + e)
+    cos, ratio = perturbation_fidelity(
+        {id(layer.weight): w}, [(layer.weight, e)], {id(layer.weight)}, TF32
+    )
+    e64 = e.double().flatten()
+    seen = torch.tensor([0.0, 0.5], dtype=torch.float64)
+    assert cos == pytest.approx(float(seen @ e64 / (seen.norm() * e64.norm())))
+    assert ratio == pytest.approx(float(seen.norm() / e64.norm()))
+
+
+def test_the_precision_a_run_records():
+    cpu = torch.device("cpu")
+    assert tf32_kernels(cpu, "on") == (False, False)  # no TF32 off CUDA
+    assert Precision(autocast=False, channels_last=False).describe() == "fp32"
+    assert Precision(autocast=True, channels_last=False).describe((True, True)) == "bf16 autocast"
+    fp32 = Precision(autocast=False, channels_last=True)
+    assert fp32.describe((True, False)) == "fp32, TF32 convolutions"
+    assert fp32.describe((True, True)) == "fp32, TF32 convolutions and matmuls"

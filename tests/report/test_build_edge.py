@@ -1,5 +1,7 @@
 from pathlib import Path
 
+import pytest
+
 from medbench.cli import main
 from medbench.tracking import Tracker
 
@@ -31,6 +33,7 @@ def test_unknown_experiment_is_a_one_line_error(mlflow_uri, capsys):
     assert "did you mean 'exists'" in capsys.readouterr().err
 
 
+@pytest.mark.e2e
 def test_seeds_are_paired_units_and_pooled_per_seed(mlflow_uri, tmp_path):
     import numpy as np
     import pandas as pd
@@ -85,6 +88,7 @@ def test_seeds_are_paired_units_and_pooled_per_seed(mlflow_uri, tmp_path):
     assert "Per site" not in md and "Clinical context" not in md  # no sites, no readers
 
 
+@pytest.mark.subprocess
 def test_sigterm_while_building_leaves_no_half_report(tmp_path, _empty_store):
     """A kill during the build exits 130 with a message, and the report folder holds either the
     previous report or nothing: never half of a new one."""

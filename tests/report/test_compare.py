@@ -19,6 +19,8 @@ from medbench.report.compare import build_comparison, compare, config_difference
 from medbench.report.meta import SIGNED_RANK, bayesian_across_datasets, random_effects
 from medbench.report.stats import corrected_resampled_ttest
 
+pytestmark = pytest.mark.e2e  # grids, reports or generated datasets end to end
+
 TINY = [
     "models=[smallcnn]",
     "optimizers=[adam, gcsam]",

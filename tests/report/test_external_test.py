@@ -87,6 +87,7 @@ def test_single_model_or_single_class_has_no_test():
         compare_external(labels, np.zeros((2, 4)), np.zeros((3, 4)), 0.25)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("delta", [0.0, 0.2])
 def test_external_comparison_covers_and_keeps_its_level(delta):
     """Generating model (tests/report/simulated.py): 5 fold models per optimizer tested on one

@@ -99,6 +99,7 @@ def test_comparison_parts_by_hand():
     assert res.test.ci_low < res.diff < res.test.ci_high and not res.identical
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("delta", [0.0, 0.2])
 def test_fold_stratified_comparison_covers_and_keeps_its_level(delta):
     """Generating model (tests/report/simulated.py): 5 folds of 100 test images (40 malignant);

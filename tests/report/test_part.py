@@ -43,6 +43,7 @@ def toy_sections(frame: pd.DataFrame, w: Writer) -> None:
 TOY = Part("toy", toy_analyse, toy_tables, toy_figures, toy_sections)
 
 
+@pytest.mark.e2e
 def test_a_new_part_is_one_module_and_one_list_entry(generated, tmp_path):
     parts = [*PARTS[:-1], TOY, PARTS[-1]]  # before the appendix
     a = analyse(generated, parts=parts)
@@ -62,6 +63,7 @@ def test_a_new_part_is_one_module_and_one_list_entry(generated, tmp_path):
     assert re.search(r'<figure><img src="data:image/svg\+xml;base64,[^"]+" alt="Test images', html)
 
 
+@pytest.mark.e2e
 def test_the_report_without_a_part_still_builds(generated, tmp_path):
     parts = [p for p in PARTS if p.name not in ("readers", "sites")]
     a = analyse(generated, parts=parts)

@@ -14,6 +14,8 @@ from scipy import stats as sps
 
 from tests.report.seeded_store import CONFIG, EXPERIMENT, FOLDS, OPTIMIZERS, SEEDS, split_sizes
 
+pytestmark = pytest.mark.e2e  # grids, reports or generated datasets end to end
+
 ROPE = CONFIG["report"]["rope"]
 PAIRS = [(a, b) for i, a in enumerate(OPTIMIZERS) for b in OPTIMIZERS[i + 1 :]]
 

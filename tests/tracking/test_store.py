@@ -23,6 +23,7 @@ def test_uri_precedence(monkeypatch, tmp_path):
     assert resolve_tracking_uri("sqlite:///cfg.db") == "sqlite:///cfg.db"
 
 
+@pytest.mark.subprocess
 def test_the_default_store_is_mlflows_without_importing_it(tmp_path):
     """Outside a folder of old ``mlruns``, the default is written without importing mlflow (the
     seconds a ``report`` in the wrong folder waited for one line), and is what MLflow says."""
@@ -90,6 +91,7 @@ def test_stores_mlflow_would_misread_are_refused(uri, match, tmp_path, monkeypat
         check_store(uri.format(tmp=tmp_path))
 
 
+@pytest.mark.subprocess
 def test_a_store_another_client_is_migrating_is_waited_for(monkeypatch, tmp_path):
     """Issue 25 #1: a new store opened at the same moment by another MLflow client (the UI, a
     notebook) made MLflow's table upgrade fail in one of them; medbench retries the opening."""
@@ -117,6 +119,7 @@ def test_a_store_another_client_is_migrating_is_waited_for(monkeypatch, tmp_path
         store._open(uri, wait=0.3)
 
 
+@pytest.mark.subprocess
 @pytest.mark.slow
 def test_a_new_store_opened_by_another_client_at_the_same_moment(tmp_path):
     """The real race: another process polls a new SQLite store with the MLflow client while

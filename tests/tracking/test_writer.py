@@ -126,6 +126,7 @@ def test_external_results_are_written_and_read_back(mlflow_uri):
     assert s.external_dataset(s.PREDICTIONS_FILE) is None
 
 
+@pytest.mark.subprocess
 def test_a_store_locked_by_another_writer_is_waited_for(mlflow_uri):
     """Packed jobs and the grid write to one SQLite file: an epoch logged while another
     connection holds the lock is written once it is released (MLflow's driver waits up to 20 s;

@@ -156,6 +156,7 @@ ENV_TAGS = (
     (schema.TAG_PYTHON, "Python"),
     (schema.TAG_PLATFORM, "Platform"),
     (schema.TAG_DEVICE, "Device"),
+    (schema.TAG_PRECISION, "Precision"),
     (schema.TAG_CONFIG_HASH, "Config hash"),
     (schema.TAG_FINGERPRINT, "Dataset fingerprint"),
 )

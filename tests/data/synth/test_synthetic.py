@@ -92,6 +92,7 @@ def test_summary_counts_match_the_disk(small):
     assert "60 images" in text and "SYSUCC" in text and "near-duplicates" in text
 
 
+@pytest.mark.e2e
 def test_numbering_continues_from_sysucc_to_gdph(default):
     numbers = {}
     for p in default.images:
@@ -320,6 +321,7 @@ def test_same_bytes_whatever_simd_numpy_uses(tmp_path):
     assert len(set(digests)) == 1
 
 
+@pytest.mark.e2e
 def test_the_audit_finds_every_planted_near_duplicate(default):
     report = audit_dataset(default.root)
     found = {
@@ -340,6 +342,7 @@ def release(tmp_path_factory):
     return S.generate(tmp_path_factory.mktemp("release") / "bus", n=60, seed=3, sizes="release")
 
 
+@pytest.mark.e2e
 def test_release_sizes_change_the_pixels_only(small, release):
     """Same sheet (labels, folds, readers) and planted pairs as the default; larger images."""
     assert (release.root / SHEET_FILE).read_bytes() == (small.root / SHEET_FILE).read_bytes()

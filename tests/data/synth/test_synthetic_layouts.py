@@ -16,6 +16,8 @@ from medbench.data.synth.synthetic import MARKER
 from medbench.data.synth.synthetic_layouts import generate_layout
 from medbench.errors import DataError
 
+pytestmark = pytest.mark.e2e  # grids, reports or generated datasets end to end
+
 
 @pytest.fixture(scope="module")
 def busbra_root(tmp_path_factory):

@@ -75,6 +75,7 @@ def test_per_unit_metrics_and_the_internal_auc_beside_them(record, ext):
         assert row.internal_auc == pytest.approx(internal[row.run_id], nan_ok=True)
 
 
+@pytest.mark.e2e
 def test_summary_matches_hand_computation(record, ext):
     row = ext.summary.set_index(["model", "optimizer", "dataset"]).loc[("m", "adam", "bra")]
     runs = ["m-adam-1", "m-adam-2", "m-adam-3"]
@@ -133,6 +134,7 @@ def test_paired_comparison_on_the_external_set(record, ext):
     assert row["p_holm"] == pytest.approx(row["p"]) and row["family_size"] == 1
 
 
+@pytest.mark.e2e
 def test_external_p_does_not_grow_with_the_external_set(record):
     """The same fold differences on an external set ten times as large (every image ten times:
     each fold model's AUC is unchanged) give a smaller p (issue 22 #3), where, as in real data,
@@ -184,6 +186,7 @@ def test_a_run_tested_on_external_data_only_counts(record):
     assert "m-adam-9" in set(a.result("external").per_unit["run_id"])
 
 
+@pytest.mark.e2e
 def test_section_tables_and_figures(record, tmp_path):
     record = dataclasses.replace(record, folds=record.folds.assign(start_time=0))  # as read
     a = analyse(record)

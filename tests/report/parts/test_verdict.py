@@ -85,6 +85,7 @@ def worse(_empty_store, tmp_path_factory):
     return written, root / "out", run.stdout
 
 
+@pytest.mark.e2e
 def test_a_loser_with_a_failed_run_is_never_called_the_best(worse):
     """(a) sam is worse than adam on every paired fold, and its run of adam's hard fold failed:
     its own mean is the higher, yet nothing calls it highest or better, and the significant
@@ -139,6 +140,7 @@ def calibrated(_empty_store, tmp_path_factory):
     return written, out
 
 
+@pytest.mark.e2e
 def test_optimizers_that_rank_every_fold_alike_are_never_called_different(calibrated):
     """(b) sam's scores are adam's, rescaled per fold: no printed test may call them different,
     although pooling the folds gives them different AUCs (issue 22 #2)."""
@@ -179,6 +181,7 @@ def repeated(_empty_store, tmp_path_factory):
     return written, a, out
 
 
+@pytest.mark.e2e
 def test_repeated_cross_validation_tests_the_r_times_k_units(repeated):
     """Issue 23 #2: the unit is (repeat, fold); the corrected repeated k-fold t-test over the 6
     differences, recomputed from table_fold_differences.csv, and the Bayesian test equals
@@ -226,6 +229,7 @@ def test_without_repeats_the_tables_have_no_repeat_column(worse):
         assert "repeat" not in pd.read_csv(out / name).columns, name
 
 
+@pytest.mark.e2e
 def test_a_report_of_a_running_grid_says_so_first_and_gives_no_verdict(
     _empty_store, tmp_path_factory
 ):
