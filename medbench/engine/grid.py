@@ -19,7 +19,7 @@ import pandas as pd
 
 from medbench.config import Config, config_hash, data_settings, dump_yaml
 from medbench.data.dataset import Dataset, prepare_dataset, prepare_externals
-from medbench.engine.data_tags import dataset_tags
+from medbench.engine.data_tags import dataset_tags, external_overlap
 from medbench.engine.executors import Executor, choose_executor, run_works
 from medbench.engine.interrupts import sigterm_as_interrupt
 from medbench.engine.jobs import Job, make_jobs
@@ -78,7 +78,12 @@ def parent_params(config: Config, model: str, optimizer: str) -> dict[str, Any]:
 
 
 def _open_parents(
-    tracker: Tracker, config: Config, dataset: Dataset, jobs: list[Job], chash: str
+    tracker: Tracker,
+    config: Config,
+    dataset: Dataset,
+    jobs: list[Job],
+    chash: str,
+    overlap: dict[str, dict[str, int]] | None = None,
 ) -> dict[str, str]:
     """A parent run per (model, optimizer): found again on resume, else created."""
     parent_ids: dict[str, str] = {}
@@ -88,7 +93,7 @@ def _open_parents(
             continue
         ref = tracker.find_parent(job.model, job.optimizer, chash, dataset.fingerprint)
         if ref is None:
-            tags = dataset_tags(dataset) if tags is None else tags
+            tags = dataset_tags(dataset, overlap) if tags is None else tags
             pid = tracker.start_parent(
                 job.model,
                 job.optimizer,
@@ -207,7 +212,8 @@ def _run(
         config.models, config.optimizers, dataset.folds, config.seeds, config.cv.repeats
     )
     check_splits(dataset, config, jobs)  # a fold that cannot train stops here, not mid-grid
-    parent_ids = _open_parents(tracker, config, dataset, jobs, chash)
+    overlap = external_overlap(dataset, externals)  # external data that is training data: refused
+    parent_ids = _open_parents(tracker, config, dataset, jobs, chash, overlap)
     external = {name: d.fingerprint for name, d in externals.items()}
     tested_on = s.external_fingerprints(external)  # runs tested on other external data rerun
     finished = {

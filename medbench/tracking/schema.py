@@ -90,6 +90,9 @@ TAG_REPEAT = "medbench.repeat"
 #: Fold runs tested on external datasets: ``external_fingerprints(...)`` of the data they saw (a
 #: finished run whose external data changed since is run again).
 TAG_EXTERNAL = "medbench.external_fingerprints"
+#: parent runs: per external dataset, its images that are training images (JSON: n, identical,
+#: near_duplicates; only where there are any)
+TAG_EXTERNAL_OVERLAP = "medbench.external_overlap"
 TAG_TRIAL = "medbench.trial"  # tuning trial runs: the trial's key (resume)
 #: Tuning trial runs: their TRIAL_PARAMS as JSON, set when the run is created (one call), so
 #: that a run killed before its params were logged still says what it tried.

@@ -3,12 +3,14 @@ each external dataset, logs external_{name}_* and predictions_external_{name}.cs
 report shows the section; ``data.folds: none`` trains on everything and tests externally only.
 Also: ``medbench run demo --data-root`` finishes with a report on each new layout."""
 
+import shutil
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from medbench.cli import main
 from medbench.config import data_settings, load_config
@@ -35,11 +37,22 @@ def _artifact(run_id: str, name: str) -> pd.DataFrame:
     return read_predictions(text)
 
 
+#: Training images copied into the BUSI external set (issue 25 #5: not all of it is external).
+COPIED = 3
+
+
 @pytest.fixture(scope="module")
-def externals(tmp_path_factory):
+def externals(tmp_path_factory, tiny_bus):
     root = tmp_path_factory.mktemp("external")
     bra = busbra_layout(root / "BUSBRA")
-    busi_layout(root / "BUSI")
+    busi = busi_layout(root / "BUSI")
+    train = sorted((tiny_bus / "GDPH").glob("*.png"))
+    for k, image in enumerate(train[:COPIED]):
+        shutil.copy(image, busi / "benign" / f"benign ({101 + k}).png")
+    near = np.array(Image.open(train[COPIED]).convert("RGB")).astype(int)  # one more, brighter
+    Image.fromarray(np.clip(near + 8, 0, 255).astype(np.uint8)).save(
+        busi / "benign" / "benign (110).png"
+    )
     return root, bra
 
 
@@ -52,9 +65,15 @@ def test_every_fold_run_is_tested_on_every_external_dataset(
     for item in [*SMALL, f"tracking.uri={mlflow_uri}", "name=ext", f"report.out={tmp_path}/r"]:
         args += ["--set", item]
     assert main(args) == 0
+    err = capsys.readouterr().err
+    assert (
+        f"external dataset 'busi': {COPIED} of its 18 images are training images and 1 more "
+        "near-duplicates of one" in err
+    )
+    assert "external dataset 'busbra'" not in err
     kids = child_runs(mlflow_uri, "ext")
     assert len(kids) == 6 and set(kids["status"]) == {"FINISHED"}
-    for name, n in (("busbra", 60), ("busi", 14)):
+    for name, n in (("busbra", 60), ("busi", 14 + COPIED + 1)):
         for metric in (*METRIC_NAMES, "loss"):
             column = f"metrics.{s.external_metric(name, metric)}"
             assert column in kids and kids[column].notna().all(), column
@@ -79,6 +98,8 @@ def test_every_fold_run_is_tested_on_every_external_dataset(
     # constant columns (model, checkpoints) go to the caption: rows start at the optimizer
     assert "| gcsam | busbra |" in section and "| adam | busi |" in section, section
     assert "Same in every row: Model smallcnn; Checkpoints 3." in section
+    assert f"**Not all external:** {COPIED} of the 18 images of `busi` are training" in section
+    assert "images of `busbra`" not in section
     assert (tmp_path / "r" / "fig_external_roc_busbra_smallcnn.png").is_file()
     table = pd.read_csv(tmp_path / "r" / "table_external.csv")
     for opt in ("adam", "gcsam"):
@@ -87,6 +108,20 @@ def test_every_fold_run_is_tested_on_every_external_dataset(
         assert row["auc_mean"] == pytest.approx(mine["metrics.external_busbra_auc"].mean())
         assert row["internal_auc_mean"] == pytest.approx(mine["metrics.test_auc"].mean())
         assert row["n_images"] == 60 and row["n_units"] == 3
+
+
+def test_an_external_root_that_is_the_training_data_is_refused(tiny_bus, mlflow_uri, capsys):
+    """Issue 25 #5: ``--external-root`` equal to the data root tested the models on the images
+    they trained on, and the report called it external validation."""
+    args = ["run", "demo", "--data-root", str(tiny_bus), "--external-root", str(tiny_bus)]
+    for item in [*SMALL, f"tracking.uri={mlflow_uri}", "name=self"]:
+        args += ["--set", item]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("medbench: error: external dataset ")
+    assert "all 60 images are training images" in err[-1] and "Traceback" not in "".join(err)
+    mlflow.set_tracking_uri(mlflow_uri)
+    assert mlflow.search_runs(experiment_names=["self"]).empty  # refused before any run
 
 
 def test_every_repeats_checkpoints_are_tested_externally(tiny_bus, externals, mlflow_uri):

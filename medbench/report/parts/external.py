@@ -17,6 +17,7 @@ set's size. Holm adjusts over each dataset's comparisons.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,8 @@ from medbench.report.units import (
     unit_metrics,
     unit_predictions,
 )
-from medbench.tracking import ExperimentRecord
+from medbench.tracking import ExperimentRecord, schema
+from medbench.tracking.reader import tag_column
 
 #: External metrics of the summary table (mean over folds and its bootstrap interval).
 SUMMARY_METRICS = ("auc", "accuracy", "sensitivity", "specificity")
@@ -131,6 +133,7 @@ def sections(ext: ExternalAnalysis, w: Writer) -> None:
         f"{int(sizes.at[name, 'n_malignant'])} malignant)"
         for name in ext.datasets
     )
+    overlap = external_overlap_tag(w.record.parents)
     w.doc.add(
         d.Heading("External validation"),
         d.Paragraph(
@@ -142,6 +145,16 @@ def sections(ext: ExternalAnalysis, w: Writer) -> None:
             "mean probability is over the external images."
         ),
     )
+    for name, o in overlap.items():
+        if o.get("identical") or o.get("near_duplicates"):
+            w.doc.add(
+                d.Paragraph(
+                    f"**Not all external:** {o.get('identical', 0)} of the {o.get('n', 0)} "
+                    f"images of `{name}` are training images (the same pixels) and "
+                    f"{o.get('near_duplicates', 0)} more are near-duplicates of one: the models "
+                    "saw them, so its results overstate how they do on data from elsewhere."
+                )
+            )
     rows = [
         {
             "Model": r["model"],
@@ -192,6 +205,19 @@ def sections(ext: ExternalAnalysis, w: Writer) -> None:
                     "adjustment over this dataset's comparisons that could be tested.",
                     "external_paired_tests",
                 )
+
+
+def external_overlap_tag(parents: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """The external datasets' images that are training images, as the parent runs logged them
+    (tag ``medbench.external_overlap``: only where there are any); {} for none or older runs."""
+    col = tag_column(schema.TAG_EXTERNAL_OVERLAP)
+    if col not in parents or parents[col].dropna().empty:
+        return {}
+    try:
+        found = json.loads(parents[col].dropna().iloc[0])
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def external_rows(paired: pd.DataFrame) -> pd.DataFrame:
