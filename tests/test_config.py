@@ -236,13 +236,14 @@ def test_bare_on_and_off_read_as_choices():
 
 def test_every_value_of_the_paper_config_cites_its_source():
     text = (resources.files("medbench") / "configs" / "paper.yaml").read_text()
-    tags = ("[paper]", "[script]", "[release]", "[medbench]")
+    tags = ("[paper]", "[script]", "[readme]", "[release]", "[medbench]")
     for line in text.splitlines():
         body = line.split("#", 1)[0]
         if ":" in body and not body.rstrip().endswith(":"):  # a key with a value
             assert any(t in line for t in tags), line
     paper = load_config("paper")
     assert paper.train.amp == "off" and paper.train.tf32 == "off"
+    assert paper.train.batch_size == 32  # the authors' README's BUS loader (issue 22 #7)
     assert "vit_b_16" not in paper.models
 
 
