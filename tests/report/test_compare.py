@@ -15,7 +15,8 @@ from medbench.data.synth.synthetic import generate
 from medbench.data.synth.synthetic_layouts import generate_layout
 from medbench.errors import ConfigError
 from medbench.pipeline import run_benchmark
-from medbench.report.compare import build_comparison, compare, config_differences, read_sources
+from medbench.report.compare import build_comparison
+from medbench.report.compare_analysis import compare, config_differences, read_sources
 from medbench.report.meta import SIGNED_RANK, bayesian_across_datasets, random_effects
 from medbench.report.stats import corrected_resampled_ttest
 

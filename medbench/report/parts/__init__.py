@@ -3,7 +3,9 @@
 Each module defines ``PART`` (:class:`~medbench.report.part.Part`): its analysis, its tables
 (``table_{name}.csv``), its figures and its section(s). The report answers first (overview and
 verdict), says how to read its numbers and how the runs were made, then gives the details; the
-appendix comes last. Adding a topic is one module and one entry in :data:`PARTS`.
+appendix comes last. Adding a topic is one module and one entry in :data:`PARTS`. A module
+here without ``PART`` (``verdict_numbers``, ``verdict_wording``, ``comparisons_figures``,
+``protocol_tuning``) is a helper of the part it is named after, not a part.
 """
 
 from __future__ import annotations

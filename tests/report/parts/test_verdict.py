@@ -15,7 +15,7 @@ from sklearn.metrics import roc_auc_score
 from medbench.report.analysis import analyse
 from medbench.report.build import build_report, read_experiment, write_report
 from medbench.report.parts import comparisons
-from medbench.report.parts.verdict import against_baseline
+from medbench.report.parts.verdict_numbers import against_baseline
 from medbench.report.stats import corrected_resampled_ttest
 from tests.report.parts.seeded_units import seeded_units
 from tests.report.truth_store import make_calibrated, make_repeated, make_running, make_worse
