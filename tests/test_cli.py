@@ -99,7 +99,7 @@ def test_list_prints_whole_descriptions(capsys, monkeypatch):
 
     monkeypatch.setenv("COLUMNS", "80")
     described = describe_configs()
-    assert described["demo"].endswith("64x64 px; the sheet's 5 folds.")
+    assert described["demo"].endswith("48x48 px; the sheet's 5 folds.")
     assert described["demo-fair"].endswith(
         "(the `fair` config's protocol, scaled down; see demo.yaml)."
     )

@@ -219,11 +219,11 @@ def test_data_settings_carry_the_data_section_and_keep_the_dataset_key_bytes():
     assert (data.root, data.layout, data.image_size, data.max_image_pixels) == (
         None,
         "auto",
-        64,
+        48,
         89_478_485,
     )
     assert json.dumps([data.key(), 0], sort_keys=True, default=str) == (
-        '[{"folds": "auto", "folds_keep": ["1", "2", "3"], "image_size": 64, '
+        '[{"folds": "auto", "folds_keep": ["1", "2", "3"], "image_size": 48, '
         '"include_normal": false, "labels": "check", "layout": "auto", "n_folds": 5, '
         '"root": null, "sheet": null, "synthetic.n": 80, "synthetic.seed": 0}, 0]'
     )

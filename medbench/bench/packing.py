@@ -1,6 +1,6 @@
 """Job packing (``executor.jobs_per_device``): the same small grid one job at a time and packed.
 
-A 4-job slice of the demo (SmallCNN at 64 px, Adam and SAM on two folds, flatness included) runs
+A 4-job slice of the demo (SmallCNN at its 48 px, Adam and SAM on two folds, flatness included) runs
 through the real engine (:func:`medbench.engine.grid.run_grid`, a new MLflow store each time)
 one job at a time with all the CPU threads (``train.threads``: the CPUs), and
 ``jobs_per_device`` at a time with the threads split between them (``train.threads``: CPUs //
