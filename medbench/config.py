@@ -248,8 +248,9 @@ class ExecutorConfig:
     gpus_per_job: float = setting(0.0, ge=0.0)
     max_retries: int = setting(1, ge=0)
     # jobs run at once on one device (worker processes; Ray: fractions of gpus_per_job and
-    # cpus_per_job); results do not depend on it. auto: on the CPU one job per core, each on
-    # train.threads threads (1 when unset), on CUDA one (see engine.executors.packing)
+    # cpus_per_job); results do not depend on it. auto: on the CPU cores // train.threads jobs
+    # when train.threads is pinned, else one job on every thread; on CUDA one job (see
+    # engine.executors.packing)
     jobs_per_device: int | str = setting(1, ge=1, hashed=False)
 
 

@@ -47,7 +47,7 @@ GRID = [
 def bench_packing(
     jobs_per_device: int = 2,
     repetitions: int = REPETITIONS,
-    epochs: int = 6,
+    epochs: int = 8,
     extra: list[str] | None = None,
 ) -> dict[str, Any]:
     """Wall and CPU seconds of the grid at 1 and ``jobs_per_device`` jobs at once."""

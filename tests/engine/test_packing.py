@@ -301,8 +301,8 @@ def test_auto_packs_a_job_per_core_and_never_changes_a_jobs_threads(monkeypatch)
     assert shared() == executors.Packing(jobs=8, threads=1)
     assert shared("train.threads=2") == executors.Packing(jobs=4, threads=2)
     assert shared("train.threads=16") == executors.Packing(jobs=1, threads=16)
-    # unpinned, auto still gives every job one thread: the same metrics on any number of cores
-    assert shared("train.threads=0") == executors.Packing(jobs=8, threads=1)
+    # unpinned, auto runs one job at a time on every thread (measured faster than packing)
+    assert shared("train.threads=0") == executors.Packing(jobs=1, threads=0)
     assert shared(device=cuda) == executors.Packing(jobs=1, threads=1)  # CUDA: one job
     # a number is taken as is: workers split the CPUs unless train.threads pins their count
     three = shared("executor.jobs_per_device=3", "train.threads=0")
@@ -313,12 +313,15 @@ def test_auto_packs_a_job_per_core_and_never_changes_a_jobs_threads(monkeypatch)
 def test_auto_runs_a_lone_job_on_its_threads_in_this_process(monkeypatch):
     monkeypatch.setattr(executors, "available_cpus", lambda: 2)
     monkeypatch.setattr(packed, "available_cpus", lambda: 2)
-    config = load_config("demo", ["train.threads=0"])
-    executor_for = executors.choose_executor(config, "sqlite:///unused.db")
-    two = executor_for(4)
+    executor_for = executors.choose_executor(load_config("demo"), "sqlite:///unused.db")
+    two = executor_for(4)  # the demo pins one thread: a 1-thread job per core
     assert isinstance(two, packed.PackedExecutor) and (two.capacity, two.threads) == (2, 1)
     lone = executor_for(1)
     assert isinstance(lone, LocalExecutor) and lone.threads == 1
+    unpinned = executors.choose_executor(load_config("demo", ["train.threads=0"]), "sqlite:///u")
+    for works in (1, 4):  # one job at a time on the process's threads
+        local = unpinned(works)
+        assert isinstance(local, LocalExecutor) and local.threads == 0
 
 
 def test_the_local_executor_runs_a_work_on_its_threads_and_restores_the_process(monkeypatch):

@@ -41,21 +41,23 @@ class Packing:
 def packing(config: Config, device: torch.device) -> Packing:
     """``executor.jobs_per_device`` and ``train.threads`` on ``device``, ``auto`` resolved.
 
-    ``auto`` on the CPU runs one job per core, each on one thread (``train.threads`` when it pins
-    another count): measured here (``medbench bench packing``, README "Speed"), one-thread jobs
-    packed side by side beat one job spread over the cores for the demo's model, and a rule
-    rather than a timing keeps the choice, hence each job's thread count, hence its metrics,
-    the same from run to run (on the CPU the thread count changes the sums' order). On CUDA,
-    where packing changes no result, ``auto`` is one job: what packing gains there depends on
-    the model and the GPU (``medbench bench paper --jobs``), so set a number to pack.
+    ``auto`` on the CPU, with ``train.threads`` unset, runs one job at a time on every thread:
+    measured here (``medbench bench packing``, README "Speed"), one 2-thread job beats two
+    1-thread jobs packed for the demo's model on 2 cores (0.46x: each packed worker's start-up,
+    spawn and imports, costs about 7 CPU-seconds). With ``train.threads`` pinned (the demo pins
+    1, so that its metrics are the same on any machine), ``auto`` runs one job per that many
+    cores, the only way to use the other cores without changing a job's thread count, hence its
+    metrics. The choice is a rule, not a timing taken at run time, so that it is the same from
+    run to run. On CUDA, where packing changes no result, ``auto`` is one job: what packing
+    gains there depends on the model and the GPU (``medbench bench paper --jobs``), so set a
+    number to pack.
     """
     jobs, threads = config.executor.jobs_per_device, config.train.threads
     if jobs != AUTO_JOBS:
         return Packing(jobs, threads)
-    if device.type != "cpu":
+    if device.type != "cpu" or not threads:
         return Packing(1, threads)
-    per_job = threads or 1
-    return Packing(max(1, available_cpus() // per_job), per_job)
+    return Packing(max(1, available_cpus() // threads), threads)
 
 
 def choose_executor(
