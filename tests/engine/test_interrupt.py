@@ -16,7 +16,7 @@ CONFIG = {
     "optimizers": ["adam", "gcsam"],
     "data": {"folds": "stratified", "n_folds": 2, "image_size": 32},
     "optimizer": {"lr": 0.003},
-    "train": {"epochs": 25, "batch_size": 16, "early_stopping": {"patience": 25}, "threads": 1},
+    "train": {"epochs": 15, "batch_size": 16, "early_stopping": {"patience": 15}, "threads": 1},
     "flatness": {"enabled": False},
     "report": {"enabled": False},
 }

@@ -122,8 +122,8 @@ def test_a_worker_that_dies_fails_its_job_and_is_replaced(tiny_config, monkeypat
     config = tiny_config(
         *PINNED,
         "executor.jobs_per_device=2",
-        "train.epochs=150",
-        "train.early_stopping.patience=150",
+        "train.epochs=60",
+        "train.early_stopping.patience=60",
     )
     killed = []
 
@@ -166,7 +166,7 @@ CONFIG = {
     "optimizers": ["adam", "gcsam"],
     "data": {"folds": "stratified", "n_folds": 2, "image_size": 32},
     "optimizer": {"lr": 0.003},
-    "train": {"epochs": 40, "batch_size": 16, "early_stopping": {"patience": 40}, "threads": 1},
+    "train": {"epochs": 20, "batch_size": 16, "early_stopping": {"patience": 20}, "threads": 1},
     "flatness": {"enabled": False},
     "report": {"enabled": False},
     "executor": {"jobs_per_device": 2},

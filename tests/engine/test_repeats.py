@@ -149,7 +149,7 @@ CONFIG = {
     "cv": {"repeats": 3},
     "data": {"folds": "stratified", "n_folds": 2, "image_size": 16},
     "optimizer": {"lr": 0.003},
-    "train": {"epochs": 15, "batch_size": 16, "early_stopping": {"patience": 15}, "threads": 1},
+    "train": {"epochs": 8, "batch_size": 16, "early_stopping": {"patience": 8}, "threads": 1},
     "flatness": {"enabled": False},
     "report": {"enabled": False},
     "executor": {"jobs_per_device": 2},  # packed: two worker processes
