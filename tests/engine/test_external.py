@@ -164,7 +164,8 @@ def test_folds_none_trains_on_everything_and_tests_externally(externals, mlflow_
     kids = child_runs(mlflow_uri, "none")
     assert kids["tags.mlflow.runName"].tolist() == ["smallcnn/adam/foldall"]
     kid = kids.iloc[0]
-    assert kid["params.n_test"] == "0" and kid["params.n_train"] == "11"  # 14 minus 3 val
+    # 14 + 4 images copied from or like the training set (the fixture), minus 4 val
+    assert kid["params.n_test"] == "0" and kid["params.n_train"] == "14"
     assert pd.isna(kid.get("metrics.test_auc")) and kid["metrics.external_busbra_auc"] > 0
     report = (tmp_path / "r" / "report.md").read_text()
     assert "No internal test fold (`data.folds: none`)" in report

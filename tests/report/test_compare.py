@@ -139,6 +139,7 @@ def test_a_missing_experiment_store_or_store_count_is_one_line(twins, monkeypatc
         (["compare", "gdph"], "at least two experiments"),
         (["compare", "gdph", "gdph", "--tracking-uri", uri], "is named twice"),
     ]  # fmt: skip
+    capsys.readouterr()  # what the module's grids printed (a slow epoch's progress line)
     for args, message in cases:
         assert main(args) == 2, args
         err = capsys.readouterr().err.strip().splitlines()
