@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from medbench.data.audit.check import HASH_SIZE, NEAR_DUPLICATE_BITS, hash_bits, near_duplicates_of
+from medbench.data.audit.check import NEAR_DUPLICATE_BITS, hash_images, near_duplicates_of
 from medbench.data.audit.near_duplicates import ids_to_exclude, near_duplicate_pairs
 from medbench.data.dataset import Dataset
 from medbench.data.messages import plural
@@ -69,13 +69,6 @@ def _digests(images: np.ndarray) -> list[bytes]:
     return [hashlib.sha1(np.ascontiguousarray(image).tobytes()).digest() for image in images]
 
 
-def _hashes(images: np.ndarray) -> np.ndarray:
-    out = np.zeros((len(images), HASH_SIZE**2), dtype=np.float32)
-    for i, image in enumerate(images):
-        out[i] = hash_bits(np.ascontiguousarray(image.transpose(1, 2, 0)))
-    return out
-
-
 def external_overlap(
     dataset: Dataset, externals: Mapping[str, Dataset]
 ) -> dict[str, dict[str, int]]:
@@ -91,12 +84,12 @@ def external_overlap(
         return {}
     train = dataset.images.numpy()
     seen = set(_digests(train))
-    train_hashes = _hashes(train)
+    train_hashes = hash_images(train)
     out: dict[str, dict[str, int]] = {}
     for name, ext in externals.items():
         images = ext.images.numpy()
         same = np.array([d in seen for d in _digests(images)], dtype=bool)
-        hashes = np.concatenate([train_hashes, _hashes(images)])
+        hashes = np.concatenate([train_hashes, hash_images(images)])
         pairs = near_duplicate_pairs(hashes, NEAR_DUPLICATE_BITS)
         across = (
             pairs[(pairs[:, 0] < len(train)) != (pairs[:, 1] < len(train))] if len(pairs) else pairs

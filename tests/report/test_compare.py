@@ -19,22 +19,9 @@ from medbench.report.compare import build_comparison
 from medbench.report.compare_analysis import compare, config_differences, read_sources
 from medbench.report.meta import SIGNED_RANK, bayesian_across_datasets, random_effects
 from medbench.report.stats import corrected_resampled_ttest
+from tests.engine.conftest import TINY
 
 pytestmark = pytest.mark.e2e  # grids, reports or generated datasets end to end
-
-TINY = [
-    "models=[smallcnn]",
-    "optimizers=[adam, gcsam]",
-    "data.image_size=16",
-    "data.folds=stratified",
-    "data.n_folds=3",
-    "train.epochs=2",
-    "train.batch_size=16",
-    "optimizer.lr=0.003",
-    "flatness.enabled=false",
-    "report.enabled=false",
-    "executor.jobs_per_device=1",
-]
 
 
 @pytest.fixture(scope="module")

@@ -381,14 +381,21 @@ def hash_bits(rgb: np.ndarray) -> np.ndarray:
     return imagehash.phash(Image.fromarray(rgb), hash_size=HASH_SIZE).hash.reshape(-1)
 
 
-def near_duplicates_of(manifest: pd.DataFrame, images: np.ndarray) -> pd.DataFrame:
-    """The near-duplicate pairs (:func:`describe_pairs`, with the manifest's folds) among
-    ``images``, uint8 (N, 3, S, S) in the manifest's order: the preprocessed images a grid
-    trains on, hashed as the audit hashes the files (the hash looks at a 64 px thumbnail, so
-    the counts agree with ``data check``'s at the usual input sizes)."""
+def hash_images(images: np.ndarray) -> np.ndarray:
+    """The perceptual hash bits of preprocessed images, uint8 (N, 3, S, S): one row each,
+    hashed as the audit hashes the files (the hash looks at a 64 px thumbnail)."""
     hashes = np.zeros((len(images), HASH_SIZE**2), dtype=np.float32)
     for i, image in enumerate(images):
         hashes[i] = hash_bits(np.ascontiguousarray(image.transpose(1, 2, 0)))
+    return hashes
+
+
+def near_duplicates_of(manifest: pd.DataFrame, images: np.ndarray) -> pd.DataFrame:
+    """The near-duplicate pairs (:func:`describe_pairs`, with the manifest's folds) among
+    ``images``, uint8 (N, 3, S, S) in the manifest's order: the preprocessed images a grid
+    trains on (:func:`hash_images`: the counts agree with ``data check``'s at the usual input
+    sizes)."""
+    hashes = hash_images(images)
     return describe_pairs(manifest, near_duplicate_pairs(hashes, NEAR_DUPLICATE_BITS), hashes)
 
 

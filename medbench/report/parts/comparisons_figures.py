@@ -188,30 +188,36 @@ def differences_figure(
                         fontsize=7,
                         color="#444444",
                     )
-                ax.set_xticks(range(len(pairs)), [f"{b} − {a}" for a, b in pairs])
-                ax.set_xlim(-0.6, len(pairs) - 0.4)
-                _label_points(ax, labels, -0.1)
-                ax.set_ylabel(f"Difference in test {metric_label(metric)}")
-                ax.set_title(f"{model}: {metric_label(metric)}, B − A per fold", pad=12)
-        handles = [
-            matplotlib.lines.Line2D(
-                [],
-                [],
-                ls="none",
-                marker="o",
-                mfc="none",
-                color="#444444",
-                label="a fold (marker per fold)",
-            ),
-            matplotlib.lines.Line2D(
-                [], [], ls="none", marker="D", color="black", label="mean, corrected 95% CI"
-            ),
-            matplotlib.patches.Patch(
-                color="#dddddd", label=f"region of practical equivalence ±{rope:g}"
-            ),
-        ]
-        fig.legend(handles=handles, loc="outside lower center", ncols=3)
+                _difference_axes(ax, pairs, labels, model, metric, "fold")
+        _difference_legend(fig, "a fold (marker per fold)", rope)
     return fig
+
+
+def _difference_axes(ax, pairs, labels, model: str, metric: str, per: str) -> None:
+    """The pairs on the x axis, the points' labels, the axis title: the same in the per-fold
+    and per-repeat difference figures."""
+    ax.set_xticks(range(len(pairs)), [f"{b} − {a}" for a, b in pairs])
+    ax.set_xlim(-0.6, len(pairs) - 0.4)
+    _label_points(ax, labels, -0.1)
+    ax.set_ylabel(f"Difference in test {metric_label(metric)}")
+    ax.set_title(f"{model}: {metric_label(metric)}, B − A per {per}", pad=12)
+
+
+def _difference_legend(fig: Figure, points: str, rope: float) -> None:
+    """The legend of the difference figures: the open markers (``points``), the mean with its
+    corrected interval, the region of practical equivalence."""
+    handles = [
+        matplotlib.lines.Line2D(
+            [], [], ls="none", marker="o", mfc="none", color="#444444", label=points
+        ),
+        matplotlib.lines.Line2D(
+            [], [], ls="none", marker="D", color="black", label="mean, corrected 95% CI"
+        ),
+        matplotlib.patches.Patch(
+            color="#dddddd", label=f"region of practical equivalence ±{rope:g}"
+        ),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=3)
 
 
 def repeats_figure(
@@ -255,27 +261,6 @@ def repeats_figure(
                     x + 0.12, t["mean_diff"], yerr=yerr, fmt="D", ms=6, capsize=4,
                     color="black", zorder=3,
                 )  # fmt: skip
-            ax.set_xticks(range(len(pairs)), [f"{b} − {a}" for a, b in pairs])
-            ax.set_xlim(-0.6, len(pairs) - 0.4)
-            _label_points(ax, labels, -0.1)
-            ax.set_ylabel(f"Difference in test {metric_label(metric)}")
-            ax.set_title(f"{model}: {metric_label(metric)}, B − A per repeat", pad=12)
-        handles = [
-            matplotlib.lines.Line2D(
-                [],
-                [],
-                ls="none",
-                marker="o",
-                mfc="none",
-                color="#444444",
-                label="a repeat's mean over its folds",
-            ),  # fmt: skip
-            matplotlib.lines.Line2D(
-                [], [], ls="none", marker="D", color="black", label="mean, corrected 95% CI"
-            ),
-            matplotlib.patches.Patch(
-                color="#dddddd", label=f"region of practical equivalence ±{rope:g}"
-            ),
-        ]
-        fig.legend(handles=handles, loc="outside lower center", ncols=3)
+            _difference_axes(ax, pairs, labels, model, metric, "repeat")
+        _difference_legend(fig, "a repeat's mean over its folds", rope)
     return fig
